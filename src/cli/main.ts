@@ -12,7 +12,15 @@ type Command = (argv: string[]) => Promise<number>
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   pack: { summary: 'frame a local file into a single-layer build directory', load: async () => (await import('./pack-cmd.ts')).packCommand },
   unpack: { summary: 'reconstruct the virtual file of a packed build directory', load: async () => (await import('./pack-cmd.ts')).unpackCommand },
-  inspect: { summary: 'show a header file, or a stored build with --storage', load: async () => (await import('./inspect-cmd.ts')).inspectCommand },
+  inspect: {
+    summary: 'show a header file, or a stored build with --storage [--verify]',
+    load: async () => async (argv) =>
+      argv.some((a) => a === '--storage' || a.startsWith('--storage='))
+        ? (await import('./storage-cmds.ts')).inspectStoredCommand(argv)
+        : (await import('./inspect-cmd.ts')).inspectCommand(argv),
+  },
+  push: { summary: 'upload one build (or a layered child) straight to storage', load: async () => (await import('./storage-cmds.ts')).pushCommand },
+  read: { summary: 'write bytes of a stored build file to stdout, reading lazily', load: async () => (await import('./storage-cmds.ts')).readCommand },
 }
 
 function usage(): string {

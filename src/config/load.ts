@@ -1,0 +1,85 @@
+/** Load and validate configuration: JSON file ← SNAPSWARM_* environment ← command-line flags. */
+import { readFile } from 'node:fs/promises'
+import type { z } from 'zod'
+import { SnapswarmError } from '../format/errors.ts'
+import { type Config, configSchema } from './schema.ts'
+
+export class ConfigError extends SnapswarmError {
+  constructor(message: string) {
+    super('ERR_CONFIG', message)
+  }
+}
+
+export interface ConfigSources {
+  readonly file?: string
+  readonly env?: NodeJS.ProcessEnv
+  /** Flag overrides of compression.default. */
+  readonly codec?: string
+  readonly level?: string
+  /** Any other overrides, already shaped like the config. */
+  readonly overrides?: Record<string, unknown>
+}
+
+/** Environment variables and the config key each sets. */
+const ENV_KEYS: Record<string, string[]> = {
+  SNAPSWARM_STORAGE: ['storage'],
+  STORAGE_EMULATOR_HOST: ['gcsEndpoint'],
+  SNAPSWARM_DATA_DIR: ['dataDir'],
+  SNAPSWARM_LOG_LEVEL: ['logLevel'],
+  SNAPSWARM_CODEC: ['compression', 'default', 'codec'],
+  SNAPSWARM_LEVEL: ['compression', 'default', 'level'],
+}
+
+export async function loadConfig(src: ConfigSources = {}): Promise<Config> {
+  const env = src.env ?? process.env
+  const path = src.file ?? env.SNAPSWARM_CONFIG
+  let raw: Record<string, unknown> = {}
+  if (path) {
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`)
+    }
+    try {
+      raw = JSON.parse(text)
+    } catch (err) {
+      throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`)
+    }
+  }
+  for (const [name, keyPath] of Object.entries(ENV_KEYS)) {
+    const v = env[name]
+    if (v === undefined || v === '') continue
+    const value = name === 'STORAGE_EMULATOR_HOST' && !/^https?:/.test(v) ? `http://${v}` : v
+    setPath(raw, keyPath, keyPath.at(-1) === 'level' ? Number(value) : value)
+  }
+  if (src.codec !== undefined) setPath(raw, ['compression', 'default', 'codec'], src.codec)
+  if (src.level !== undefined) setPath(raw, ['compression', 'default', 'level'], Number(src.level))
+  for (const [k, v] of Object.entries(src.overrides ?? {})) if (v !== undefined) setPath(raw, k.split('.'), v)
+  return validateConfig(raw, path ?? 'configuration')
+}
+
+export function validateConfig(raw: unknown, where = 'configuration'): Config {
+  const r = configSchema.safeParse(raw)
+  if (!r.success) throw new ConfigError(`${where}: ${describe(r.error)}`)
+  return r.data
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const at = i.path.join('.')
+      if (i.code === 'unrecognized_keys') return `unknown key ${i.keys.map((k) => (at ? `${at}.${k}` : k)).join(', ')}`
+      return `${at || '(root)'}: ${i.message}`
+    })
+    .join('; ')
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj
+  for (const key of path.slice(0, -1)) {
+    if (typeof cur[key] !== 'object' || cur[key] === null) cur[key] = {}
+    cur = cur[key] as Record<string, unknown>
+  }
+  cur[path.at(-1)!] = value
+}

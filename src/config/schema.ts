@@ -1,0 +1,61 @@
+/**
+ * The one configuration format (JSON): file ← environment ← flags, validated by this schema. Unknown
+ * keys are errors (a typo must not silently fall back to a default). Every setting and its default is
+ * documented in docs/CONFIG.md.
+ */
+import { z } from 'zod'
+import { compressionConfigSchema } from './compression.ts'
+
+const MiB = 1024 * 1024
+
+export const configSchema = z
+  .object({
+    /** Object storage URL: file:///path or gs://bucket[/prefix]. */
+    storage: z.string().regex(/^(file|gs):\/\//, 'expected file:///path or gs://bucket[/prefix]').optional(),
+    gcsEndpoint: z.string().url().optional(),
+    dataDir: z.string().min(1).optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    compression: compressionConfigSchema.optional(),
+    node: z
+      .object({
+        listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
+        api: z.string().regex(/^[^:]+:\d+$/, 'expected HOST:PORT').default('127.0.0.1:0'),
+        bootstrap: z.array(z.string()).default([]),
+        clusterKeyFile: z.string().optional(),
+        allowPeers: z.array(z.string()).optional(),
+        /** Cap on pause uploads so they do not saturate the node's network; 0 = unlimited. */
+        uploadRateBytesPerSec: z.number().int().min(0).default(0),
+        /** How long the origin keeps a pending build's local copy after its upload. */
+        pendingGraceMs: z.number().int().min(0).default(5 * 60_000),
+      })
+      .strict()
+      .default({ listen: ['/ip4/127.0.0.1/tcp/0'], api: '127.0.0.1:0', bootstrap: [], uploadRateBytesPerSec: 0, pendingGraceMs: 300_000 }),
+    cache: z
+      .object({
+        maxBytes: z.number().int().positive().default(20 * 1024 * MiB),
+        sharedDir: z.string().optional(),
+      })
+      .strict()
+      .default({ maxBytes: 20 * 1024 * MiB }),
+    peers: z
+      .object({
+        requestTimeoutMs: z.number().int().positive().default(10_000),
+        stallTimeoutMs: z.number().int().positive().default(2_000),
+        hedgeAfterMs: z.number().int().positive().default(250),
+        maxConcurrentServe: z.number().int().positive().default(64),
+        announceIntervalMs: z.number().int().positive().default(5_000),
+        announceTtlMs: z.number().int().positive().default(20_000),
+      })
+      .strict()
+      .default({ requestTimeoutMs: 10_000, stallTimeoutMs: 2_000, hedgeAfterMs: 250, maxConcurrentServe: 64, announceIntervalMs: 5_000, announceTtlMs: 20_000 }),
+    switchover: z
+      .object({
+        finalHeaderPollMs: z.number().int().positive().default(30_000),
+        onUploadFailed: z.enum(['error', 'read-from-origin']).default('error'),
+      })
+      .strict()
+      .default({ finalHeaderPollMs: 30_000, onUploadFailed: 'error' }),
+  })
+  .strict()
+
+export type Config = z.infer<typeof configSchema>
