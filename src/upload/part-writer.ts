@@ -82,7 +82,7 @@ export class PartWriter {
   }
 
   private async sendWithRetry(partNumber: number, data: Uint8Array): Promise<void> {
-    const maxAttempts = this.opts.maxAttempts ?? 5
+    const maxAttempts = this.opts.maxAttempts ?? 3
     const base = this.opts.baseDelayMs ?? 200
     for (let attempt = 1; ; attempt++) {
       try {

@@ -1,0 +1,244 @@
+/**
+ * The one file that speaks `@google-cloud/storage` (v7). It turns the SDK into a few promise calls on
+ * one bucket with our error classes and AbortSignal support; no SDK type leaves this file (STYLE.md).
+ *
+ * SDK quirks handled here:
+ * - Uploads go through `makeAuthenticatedRequest` with a Buffer body: the SDK's own upload streams its
+ *   body (chunked, no Content-Length, DESIGN §9) and cannot be cancelled.
+ * - `bucket.combine` drops custom metadata of the destination, so compose is a raw JSON API call.
+ * - With STORAGE_EMULATOR_HOST set the SDK uses the variable verbatim as its JSON API base URL (no
+ *   `/storage/v1`), which fake-gcs-server answers with 404; the base URL is set explicitly instead.
+ * - The SDK has no cancellation for non-stream requests: an aborted signal rejects at once, the request
+ *   runs out in the background (bounded by the request timeout). Downloads are streams and are destroyed.
+ */
+import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
+import { LimitError, SnapswarmError } from '../format/errors.ts'
+import { abortReason, NotFoundError, StorageError } from './store.ts'
+import { raceSignal } from './upload-state.ts'
+
+export interface RetryPolicy {
+  /** Attempts after the first; 0 disables retries. */
+  maxRetries: number
+  /** Cap of one backoff delay (the SDK grows them 2^n seconds plus jitter). */
+  maxDelayMs: number
+  /** No retry starts after this long since the first attempt. */
+  totalTimeoutMs: number
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 3, maxDelayMs: 8_000, totalTimeoutMs: 60_000 }
+/** Per HTTP request; a 50 MiB part at a slow 5 MB/s still fits. */
+export const DEFAULT_TIMEOUT_MS = 120_000
+
+export interface GcsClientOptions {
+  bucket: string
+  /** Emulator or private endpoint, e.g. `http://127.0.0.1:4443`; default STORAGE_EMULATOR_HOST, else real GCS. */
+  endpoint?: string
+  projectId?: string
+  retry?: Partial<RetryPolicy>
+  timeoutMs?: number
+  /** Send Google credentials to a custom endpoint too (not for emulators). */
+  authWithCustomEndpoint?: boolean
+}
+
+export interface GcsObjectInfo {
+  name: string
+  size: number
+  metadata: Record<string, string>
+  /** Creation time, ms since the epoch. */
+  created: number
+  generation: string
+}
+
+/** Connection failures a retry may cure (node-fetch FetchError codes and types). */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED'])
+
+/** Maps an SDK / HTTP error to NotFoundError or a StorageError that says whether a retry may help. */
+export function gcsError(err: unknown, op: string, url: string): Error {
+  if (err instanceof SnapswarmError) return err
+  const e = err as { code?: unknown; type?: string; name?: string; message?: string }
+  if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return err as Error
+  const status = typeof e?.code === 'number' ? e.code : undefined
+  if (status === 404) return new NotFoundError(url, { cause: err })
+  const network =
+    (typeof e?.code === 'string' && NETWORK_CODES.has(e.code)) ||
+    e?.type === 'request-timeout' ||
+    e?.type === 'body-timeout' ||
+    /socket hang up|premature close|ECONNRESET/i.test(e?.message ?? '')
+  const retryable = status !== undefined ? status === 408 || status === 429 || status >= 500 : network
+  const what = status !== undefined ? `HTTP ${status}` : String(e?.code ?? e?.type ?? 'error')
+  const detail = (e?.message ?? String(err)).slice(0, 300)
+  return new StorageError(`gcs ${op} ${url}: ${what}: ${detail}`, { retryable, status, cause: err })
+}
+
+export class GcsClient {
+  readonly bucketName: string
+  private readonly storage: Storage
+  private readonly jsonApi: string
+  private readonly uploadApi: string
+  private readonly timeoutMs: number
+
+  constructor(opts: GcsClientOptions) {
+    this.bucketName = opts.bucket
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const raw = opts.endpoint ?? process.env.STORAGE_EMULATOR_HOST
+    const endpoint = raw === undefined || raw === '' ? undefined : normalizeEndpoint(raw)
+    this.storage = new Storage({
+      apiEndpoint: endpoint,
+      // Emulators need no project; a fixed one stops the SDK from probing the environment for it.
+      projectId: opts.projectId ?? (endpoint ? 'snapswarm' : undefined),
+      useAuthWithCustomEndpoint: opts.authWithCustomEndpoint,
+      timeout: this.timeoutMs,
+      retryOptions: retryOptions({ ...DEFAULT_RETRY, ...opts.retry }),
+    })
+    const api = endpoint ?? this.storage.apiEndpoint
+    this.jsonApi = `${api}/storage/v1`
+    this.uploadApi = `${api}/upload/storage/v1`
+    // See the file comment: the SDK's base URL is wrong when STORAGE_EMULATOR_HOST is set.
+    ;(this.storage as unknown as { baseUrl: string }).baseUrl = this.jsonApi
+  }
+
+  url(name: string): string {
+    return `gs://${this.bucketName}/${name}`
+  }
+
+  /** One non-resumable request carrying the whole object, with Content-Length (DESIGN §9). */
+  upload(name: string, data: Uint8Array, metadata?: Record<string, string>, signal?: AbortSignal): Promise<void> {
+    // Checked before the request starts: once started it cannot be called back.
+    if (signal?.aborted) return Promise.reject(abortReason(signal))
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    const hasMeta = metadata !== undefined && Object.keys(metadata).length > 0
+    const req = hasMeta ? multipartBody(name, body, metadata) : { body, type: 'application/octet-stream' }
+    const p = this.call('upload', name, {
+      method: 'POST',
+      uri: `${this.uploadApi}/b/${encodeURIComponent(this.bucketName)}/o`,
+      qs: hasMeta ? { uploadType: 'multipart' } : { uploadType: 'media', name },
+      headers: { 'Content-Type': req.type, 'Content-Length': String(req.body.byteLength) },
+      body: req.body,
+    })
+    return raceSignal(p.then(() => {}), signal)
+  }
+
+  /** Concatenates ≤ 32 sources (pinned to their generations) into `dest`; returns dest's generation. */
+  async compose(sources: { name: string; generation: string }[], dest: string, metadata?: Record<string, string>) {
+    const body = (await this.call('compose', dest, {
+      method: 'POST',
+      uri: `${this.jsonApi}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(dest)}/compose`,
+      json: {
+        destination: { contentType: 'application/octet-stream', metadata },
+        sourceObjects: sources.map((s) => ({ name: s.name, generation: s.generation })),
+      },
+    })) as Record<string, unknown>
+    return String(body.generation)
+  }
+
+  async stat(name: string): Promise<GcsObjectInfo | null> {
+    try {
+      const [meta] = await this.storage.bucket(this.bucketName).file(name).getMetadata()
+      return toInfo(meta)
+    } catch (err) {
+      const e = gcsError(err, 'stat', this.url(name))
+      if (e instanceof NotFoundError) return null
+      throw e
+    }
+  }
+
+  async list(prefix: string): Promise<GcsObjectInfo[]> {
+    try {
+      const [files] = await this.storage.bucket(this.bucketName).getFiles({ prefix, autoPaginate: true })
+      return files.map((f) => toInfo(f.metadata))
+    } catch (err) {
+      throw gcsError(err, 'list', this.url(`${prefix}*`))
+    }
+  }
+
+  /** Idempotent: a missing object counts as deleted (a retried delete may find it gone). */
+  async delete(name: string): Promise<void> {
+    try {
+      await this.storage.bucket(this.bucketName).file(name).delete({ ignoreNotFound: true })
+    } catch (err) {
+      throw gcsError(err, 'delete', this.url(name))
+    }
+  }
+
+  /**
+   * Downloads `[start, end]` (inclusive; whole object without a range) into memory, refusing more than
+   * `limit` bytes. Ranged reads skip the SDK's hash check (hashes cover whole objects only).
+   */
+  read(name: string, range: { start: number; end: number } | undefined, limit: number, signal?: AbortSignal) {
+    if (signal?.aborted) return Promise.reject(abortReason(signal))
+    const stream = this.storage
+      .bucket(this.bucketName)
+      .file(name)
+      .createReadStream({ ...range, decompress: false, validation: range ? false : 'crc32c' })
+    const chunks: Buffer[] = []
+    let total = 0
+    const done = new Promise<Buffer>((resolve, reject) => {
+      stream.on('data', (c: Buffer) => {
+        total += c.length
+        if (total > limit) {
+          stream.destroy(new LimitError(`object ${this.url(name)}: more than the ${limit} bytes expected`))
+        } else chunks.push(c)
+      })
+      stream.once('error', (err) => reject(gcsError(err, 'read', this.url(name))))
+      stream.once('end', () => resolve(Buffer.concat(chunks, total)))
+    })
+    return raceSignal(done, signal, () => stream.destroy(signal?.reason))
+  }
+
+  private call(op: string, name: string, reqOpts: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const cb = (err: Error | null, body?: unknown) =>
+        err ? reject(gcsError(err, op, this.url(name))) : resolve(body)
+      this.storage.makeAuthenticatedRequest({ ...reqOpts, timeout: this.timeoutMs } as never, cb as never)
+    })
+  }
+}
+
+/** `host:port` or a URL; without a scheme, http (emulators); no trailing `/` or `/storage/v1`. */
+export function normalizeEndpoint(endpoint: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`
+  return withScheme.replace(/\/+$/, '').replace(/\/storage\/v1$/, '')
+}
+
+function retryOptions(p: RetryPolicy): StorageOptions['retryOptions'] {
+  // The SDK reads maxRetries 0 as "default (3)": turn retries off with autoRetry instead.
+  if (p.maxRetries <= 0) return { autoRetry: false, idempotencyStrategy: IdempotencyStrategy.RetryNever }
+  return {
+    autoRetry: true,
+    maxRetries: p.maxRetries,
+    retryDelayMultiplier: 2,
+    maxRetryDelay: p.maxDelayMs / 1000,
+    totalTimeout: p.totalTimeoutMs / 1000,
+    // Every write here is idempotent in effect: a put replaces the object with the same bytes, parts
+    // are private to one upload id, compose pins source generations, delete ignores 404. The default
+    // (RetryConditional) would skip retrying them all, and flips a client-wide autoRetry flag to do it.
+    idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+  }
+}
+
+/** `multipart/related` body: JSON resource (name + metadata), then the bytes; one buffer, one length. */
+function multipartBody(name: string, data: Buffer, metadata: Record<string, string>) {
+  const boundary = `snapswarm-${crypto.randomUUID()}`
+  const resource = JSON.stringify({ name, contentType: 'application/octet-stream', metadata })
+  const head = `--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${resource}\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\n\r\n`
+  const body = Buffer.concat([Buffer.from(head), data, Buffer.from(`\r\n--${boundary}--\r\n`)])
+  return { body, type: `multipart/related; boundary=${boundary}` }
+}
+
+function toInfo(meta: {
+  name?: string
+  size?: string | number
+  metadata?: Record<string, unknown>
+  timeCreated?: string
+  generation?: string | number
+}): GcsObjectInfo {
+  const metadata: Record<string, string> = {}
+  for (const [k, v] of Object.entries(meta.metadata ?? {})) if (v !== null && v !== undefined) metadata[k] = String(v)
+  return {
+    name: meta.name ?? '',
+    size: Number(meta.size ?? 0),
+    metadata,
+    created: meta.timeCreated ? Date.parse(meta.timeCreated) : 0,
+    generation: String(meta.generation ?? ''),
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The object-storage interface every backend implements (docs/CONTRACTS.md, issue 3), its named errors,
+ * and the object-name rules all backends share, so a name accepted by one is accepted by every other
+ * and the shared backend suite behaves the same everywhere.
+ *
+ * Names are bucket-style (`{buildId}/memfile.zstd`, DESIGN §3): `/`-separated, no empty, `.` or `..`
+ * segments, no leading `/`. A segment ending in `.parts` is reserved for the temporaries of multipart
+ * uploads (GCS keeps them as objects next to their target).
+ */
+import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
+
+export interface PutOptions {
+  /** Custom object metadata, e.g. `{ 'uncompressed-size': '1234' }` (DESIGN §3). */
+  metadata?: Record<string, string>
+  signal?: AbortSignal
+}
+
+export interface GetOptions {
+  /** Refuse objects larger than this (LimitError) instead of buffering them. */
+  maxBytes?: number
+  signal?: AbortSignal
+}
+
+export interface ObjectStat {
+  size: number
+  metadata: Record<string, string>
+}
+
+export interface CleanupOptions {
+  /** Only uploads whose target name starts with this (relative to the store). */
+  prefix?: string
+  /** Only uploads whose temporaries are older than this; protects uploads still running elsewhere. */
+  olderThanMs: number
+}
+
+export interface ObjectStore {
+  readonly url: string
+  put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void>
+  startUpload(name: string, opts?: { metadata?: Record<string, string> }): MultipartUpload
+  /** Exactly `length` bytes at `offset`; ObjectRangeError if the object is shorter. */
+  getRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>
+  get(name: string, opts?: GetOptions): Promise<Uint8Array>
+  /** null when the object does not exist. */
+  stat(name: string): Promise<ObjectStat | null>
+  exists(name: string): Promise<boolean>
+  /** Idempotent: deleting a missing object succeeds. */
+  delete(name: string): Promise<void>
+  /** Complete objects whose name starts with `prefix`, sorted; upload temporaries are never listed. */
+  list(prefix: string): Promise<string[]>
+  /**
+   * Removes temporaries of uploads that a crashed process never completed nor aborted. Returns how many
+   * temporaries (objects or staging directories) were removed. Optional member (not in CONTRACTS.md).
+   */
+  cleanupStaleUploads?(opts: CleanupOptions): Promise<number>
+  close(): Promise<void>
+}
+
+/** Parts may be uploaded concurrently and out of order; numbers are 1..MAX_PARTS and contiguous at complete. */
+export interface MultipartUpload {
+  uploadPart(partNumber: number, data: Uint8Array, signal?: AbortSignal): Promise<void>
+  /**
+   * The object appears atomically with its metadata; the parts are removed. An aborted signal rejects
+   * at once, but an assembly already running on the server finishes (then abort() is a no-op).
+   */
+  complete(signal?: AbortSignal): Promise<void>
+  /**
+   * Waits for in-flight parts (and a running complete), then removes every part and temporary.
+   * Idempotent, and a no-op after a successful complete: it never deletes a finished object.
+   */
+  abort(): Promise<void>
+}
+
+/** GCS / S3 style limit (DESIGN §6: ≤ 10,000 parts). */
+export const MAX_PARTS = 10_000
+/** GCS object-name limit, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 1024
+
+/** The object does not exist. */
+export class NotFoundError extends SnapswarmError {
+  readonly objectName: string
+  constructor(objectName: string, options?: { cause?: unknown }) {
+    super('ERR_NOT_FOUND', `object ${JSON.stringify(objectName)} not found`, options)
+    this.objectName = objectName
+  }
+}
+
+/**
+ * The storage service failed. `retryable` is true for failures that may pass on a retry (5xx, 408,
+ * 429, dropped or refused connections, timeouts); the build upload's per-part retry keys on it.
+ */
+export class StorageError extends SnapswarmError {
+  readonly retryable: boolean
+  readonly status: number | undefined
+  constructor(message: string, opts: { retryable: boolean; status?: number; cause?: unknown }) {
+    super('ERR_STORAGE', message, { cause: opts.cause })
+    this.retryable = opts.retryable
+    this.status = opts.status
+  }
+}
+
+/** A ranged read reaching past the end of the object. */
+export class ObjectRangeError extends SnapswarmError {
+  constructor(objectName: string, offset: number, length: number, size?: number) {
+    const found = size === undefined ? 'a shorter object' : `object size ${size}`
+    super('ERR_RANGE', `range [${offset}, ${offset + length}) of ${JSON.stringify(objectName)}: found ${found}`)
+  }
+}
+
+/** A multipart upload used out of order: part after abort/complete, complete after abort, gaps in parts. */
+export class UploadStateError extends SnapswarmError {
+  constructor(message: string) {
+    super('ERR_UPLOAD_STATE', message)
+  }
+}
+
+/** Throws InvalidArgumentError unless `name` is a valid object name (rules in the file comment). */
+export function checkName(name: string): void {
+  const bad = (why: string) => new InvalidArgumentError(`object name ${JSON.stringify(name)}: ${why}`)
+  if (typeof name !== 'string' || name.length === 0) throw bad('expected a non-empty string')
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw bad(`longer than ${MAX_NAME_BYTES} bytes`)
+  if (name.startsWith('/')) throw bad('absolute names are not allowed')
+  if (/[\0\\\r\n]/.test(name)) throw bad('contains NUL, backslash or a line break')
+  for (const seg of name.split('/')) {
+    if (seg === '' || seg === '.' || seg === '..') throw bad(`segment ${JSON.stringify(seg)} is not allowed`)
+    if (seg.endsWith('.parts')) throw bad('segments ending in ".parts" are reserved for upload temporaries')
+  }
+}
+
+/** Throws InvalidArgumentError unless `[offset, offset + length)` is a well-formed byte range. */
+export function checkRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new InvalidArgumentError(`range: expected non-negative integers, found offset ${offset} length ${length}`)
+  }
+}
+
+export function checkPartNumber(partNumber: number): void {
+  if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PARTS) {
+    throw new InvalidArgumentError(`part number: expected an integer in 1..${MAX_PARTS}, found ${partNumber}`)
+  }
+}
+
+/** The error an aborted signal rejects with: its reason (AbortError / TimeoutError DOMException). */
+export function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason
+  return r instanceof Error ? r : new DOMException('The operation was aborted', 'AbortError')
+}

@@ -1,0 +1,147 @@
+/**
+ * Starts fake-gcs-server (in-memory backend) on a free 127.0.0.1 port for a test file and guarantees
+ * the process dies with the test run: stop()/kill() in `after`, plus a synchronous kill on process exit
+ * for runs that end abruptly (`--test-force-exit`, a failed assertion in a hook).
+ *
+ * The binary: $FAKE_GCS_SERVER, else /root/.cache/snapswarm-bin/fake-gcs-server (where CI installs it).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export const FAKE_GCS_VERSION = 'v1.55.1'
+const DEFAULT_BIN = '/root/.cache/snapswarm-bin/fake-gcs-server'
+const READY_TIMEOUT_MS = 10_000
+
+export interface FakeGcs {
+  /** `http://127.0.0.1:PORT`, for `gcsEndpoint`. */
+  endpoint: string
+  port: number
+  /** A bucket created at start. */
+  bucket: string
+  /** `gs://{bucket}`. */
+  url: string
+  pid: number
+  /** Creates another (empty) bucket; returns its name. */
+  createBucket(name: string): Promise<string>
+  /** Every object name in a bucket, straight from the JSON API (upload temporaries included), sorted. */
+  objects(bucket: string): Promise<string[]>
+  /** Deletes one object behind the store's back. */
+  deleteObject(bucket: string, name: string): Promise<void>
+  /** SIGTERM, then SIGKILL if it has not exited after 2 s. Idempotent. */
+  stop(): Promise<void>
+  /** SIGKILL at once (fault tests: the server dies mid-operation). Idempotent. */
+  kill(): Promise<void>
+}
+
+const running = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL')
+})
+
+export function fakeGcsBinary(): string {
+  const bin = process.env.FAKE_GCS_SERVER ?? DEFAULT_BIN
+  if (!existsSync(bin)) {
+    throw new Error(
+      `fake-gcs-server not found at ${bin}. Install it with ` +
+        `\`GOBIN=/root/.cache/snapswarm-bin go install github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}\` ` +
+        'or point FAKE_GCS_SERVER at the binary.',
+    )
+  }
+  return bin
+}
+
+export async function startFakeGcs(bucket = 'snapswarm-test'): Promise<FakeGcs> {
+  const bin = fakeGcsBinary()
+  const port = await freePort()
+  const args = ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory']
+  const child = spawn(bin, [...args, '-log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  running.add(child)
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  exited.then(() => running.delete(child))
+  const endpoint = `http://127.0.0.1:${port}`
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
+    await exited
+    clearTimeout(timer)
+  }
+  try {
+    await waitReady(endpoint, child, () => stderr)
+    const createBucket = (name: string) => createBucketAt(endpoint, name)
+    await createBucket(bucket)
+    return {
+      endpoint,
+      port,
+      bucket,
+      url: `gs://${bucket}`,
+      pid: child.pid!,
+      createBucket,
+      objects: (b) => listObjects(endpoint, b),
+      deleteObject: async (b, name) => {
+        const res = await fetch(`${endpoint}/storage/v1/b/${b}/o/${encodeURIComponent(name)}`, { method: 'DELETE' })
+        await res.arrayBuffer()
+        if (!res.ok) throw new Error(`deleting ${b}/${name}: HTTP ${res.status}`)
+      },
+      stop: () => end('SIGTERM'),
+      kill: () => end('SIGKILL'),
+    }
+  } catch (err) {
+    await end('SIGKILL')
+    throw err
+  }
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as { port: number }
+  await new Promise((resolve) => srv.close(resolve))
+  return port
+}
+
+/** Polls the bucket list until the server answers; bounded, and fails fast if the process exits. */
+async function waitReady(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`fake-gcs-server exited (code ${child.exitCode}): ${stderr()}`)
+    try {
+      const res = await fetch(`${endpoint}/storage/v1/b`, { signal: AbortSignal.timeout(1000) })
+      await res.arrayBuffer()
+      if (res.ok) return
+    } catch {
+      // not listening yet
+    }
+    await sleep(50)
+  }
+  throw new Error(`fake-gcs-server did not answer on ${endpoint} within ${READY_TIMEOUT_MS} ms: ${stderr()}`)
+}
+
+async function createBucketAt(endpoint: string, name: string): Promise<string> {
+  const res = await fetch(`${endpoint}/storage/v1/b?project=test`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  })
+  const body = await res.text()
+  if (!res.ok) throw new Error(`creating bucket ${name}: HTTP ${res.status} ${body}`)
+  return name
+}
+
+async function listObjects(endpoint: string, bucket: string): Promise<string[]> {
+  const names: string[] = []
+  let token = ''
+  do {
+    const res = await fetch(`${endpoint}/storage/v1/b/${bucket}/o?pageToken=${encodeURIComponent(token)}`)
+    if (!res.ok) throw new Error(`listing ${bucket}: HTTP ${res.status} ${await res.text()}`)
+    const body = (await res.json()) as { items?: { name: string }[]; nextPageToken?: string }
+    names.push(...(body.items ?? []).map((i) => i.name))
+    token = body.nextPageToken ?? ''
+  } while (token !== '')
+  return names.sort()
+}

@@ -1,0 +1,238 @@
+/**
+ * The one behaviour suite every ObjectStore backend must pass (STYLE.md: tus-style shared suite).
+ * A backend supplies a fresh, empty store per test and a raw view of everything it holds (hidden
+ * temporaries included), so "no parts or temporaries remain" is checked on the real storage.
+ */
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { describe, test } from 'node:test'
+import type { ObjectStore } from '../../src/storage/store.ts'
+
+export interface BackendUnderTest {
+  store: ObjectStore
+  /** Every file/object the backend holds for this store, internal ones included, sorted. */
+  raw(): Promise<string[]>
+}
+
+export interface Backend {
+  name: string
+  open(): Promise<BackendUnderTest>
+}
+
+export const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+const code = (c: string) => (err: unknown) => (err as { code?: string }).code === c
+const isAbort = (err: unknown) => (err as Error).name === 'AbortError'
+
+/** `n` random parts of `size` bytes (the last one shorter, as in real uploads). */
+export function makeParts(n: number, size: number): Buffer[] {
+  return Array.from({ length: n }, (_, i) => randomBytes(i === n - 1 ? Math.max(1, size >> 1) : size))
+}
+
+/** Uploads parts concurrently, in a shuffled order, at most `limit` at once. */
+export async function uploadShuffled(up: { uploadPart(n: number, d: Uint8Array): Promise<void> }, parts: Buffer[], limit = 8) {
+  const order = parts.map((_, i) => i + 1).sort(() => Math.random() - 0.5)
+  const run = async () => {
+    for (let n = order.pop(); n !== undefined; n = order.pop()) await up.uploadPart(n, parts[n - 1])
+  }
+  await Promise.all(Array.from({ length: limit }, run))
+}
+
+export function backendSuite(backend: Backend): void {
+  const withStore = (name: string, fn: (b: BackendUnderTest) => Promise<void>) =>
+    test(name, async () => {
+      const b = await backend.open()
+      try {
+        await fn(b)
+      } finally {
+        await b.store.close()
+      }
+    })
+
+  describe(`${backend.name}: objects`, () => {
+    withStore('put/get round trip, including an empty object', async ({ store }) => {
+      const data = randomBytes(300 * 1024)
+      await store.put('b1/memfile.zstd', data)
+      assert.equal(sha(await store.get('b1/memfile.zstd')), sha(data))
+      await store.put('b1/empty', new Uint8Array(0))
+      assert.equal((await store.get('b1/empty')).byteLength, 0)
+      await assert.rejects(store.get('b1/missing'), code('ERR_NOT_FOUND'))
+    })
+
+    withStore('stat with metadata, exists', async ({ store }) => {
+      await store.put('b/x.zstd', randomBytes(1000), { metadata: { 'uncompressed-size': '4096' } })
+      assert.deepEqual(await store.stat('b/x.zstd'), { size: 1000, metadata: { 'uncompressed-size': '4096' } })
+      assert.equal(await store.exists('b/x.zstd'), true)
+      assert.equal(await store.stat('b/nope'), null)
+      assert.equal(await store.exists('b/nope'), false)
+      assert.equal(await store.exists('b'), false, 'a "directory" prefix is no object')
+    })
+
+    withStore('ranged gets at the edges', async ({ store }) => {
+      const data = randomBytes(10_000)
+      await store.put('r', data)
+      assert.deepEqual(Buffer.from(await store.getRange('r', 0, 1)), data.subarray(0, 1))
+      assert.deepEqual(Buffer.from(await store.getRange('r', 9_999, 1)), data.subarray(9_999))
+      assert.deepEqual(Buffer.from(await store.getRange('r', 1234, 5000)), data.subarray(1234, 6234))
+      assert.equal(sha(await store.getRange('r', 0, 10_000)), sha(data))
+      assert.equal((await store.getRange('r', 10_000, 0)).byteLength, 0)
+      await assert.rejects(store.getRange('r', 9_999, 2), code('ERR_RANGE'))
+      await assert.rejects(store.getRange('r', 10_000, 1), code('ERR_RANGE'))
+      await assert.rejects(store.getRange('r', 20_000, 10), code('ERR_RANGE'))
+      await assert.rejects(store.getRange('r', -1, 10), code('ERR_INVALID_ARGUMENT'))
+      await assert.rejects(store.getRange('missing', 0, 10), code('ERR_NOT_FOUND'))
+    })
+
+    withStore('get with maxBytes', async ({ store }) => {
+      await store.put('m', randomBytes(2048))
+      assert.equal((await store.get('m', { maxBytes: 2048 })).byteLength, 2048)
+      await assert.rejects(store.get('m', { maxBytes: 2047 }), code('ERR_LIMIT'))
+    })
+
+    withStore('delete is idempotent', async ({ store }) => {
+      await store.put('d/1', randomBytes(10), { metadata: { k: 'v' } })
+      await store.delete('d/1')
+      assert.equal(await store.exists('d/1'), false)
+      await store.delete('d/1')
+      await store.delete('never/existed')
+      assert.deepEqual(await store.list(''), [])
+    })
+
+    withStore('list by prefix: sorted, string prefix semantics', async ({ store }) => {
+      for (const n of ['a/2', 'a/1', 'a/b/3', 'ab/4', 'b/5']) await store.put(n, randomBytes(3))
+      assert.deepEqual(await store.list('a/'), ['a/1', 'a/2', 'a/b/3'])
+      assert.deepEqual(await store.list('a'), ['a/1', 'a/2', 'a/b/3', 'ab/4'])
+      assert.deepEqual(await store.list('a/b'), ['a/b/3'])
+      assert.deepEqual(await store.list(''), ['a/1', 'a/2', 'a/b/3', 'ab/4', 'b/5'])
+      assert.deepEqual(await store.list('zzz/'), [])
+      assert.deepEqual(await store.list('../'), [])
+    })
+
+    withStore('overwrite replaces data and metadata', async ({ store }) => {
+      await store.put('o', randomBytes(100), { metadata: { 'uncompressed-size': '1' } })
+      const v2 = randomBytes(50)
+      await store.put('o', v2)
+      assert.equal(sha(await store.get('o')), sha(v2))
+      assert.deepEqual(await store.stat('o'), { size: 50, metadata: {} })
+      const up = store.startUpload('o', { metadata: { 'uncompressed-size': '3' } })
+      await up.uploadPart(1, v2.subarray(0, 20))
+      await up.uploadPart(2, v2.subarray(20))
+      await up.complete()
+      assert.deepEqual(await store.stat('o'), { size: 50, metadata: { 'uncompressed-size': '3' } })
+    })
+
+    withStore('names that escape or collide with internals are rejected', async ({ store }) => {
+      for (const bad of ['', '/abs', '../x', 'a/../../x', 'a//b', 'a/./b', 'a/', 'x.parts/1', 'a\\b']) {
+        await assert.rejects(store.put(bad, randomBytes(1)), code('ERR_INVALID_ARGUMENT'), bad)
+        await assert.rejects(store.get(bad), code('ERR_INVALID_ARGUMENT'), bad)
+      }
+      assert.throws(() => store.startUpload('../x'), code('ERR_INVALID_ARGUMENT'))
+    })
+  })
+
+  describe(`${backend.name}: multipart uploads`, () => {
+    withStore('concurrent out-of-order parts assemble in part order', async ({ store, raw }) => {
+      const before = await raw()
+      const parts = makeParts(5, 64 * 1024)
+      const up = store.startUpload('b/memfile.zstd', { metadata: { 'uncompressed-size': '999' } })
+      await Promise.all([3, 1, 5, 2, 4].map((n) => up.uploadPart(n, parts[n - 1])))
+      assert.equal(await store.exists('b/memfile.zstd'), false, 'nothing visible before complete')
+      assert.deepEqual(await store.list(''), [], 'parts are never listed')
+      await up.complete()
+      assert.equal(sha(await store.get('b/memfile.zstd')), sha(Buffer.concat(parts)))
+      assert.deepEqual((await store.stat('b/memfile.zstd'))?.metadata, { 'uncompressed-size': '999' })
+      const added = (await raw()).filter((n) => !before.includes(n))
+      assert.ok(added.length <= 2, `only the object (and its metadata) remain, found ${added}`)
+      await up.abort() // no-op after complete
+      assert.equal(await store.exists('b/memfile.zstd'), true)
+    })
+
+    withStore('more than 32 parts (compose tree) and a retried part', async ({ store, raw }) => {
+      const before = await raw()
+      const parts = makeParts(70, 1024)
+      const up = store.startUpload('big')
+      await uploadShuffled(up, parts)
+      parts[6] = randomBytes(1024)
+      await up.uploadPart(7, parts[6])
+      await up.complete()
+      assert.equal(sha(await store.get('big')), sha(Buffer.concat(parts)))
+      assert.equal((await raw()).filter((n) => !before.includes(n)).length, 1, 'no intermediates left')
+    })
+
+    withStore('abort leaves no parts; later calls fail clearly', async ({ store, raw }) => {
+      const before = await raw()
+      const up = store.startUpload('x/rootfs.ext4.zstd', { metadata: { a: 'b' } })
+      for (const [i, p] of makeParts(3, 4096).entries()) await up.uploadPart(i + 1, p)
+      await up.abort()
+      assert.deepEqual(await raw(), before)
+      assert.equal(await store.exists('x/rootfs.ext4.zstd'), false)
+      await assert.rejects(up.complete(), code('ERR_UPLOAD_STATE'))
+      await assert.rejects(up.uploadPart(4, randomBytes(10)), code('ERR_UPLOAD_STATE'))
+      await up.abort()
+    })
+
+    withStore('abort waits for parts still in flight', async ({ store, raw }) => {
+      const before = await raw()
+      const up = store.startUpload('inflight')
+      const writes = makeParts(6, 128 * 1024).map((p, i) => up.uploadPart(i + 1, p))
+      await up.abort()
+      await Promise.allSettled(writes)
+      assert.deepEqual(await raw(), before)
+    })
+
+    withStore('missing parts, bad part numbers, zero parts', async ({ store }) => {
+      const up = store.startUpload('gap')
+      await up.uploadPart(1, randomBytes(10))
+      await up.uploadPart(3, randomBytes(10))
+      await assert.rejects(up.complete(), (e) => code('ERR_UPLOAD_STATE')(e) && /part 2 is missing/.test(String(e)))
+      for (const n of [0, 10_001, 1.5]) await assert.rejects(up.uploadPart(n, randomBytes(1)), code('ERR_INVALID_ARGUMENT'))
+      await up.uploadPart(2, randomBytes(10))
+      await up.complete()
+      assert.equal((await store.stat('gap'))?.size, 30)
+      const empty = store.startUpload('empty', { metadata: { 'uncompressed-size': '0' } })
+      await empty.complete()
+      assert.deepEqual(await store.stat('empty'), { size: 0, metadata: { 'uncompressed-size': '0' } })
+    })
+
+    withStore('cleanupStaleUploads removes what a crashed process left', async ({ store, raw }) => {
+      const before = await raw()
+      const up = store.startUpload('crash/memfile')
+      await up.uploadPart(1, randomBytes(100))
+      await up.uploadPart(2, randomBytes(100))
+      // The process "dies": nobody calls complete or abort.
+      assert.ok(store.cleanupStaleUploads, 'every backend can clean up after crashes')
+      assert.equal(await store.cleanupStaleUploads({ olderThanMs: 3_600_000 }), 0, 'young uploads are kept')
+      assert.equal(await store.cleanupStaleUploads({ prefix: 'other/', olderThanMs: 0 }), 0)
+      assert.ok((await store.cleanupStaleUploads({ prefix: 'crash/', olderThanMs: 0 })) > 0)
+      await store.cleanupStaleUploads({ olderThanMs: 0 })
+      assert.deepEqual(await raw(), before)
+    })
+  })
+
+  describe(`${backend.name}: abort signals`, () => {
+    withStore('an aborted signal rejects every call with AbortError', async ({ store }) => {
+      await store.put('s', randomBytes(100))
+      const ac = new AbortController()
+      ac.abort()
+      await assert.rejects(store.put('s2', randomBytes(10), { signal: ac.signal }), isAbort)
+      assert.equal(await store.exists('s2'), false)
+      await assert.rejects(store.getRange('s', 0, 10, ac.signal), isAbort)
+      await assert.rejects(store.get('s', { signal: ac.signal }), isAbort)
+      const up = store.startUpload('s3')
+      await assert.rejects(up.uploadPart(1, randomBytes(10), ac.signal), isAbort)
+      await up.uploadPart(1, randomBytes(10))
+      await assert.rejects(up.complete(ac.signal), isAbort)
+      await up.complete()
+      assert.equal((await store.stat('s3'))?.size, 10)
+    })
+
+    withStore('a signal aborted mid-call rejects promptly', async ({ store }) => {
+      await store.put('big', randomBytes(4 * 1024 * 1024))
+      const ac = new AbortController()
+      const p = store.get('big', { signal: ac.signal })
+      queueMicrotask(() => ac.abort())
+      const t0 = Date.now()
+      await assert.rejects(p, isAbort)
+      assert.ok(Date.now() - t0 < 1000)
+    })
+  })
+}

@@ -1,0 +1,167 @@
+/**
+ * Fault injection under the GCS store: a proxy in front of fake-gcs-server answers 500, drops the
+ * connection or stalls on chosen requests; another server is killed mid-upload. The store must surface
+ * a clear, retryable StorageError (never hang), retry what its policy retries, and abort must still
+ * leave no part or temporary object behind (DESIGN §6, §9).
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, test } from 'node:test'
+import type { ObjectStore } from '../../src/storage/store.ts'
+import { openStore } from '../../src/storage/url.ts'
+import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
+import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
+import { type FaultProxy, isUploadOf, startFaultProxy } from './fault-proxy.ts'
+
+let gcs: FakeGcs
+let proxy: FaultProxy
+let buckets = 0
+before(async () => {
+  gcs = await startFakeGcs()
+  proxy = await startFaultProxy(gcs.endpoint)
+})
+after(async () => {
+  await proxy?.close()
+  await gcs?.stop()
+})
+
+const NO_RETRY = { maxRetries: 0, maxDelayMs: 10, totalTimeoutMs: 5000 }
+const FAST_RETRY = { maxRetries: 2, maxDelayMs: 20, totalTimeoutMs: 5000 }
+
+/** A store on a fresh bucket, reached through the fault proxy (plan reset to pass-through). */
+async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
+  const bucket = await gcs.createBucket(`faults-${++buckets}`)
+  proxy.plan = () => 'pass'
+  const store: ObjectStore = await openStore(`gs://${bucket}`, { gcsEndpoint: proxy.endpoint, retry, timeoutMs })
+  return { store, bucket, raw: () => gcs.objects(bucket) }
+}
+
+/** Rejects if `p` has not settled within `ms`: the property under test is "no hang". */
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, hung])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+type StoreErr = Error & { code?: string; retryable?: boolean; status?: number }
+const retryableStorageError = (re: RegExp) => (e: unknown) => {
+  const err = e as StoreErr
+  assert.equal(err.code, 'ERR_STORAGE', String(err))
+  assert.equal(err.retryable, true, err.message)
+  assert.match(err.message, re)
+  return true
+}
+
+describe('gcs faults: errors surface clearly and abort still cleans up', () => {
+  for (const fault of ['fail500', 'drop'] as const) {
+    test(`${fault} on the 2nd part upload → retryable StorageError; abort leaves nothing`, async () => {
+      const { store, raw } = await proxied()
+      const up = store.startUpload('b/memfile.zstd')
+      const parts = makeParts(3, 8192)
+      proxy.plan = (req) => (isUploadOf(req, '/00002') ? fault : 'pass')
+      await up.uploadPart(1, parts[0])
+      const expected = fault === 'fail500' ? /00002: HTTP 500/ : /00002: .*(ECONNRESET|socket hang up)/i
+      await assert.rejects(up.uploadPart(2, parts[1]), retryableStorageError(expected))
+      await up.uploadPart(3, parts[2])
+      await up.abort()
+      assert.deepEqual(await raw(), [])
+    })
+  }
+
+  test('transient faults are retried by the client; parts carry Content-Length', async () => {
+    const { store } = await proxied(FAST_RETRY)
+    const parts = makeParts(40, 2048)
+    const seen = new Map<string, number>()
+    const once = (key: string, fault: 'fail500' | 'drop') => {
+      seen.set(key, (seen.get(key) ?? 0) + 1)
+      return seen.get(key) === 1 ? fault : 'pass'
+    }
+    proxy.plan = (req) => {
+      if (isUploadOf(req, '/00002')) return once('p2', 'fail500')
+      if (isUploadOf(req, '/00003')) return once('p3', 'drop')
+      if (req.url?.includes('/compose')) return once('compose', 'fail500')
+      return 'pass'
+    }
+    const first = proxy.requests.length
+    const up = store.startUpload('retried', { metadata: { 'uncompressed-size': '1' } })
+    await uploadShuffled(up, parts)
+    await up.complete()
+    assert.equal(sha(await store.get('retried')), sha(Buffer.concat(parts)))
+    assert.deepEqual([seen.get('p2'), seen.get('p3')], [2, 2], 'each faulty request was sent again')
+    const uploads = proxy.requests.slice(first).filter((r) => r.url.includes('/upload/') && r.fault === 'pass')
+    assert.equal(uploads.length, 40)
+    for (const r of uploads) {
+      assert.ok(Number(r.contentLength) > 0, `Content-Length on ${r.url}`)
+      assert.equal(r.transferEncoding, undefined)
+    }
+  })
+
+  test('a failed compose leaves the upload open; abort removes parts and intermediates', async () => {
+    const { store, raw } = await proxied()
+    const up = store.startUpload('tree')
+    await uploadShuffled(up, makeParts(70, 512))
+    proxy.plan = (req) => (req.url?.includes('/o/tree/compose') ? 'fail500' : 'pass')
+    await assert.rejects(up.complete(), retryableStorageError(/compose.*HTTP 500/))
+    assert.ok((await raw()).some((n) => /\/c0-00000$/.test(n)), 'intermediates were written')
+    await up.abort()
+    assert.deepEqual(await raw(), [])
+    await assert.rejects(up.complete(), { code: 'ERR_UPLOAD_STATE' })
+  })
+
+  test('complete names a part that vanished from storage', async () => {
+    const { store, bucket, raw } = await proxied()
+    const up = store.startUpload('gone')
+    for (let n = 1; n <= 3; n++) await up.uploadPart(n, randomBytes(100))
+    await gcs.deleteObject(bucket, (await raw()).find((n) => n.endsWith('/00002'))!)
+    await assert.rejects(up.complete(), /part 2: expected 100 bytes, found no object/)
+    await up.abort()
+    assert.deepEqual(await raw(), [])
+  })
+
+  test('a stalled server: timeout → retryable error; an aborted signal rejects at once', async () => {
+    const { store, raw } = await proxied(NO_RETRY, 300)
+    await store.put('obj', randomBytes(1000))
+    proxy.plan = (req) => (req.method === 'GET' || isUploadOf(req, '/00001') ? 'stall' : 'pass')
+    const up = store.startUpload('stalled')
+    await within(3000, assert.rejects(up.uploadPart(1, randomBytes(100)), retryableStorageError(/timeout/i)))
+    const ac = new AbortController()
+    setTimeout(() => ac.abort(), 50)
+    const t0 = Date.now()
+    await assert.rejects(store.getRange('obj', 0, 10, ac.signal), { name: 'AbortError' })
+    assert.ok(Date.now() - t0 < 250, `rejected after ${Date.now() - t0} ms`)
+    proxy.plan = () => 'pass'
+    await up.abort()
+    assert.deepEqual(await raw(), ['obj'])
+  })
+})
+
+describe('gcs faults: the server dies mid-upload', () => {
+  test('killed fake-gcs-server → clear retryable errors, nothing hangs', async () => {
+    const victim = await startFakeGcs('victim')
+    try {
+      const store = await openStore(victim.url, { gcsEndpoint: victim.endpoint, retry: FAST_RETRY, timeoutMs: 2000 })
+      const up = store.startUpload('b/memfile.zstd')
+      await up.uploadPart(1, randomBytes(64 * 1024))
+      const inflight = [2, 3, 4].map((n) => up.uploadPart(n, randomBytes(1024 * 1024)))
+      // Let some requests reach the socket: a part may die mid-body (ECONNRESET) or never connect.
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      await victim.kill()
+      for (const r of await within(5000, Promise.allSettled(inflight))) {
+        if (r.status === 'rejected') retryableStorageError(/ECONNRESET|ECONNREFUSED|socket hang up/i)(r.reason)
+      }
+      const dead = retryableStorageError(/ECONNREFUSED/)
+      await within(5000, assert.rejects(up.uploadPart(5, randomBytes(10)), dead))
+      await within(5000, assert.rejects(up.complete(), dead))
+      await within(5000, assert.rejects(up.abort(), dead))
+      await within(5000, assert.rejects(store.get('anything'), dead))
+    } finally {
+      await victim.kill()
+    }
+  })
+})
