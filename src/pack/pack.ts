@@ -6,7 +6,9 @@
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '../format/errors.ts'
+import { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader, type Header } from '../format/header.ts'
+import { singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
 import { frameFile, type FramingResult } from './framer.ts'
 
@@ -71,28 +73,11 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   } finally {
     await input.close()
   }
-  const header = singleLayer(opts, framed)
+  const info = { buildId: opts.buildId, fileSize: framed.size, sha256: framed.sha256, frames: opts.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table }
+  const header = singleLayerHeader({ buildId: opts.buildId, blockSize: opts.blockSize, info })
   const headerBytes = encodeHeader(header)
   await rename(tmp, dataPath)
   await writeFile(`${headerPath}.tmp`, headerBytes)
   await rename(`${headerPath}.tmp`, headerPath) // header last: its presence means "complete"
   return { ...framed, dataPath, headerPath, header }
 }
-
-function singleLayer(opts: PackOptions, framed: FramingResult): Header {
-  const compressed = opts.codec !== 'none'
-  return {
-    version: compressed ? 4 : 3,
-    blockSize: opts.blockSize,
-    size: framed.size,
-    generation: 0,
-    buildId: opts.buildId,
-    baseBuildId: opts.buildId,
-    incomplete: false,
-    builds: compressed
-      ? new Map([[opts.buildId, { buildId: opts.buildId, fileSize: framed.size, sha256: framed.sha256, frames: framed.table }]])
-      : new Map(),
-    mappings: framed.size > 0 ? [{ offset: 0, length: framed.size, buildId: opts.buildId, buildStorageOffset: 0 }] : [],
-  }
-}
-

@@ -5,13 +5,12 @@
  * (DESIGN §3). On failure or cancellation no header is written and nothing of this attempt remains,
  * so a retry of the same build starts clean.
  */
-import { open } from 'node:fs/promises'
-import { readFile } from 'node:fs/promises'
-import { type CompressionConfig, type UseCase, resolveCompression } from '../config/compression.ts'
+import { type FileHandle, open, readFile } from 'node:fs/promises'
+import { type CompressionConfig, type CompressionSettings, type UseCase, resolveCompression } from '../config/compression.ts'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
 import { type BuildInfo, type Header, decodeHeader, encodeHeader } from '../format/header.ts'
-import { layerHeader } from '../format/mapping.ts'
+import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
 import { frameFile } from '../pack/framer.ts'
 import type { ObjectStore } from '../storage/store.ts'
@@ -97,56 +96,102 @@ async function uploadFile(opts: UploadBuildOptions, kind: FileKind, written: str
   try {
     const size = (await fh.stat()).size
     const dirty = parent ? checkDirty(opts.dirty?.[kind], size, parent, kind) : undefined
-    const name = dataName(opts.buildId, kind, settings.codec)
-    const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(size) } })
-    let progress = { kind, total: size, read: 0, compressed: 0, uploaded: 0 }
-    const report = (p: Partial<UploadProgress>) => {
-      progress = { ...progress, ...p }
-      opts.onProgress?.(progress)
-    }
-    const writer = new PartWriter(upload, {
-      partSize: settings.partSize,
-      concurrency: settings.uploadConcurrency,
-      signal: opts.signal,
-      onUploaded: (uploaded) => report({ uploaded }),
-    })
-    let framed: Awaited<ReturnType<typeof frameFile>>
-    try {
-      framed = await frameFile(fh, { ...settings, signal: opts.signal, onProgress: (read, compressed) => report({ read, compressed }) }, (stored) => writer.write(stored))
-      await writer.finish()
-    } catch (err) {
-      await writer.abort().catch(() => {})
-      throw err
-    }
-    written.push(name)
-    const info: BuildInfo = {
-      buildId: opts.buildId,
-      fileSize: size,
-      sha256: framed.sha256,
-      frames: settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table,
-    }
-    return parent ? layerHeader(parent, { buildId: opts.buildId, dirty: dirty!, info }) : singleLayerHeader(opts.buildId, blockSize, info)
+    const info = await uploadDataFile({ store: opts.store, buildId: opts.buildId, kind, file: fh, settings, signal: opts.signal, onProgress: opts.onProgress })
+    written.push(dataName(opts.buildId, kind, settings.codec))
+    return buildHeader(opts.buildId, blockSize, info, parent, dirty)
   } finally {
     await fh.close()
   }
 }
 
-function singleLayerHeader(buildId: BuildId, blockSize: number, info: BuildInfo): Header {
-  const compressed = info.frames.codec !== 'none'
+export interface DataUploadOptions {
+  readonly store: ObjectStore
+  readonly buildId: BuildId
+  readonly kind: FileKind
+  /** The plain (uncompressed) data file. */
+  readonly file: FileHandle
+  readonly settings: CompressionSettings
+  readonly signal?: AbortSignal
+  readonly onProgress?: (p: UploadProgress) => void
+  /** Called before each part is sent, with its size: the node's upload bandwidth limit. */
+  readonly throttle?: (bytes: number) => Promise<void>
+}
+
+/**
+ * Frame, compress and upload one plain data file as `{buildId}/{name}{suffix}` in parallel parts.
+ * Returns the layer's BuildInfo (frame table + SHA-256); on failure the multipart upload is aborted.
+ */
+export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo> {
+  const { settings } = opts
+  const size = (await opts.file.stat()).size
+  const name = dataName(opts.buildId, opts.kind, settings.codec)
+  const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(size) } })
+  let progress: UploadProgress = { kind: opts.kind, total: size, read: 0, compressed: 0, uploaded: 0 }
+  const report = (p: Partial<UploadProgress>) => {
+    progress = { ...progress, ...p }
+    opts.onProgress?.(progress)
+  }
+  const writer = new PartWriter(upload, {
+    partSize: settings.partSize,
+    concurrency: settings.uploadConcurrency,
+    signal: opts.signal,
+    throttle: opts.throttle,
+    onUploaded: (uploaded) => report({ uploaded }),
+  })
+  let framed: Awaited<ReturnType<typeof frameFile>>
+  try {
+    framed = await frameFile(opts.file, { ...settings, signal: opts.signal, onProgress: (read, compressed) => report({ read, compressed }) }, (stored) => writer.write(stored))
+    await writer.finish()
+  } catch (err) {
+    await writer.abort().catch(() => {})
+    throw err
+  }
   return {
-    version: compressed ? 4 : 3,
-    blockSize,
-    size: info.fileSize,
-    generation: 0,
-    buildId,
-    baseBuildId: buildId,
-    incomplete: false,
-    builds: compressed ? new Map([[buildId, info]]) : new Map(),
-    mappings: info.fileSize > 0 ? [{ offset: 0, length: info.fileSize, buildId, buildStorageOffset: 0 }] : [],
+    buildId: opts.buildId,
+    fileSize: size,
+    sha256: framed.sha256,
+    frames: settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table,
   }
 }
 
-function checkDirty(ranges: ByteRange[] | undefined, diffSize: number, parent: Header, kind: FileKind): ByteRange[] {
+/**
+ * Upload a data file that is already framed on local disk (the origin's pending copy) byte for byte:
+ * no second compression, and the stored frames are exactly the ones peers were served.
+ */
+export async function uploadPrepacked(opts: Omit<DataUploadOptions, 'file'> & { dataFile: FileHandle; info: BuildInfo }): Promise<void> {
+  const codec = opts.info.frames.codec
+  const name = dataName(opts.buildId, opts.kind, codec)
+  const sizeC = codec === 'none' ? opts.info.fileSize : opts.info.frames.compressedSize
+  const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(opts.info.fileSize) } })
+  const writer = new PartWriter(upload, {
+    partSize: opts.settings.partSize,
+    concurrency: opts.settings.uploadConcurrency,
+    signal: opts.signal,
+    throttle: opts.throttle,
+    onUploaded: (uploaded) => opts.onProgress?.({ kind: opts.kind, total: opts.info.fileSize, read: opts.info.fileSize, compressed: sizeC, uploaded }),
+  })
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(opts.settings.partSize, 8 * 1024 * 1024))
+    for (let pos = 0; pos < sizeC; ) {
+      opts.signal?.throwIfAborted()
+      const { bytesRead } = await opts.dataFile.read(buf, 0, Math.min(buf.byteLength, sizeC - pos), pos)
+      if (bytesRead === 0) throw new InvalidArgumentError(`local data file of ${opts.buildId} ended at ${pos}, expected ${sizeC} bytes`)
+      await writer.write(buf.subarray(0, bytesRead))
+      pos += bytesRead
+    }
+    await writer.finish()
+  } catch (err) {
+    await writer.abort().catch(() => {})
+    throw err
+  }
+}
+
+/** The header of a new layer: single-layer without a parent, else derived from the parent's header. */
+export function buildHeader(buildId: BuildId, blockSize: number, info: BuildInfo, parent: Header | null, dirty: ByteRange[] | undefined): Header {
+  return parent ? layerHeader(parent, { buildId, dirty: dirty!, info }) : singleLayerHeader({ buildId, blockSize, info })
+}
+
+export function checkDirty(ranges: ByteRange[] | undefined, diffSize: number, parent: Header, kind: FileKind): ByteRange[] {
   if (!ranges) throw new InvalidArgumentError(`--dirty is required for ${kind} when a parent is given`)
   let total = 0
   let prevEnd = 0

@@ -13,6 +13,8 @@ export interface PartWriterOptions {
   readonly maxAttempts?: number
   readonly baseDelayMs?: number
   readonly signal?: AbortSignal
+  /** Awaited before each part is sent (bandwidth limit). */
+  readonly throttle?: (bytes: number) => Promise<void>
   /** Bytes acknowledged by storage so far. */
   readonly onUploaded?: (bytes: number) => void
 }
@@ -68,6 +70,7 @@ export class PartWriter {
     // The next part gets a fresh buffer: the one just handed off is owned by its upload until it settles.
     this.buf = Buffer.allocUnsafe(this.opts.partSize)
     this.filled = 0
+    await this.opts.throttle?.(part.byteLength)
     const p = this.sendWithRetry(partNumber, part).then(
       () => {
         this.uploaded += part.byteLength

@@ -24,7 +24,7 @@ export async function pushChain(storage: string, dir: string, env: NodeJS.Proces
   const virtual = gen.next(size)
   const base = join(dir, 'base.raw')
   await writeFile(base, virtual)
-  const ids = [randomUUID(), randomUUID(), randomUUID()]
+  const ids: string[] = [randomUUID(), randomUUID(), randomUUID()]
   const snap = join(dir, 'snapfile')
   await writeFile(snap, 'snapfile-bytes')
   let r = await runCli(['push', '--storage', storage, '--build-id', ids[0], '--memfile', base, '--snapfile', snap, '--codec', 'zstd', '--block-size', '4096'], { env })
@@ -34,7 +34,7 @@ export async function pushChain(storage: string, dir: string, env: NodeJS.Proces
     [ids[1], 'none', [[0, 2 * MiB], [6 * MiB, 6 * MiB + 8192]]],
     [ids[2], 'lz4', [[4096, 3 * MiB], [6 * MiB + 4096, 9 * MiB], [12 * MiB - 4096, 12 * MiB]]],
   ]
-  let parent = ids[0]
+  let parent: string = ids[0]
   for (const [id, codec, ranges] of layers) {
     const diff = Buffer.concat(ranges.map(([s, e]) => gen.next(Math.ceil((e - s) / 4096) * 4096).subarray(0, e - s)))
     let off = 0

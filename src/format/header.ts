@@ -1,0 +1,207 @@
+/**
+ * V3 and V4 headers, byte-exactly as e2b-dev/infra writes them (DESIGN §4):
+ *   metadata (64): version u64 · blockSize u64 · size u64 · generation u64 · buildId [16] · baseBuildId [16]
+ *   V3: mappings to end of input, 40 bytes each: offset u64 · length u64 · buildId [16] · bso u64
+ *   V4: flags u8 (bit 0 incomplete) · u32 body length · body as ONE LZ4 frame:
+ *       u32 numBuilds · per build (sorted by raw id): id [16] · fileSize i64 · sha256 [32] ·
+ *       codec u32 · n u32 · n × {startU i64 · startC i64 · sizeU i32 · sizeC i32} · u32 numMappings · mappings
+ *
+ * Decoding is safe on hostile input: every count is checked against the bytes that remain and every
+ * declared length against HEADER_LIMITS before allocating; any failure is a FormatError or LimitError.
+ * Decoded headers are frozen: readers share them (DESIGN §9: headers mutated while readers used them).
+ */
+import { ByteReader, ByteWriter } from './bytes.ts'
+import { CorruptFrameError, FormatError, LimitError } from './errors.ts'
+import { FrameTable } from './frame-table.ts'
+import { FRAME_BYTES, HEADER_LIMITS, MAPPING_BYTES, METADATA_BYTES, rangesByBuild, validateHeader } from './header-validate.ts'
+import { lz4CompressFrameSync, lz4DecompressFrameSync } from './lz4.ts'
+import { type BuildId, CODEC_IDS, type CodecName, type Frame, type Mapping } from './types.ts'
+import { compareBuildIds } from './uuid.ts'
+
+export { HEADER_LIMITS } from './header-validate.ts'
+
+/** Per-build file info carried by V4 headers. A raw build has codec `none` and no frames. */
+export interface BuildInfo {
+  readonly buildId: BuildId
+  /** Uncompressed size of the build's data file. */
+  readonly fileSize: number
+  /** SHA-256 of the uncompressed data file; all zeros = unknown. */
+  readonly sha256: Uint8Array
+  readonly frames: FrameTable
+}
+
+export interface Header {
+  readonly version: 3 | 4
+  readonly blockSize: number
+  /** Virtual size of the file. */
+  readonly size: number
+  readonly generation: number
+  readonly buildId: BuildId
+  readonly baseBuildId: BuildId
+  /** V4 flag bit 0: served by a peer while the upload runs; must never be stored (DESIGN §4). */
+  readonly incomplete: boolean
+  /** V4 only. A build mapped but absent here is *unknown*, not "known uncompressed" (DESIGN §9). */
+  readonly builds: Map<BuildId, BuildInfo>
+  readonly mappings: Mapping[]
+}
+
+const FLAG_INCOMPLETE = 0x01
+/** Smallest encoded build entry: id + fileSize + sha256 + codec + n. */
+const MIN_BUILD_BYTES = 16 + 8 + 32 + 4 + 4
+const CODEC_BY_ID: readonly CodecName[] = ['none', 'zstd', 'lz4']
+
+export function encodeHeader(h: Header): Uint8Array {
+  validateHeader(h)
+  const w = new ByteWriter(METADATA_BYTES + 5 + (h.version === 3 ? h.mappings.length * MAPPING_BYTES : 0))
+  w.u64(h.version).u64(h.blockSize).u64(h.size).u64(h.generation).uuid(h.buildId).uuid(h.baseBuildId)
+  if (h.version === 3) {
+    writeMappings(w, h.mappings)
+    return w.finish()
+  }
+  w.u8(h.incomplete ? FLAG_INCOMPLETE : 0)
+  const body = encodeBody(h)
+  return w.u32(body.byteLength).bytes(lz4CompressFrameSync(body)).finish()
+}
+
+/**
+ * Builds sorted by raw id; each table trimmed to the frames the mappings touch (DESIGN §4). The body
+ * size is computed and checked against the limit before anything is written (DESIGN §9).
+ */
+function encodeBody(h: Header): Uint8Array {
+  const used = rangesByBuild(h.mappings)
+  const ids = [...h.builds.keys()].sort(compareBuildIds)
+  const tables = ids.map((id) => {
+    const ranges = used.get(id)
+    const frames = h.builds.get(id)!.frames
+    return ranges === undefined ? frames : frames.trim(ranges)
+  })
+  let size = 4 + 4 + h.mappings.length * MAPPING_BYTES
+  for (const t of tables) size += MIN_BUILD_BYTES + t.frames.length * FRAME_BYTES
+  if (size > HEADER_LIMITS.maxBodyBytes) {
+    throw new LimitError(`V4 header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${size}`)
+  }
+  const w = new ByteWriter(size)
+  w.u32(ids.length)
+  ids.forEach((id, i) => {
+    const info = h.builds.get(id)!
+    const table = tables[i]
+    w.uuid(id).i64(info.fileSize).bytes(info.sha256).u32(CODEC_IDS[table.codec]).u32(table.frames.length)
+    for (const f of table.frames) w.i64(f.startU).i64(f.startC).i32(f.sizeU).i32(f.sizeC)
+  })
+  w.u32(h.mappings.length)
+  writeMappings(w, h.mappings)
+  return w.finish()
+}
+
+function writeMappings(w: ByteWriter, mappings: readonly Mapping[]): void {
+  for (const m of mappings) w.u64(m.offset).u64(m.length).uuid(m.buildId).u64(m.buildStorageOffset)
+}
+
+export function decodeHeader(bytes: Uint8Array): Header {
+  if (bytes.byteLength > HEADER_LIMITS.maxHeaderBytes) {
+    throw new LimitError(`header: expected <= ${HEADER_LIMITS.maxHeaderBytes} bytes, found ${bytes.byteLength}`)
+  }
+  const r = new ByteReader(bytes, 'header')
+  const version = r.u64('version')
+  if (version !== 3 && version !== 4) r.fail('version', '3 or 4', version, 0)
+  const meta = {
+    version: version as 3 | 4,
+    blockSize: r.u64('blockSize'),
+    size: r.u64('size'),
+    generation: r.u64('generation'),
+    buildId: r.uuid('buildId'),
+    baseBuildId: r.uuid('baseBuildId'),
+  }
+  let header: Header
+  if (version === 3) {
+    header = { ...meta, incomplete: false, builds: new Map(), mappings: readV3Mappings(r) }
+  } else {
+    const flags = r.u8('flags')
+    if (flags & ~FLAG_INCOMPLETE) r.fail('flags', 'only bit 0 (incomplete) set', `0x${flags.toString(16)}`, r.offset - 1)
+    const body = readV4Body(r)
+    header = { ...meta, incomplete: (flags & FLAG_INCOMPLETE) !== 0, ...body }
+  }
+  validateHeader(header, FormatError)
+  Object.freeze(header.mappings)
+  return Object.freeze(header)
+}
+
+function readV3Mappings(r: ByteReader): Mapping[] {
+  if (r.remaining > HEADER_LIMITS.maxBodyBytes) {
+    throw new LimitError(`V3 mappings: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${r.remaining}`)
+  }
+  if (r.remaining % MAPPING_BYTES !== 0) {
+    r.fail('mappings', `a multiple of ${MAPPING_BYTES} bytes`, `${r.remaining} bytes (truncated mapping)`)
+  }
+  return readMappings(r, r.remaining / MAPPING_BYTES)
+}
+
+function readV4Body(r: ByteReader): Pick<Header, 'builds' | 'mappings'> {
+  const length = r.u32('body length')
+  // Checked before decompressing: the declared length is what the decoder may allocate (DESIGN §9).
+  if (length > HEADER_LIMITS.maxBodyBytes) {
+    throw new LimitError(`V4 header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${length} declared`)
+  }
+  let body: Uint8Array
+  try {
+    body = lz4DecompressFrameSync(r.rest(), length)
+  } catch (err) {
+    if (!(err instanceof CorruptFrameError)) throw err
+    throw new FormatError(`V4 header body (LZ4 frame at offset ${METADATA_BYTES + 5}): ${err.message}`, { cause: err })
+  }
+  const br = new ByteReader(body, 'V4 header body')
+  const builds = readBuilds(br)
+  const count = br.u32('numMappings')
+  br.need(count * MAPPING_BYTES, `${count} mappings`)
+  const mappings = readMappings(br, count)
+  br.expectEnd()
+  return { builds, mappings }
+}
+
+function readBuilds(br: ByteReader): Map<BuildId, BuildInfo> {
+  const count = br.u32('numBuilds')
+  br.need(count * MIN_BUILD_BYTES, `${count} builds`)
+  const builds = new Map<BuildId, BuildInfo>()
+  let prev: BuildId | undefined
+  for (let i = 0; i < count; i++) {
+    const at = br.offset
+    const buildId = br.uuid(`build ${i} id`)
+    if (prev !== undefined && compareBuildIds(prev, buildId) >= 0) br.fail(`build ${i} id`, `an id sorted after ${prev}`, buildId, at)
+    prev = buildId
+    const fileSize = br.i64(`build ${i} fileSize`, 0)
+    const sha256 = br.bytes(32, `build ${i} sha256`)
+    builds.set(buildId, { buildId, fileSize, sha256, frames: readFrameTable(br, `build ${i}`) })
+  }
+  return builds
+}
+
+function readFrameTable(br: ByteReader, where: string): FrameTable {
+  const codecId = br.u32(`${where} codec`)
+  const codec = CODEC_BY_ID[codecId]
+  if (codec === undefined) br.fail(`${where} codec`, '0 (none), 1 (zstd) or 2 (lz4)', codecId, br.offset - 4)
+  const n = br.u32(`${where} frame count`)
+  if (n > HEADER_LIMITS.maxFramesPerTable) {
+    throw new LimitError(`${where}: expected <= ${HEADER_LIMITS.maxFramesPerTable} frames, found ${n}`)
+  }
+  br.need(n * FRAME_BYTES, `${where} ${n} frames`)
+  const frames: Frame[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const startU = br.i64('frame startU', 0)
+    const startC = br.i64('frame startC', 0)
+    frames[i] = { startU, startC, sizeU: br.i32('frame sizeU', 1), sizeC: br.i32('frame sizeC', 1) }
+  }
+  return new FrameTable(codec, frames)
+}
+
+function readMappings(r: ByteReader, count: number): Mapping[] {
+  const out: Mapping[] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    out[i] = Object.freeze({
+      offset: r.u64('mapping offset'),
+      length: r.u64('mapping length'),
+      buildId: r.uuid('mapping buildId'),
+      buildStorageOffset: r.u64('mapping buildStorageOffset'),
+    })
+  }
+  return out
+}

@@ -1,0 +1,45 @@
+/**
+ * Token-bucket bandwidth limit shared by every upload of a node (`--upload-rate`), so pause uploads
+ * do not saturate the node's network. A burst of one second's worth is allowed; a caller asking for
+ * more than the bucket holds waits for the deficit to refill (parts larger than a second's budget
+ * still go, just later).
+ */
+export class RateLimiter {
+  private readonly rate: number
+  private tokens: number
+  private last = performance.now()
+  private queue: Promise<void> = Promise.resolve()
+
+  /** `bytesPerSec` ≤ 0 means unlimited. */
+  constructor(bytesPerSec: number) {
+    this.rate = bytesPerSec
+    this.tokens = bytesPerSec
+  }
+
+  get unlimited(): boolean {
+    return this.rate <= 0
+  }
+
+  /** Resolves when `bytes` may be sent. Callers are served in order (no starvation). */
+  take(bytes: number): Promise<void> {
+    if (this.unlimited) return Promise.resolve()
+    const turn = this.queue.then(() => this.wait(bytes))
+    this.queue = turn
+    return turn
+  }
+
+  private async wait(bytes: number): Promise<void> {
+    this.refill()
+    this.tokens -= bytes
+    if (this.tokens < 0) {
+      await new Promise((r) => setTimeout(r, (-this.tokens / this.rate) * 1000))
+      this.refill()
+    }
+  }
+
+  private refill(): void {
+    const now = performance.now()
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
+  }
+}

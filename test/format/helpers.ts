@@ -1,0 +1,51 @@
+/**
+ * Shared test helpers for the format tests: deterministic data and random numbers (no dependency on
+ * anything outside src/format, so these tests stand alone).
+ */
+import { createHash } from 'node:crypto'
+
+/** mulberry32: small, fast, deterministic. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export function randInt(r: () => number, lo: number, hi: number): number {
+  return lo + Math.floor(r() * (hi - lo + 1))
+}
+
+/** VM-like bytes: 4 KiB pages of zeros, text, counters, or noise. */
+export function vmLike(n: number, seed = 1): Buffer {
+  const r = rng(seed)
+  const out = Buffer.alloc(n)
+  const words = 'kernel page memory buffer socket inode cache lock mutex frame header build layer '.split(' ')
+  for (let p = 0; p < n; p += 4096) {
+    const page = out.subarray(p, Math.min(n, p + 4096))
+    const kind = r()
+    if (kind < 0.35) continue
+    if (kind < 0.6) {
+      for (let o = 0; o + 8 <= page.length; o += 16) page.writeUInt32LE(p + o, o)
+    } else if (kind < 0.85) {
+      let o = 0
+      while (o < page.length) o += page.write(`${words[Math.floor(r() * words.length)]} `, o, 'latin1')
+    } else {
+      let block = createHash('sha256').update(`${seed}:${p}`).digest()
+      for (let o = 0; o < page.length; o += 32) {
+        block.copy(page, o)
+        block = createHash('sha256').update(block).digest()
+      }
+    }
+  }
+  return out
+}
+
+/** Hex string → bytes (for hand-written golden values). */
+export function hex(s: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex'))
+}
