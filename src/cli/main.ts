@@ -20,6 +20,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
         : (await import('./inspect-cmd.ts')).inspectCommand(argv),
   },
   push: { summary: 'upload one build (or a layered child) straight to storage', load: async () => (await import('./storage-cmds.ts')).pushCommand },
+  node: { summary: 'run a cluster node: serve builds to peers, read lazily, pause and upload', load: async () => (await import('./node-cmd.ts')).nodeCommand },
+  pause: { summary: "pause a build on a node (its API), announce it pending, upload it", load: async () => (await import('./node-cmd.ts')).pauseCommand },
   read: { summary: 'write bytes of a stored build file to stdout, reading lazily', load: async () => (await import('./storage-cmds.ts')).readCommand },
 }
 

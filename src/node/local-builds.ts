@@ -6,7 +6,7 @@
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Header } from '../format/header.ts'
+import type { BuildInfo, Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 
 export type BuildState = 'framing' | 'pending' | 'uploaded' | 'failed'
@@ -16,6 +16,8 @@ export interface LocalFile {
   readonly dataPath: string
   /** The pending header (incomplete flag set) describing the local geometry. */
   readonly header: Header
+  /** This layer's frame table (local geometry) and the SHA-256 of its uncompressed data. */
+  readonly info: BuildInfo
 }
 
 export interface PauseRequest {
@@ -99,6 +101,14 @@ export class LocalBuilds {
       }
     }
     return out
+  }
+
+  /** Register a build recovered from a previous run's record; its work starts again from framing. */
+  async restore(rec: { id: BuildId; request: PauseRequest; createdAt: number }): Promise<LocalBuild> {
+    const b: LocalBuild = { id: rec.id, request: rec.request, state: 'framing', files: new Map(), createdAt: rec.createdAt }
+    this.builds.set(b.id, b)
+    await this.persist(b)
+    return b
   }
 
   /** Drop local copies of builds uploaded (or failed) more than `graceMs` ago. */

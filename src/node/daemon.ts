@@ -1,0 +1,204 @@
+/**
+ * `snapswarm node`: the daemon. All wiring happens here, in one place (STYLE practice 2): storage,
+ * the chunk cache and its source chain (local origin + peers → shared cache → storage), the libp2p
+ * peer, pauses and uploads, and the HTTP API.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { Config } from '../config/schema.ts'
+import type { Header } from '../format/header.ts'
+import type { BuildId, FileKind } from '../format/types.ts'
+import type { Logger } from '../obs/log.ts'
+import { createRegistry, gauge, type Registry } from '../obs/metrics.ts'
+import { createSnapswarmPeer, readClusterKey, type SnapswarmPeer } from '../p2p/index.ts'
+import { BuildReader } from '../read/build-reader.ts'
+import { ChunkCache } from '../read/chunk-cache.ts'
+import { FrameFetcher } from '../read/fetcher.ts'
+import { ReadMetrics } from '../read/metrics.ts'
+import { storageLayerLookup } from '../read/open.ts'
+import { SharedCacheSource } from '../read/shared-cache.ts'
+import { StorageSource } from '../read/source.ts'
+import type { ObjectStore } from '../storage/store.ts'
+import { openStore } from '../storage/url.ts'
+import { RateLimiter } from '../upload/rate-limit.ts'
+import { BuildStatusBoard } from './build-status.ts'
+import { HeaderResolver } from './header-resolver.ts'
+import { HttpApi } from './http-api.ts'
+import { type LocalBuild, LocalBuilds } from './local-builds.ts'
+import { PauseManager, parsePauseRequest } from './pause.ts'
+import { PeerFrameSource } from './peer-source.ts'
+import { LocalBuildProvider } from './provider.ts'
+import { OpenFiles } from './open-files.ts'
+
+export interface NodeStartOptions {
+  readonly config: Config
+  readonly dataDir: string
+  readonly logger: Logger
+  /** Codec of pending frames served to peers ('upload' = same geometry as the upload). */
+  readonly pendingCodec?: 'upload' | 'none' | 'lz4' | 'zstd'
+}
+
+export class SnapswarmNode {
+  readonly peerId: string
+  readonly apiUrl: string
+  readonly peer: SnapswarmPeer
+  readonly registry: Registry
+  readonly store: ObjectStore
+  private readonly parts: { api: HttpApi; pauses: PauseManager; cache: ChunkCache; files: OpenFiles; shared?: SharedCacheSource; timer: NodeJS.Timeout }
+  private readonly builds: LocalBuilds
+  private readonly log: Logger
+
+  private constructor(init: {
+    peerId: string
+    apiUrl: string
+    peer: SnapswarmPeer
+    registry: Registry
+    store: ObjectStore
+    parts: SnapswarmNode['parts']
+    builds: LocalBuilds
+    log: Logger
+  }) {
+    this.peerId = init.peerId
+    this.apiUrl = init.apiUrl
+    this.peer = init.peer
+    this.registry = init.registry
+    this.store = init.store
+    this.parts = init.parts
+    this.builds = init.builds
+    this.log = init.log
+  }
+
+  addrs(): string[] {
+    return this.peer.addrs()
+  }
+
+  static async start(opts: NodeStartOptions): Promise<SnapswarmNode> {
+    const { config, dataDir } = opts
+    const log = opts.logger.child({ component: 'node' })
+    await mkdir(dataDir, { recursive: true })
+    const registry = createRegistry()
+    const metrics = new ReadMetrics(registry)
+    const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger: opts.logger })
+    const builds = new LocalBuilds(dataDir)
+    const board = new BuildStatusBoard()
+    const provider = new LocalBuildProvider(builds)
+    const peer = await createSnapswarmPeer({
+      dataDir,
+      listen: config.node.listen,
+      bootstrap: config.node.bootstrap,
+      clusterKey: config.node.clusterKeyFile ? await readClusterKey(config.node.clusterKeyFile) : undefined,
+      allowPeers: config.node.allowPeers,
+      registry,
+      logger: opts.logger,
+      provider,
+      server: { maxServing: config.peers.maxConcurrentServe },
+      announce: { intervalMs: config.peers.announceIntervalMs, ttlMs: config.peers.announceTtlMs },
+    })
+    const peerSource = new PeerFrameSource(peer.client, peer.directory, board, builds, {
+      timeoutMs: config.peers.requestTimeoutMs,
+      stallMs: config.peers.stallTimeoutMs,
+    })
+    const shared = config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger: opts.logger }) : undefined
+    const fetcher = new FrameFetcher({
+      storage: new StorageSource(store),
+      shared,
+      peers: peerSource,
+      metrics,
+      logger: opts.logger,
+      onPenalty: (source, ref, reason) => {
+        if (source === peerSource && reason === 'corrupt') peerSource.penalize(ref)
+      },
+    })
+    const cache = await ChunkCache.open({ dir: join(dataDir, 'cache'), maxBytes: config.cache.maxBytes, fetcher, metrics, logger: opts.logger })
+    peer.directory.subscribe((change) => {
+      if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
+      else if (change.current === 'pending') board.set(change.buildId, 'pending')
+    })
+    const resolver = new HeaderResolver({ store, builds, board, peer, pollMs: config.switchover.finalHeaderPollMs, log })
+    const files = new OpenFiles({
+      board,
+      log,
+      initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal),
+      loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
+      openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
+    })
+    const announce = (b: LocalBuild) => {
+      const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
+      if (b.state === 'pending' || b.state === 'uploaded') {
+        peer.announcer.announce({ buildId: b.id, state: b.state, memfileSize: size('memfile'), rootfsSize: size('rootfs') })
+      } else if (b.state === 'failed') {
+        peer.announcer.withdraw(b.id)
+      }
+    }
+    const pauses = new PauseManager({
+      store,
+      builds,
+      compression: config.compression,
+      pendingCodec: opts.pendingCodec ?? 'upload',
+      limiter: new RateLimiter(config.node.uploadRateBytesPerSec),
+      parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal),
+      finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
+      onState: announce,
+      log,
+    })
+    const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
+    const api = new HttpApi(
+      {
+        health: () => ({ ok: true, peerId: peer.peerId, peers: peer.node.connectedPeers().length }),
+        ready: () => true,
+        metrics: async () => {
+          pendingGauge.set(builds.list().filter((b) => b.state === 'pending' || b.state === 'framing').length)
+          return { contentType: registry.contentType, body: await registry.metrics() }
+        },
+        peers: () => ({ self: peer.peerId, addrs: peer.addrs(), connected: peer.node.connectedPeers(), builds: peer.directory.builds() }),
+        buildInfo: (id) => resolver.describe(id),
+        openRead: (id, kind, signal) => files.open(id, kind, signal),
+        pause: async (id, body) => {
+          const b = await pauses.pause(id, parsePauseRequest(body))
+          return { id: b.id, state: b.state }
+        },
+      },
+      log.child({ component: 'api' }),
+    )
+    await peer.start()
+    const apiUrl = await api.listen(config.node.api)
+    for (const b of await builds.recover()) {
+      if (b.state === 'uploaded' || b.state === 'failed') continue
+      // The previous run died mid-pause: resume the upload from the original files, or report failure.
+      pauses.resume(await builds.restore(b))
+      log.info({ buildId: b.id }, 'resuming an unfinished pause')
+    }
+    const timer = setInterval(() => {
+      builds
+        .evictFinished(config.node.pendingGraceMs)
+        .then((gone) => {
+          for (const id of gone) {
+            peer.announcer.withdraw(id)
+            provider.forget(id)
+          }
+        })
+        .catch((err) => log.warn({ err }, 'evicting finished builds failed'))
+    }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
+    timer.unref()
+    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, shared, timer }, builds, log })
+  }
+
+  /** Wait for a build this node originated to leave `pending` (tests, the demo). */
+  localBuild(id: BuildId): LocalBuild | undefined {
+    return this.builds.get(id)
+  }
+
+  async stop(): Promise<void> {
+    const { api, pauses, cache, files, shared, timer } = this.parts
+    clearInterval(timer)
+    await api.close()
+    await pauses.stop()
+    await files.closeAll()
+    await this.peer.stop() // withdraws announcements, resets streams
+    await cache.close()
+    await shared?.idle()
+    await this.store.close()
+    this.log.info('stopped')
+  }
+}

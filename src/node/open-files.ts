@@ -1,0 +1,101 @@
+/**
+ * Build files open for reading on this node, shared by every request for the same (build, file):
+ * one ResumedFile each, so the switchover happens once per file and all readers follow it. A file is
+ * closed when its last user releases it.
+ */
+import type { Header } from '../format/header.ts'
+import type { BuildId, FileKind } from '../format/types.ts'
+import type { Logger } from '../obs/log.ts'
+import type { BuildReader } from '../read/build-reader.ts'
+import type { BuildStatusBoard } from './build-status.ts'
+import { ResumedFile } from './resumed-file.ts'
+
+export interface OpenFilesDeps {
+  readonly board: BuildStatusBoard
+  readonly log: Logger
+  readonly initialHeader: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
+  readonly loadFinal: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
+  readonly openReader: (header: Header, kind: FileKind) => Promise<BuildReader>
+}
+
+export interface FileHandleLike {
+  readonly size: number
+  readonly file: ResumedFile
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>
+  close(): Promise<void>
+}
+
+interface Entry {
+  readonly file: Promise<ResumedFile>
+  users: number
+  idle?: NodeJS.Timeout
+}
+
+/** A file nobody reads is kept open this long, so range requests in a row share one file (and one switchover). */
+const IDLE_CLOSE_MS = 30_000
+
+export class OpenFiles {
+  private readonly deps: OpenFilesDeps
+  private readonly files = new Map<string, Entry>()
+
+  constructor(deps: OpenFilesDeps) {
+    this.deps = deps
+  }
+
+  async open(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<FileHandleLike> {
+    const key = `${id}/${kind}`
+    let entry = this.files.get(key)
+    if (!entry) {
+      const file = this.deps.initialHeader(id, kind, signal).then((header) =>
+        ResumedFile.open(
+          {
+            buildId: id,
+            kind,
+            board: this.deps.board,
+            log: this.deps.log,
+            openReader: (h) => this.deps.openReader(h, kind),
+            loadFinal: (s) => this.deps.loadFinal(id, kind, s),
+          },
+          header,
+        ),
+      )
+      entry = { file, users: 0 } as Entry
+      this.files.set(key, entry)
+      file.catch(() => this.files.delete(key))
+    }
+    entry.users++
+    clearTimeout(entry.idle)
+    let file: ResumedFile
+    try {
+      file = await entry.file
+    } catch (err) {
+      entry.users--
+      throw err
+    }
+    let released = false
+    const e = entry
+    return {
+      size: file.size,
+      file,
+      read: (offset, length, s) => file.read(offset, length, s),
+      close: async () => {
+        if (released) return
+        released = true
+        if (--e.users > 0) return
+        e.idle = setTimeout(() => {
+          if (e.users > 0 || this.files.get(key) !== e) return
+          this.files.delete(key)
+          file.close().catch((err) => this.deps.log.warn({ err }, 'closing an idle build file failed'))
+        }, IDLE_CLOSE_MS)
+        e.idle.unref()
+      },
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.files.values()]
+    this.files.clear()
+    for (const e of all) clearTimeout(e.idle)
+    await Promise.allSettled(all.map(async (e) => (await e.file).close()))
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * A build file opened for reading on a node, across the header switchover (DESIGN §8, issue 6).
+ *
+ * It starts on the best header available: the final one from storage, or a pending one (incomplete
+ * flag) served by the origin. When the upload completes — learnt from an announcement, a USE_STORAGE
+ * answer, or a pending read that can no longer be served — it loads the final header FROM STORAGE,
+ * checks that it describes the same build and content, and swaps readers atomically. Reads in flight
+ * retry under the new header, at most MAX_TRANSITIONS times; the switch happens once per file, so
+ * later reads never see a "switch now" error. The chunk cache holds uncompressed bytes addressed by
+ * data-file offset, so everything cached under the pending geometry stays valid.
+ */
+import { SnapswarmError } from '../format/errors.ts'
+import type { Header } from '../format/header.ts'
+import type { BuildId, FileKind } from '../format/types.ts'
+import type { Logger } from '../obs/log.ts'
+import type { BuildReader } from '../read/build-reader.ts'
+import type { BuildStatusBoard } from './build-status.ts'
+
+/** DESIGN §8: the number of header transitions one read may go through. */
+export const MAX_TRANSITIONS = 2
+
+export class UploadFailedError extends SnapswarmError {
+  constructor(buildId: BuildId) {
+    super('ERR_UPLOAD_FAILED', `build ${buildId} is not readable: its origin reports the upload failed, and it is not in storage`)
+  }
+}
+
+export class BuildUnavailableError extends SnapswarmError {
+  constructor(message: string) {
+    super('ERR_BUILD_UNAVAILABLE', message)
+  }
+}
+
+export class SwitchoverError extends SnapswarmError {
+  constructor(message: string) {
+    super('ERR_SWITCHOVER', message)
+  }
+}
+
+export interface ResumedFileDeps {
+  readonly buildId: BuildId
+  readonly kind: FileKind
+  readonly board: BuildStatusBoard
+  /** Open a reader over the node's shared chunk cache for a header. */
+  readonly openReader: (header: Header) => Promise<BuildReader>
+  /** The final header from storage, polling with backoff within a bounded time; throws when it never appears. */
+  readonly loadFinal: (signal?: AbortSignal) => Promise<Header>
+  readonly log: Logger
+  readonly onSwitch?: (from: Header, to: Header) => void
+}
+
+interface Active {
+  readonly reader: BuildReader
+  readonly header: Header
+  inflight: number
+  retired: boolean
+}
+
+export class ResumedFile {
+  private readonly deps: ResumedFileDeps
+  private active: Active
+  private switching: Promise<void> | null = null
+  private unsubscribe: () => void
+  private closed = false
+
+  private constructor(deps: ResumedFileDeps, reader: BuildReader) {
+    this.deps = deps
+    this.active = { reader, header: reader.header, inflight: 0, retired: false }
+    this.unsubscribe = deps.board.subscribe((id, state) => {
+      // Proactive switch: readers move to storage as soon as the cluster says the upload finished.
+      if (id === deps.buildId && state === 'uploaded' && this.pending) this.switchOnce().catch(() => {})
+    })
+  }
+
+  static async open(deps: ResumedFileDeps, initial: Header): Promise<ResumedFile> {
+    const file = new ResumedFile(deps, await deps.openReader(initial))
+    if (file.pending && deps.board.get(deps.buildId) === 'uploaded') file.switchOnce().catch(() => {})
+    return file
+  }
+
+  get size(): number {
+    return this.active.header.size
+  }
+
+  get header(): Header {
+    return this.active.header
+  }
+
+  get pending(): boolean {
+    return this.active.header.incomplete
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    for (let transitions = 0; ; transitions++) {
+      const cur = this.active
+      cur.inflight++
+      try {
+        return await cur.reader.read(offset, length, signal)
+      } catch (err) {
+        if (signal?.aborted || !cur.header.incomplete) throw err
+        if (this.deps.board.get(this.deps.buildId) === 'failed') throw new UploadFailedError(this.deps.buildId)
+        if (transitions >= MAX_TRANSITIONS) throw err
+        // The pending copy could not serve this read: the upload finished (switch), or the origin is
+        // gone (the final header may still appear in storage within the bounded poll; else a clear error).
+        await this.switchOnce(signal).catch((switchErr) => {
+          if (this.deps.board.get(this.deps.buildId) === 'failed') throw new UploadFailedError(this.deps.buildId)
+          throw new BuildUnavailableError(
+            `build ${this.deps.buildId} is pending and its origin cannot serve it (${(err as Error).message}); ` +
+              `the final header did not appear in storage: ${(switchErr as Error).message}`,
+          )
+        })
+      } finally {
+        cur.inflight--
+        if (cur.retired && cur.inflight === 0) await cur.reader.close().catch(() => {})
+      }
+    }
+  }
+
+  /** One switch per file: concurrent callers share it; after it, the file is final for good. */
+  private switchOnce(signal?: AbortSignal): Promise<void> {
+    if (!this.pending) return Promise.resolve()
+    this.switching ??= this.doSwitch().finally(() => {
+      this.switching = null
+    })
+    if (!signal) return this.switching
+    return Promise.race([this.switching, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))])
+  }
+
+  private async doSwitch(): Promise<void> {
+    const from = this.active
+    const final = await this.deps.loadFinal()
+    checkSameContent(from.header, final)
+    if (this.closed) return
+    const reader = await this.deps.openReader(final)
+    this.active = { reader, header: final, inflight: 0, retired: false }
+    from.retired = true
+    if (from.inflight === 0) await from.reader.close().catch(() => {})
+    this.deps.log.info({ buildId: this.deps.buildId, kind: this.deps.kind }, 'switched to the final header from storage')
+    this.deps.onSwitch?.(from.header, final)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.unsubscribe()
+    await this.switching?.catch(() => {})
+    this.active.retired = true
+    if (this.active.inflight === 0) await this.active.reader.close()
+  }
+}
+
+/**
+ * The final header must describe the same virtual file: same build, size and block size, the same
+ * mappings, and for every layer whose checksum both headers know, the same SHA-256 of its data.
+ */
+export function checkSameContent(pending: Header, final: Header): void {
+  const id = pending.buildId
+  const fail = (what: string) => {
+    throw new SwitchoverError(`final header of ${id} in storage does not match the pending one: ${what}`)
+  }
+  if (final.incomplete) fail('it has the pending flag set')
+  if (final.buildId !== id) fail(`build id ${final.buildId}`)
+  if (final.size !== pending.size) fail(`size ${final.size}, pending ${pending.size}`)
+  if (final.mappings.length !== pending.mappings.length) fail(`${final.mappings.length} mappings, pending ${pending.mappings.length}`)
+  final.mappings.forEach((m, i) => {
+    const p = pending.mappings[i]
+    if (m.offset !== p.offset || m.length !== p.length || m.buildId !== p.buildId || m.buildStorageOffset !== p.buildStorageOffset) fail(`mapping ${i} differs`)
+  })
+  for (const [buildId, info] of pending.builds) {
+    const other = final.builds.get(buildId)
+    if (!other) continue
+    const known = (s: Uint8Array) => s.some((b) => b !== 0)
+    if (other.fileSize !== info.fileSize) fail(`layer ${buildId} size ${other.fileSize}, pending ${info.fileSize}`)
+    if (known(info.sha256) && known(other.sha256) && !Buffer.from(info.sha256).equals(Buffer.from(other.sha256))) fail(`layer ${buildId} SHA-256 differs`)
+  }
+}
