@@ -158,7 +158,7 @@ export class PauseManager {
 
   private async upload(build: LocalBuild, signal: AbortSignal): Promise<void> {
     const { store, limiter } = this.deps
-    const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n)
+    const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
     const headers = new Map<FileKind, Header>()
     for (const [kind, local] of build.files) {
       // A child of a pending parent waits for the parent's final header: the child's final header

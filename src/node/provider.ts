@@ -1,11 +1,15 @@
 /**
  * What this node serves to peers (DESIGN §8): the builds it originated. While a build is pending its
- * header is served with the incomplete flag and its frames from the local framed copy; once uploaded
- * every answer is USE_STORAGE (the switch signal); after a failed upload, UPLOAD_FAILED — never
- * "use storage" for a build that is not there (DESIGN §9).
+ * header is served with the incomplete flag and its frames from the local framed copy. Once uploaded,
+ * a header request is answered USE_STORAGE (the switch signal: final headers come from storage only),
+ * while frames are still served from the local copy until it is evicted — that is load the bucket
+ * does not take. After a failed upload, UPLOAD_FAILED; never "use storage" for a build that is not
+ * there (DESIGN §9). Only exact local frames are served: a range that is not one frame of the local
+ * table (another geometry) is NOT_AVAILABLE, so peers fall through to the next source.
  */
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
@@ -36,14 +40,11 @@ export class LocalBuildProvider implements PeerContentProvider {
 
   async getFrames(buildId: BuildId, kind: FileKind, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
     const b = this.builds.get(buildId)
-    const refusal = statusOf(b)
+    const refusal = b?.state === 'uploaded' ? null : statusOf(b)
     if (refusal) return { status: refusal }
     const file = b!.files.get(kind)
     if (!file) return { status: 'NOT_AVAILABLE' }
-    const table = file.info.frames
-    const sizeC = table.codec === 'none' ? file.info.fileSize : table.compressedSize
-    // Serve only what lies inside the local data file; a range past its end is a peer's mistake.
-    if (ranges.some((r) => r.startC < 0 || r.sizeC <= 0 || r.startC + r.sizeC > sizeC)) return { status: 'NOT_AVAILABLE' }
+    if (!ranges.every((r) => isLocalFrame(file.info.frames, file.info.fileSize, r))) return { status: 'NOT_AVAILABLE' }
     const fh = await open(file.dataPath, 'r')
     return {
       status: 'OK',
@@ -84,6 +85,22 @@ export class LocalBuildProvider implements PeerContentProvider {
   forget(buildId: BuildId): void {
     for (const k of this.encoded.keys()) if (k.startsWith(buildId)) this.encoded.delete(k)
   }
+}
+
+function isLocalFrame(table: FrameTable, fileSize: number, r: FrameRange): boolean {
+  if (r.startC < 0 || r.sizeC <= 0) return false
+  if (table.codec === 'none') return r.startC + r.sizeC <= fileSize
+  const frames = table.frames
+  let lo = 0
+  let hi = frames.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const f = frames[mid]
+    if (f.startC === r.startC) return f.sizeC === r.sizeC
+    if (f.startC < r.startC) lo = mid + 1
+    else hi = mid - 1
+  }
+  return false
 }
 
 function statusOf(b: LocalBuild | undefined): NotOkStatus | null {

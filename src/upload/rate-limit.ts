@@ -21,18 +21,32 @@ export class RateLimiter {
   }
 
   /** Resolves when `bytes` may be sent. Callers are served in order (no starvation). */
-  take(bytes: number): Promise<void> {
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.unlimited) return Promise.resolve()
-    const turn = this.queue.then(() => this.wait(bytes))
-    this.queue = turn
+    const turn = this.queue.then(() => this.wait(bytes, signal))
+    // A cancelled caller must not stall the callers behind it.
+    this.queue = turn.catch(() => {})
     return turn
   }
 
-  private async wait(bytes: number): Promise<void> {
+  private async wait(bytes: number, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
     this.refill()
     this.tokens -= bytes
     if (this.tokens < 0) {
-      await new Promise((r) => setTimeout(r, (-this.tokens / this.rate) * 1000))
+      const ms = (-this.tokens / this.rate) * 1000
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          clearTimeout(timer)
+          this.tokens += bytes // the bytes were never sent
+          reject(signal!.reason)
+        }
+        const timer = setTimeout(() => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        }, ms)
+        signal?.addEventListener('abort', onAbort, { once: true })
+      })
       this.refill()
     }
   }

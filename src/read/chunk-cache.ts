@@ -1,0 +1,247 @@
+/**
+ * The local chunk cache directory (DESIGN §7): one ChunkFile per (build, file) at
+ * `{dir}/{buildId}/{memfile|rootfs.ext4}.data` with its presence record `.map` beside it.
+ *
+ * Size limit and eviction: the bytes present are accounted per build file; above `maxBytes` whole
+ * build files are evicted, least recently released first, never one that is open (a lease holds a
+ * reference) nor one of a pinned build (a pending build whose only copy may be ours). When every
+ * candidate is in use the cache stays over its limit rather than break a reader.
+ *
+ * Restart: the directory is scanned at open; each presence record is reloaded, so a restart keeps
+ * the cache (a data file without a record is deleted: its bytes cannot be trusted as present).
+ */
+import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type BuildId, type FileKind, storageName } from '../format/types.ts'
+import { type Logger, silentLogger } from '../obs/log.ts'
+import { ChunkFile } from './chunk-file.ts'
+import { PAGE_SIZE } from './constants.ts'
+import { CacheClosedError } from './errors.ts'
+import type { VerifiedFrameFetcher } from './fetcher.ts'
+import { ReadMetrics } from './metrics.ts'
+import { PresenceMap } from './presence.ts'
+
+export interface ChunkCacheOptions {
+  readonly dir: string
+  readonly maxBytes: number
+  readonly fetcher: VerifiedFrameFetcher
+  readonly metrics?: ReadMetrics
+  readonly logger?: Logger
+}
+
+/** A reference to an open build file; the file cannot be evicted until it is released. */
+export interface ChunkFileLease extends AsyncDisposable {
+  readonly file: ChunkFile
+  release(): Promise<void>
+}
+
+interface Entry {
+  readonly key: string
+  readonly buildId: BuildId
+  refs: number
+  lastUsed: number
+  bytes: number
+  file: Promise<ChunkFile> | null
+  closing: Promise<void> | null
+}
+
+const SUFFIX = { data: '.data', map: '.map' }
+
+export class ChunkCache {
+  readonly dir: string
+  readonly maxBytes: number
+  private readonly opts: ChunkCacheOptions
+  private readonly metrics: ReadMetrics
+  private readonly log: Logger
+  private readonly entries = new Map<string, Entry>()
+  private readonly pins = new Map<BuildId, number>()
+  private readonly deleting = new Map<string, Promise<void>>()
+  private total = 0
+  private clock = 0
+  private evicting: Promise<void> | null = null
+  private closed = false
+
+  private constructor(opts: ChunkCacheOptions) {
+    this.opts = opts
+    this.dir = opts.dir
+    this.maxBytes = opts.maxBytes
+    this.metrics = opts.metrics ?? new ReadMetrics()
+    this.log = (opts.logger ?? silentLogger).child({ component: 'chunk-cache' })
+  }
+
+  static async open(opts: ChunkCacheOptions): Promise<ChunkCache> {
+    const cache = new ChunkCache(opts)
+    await mkdir(opts.dir, { recursive: true })
+    await cache.scan()
+    await cache.evictIfNeeded()
+    return cache
+  }
+
+  /** Bytes of verified data present across all build files. */
+  get bytes(): number {
+    return this.total
+  }
+
+  /** Open the cache of one build file (refcounted). Release the lease when done reading. */
+  async acquire(buildId: BuildId, kind: FileKind): Promise<ChunkFileLease> {
+    if (this.closed) throw new CacheClosedError('chunk cache is closed')
+    const key = `${buildId}/${storageName(kind)}`
+    // An eviction of these files must finish before they are reopened; then take the reference
+    // synchronously, so no eviction can pick the entry in between.
+    while (this.deleting.has(key)) await this.deleting.get(key)
+    const e = this.entries.get(key) ?? this.addEntry(key, buildId, 0, 0)
+    e.refs++
+    e.lastUsed = ++this.clock
+    try {
+      while (e.closing) await e.closing
+      e.file ??= ChunkFile.open(join(this.dir, key + SUFFIX.data), join(this.dir, key + SUFFIX.map), {
+        fetcher: this.opts.fetcher,
+        metrics: this.metrics,
+        logger: this.opts.logger,
+        onGrow: (n) => this.grow(e, n),
+      })
+      const file = await e.file
+      return this.lease(e, file)
+    } catch (err) {
+      e.file = null
+      await this.release(e)
+      throw err
+    }
+  }
+
+  /** Keep a build's files whatever the size pressure (a pending build), until as many `unpin`s. */
+  pin(buildId: BuildId): void {
+    this.pins.set(buildId, (this.pins.get(buildId) ?? 0) + 1)
+  }
+
+  unpin(buildId: BuildId): void {
+    const n = (this.pins.get(buildId) ?? 0) - 1
+    if (n > 0) this.pins.set(buildId, n)
+    else this.pins.delete(buildId)
+    void this.kickEviction()
+  }
+
+  /** Close every file (fetches in flight are stopped) and wait for evictions. Leases become invalid. */
+  async close(): Promise<void> {
+    this.closed = true
+    const entries = [...this.entries.values()]
+    await Promise.allSettled(entries.map(async (e) => (e.file ? (await e.file).close() : e.closing)))
+    await this.evicting
+    await Promise.allSettled(this.deleting.values())
+  }
+
+  private lease(e: Entry, file: ChunkFile): ChunkFileLease {
+    let released = false
+    const release = async (): Promise<void> => {
+      if (released) return // idempotent: a double release must not free someone else's reference
+      released = true
+      await this.release(e)
+    }
+    return { file, release, [Symbol.asyncDispose]: release }
+  }
+
+  private async release(e: Entry): Promise<void> {
+    e.refs--
+    e.lastUsed = ++this.clock
+    if (e.refs > 0 || !e.file || this.closed) return
+    const file = e.file
+    e.closing = (async () => {
+      try {
+        await (await file).close()
+      } catch (err) {
+        this.log.warn({ err, key: e.key }, 'closing chunk file failed')
+      } finally {
+        e.file = null
+        e.closing = null
+      }
+    })()
+    await e.closing
+    // A released file is a candidate now: a pass already running may have looked before, so wait for
+    // it and run one more. The caller then sees the cache within its limit (or everything in use).
+    while (this.evicting) await this.evicting
+    await this.kickEviction()
+  }
+
+  private grow(e: Entry, bytes: number): void {
+    e.bytes += bytes
+    this.total += bytes
+    this.metrics.cacheBytes.inc(bytes)
+    if (this.total > this.maxBytes) void this.kickEviction()
+  }
+
+  private addEntry(key: string, buildId: BuildId, bytes: number, lastUsed: number): Entry {
+    const e: Entry = { key, buildId, refs: 0, lastUsed, bytes, file: null, closing: null }
+    this.entries.set(key, e)
+    this.total += bytes
+    this.metrics.cacheBytes.inc(bytes)
+    return e
+  }
+
+  /** Start an eviction pass unless one runs; resolves when the running pass ends (never rejects). */
+  private kickEviction(): Promise<void> {
+    if (!this.evicting && this.total > this.maxBytes && !this.closed) {
+      this.evicting = this.evictIfNeeded()
+        .catch((err: unknown) => this.log.warn({ err }, 'chunk cache eviction failed'))
+        .finally(() => {
+          this.evicting = null
+        })
+    }
+    return this.evicting ?? Promise.resolve()
+  }
+
+  /** Evict least recently used idle, unpinned build files until under the limit (or none is left). */
+  private async evictIfNeeded(): Promise<void> {
+    while (this.total > this.maxBytes) {
+      let victim: Entry | undefined
+      for (const e of this.entries.values()) {
+        if (e.refs > 0 || e.file || e.closing || this.pins.has(e.buildId)) continue
+        if (!victim || e.lastUsed < victim.lastUsed) victim = e
+      }
+      if (!victim) {
+        this.log.debug({ total: this.total, max: this.maxBytes }, 'chunk cache over limit, every file in use or pinned')
+        return
+      }
+      await this.evict(victim)
+    }
+  }
+
+  private async evict(e: Entry): Promise<void> {
+    this.entries.delete(e.key)
+    this.total -= e.bytes
+    this.metrics.cacheBytes.dec(e.bytes)
+    this.metrics.evictions.inc()
+    const base = join(this.dir, e.key)
+    const done = Promise.all([rm(base + SUFFIX.map, { force: true }), rm(base + SUFFIX.data, { force: true })])
+      .then(() => rmdir(join(this.dir, e.buildId)).catch(() => {})) // the other file of the build may remain
+      .finally(() => this.deleting.delete(e.key))
+    this.deleting.set(e.key, done)
+    await done
+    this.log.debug({ key: e.key, bytes: e.bytes }, 'evicted build file')
+  }
+
+  /** Rebuild the index from disk; the LRU order starts from the records' modification times. */
+  private async scan(): Promise<void> {
+    const found: { key: string; buildId: BuildId; bytes: number; mtime: number }[] = []
+    for (const buildId of await readdir(this.dir)) {
+      const names = await readdir(join(this.dir, buildId)).catch(() => [] as string[])
+      for (const name of names) {
+        const path = join(this.dir, buildId, name)
+        const stem = name.slice(0, name.lastIndexOf('.'))
+        const orphan =
+          (name.endsWith(SUFFIX.data) && !names.includes(stem + SUFFIX.map)) ||
+          (name.endsWith(SUFFIX.map) && !names.includes(stem + SUFFIX.data)) ||
+          name.endsWith('.tmp')
+        if (orphan) {
+          // Data without a record cannot be trusted as present; a record without data would read holes.
+          await rm(path, { force: true })
+        } else if (name.endsWith(SUFFIX.map)) {
+          const presence = await PresenceMap.load(path)
+          const mtime = (await stat(path).catch(() => null))?.mtimeMs ?? 0
+          found.push({ key: `${buildId}/${stem}`, buildId, bytes: presence.count * PAGE_SIZE, mtime })
+        }
+      }
+    }
+    found.sort((a, b) => a.mtime - b.mtime)
+    for (const f of found) this.addEntry(f.key, f.buildId, f.bytes, ++this.clock)
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Instruments of the read path (issue 4 §5). One `ReadMetrics` per registry; every instrument is
+ * get-or-create, so several caches or readers in one process share them by name.
+ *
+ * The `source` label is the FrameSource name: `local` (chunk cache hit), `peer`, `shared`, `storage`.
+ */
+import { type Counter, type Gauge, type Histogram, type Registry, counter, createRegistry, gauge, histogram } from '../obs/metrics.ts'
+
+export class ReadMetrics {
+  /** Reads of a virtual build file (one per BuildReader.read/readInto call). */
+  readonly reads: Counter
+  readonly bytesRead: Counter
+  /** Local: layer pieces served from the chunk cache without a fetch; others: frames served. */
+  readonly hits: Counter<'source'>
+  readonly fetchSeconds: Histogram<'source'>
+  readonly bytesFetched: Counter<'source'>
+  /** A reader that found a fetch for its block already running and waited on it instead. */
+  readonly dedupJoins: Counter
+  /** Fetches started (the denominator of the dedup ratio). */
+  readonly fetchesStarted: Counter
+  readonly verifyFailures: Counter<'source'>
+  /** Errors other than verification (network, timeouts, missing objects) per source. */
+  readonly sourceErrors: Counter<'source'>
+  readonly evictions: Counter
+  readonly cacheBytes: Gauge
+  /** Shared-cache writes by result: written, exists, locked, failed, dropped. */
+  readonly sharedWrites: Counter<'result'>
+
+  constructor(reg: Registry = createRegistry()) {
+    this.reads = counter(reg, 'snapswarm_reads_total', 'Reads of virtual build files')
+    this.bytesRead = counter(reg, 'snapswarm_read_bytes_total', 'Bytes returned by reads of virtual build files')
+    this.hits = counter(reg, 'snapswarm_read_hits_total', 'Reads served per source (local = chunk cache)', ['source']) as Counter<'source'>
+    this.fetchSeconds = histogram(reg, 'snapswarm_frame_fetch_seconds', 'Frame fetch + verify latency per source', [
+      'source',
+    ]) as Histogram<'source'>
+    this.bytesFetched = counter(reg, 'snapswarm_frame_bytes_fetched_total', 'Stored (compressed) bytes fetched per source', [
+      'source',
+    ]) as Counter<'source'>
+    this.dedupJoins = counter(reg, 'snapswarm_fetch_dedup_joins_total', 'Readers that joined a fetch already in flight')
+    this.fetchesStarted = counter(reg, 'snapswarm_fetches_started_total', 'Frame fetches started by the chunk cache')
+    this.verifyFailures = counter(reg, 'snapswarm_frame_verify_failures_total', 'Frames that failed verification per source', [
+      'source',
+    ]) as Counter<'source'>
+    this.sourceErrors = counter(reg, 'snapswarm_frame_source_errors_total', 'Frame fetch errors per source', ['source']) as Counter<'source'>
+    this.evictions = counter(reg, 'snapswarm_chunk_cache_evictions_total', 'Build files evicted from the chunk cache')
+    this.cacheBytes = gauge(reg, 'snapswarm_chunk_cache_bytes', 'Bytes present in the chunk cache')
+    this.sharedWrites = counter(reg, 'snapswarm_shared_cache_writes_total', 'Shared frame cache writes by result', [
+      'result',
+    ]) as Counter<'result'>
+  }
+}

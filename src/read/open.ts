@@ -1,0 +1,107 @@
+/**
+ * Wiring for reading a stored build file with nothing else running (the `read` command, tools,
+ * tests): header from object storage → fetcher (optional peers, optional shared cache, storage) →
+ * chunk cache → BuildReader. A long-running node wires these itself to share one cache and fetcher.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FormatError } from '../format/errors.ts'
+import { FrameTable } from '../format/frame-table.ts'
+import { type BuildInfo, decodeHeader, HEADER_LIMITS, type Header } from '../format/header.ts'
+import { type BuildId, type FileKind, storageName } from '../format/types.ts'
+import type { Logger } from '../obs/log.ts'
+import type { ObjectStore } from '../storage/store.ts'
+import { BuildReader, type LayerLookup } from './build-reader.ts'
+import { ChunkCache } from './chunk-cache.ts'
+import { FrameFetcher } from './fetcher.ts'
+import { ReadMetrics } from './metrics.ts'
+import { SharedCacheSource } from './shared-cache.ts'
+import { dataObjectName, type FrameSource, StorageSource } from './source.ts'
+
+/** Default local cache limit when the caller names none. */
+const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024 * 1024
+
+export interface OpenStoredOptions {
+  readonly store: ObjectStore
+  readonly buildId: BuildId
+  readonly kind: FileKind
+  /** Chunk cache directory; a temporary one (removed on close) when absent. */
+  readonly cacheDir?: string
+  readonly cacheMaxBytes?: number
+  /** Shared frame cache directory (an NFS mount in production). */
+  readonly sharedDir?: string
+  readonly peers?: FrameSource
+  readonly metrics?: ReadMetrics
+  readonly logger?: Logger
+}
+
+export interface StoredBuildFile {
+  readonly size: number
+  readonly header: Header
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>
+  readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void>
+  close(): Promise<void>
+}
+
+export function headerObjectName(buildId: BuildId, kind: FileKind): string {
+  return `${buildId}/${storageName(kind)}.header`
+}
+
+/** The final header of a stored build. A stored header with the pending flag is refused (DESIGN §4). */
+export async function loadStoredHeader(store: ObjectStore, buildId: BuildId, kind: FileKind): Promise<Header> {
+  const bytes = await store.get(headerObjectName(buildId, kind), { maxBytes: HEADER_LIMITS.maxHeaderBytes })
+  const header = decodeHeader(bytes)
+  if (header.incomplete) throw new FormatError(`stored header of ${buildId}/${storageName(kind)} has the pending flag set`)
+  return header
+}
+
+/** Finds a layer's BuildInfo in its own stored header; a V3 (raw) layer's size from its data object. */
+export function storageLayerLookup(store: ObjectStore): LayerLookup {
+  return async (buildId, kind) => {
+    if (!(await store.exists(headerObjectName(buildId, kind)))) return undefined
+    const own = await loadStoredHeader(store, buildId, kind)
+    if (own.version === 4) return own.builds.get(buildId)
+    const st = await store.stat(dataObjectName(buildId, kind, 'none'))
+    if (st === null) return undefined
+    const info: BuildInfo = { buildId, fileSize: st.size, sha256: new Uint8Array(32), frames: new FrameTable('none', []) }
+    return info
+  }
+}
+
+export async function openStoredBuildFile(opts: OpenStoredOptions): Promise<StoredBuildFile> {
+  const header = await loadStoredHeader(opts.store, opts.buildId, opts.kind)
+  const metrics = opts.metrics ?? new ReadMetrics()
+  const tmp = opts.cacheDir ? null : await mkdtemp(join(tmpdir(), 'snapswarm-cache-'))
+  const shared = opts.sharedDir ? new SharedCacheSource({ dir: opts.sharedDir, metrics, logger: opts.logger }) : undefined
+  const fetcher = new FrameFetcher({ storage: new StorageSource(opts.store), shared, peers: opts.peers, metrics, logger: opts.logger })
+  const cache = await ChunkCache.open({
+    dir: opts.cacheDir ?? tmp!,
+    maxBytes: opts.cacheMaxBytes ?? DEFAULT_CACHE_BYTES,
+    fetcher,
+    metrics,
+    logger: opts.logger,
+  })
+  const cleanup = async (): Promise<void> => {
+    await cache.close()
+    await shared?.idle()
+    if (tmp) await rm(tmp, { recursive: true, force: true })
+  }
+  let reader: BuildReader
+  try {
+    reader = await BuildReader.open({ header, kind: opts.kind, cache, metrics, lookupLayer: storageLayerLookup(opts.store) })
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+  return {
+    size: reader.size,
+    header,
+    read: (offset, length, signal) => reader.read(offset, length, signal),
+    readInto: (dst, offset, signal) => reader.readInto(dst, offset, signal),
+    close: async () => {
+      await reader.close()
+      await cleanup()
+    },
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * One source interface for every place a frame can come from (STYLE practice 3, CONTRACTS.md
+ * src/read): peers, the shared frame cache and object storage all answer `fetch(ref)` with the
+ * stored bytes of one frame, or `null` for "not here". Bytes from a source are never trusted: the
+ * fetcher verifies them in one place (verify.ts) before they are used or cached (DESIGN §8).
+ */
+import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
+import { NotFoundError, type ObjectStore } from '../storage/store.ts'
+
+/**
+ * One fetch unit of a data file: a frame of a compressed build, or an aligned chunk of a raw build
+ * (codec `none`, `startC = startU`, `sizeC = sizeU`). Offsets are absolute in that build's data file.
+ */
+export interface FrameRef {
+  buildId: BuildId
+  kind: FileKind
+  codec: CodecName
+  startU: number
+  sizeU: number
+  startC: number
+  sizeC: number
+}
+
+export interface FrameSource {
+  readonly name: string
+  /** The stored bytes of `ref` (compressed, or raw for codec `none`), unverified; `null` = "not here". */
+  fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null>
+}
+
+export { SharedCacheSource, type SharedCacheOptions } from './shared-cache.ts'
+
+/** Object name of a build file's data (DESIGN §3): stored compressed or raw, never both. */
+export function dataObjectName(buildId: BuildId, kind: FileKind, codec: CodecName): string {
+  return `${buildId}/${storageName(kind)}${codecSuffix(codec)}`
+}
+
+/** Object storage (GCS or a directory): one ranged read per frame, at its compressed offset. */
+export class StorageSource implements FrameSource {
+  readonly name = 'storage'
+  private readonly store: ObjectStore
+
+  constructor(store: ObjectStore) {
+    this.store = store
+  }
+
+  async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
+    // A truncated object is an ObjectRangeError naming the range and the size found (issue 4: a clear
+    // error, not a hang); a missing one is the ordinary "not here".
+    try {
+      return await this.store.getRange(dataObjectName(ref.buildId, ref.kind, ref.codec), ref.startC, ref.sizeC, signal)
+    } catch (err) {
+      if (err instanceof NotFoundError) return null
+      throw err
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The one place where bytes from any source become trusted (DESIGN §8): a frame is decoded to its
+ * end with its codec, so the codec checksum is checked and the result must be exactly `sizeU` bytes
+ * (DESIGN §9: exact-size reads that never reached the codec checksum); a raw chunk must be exactly
+ * its size. A format that carries per-frame digests plugs in through `DigestCheck`.
+ */
+import { getCodec } from '../format/codec.ts'
+import { CorruptFrameError } from '../format/errors.ts'
+import type { FrameRef } from './source.ts'
+
+/** Extra check on the decoded bytes (e.g. a per-frame digest from a future header format). */
+export type DigestCheck = (ref: FrameRef, plain: Uint8Array) => boolean | Promise<boolean>
+
+export function describeRef(ref: FrameRef): string {
+  const what = ref.codec === 'none' ? 'chunk' : `${ref.codec} frame`
+  return `${what} ${ref.buildId}/${ref.kind} @${ref.startU}+${ref.sizeU} (stored @${ref.startC}+${ref.sizeC})`
+}
+
+/** The uncompressed bytes of `ref`, or CorruptFrameError saying what was expected and what was found. */
+export async function verifyFrame(ref: FrameRef, stored: Uint8Array, digest?: DigestCheck): Promise<Uint8Array> {
+  if (stored.byteLength !== ref.sizeC) {
+    throw new CorruptFrameError(`${describeRef(ref)}: expected ${ref.sizeC} stored bytes, found ${stored.byteLength}`)
+  }
+  let plain = stored
+  if (ref.codec !== 'none') {
+    plain = await getCodec(ref.codec).decompress(stored, ref.sizeU)
+    // The codec promises exactly sizeU bytes; checked again because a short frame here means zeroed pages.
+    if (plain.byteLength !== ref.sizeU) {
+      throw new CorruptFrameError(`${describeRef(ref)}: decoded to ${plain.byteLength} bytes, expected ${ref.sizeU}`)
+    }
+  } else if (ref.sizeC !== ref.sizeU) {
+    throw new CorruptFrameError(`${describeRef(ref)}: raw chunk with stored size ${ref.sizeC} != ${ref.sizeU}`)
+  }
+  if (digest && !(await digest(ref, plain))) {
+    throw new CorruptFrameError(`${describeRef(ref)}: digest mismatch`)
+  }
+  return plain
+}
