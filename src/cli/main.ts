@@ -22,6 +22,17 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   push: { summary: 'upload one build (or a layered child) straight to storage', load: async () => (await import('./storage-cmds.ts')).pushCommand },
   node: { summary: 'run a cluster node: serve builds to peers, read lazily, pause and upload', load: async () => (await import('./node-cmd.ts')).nodeCommand },
   pause: { summary: "pause a build on a node (its API), announce it pending, upload it", load: async () => (await import('./node-cmd.ts')).pauseCommand },
+  keygen: {
+    summary: 'write a new cluster key file (one per cluster, copied to every node)',
+    load: async () => async (argv) => {
+      const { writeClusterKey } = await import('../p2p/admission.ts')
+      const { parse } = await import('./args.ts')
+      const { positionals } = parse(argv, {}, 1)
+      await writeClusterKey(positionals[0])
+      process.stdout.write(`wrote cluster key ${positionals[0]} (mode 0600)\n`)
+      return 0
+    },
+  },
   read: { summary: 'write bytes of a stored build file to stdout, reading lazily', load: async () => (await import('./storage-cmds.ts')).readCommand },
 }
 

@@ -1,0 +1,180 @@
+/**
+ * Issue 5 and 6 bars with real daemon processes over real TCP on 127.0.0.1 (file:// storage):
+ * a pending build held only by its origin is read byte-exactly on another node and switched over to
+ * storage when its upload completes; a node with the wrong cluster key is refused; a dead origin gives
+ * a clear error before its upload finished and uninterrupted reads from storage after; a peer serving
+ * corrupted frames is detected and its frames never used.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { writeClusterKey } from '../../src/p2p/admission.ts'
+import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from './procs.ts'
+
+const MiB = 1024 * 1024
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+
+let dir: string
+let bucket: string
+let storage: string
+let key: string
+let config: string
+let reader: NodeProc
+const nodes: NodeProc[] = []
+
+async function origin(extra: string[] = []): Promise<NodeProc> {
+  const n = await startNode(['--storage', storage, '--data-dir', join(dir, `node-${nodes.length}`), '--cluster-key', key, '--config', config, ...extra])
+  nodes.push(n)
+  return n
+}
+
+async function connectReader(to: NodeProc): Promise<void> {
+  // The reader bootstraps to the first origin; later origins dial the reader.
+  await waitFor(`${to.peerId.slice(-6)} connected to the reader`, async () => {
+    const peers = await getJson(`${reader.api}/v1/peers`)
+    return (peers.body.connected as string[]).includes(to.peerId)
+  })
+}
+
+async function memfile(size: number, seed: number): Promise<{ path: string; data: Buffer }> {
+  const data = new VmDataGenerator(seed).next(size)
+  const path = join(dir, `memfile-${seed}`)
+  await writeFile(path, data)
+  return { path, data }
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapswarm-cluster-'))
+  bucket = join(dir, 'bucket')
+  storage = pathToFileURL(bucket).href
+  key = join(dir, 'cluster.key')
+  await writeClusterKey(key)
+  config = join(dir, 'config.json')
+  await writeFile(
+    config,
+    JSON.stringify({
+      peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 },
+      switchover: { finalHeaderPollMs: 3000 },
+      node: { pendingGraceMs: 600_000 },
+    }),
+  )
+  reader = await startNode(['--storage', storage, '--data-dir', join(dir, 'reader'), '--cluster-key', key, '--config', config])
+})
+
+after(async () => {
+  await Promise.allSettled([reader, ...nodes].map((n) => n?.kill()))
+  await rm(dir, { recursive: true, force: true })
+})
+
+test('a pending build held only by its origin is read byte-exactly on another node, then switched over to storage', async () => {
+  const a = await origin(['--upload-rate', '200000', '--pending-codec', 'lz4', '--bootstrap', reader.addrs[0]])
+  await connectReader(a)
+  const { path, data } = await memfile(8 * MiB, 21)
+  const id = randomUUID()
+  assert.equal((await pause(a.api, id, { files: { memfile: path } })).status, 202)
+  await waitFor('the build to be announced pending', async () => (await getJson(`${reader.api}/v1/builds/${id}`)).body.state === 'pending')
+
+  const r = await readRange(reader.api, id, 'memfile', 0, data.byteLength - 1)
+  assert.equal(r.status, 206, r.text)
+  assert.equal(sha(r.bytes), sha(data))
+  assert.ok(!existsSync(join(bucket, id, 'memfile.header')), 'the read finished while the build was not in storage')
+
+  await waitFor('the upload to complete and the reader to learn it', async () => (await getJson(`${reader.api}/v1/builds/${id}`)).body.state === 'uploaded', 60_000)
+  await waitFor('the reader to switch over', async () => reader.stderr().includes('switched to the final header from storage'), 10_000)
+  const again = await readRange(reader.api, id, 'memfile', 3 * MiB + 17, 7 * MiB)
+  assert.equal(again.status, 206, again.text)
+  assert.ok(again.bytes.equals(data.subarray(3 * MiB + 17, 7 * MiB + 1)))
+})
+
+test('a node with the wrong cluster key is refused; one with the right key connects', async () => {
+  const otherKey = join(dir, 'other.key')
+  await writeClusterKey(otherKey)
+  const stranger = await startNode(['--storage', storage, '--data-dir', join(dir, 'stranger'), '--cluster-key', otherKey, '--config', config, '--bootstrap', reader.addrs[0]])
+  nodes.push(stranger)
+  const friend = await origin(['--bootstrap', reader.addrs[0]])
+  await connectReader(friend)
+  await new Promise((r) => setTimeout(r, 1500))
+  const peers = (await getJson(`${reader.api}/v1/peers`)).body.connected as string[]
+  assert.ok(!peers.includes(stranger.peerId), 'the stranger is not connected to the reader')
+  assert.deepEqual((await getJson(`${stranger.api}/v1/peers`)).body.connected, [])
+  await stranger.stop()
+})
+
+test('the origin dies before its upload finished: readers get a clear error within a bounded time', async () => {
+  const a = await origin(['--upload-rate', '20000', '--bootstrap', reader.addrs[0]])
+  await connectReader(a)
+  const { path, data } = await memfile(8 * MiB, 22)
+  const id = randomUUID()
+  assert.equal((await pause(a.api, id, { files: { memfile: path } })).status, 202)
+  await waitFor('pending', async () => (await getJson(`${reader.api}/v1/builds/${id}`)).body.state === 'pending')
+  const first = await readRange(reader.api, id, 'memfile', 0, 2 * MiB - 1)
+  assert.equal(first.status, 206, first.text)
+  assert.ok(first.bytes.equals(data.subarray(0, 2 * MiB)))
+  await a.kill()
+  const started = Date.now()
+  const r = await readRange(reader.api, id, 'memfile', 6 * MiB, 7 * MiB)
+  assert.ok(r.status >= 400, `expected an error status, got ${r.status}`)
+  assert.match(r.text, /ERR_BUILD_UNAVAILABLE|ERR_UPLOAD_FAILED/)
+  assert.ok(Date.now() - started < 20_000, `error after ${Date.now() - started} ms`)
+  // Cached bytes stay readable and correct.
+  const cached = await readRange(reader.api, id, 'memfile', 4096, 8191)
+  assert.ok(cached.status === 206 && cached.bytes.equals(data.subarray(4096, 8192)))
+})
+
+test('the origin dies mid-read after its upload: the read completes from storage, byte-exact', async () => {
+  const a = await origin(['--bootstrap', reader.addrs[0]])
+  await connectReader(a)
+  const { path, data } = await memfile(48 * MiB, 23)
+  const id = randomUUID()
+  assert.equal((await pause(a.api, id, { files: { memfile: path } })).status, 202)
+  await waitFor('uploaded', async () => (await getJson(`${reader.api}/v1/builds/${id}`)).body.state === 'uploaded', 60_000)
+  await waitFor('the reader to see the origin serving it', async () => {
+    const peers = (await getJson(`${reader.api}/v1/builds/${id}`)).body.peers as { peer: string }[]
+    return peers.some((p) => p.peer === a.peerId)
+  })
+  const res = await fetch(`${reader.api}/v1/builds/${id}/memfile`, { headers: { range: `bytes=0-${data.byteLength - 1}` } })
+  assert.equal(res.status, 206)
+  const chunks: Buffer[] = []
+  let killed = false
+  for await (const chunk of res.body!) {
+    chunks.push(Buffer.from(chunk))
+    if (!killed) {
+      killed = true
+      await a.kill()
+    }
+  }
+  assert.ok(killed)
+  assert.equal(sha(Buffer.concat(chunks)), sha(data))
+})
+
+test('a peer serving corrupted frames is detected; its frames are never used', async () => {
+  const a = await origin(['--bootstrap', reader.addrs[0]])
+  await connectReader(a)
+  const { path, data } = await memfile(8 * MiB, 24)
+  const id = randomUUID()
+  assert.equal((await pause(a.api, id, { files: { memfile: path } })).status, 202)
+  await waitFor('uploaded', async () => (await getJson(`${reader.api}/v1/builds/${id}`)).body.state === 'uploaded', 60_000)
+  await waitFor('announced', async () => ((await getJson(`${reader.api}/v1/builds/${id}`)).body.peers as unknown[]).length > 0)
+  // Corrupt the origin's local copy (what it serves to peers), not the stored object.
+  const local = join(dir, `node-${nodes.indexOf(a)}`, 'builds', id, 'memfile.zstd')
+  const bytes = await readFile(local)
+  for (let i = 1000; i < bytes.byteLength; i += 65_536) bytes[i] ^= 0x5a
+  await writeFile(local, bytes)
+  const before = await verifyFailures()
+  const r = await readRange(reader.api, id, 'memfile', 0, data.byteLength - 1)
+  assert.equal(r.status, 206, r.text)
+  assert.equal(sha(r.bytes), sha(data))
+  assert.ok((await verifyFailures()) > before, 'verification failures from the peer were counted')
+})
+
+async function verifyFailures(): Promise<number> {
+  const text = await (await fetch(`${reader.api}/metrics`)).text()
+  const m = /snapswarm_frame_verify_failures_total\{source="peer"\} (\d+)/.exec(text)
+  return m ? Number(m[1]) : 0
+}
