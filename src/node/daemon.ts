@@ -31,6 +31,11 @@ import { PeerFrameSource } from './peer-source.ts'
 import { LocalBuildProvider } from './provider.ts'
 import { OpenFiles } from './open-files.ts'
 
+/** How long a read waits for a build that is not visible yet (its origin still framing it, its announcement on the way). */
+const VISIBILITY_WAIT_MS = 10_000
+/** How long a pause waits for its parent's header to become visible (the parent may have been paused a moment ago). */
+const PARENT_WAIT_MS = 60_000
+
 export interface NodeStartOptions {
   readonly config: Config
   readonly dataDir: string
@@ -119,7 +124,7 @@ export class SnapswarmNode {
     const files = new OpenFiles({
       board,
       log,
-      initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal),
+      initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS),
       loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
       openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
     })
@@ -137,7 +142,7 @@ export class SnapswarmNode {
       compression: config.compression,
       pendingCodec: opts.pendingCodec ?? 'upload',
       limiter: new RateLimiter(config.node.uploadRateBytesPerSec),
-      parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal),
+      parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS),
       finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
       onState: announce,
       log,

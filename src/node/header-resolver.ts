@@ -33,7 +33,27 @@ export class HeaderResolver {
     this.deps = deps
   }
 
-  async initial(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
+  /**
+   * The header to start reading with. A build that is not visible yet (still being framed by its
+   * origin, or its announcement still on the way — a resume right after a pause) is retried with
+   * backoff for up to `waitMs`; a failed upload is reported at once.
+   */
+  async initial(id: BuildId, kind: FileKind, signal?: AbortSignal, waitMs = 0): Promise<Header> {
+    const deadline = Date.now() + waitMs
+    let delay = 20
+    for (;;) {
+      try {
+        return await this.initialOnce(id, kind, signal)
+      } catch (err) {
+        if (!(err instanceof BuildUnavailableError) || Date.now() + delay > deadline) throw err
+      }
+      await new Promise((r) => setTimeout(r, delay))
+      signal?.throwIfAborted()
+      delay = Math.min(delay * 2, 500)
+    }
+  }
+
+  private async initialOnce(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
     const local = this.deps.builds.get(id)
     if (local?.state === 'framing') throw new BuildUnavailableError(`build ${id} is still being framed on this node; retry shortly`)
     if (local?.state === 'pending') {
