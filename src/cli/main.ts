@@ -22,6 +22,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   push: { summary: 'upload one build (or a layered child) straight to storage', load: async () => (await import('./storage-cmds.ts')).pushCommand },
   node: { summary: 'run a cluster node: serve builds to peers, read lazily, pause and upload', load: async () => (await import('./node-cmd.ts')).nodeCommand },
   pause: { summary: "pause a build on a node (its API), announce it pending, upload it", load: async () => (await import('./node-cmd.ts')).pauseCommand },
+  demo: { summary: 'run a local 3-node cluster: pause, resume while pending, switch over, verify', load: async () => (await import('./demo.ts')).demoCommand },
   keygen: {
     summary: 'write a new cluster key file (one per cluster, copied to every node)',
     load: async () => async (argv) => {

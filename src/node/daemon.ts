@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.ts'
 import type { Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
-import { createRegistry, gauge, type Registry } from '../obs/metrics.ts'
+import { counter, createRegistry, gauge, type Registry } from '../obs/metrics.ts'
 import { createSnapswarmPeer, readClusterKey, type SnapswarmPeer } from '../p2p/index.ts'
 import { BuildReader } from '../read/build-reader.ts'
 import { ChunkCache } from '../read/chunk-cache.ts'
@@ -120,12 +120,14 @@ export class SnapswarmNode {
       if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
       else if (change.current === 'pending') board.set(change.buildId, 'pending')
     })
+    const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
     const resolver = new HeaderResolver({ store, builds, board, peer, pollMs: config.switchover.finalHeaderPollMs, log })
     const files = new OpenFiles({
       board,
       log,
       initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS),
       loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
+      onSwitch: () => switchovers.inc(),
       openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
     })
     const announce = (b: LocalBuild) => {

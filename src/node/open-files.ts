@@ -16,6 +16,7 @@ export interface OpenFilesDeps {
   readonly initialHeader: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
   readonly loadFinal: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
   readonly openReader: (header: Header, kind: FileKind) => Promise<BuildReader>
+  readonly onSwitch?: (from: Header, to: Header) => void
 }
 
 export interface FileHandleLike {
@@ -55,6 +56,7 @@ export class OpenFiles {
             log: this.deps.log,
             openReader: (h) => this.deps.openReader(h, kind),
             loadFinal: (s) => this.deps.loadFinal(id, kind, s),
+            onSwitch: this.deps.onSwitch,
           },
           header,
         ),
