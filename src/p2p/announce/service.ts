@@ -1,0 +1,145 @@
+/**
+ * Announcements (DESIGN §8): this node pushes its complete list of servable builds to every connected
+ * peer — on connect, shortly after every local change, and every `intervalMs` as a refresh — and
+ * peers' pushes fill the local `PeerDirectory`. Entries expire `ttlMs` after the last refresh, so a
+ * node that vanishes without a goodbye is forgotten; on stop an empty list withdraws everything at
+ * once. Push, not pull: the pending → uploaded transition reaches readers within the debounce delay.
+ */
+import type { BuildId } from '../../format/types.ts'
+import { type Logger, silentLogger } from '../../obs/log.ts'
+import * as C from '../constants.ts'
+import type { PeerHost } from '../host.ts'
+import * as M from '../wire/messages.ts'
+import { type RawStream, WireStream } from '../wire/stream.ts'
+import { Watchdog } from '../wire/watchdog.ts'
+import type { PeerDirectory } from './directory.ts'
+
+export interface AnnounceOptions {
+  intervalMs?: number
+  ttlMs?: number
+  /** Deadline of one push or receipt. */
+  timeoutMs?: number
+  logger?: Logger
+}
+
+export class AnnounceService {
+  private readonly host: PeerHost
+  private readonly directory: PeerDirectory
+  private readonly intervalMs: number
+  private readonly ttlMs: number
+  private readonly timeoutMs: number
+  private readonly log: Logger
+  private readonly local = new Map<BuildId, M.BuildAnnouncement>()
+  private readonly lastSeq = new Map<string, number>()
+  private readonly watchdog = new Watchdog()
+  private seq = Date.now()
+  private started = false
+  private interval: NodeJS.Timeout | undefined
+  private debounce: NodeJS.Timeout | undefined
+  private unsubscribe: (() => void) | undefined
+
+  constructor(host: PeerHost, directory: PeerDirectory, opts: AnnounceOptions = {}) {
+    this.host = host
+    this.directory = directory
+    this.intervalMs = opts.intervalMs ?? C.DEFAULT_ANNOUNCE_INTERVAL_MS
+    this.ttlMs = Math.min(opts.ttlMs ?? C.DEFAULT_ANNOUNCE_TTL_MS, C.MAX_ANNOUNCE_TTL_MS)
+    this.timeoutMs = opts.timeoutMs ?? 5_000
+    this.log = (opts.logger ?? silentLogger).child({ component: 'p2p-announce' })
+  }
+
+  /** Announce (or update) a build this node can serve; peers hear of it within the debounce delay. */
+  announce(a: M.BuildAnnouncement): void {
+    this.local.set(a.buildId, { ...a })
+    this.changed()
+  }
+
+  /** Stop announcing a build (upload done and local copy evicted, or serving stopped). */
+  withdraw(buildId: BuildId): void {
+    if (this.local.delete(buildId)) this.changed()
+  }
+
+  announced(): M.BuildAnnouncement[] {
+    return [...this.local.values()]
+  }
+
+  async start(): Promise<void> {
+    await this.host.handle(C.PROTOCOL_ANNOUNCE, (raw, peer) => void this.receive(raw, peer))
+    this.unsubscribe = this.host.onPeerEvent((ev) => {
+      if (ev.type === 'connect') void this.pushTo(ev.peer, this.encode(this.announced()))
+      else this.forget(ev.peer)
+    })
+    this.interval = setInterval(() => void this.pushAll(), this.intervalMs).unref()
+    this.started = true
+  }
+
+  /** Withdraw everything from connected peers (bounded by the push deadline), then stop listening. */
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.interval)
+    clearTimeout(this.debounce)
+    this.unsubscribe?.()
+    await this.pushAll(this.encode([]))
+    await this.host.unhandle(C.PROTOCOL_ANNOUNCE)
+    this.watchdog.stop()
+    this.directory.clear()
+  }
+
+  private changed(): void {
+    if (!this.started || this.debounce) return
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined
+      void this.pushAll()
+    }, C.ANNOUNCE_DEBOUNCE_MS).unref()
+  }
+
+  private encode(builds: readonly M.BuildAnnouncement[]): Uint8Array {
+    return M.Announce.encode({ builds: builds.map(M.announcementToWire), ttlMs: this.ttlMs, seq: ++this.seq })
+  }
+
+  private async pushAll(message = this.encode(this.announced())): Promise<void> {
+    await Promise.allSettled(this.host.connectedPeers().map((p) => this.pushTo(p, message)))
+  }
+
+  private async pushTo(peer: string, message: Uint8Array): Promise<void> {
+    const signal = AbortSignal.timeout(this.timeoutMs)
+    try {
+      const raw = await this.host.openStream(peer, C.PROTOCOL_ANNOUNCE, signal)
+      // Budget 0: the receiver never answers on this stream.
+      const wire = new WireStream(raw, { budget: 0, signal, stallMs: this.timeoutMs, watchdog: this.watchdog })
+      try {
+        await wire.writeMessage(message)
+        await wire.closeWrite()
+        wire.finish()
+      } catch (err) {
+        throw wire.fail(err)
+      }
+    } catch (err) {
+      // Not fatal: the next refresh retries, and the peer's entries for us expire meanwhile.
+      this.log.debug({ peer, err: (err as Error).message }, 'announcement push failed')
+    }
+  }
+
+  private async receive(raw: RawStream, peer: string): Promise<void> {
+    const signal = AbortSignal.timeout(this.timeoutMs)
+    const budget = C.MAX_VARINT_BYTES + C.MAX_ANNOUNCE_BYTES
+    const wire = new WireStream(raw, { budget, signal, stallMs: this.timeoutMs, watchdog: this.watchdog })
+    try {
+      const msg = await wire.readMessage(M.decodeAnnounce, C.MAX_ANNOUNCE_BYTES, 'Announce')
+      const builds = msg.builds.map(M.announcementFromWire)
+      await wire.closeWrite()
+      wire.finish()
+      if (msg.seq <= (this.lastSeq.get(peer) ?? -1)) return // an older push overtaken by a newer one
+      this.lastSeq.set(peer, msg.seq)
+      this.directory.replace(peer, builds, Math.min(msg.ttlMs, C.MAX_ANNOUNCE_TTL_MS))
+    } catch (err) {
+      wire.fail(err)
+      this.log.debug({ peer, err: (err as Error).message }, 'bad announcement')
+    }
+  }
+
+  private forget(peer: string): void {
+    this.lastSeq.delete(peer)
+    this.directory.removePeer(peer)
+  }
+}

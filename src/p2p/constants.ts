@@ -1,0 +1,78 @@
+/**
+ * Protocol ids, limits and defaults of the peer layer, one per line with the reason (STYLE: js-libp2p
+ * `constants.ts`). Every length that arrives from the network is checked against one of these before
+ * anything is allocated (DESIGN §8, STYLE practice 5).
+ */
+
+// Versioned protocol ids: a breaking wire change adds a new id, old nodes keep speaking the old one.
+export const PROTOCOL_HEADER = '/snapswarm/header/1.0.0'
+export const PROTOCOL_FRAMES = '/snapswarm/frames/1.0.0'
+export const PROTOCOL_BLOB = '/snapswarm/blob/1.0.0'
+export const PROTOCOL_ANNOUNCE = '/snapswarm/announce/1.0.0'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** Requests are a build id, a kind and at most MAX_BATCH_FRAMES ranges (~16 bytes each): 64 KiB is ample. */
+export const MAX_REQUEST_BYTES = 64 * KiB
+/** A V4 header is ~26 KB typically; 64 MiB bounds a pathological one without a fixed allocation (DESIGN §9). */
+export const MAX_HEADER_BYTES = 64 * MiB
+/** The header response wraps the header bytes in a few bytes of protobuf (status, tag, length, pending). */
+export const MAX_HEADER_RESPONSE_BYTES = MAX_HEADER_BYTES + 64
+/** A frame holds 2 MiB uncompressed by default; 64 MiB leaves room for large frame sizes, never more. */
+export const MAX_FRAME_BYTES = 64 * MiB
+/** Frames per batch: bounds the lengths list and the bytes one request can make a server send. */
+export const MAX_BATCH_FRAMES = 64
+/** A batch's total bytes: 64 frames of 2 MiB; a client sets its own limit below this if it wants. */
+export const MAX_BATCH_BYTES = 128 * MiB
+/** FramesResponse: status + MAX_BATCH_FRAMES varint lengths (≤ 5 bytes each) + tags. */
+export const MAX_FRAMES_RESPONSE_BYTES = 1 * KiB
+/** snapfile (VM state) and metadata.json are small next to the data files. */
+export const MAX_BLOB_BYTES = 64 * MiB
+/** BlobResponse: status + one length. */
+export const MAX_BLOB_RESPONSE_BYTES = 64
+/** Blob names a peer may ask for (DESIGN §1); the provider is never asked for any other name. */
+export const BLOB_NAMES: readonly string[] = ['snapfile', 'metadata.json']
+/** An announcement entry is ~45 bytes; 1 MiB carries ~20,000 builds per node. */
+export const MAX_ANNOUNCE_BYTES = 1 * MiB
+export const MAX_ANNOUNCE_ENTRIES = 16_384
+/** A varint of a length ≤ 2^35 fits in 5 bytes; a longer prefix is garbage, refused without reading on. */
+export const MAX_VARINT_BYTES = 5
+
+/** No bytes for this long on a peer request means the peer is stalled: give up and try the next source. */
+export const DEFAULT_STALL_MS = 2_000
+/** Whole-request deadline when the caller passes no signal (STYLE: a default timeout on every call). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+/** Granularity of the shared stall watchdog: one timer for all requests (undici), ≤ 25 % of a stall. */
+export const WATCHDOG_TICK_MS = 250
+
+/**
+ * Concurrent requests served per node, across all peers and protocols; one more is answered BUSY
+ * instead of queued (DESIGN §8). 64 matches the "64 concurrent frame requests" bar between two nodes.
+ */
+export const DEFAULT_MAX_SERVING = 64
+/**
+ * Per-connection stream limits for our protocols. libp2p's defaults (32 in / 64 out) RESET streams
+ * beyond them; ours sit above the serving limit so overload is answered BUSY, as data.
+ */
+export const MAX_INBOUND_STREAMS = 256
+export const MAX_OUTBOUND_STREAMS = 256
+
+/** Announcements are pushed this often; entries live ANNOUNCE_TTL_MS unless refreshed (3 missed pushes). */
+export const DEFAULT_ANNOUNCE_INTERVAL_MS = 10_000
+export const DEFAULT_ANNOUNCE_TTL_MS = 30_000
+/** A peer cannot pin its entries in our directory for longer than this, whatever ttl it sends. */
+export const MAX_ANNOUNCE_TTL_MS = 5 * 60_000
+/** Changes are pushed after this pause, so a burst of local changes goes out as one push. */
+export const ANNOUNCE_DEBOUNCE_MS = 50
+
+/** Bootstrap reconnect backoff: first retry, growth, cap (so a restarted peer is found within 30 s). */
+export const BOOTSTRAP_BACKOFF_MIN_MS = 500
+export const BOOTSTRAP_BACKOFF_FACTOR = 2
+export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
+
+/** Largest piece handed to pnet's xsalsa20 at once (its WebAssembly memory is capped at 64 MB). */
+export const PNET_MAX_CHUNK = 256 * 1024
+
+/** Identity key file in the data dir: protobuf-marshalled libp2p private key, mode 0600. */
+export const IDENTITY_FILE = 'peer.key'

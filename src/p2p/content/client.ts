@@ -1,0 +1,133 @@
+/**
+ * Fetching side of the content protocols. Every call has a deadline (the caller's signal, or a
+ * default timeout) and stall detection (no bytes for `stallMs`): a slow or dead peer costs at most
+ * that long before the caller moves to its next source (DESIGN §8). Statuses come back as data;
+ * broken exchanges throw (PeerStallError, PeerStreamError, PeerProtocolError, LimitError) and a
+ * caller's abort rejects with the signal's reason. Returned bytes are unverified.
+ */
+import { InvalidArgumentError } from '../../format/errors.ts'
+import type { BuildId, FileKind } from '../../format/types.ts'
+import { type Counter, counter, createRegistry, type Histogram, histogram, type Registry } from '../../obs/metrics.ts'
+import * as C from '../constants.ts'
+import { PeerProtocolError } from '../errors.ts'
+import type { PeerHost } from '../host.ts'
+import * as M from '../wire/messages.ts'
+import { WireStream } from '../wire/stream.ts'
+import { Watchdog } from '../wire/watchdog.ts'
+import type { BlobResult, FrameRange, FramesResult, HeaderResult, RequestOptions } from './index.ts'
+
+export interface PeerClientOptions {
+  stallMs?: number
+  timeoutMs?: number
+  /** Largest batch this client asks for (≤ MAX_BATCH_BYTES): bounds what one response can make us hold. */
+  maxBatchBytes?: number
+  registry?: Registry
+}
+
+export class PeerClient {
+  private readonly host: PeerHost
+  private readonly stallMs: number
+  private readonly timeoutMs: number
+  private readonly maxBatchBytes: number
+  private readonly watchdog = new Watchdog()
+  private readonly requests: Counter
+  private readonly seconds: Histogram
+
+  constructor(host: PeerHost, opts: PeerClientOptions = {}) {
+    this.host = host
+    this.stallMs = opts.stallMs ?? C.DEFAULT_STALL_MS
+    this.timeoutMs = opts.timeoutMs ?? C.DEFAULT_REQUEST_TIMEOUT_MS
+    this.maxBatchBytes = Math.min(opts.maxBatchBytes ?? C.MAX_BATCH_BYTES, C.MAX_BATCH_BYTES)
+    const reg = opts.registry ?? createRegistry()
+    this.requests = counter(reg, 'snapswarm_peer_requests_total', 'Requests to peers, by protocol and outcome', ['protocol', 'outcome'])
+    this.seconds = histogram(reg, 'snapswarm_peer_request_seconds', 'Peer request latency, by protocol', ['protocol'])
+  }
+
+  async getHeader(peer: string, buildId: BuildId, kind: FileKind, opts: RequestOptions = {}): Promise<HeaderResult> {
+    const request = M.GetHeader.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind) })
+    const budget = C.MAX_VARINT_BYTES + C.MAX_HEADER_RESPONSE_BYTES
+    return this.exchange(peer, C.PROTOCOL_HEADER, 'header', request, budget, opts, async (wire) => {
+      const res = await wire.readMessage(M.HeaderResponse.decode, C.MAX_HEADER_RESPONSE_BYTES, 'HeaderResponse')
+      const status = M.statusFromWire(res.status, 'HeaderResponse')
+      if (status !== 'OK') return { status }
+      if (res.header.byteLength === 0) throw new PeerProtocolError('HeaderResponse: OK without a header')
+      return { status, header: res.header, pending: res.pending }
+    })
+  }
+
+  /** The compressed bytes of each range, in order. A batch is all or nothing. */
+  async getFrames(peer: string, buildId: BuildId, kind: FileKind, ranges: readonly FrameRange[], opts: RequestOptions = {}): Promise<FramesResult> {
+    const problem = M.batchProblem(ranges, this.maxBatchBytes)
+    if (problem) throw new InvalidArgumentError(`getFrames: ${problem}`)
+    const frames = ranges.map((r) => ({ startC: r.startC, sizeC: r.sizeC }))
+    const request = M.GetFrames.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind), frames })
+    // The response can never legitimately exceed what we asked for: that is the stream's whole budget.
+    const budget = C.MAX_VARINT_BYTES + C.MAX_FRAMES_RESPONSE_BYTES + frames.reduce((n, r) => n + r.sizeC, 0)
+    return this.exchange(peer, C.PROTOCOL_FRAMES, 'frames', request, budget, opts, async (wire) => {
+      const res = await wire.readMessage(M.decodeFramesResponse, C.MAX_FRAMES_RESPONSE_BYTES, 'FramesResponse')
+      const status = M.statusFromWire(res.status, 'FramesResponse')
+      if (status !== 'OK') return { status }
+      const mismatch = res.lengths.length !== frames.length || res.lengths.some((n, i) => n !== frames[i].sizeC)
+      if (mismatch) throw new PeerProtocolError(`FramesResponse: lengths [${res.lengths.slice(0, 8)}] do not match the ${frames.length} frames asked for`)
+      const out: Uint8Array[] = []
+      for (const n of res.lengths) out.push(await wire.readExact(n))
+      return { status, frames: out }
+    })
+  }
+
+  async getBlob(peer: string, buildId: BuildId, name: string, opts: RequestOptions = {}): Promise<BlobResult> {
+    const request = M.GetBlob.encode({ buildId: M.buildIdToWire(buildId), name })
+    const budget = C.MAX_VARINT_BYTES + C.MAX_BLOB_RESPONSE_BYTES + C.MAX_BLOB_BYTES
+    return this.exchange(peer, C.PROTOCOL_BLOB, 'blob', request, budget, opts, async (wire) => {
+      const res = await wire.readMessage(M.BlobResponse.decode, C.MAX_BLOB_RESPONSE_BYTES, 'BlobResponse')
+      const status = M.statusFromWire(res.status, 'BlobResponse')
+      if (status !== 'OK') return { status }
+      if (!Number.isSafeInteger(res.length) || res.length < 0 || res.length > C.MAX_BLOB_BYTES) {
+        throw new PeerProtocolError(`BlobResponse: length ${res.length}, expected 0..${C.MAX_BLOB_BYTES}`)
+      }
+      return { status, bytes: await wire.readExact(res.length) }
+    })
+  }
+
+  /** Stop the stall watchdog (requests in flight keep their deadlines). */
+  close(): void {
+    this.watchdog.stop()
+  }
+
+  /** Open, send one request, half-close, read the answer with `read`; the stream is reset on any failure. */
+  private async exchange<T extends { status: string }>(
+    peer: string,
+    protocol: string,
+    name: string,
+    request: Uint8Array,
+    budget: number,
+    opts: RequestOptions,
+    read: (wire: WireStream) => Promise<T>,
+  ): Promise<T> {
+    const t0 = performance.now()
+    const signal = deadline(opts.signal, opts.timeoutMs ?? this.timeoutMs)
+    let outcome = 'error'
+    try {
+      const raw = await this.host.openStream(peer, protocol, signal)
+      const wire = new WireStream(raw, { budget, signal, stallMs: opts.stallMs ?? this.stallMs, watchdog: this.watchdog })
+      try {
+        await wire.writeMessage(request)
+        await wire.closeWrite()
+        const result = await read(wire)
+        wire.finish()
+        outcome = result.status
+        return result
+      } catch (err) {
+        throw wire.fail(err)
+      }
+    } finally {
+      this.requests.inc({ protocol: name, outcome })
+      this.seconds.observe({ protocol: name }, (performance.now() - t0) / 1000)
+    }
+  }
+}
+
+function deadline(signal: AbortSignal | undefined, ms: number): AbortSignal {
+  const timeout = AbortSignal.timeout(ms)
+  return signal ? AbortSignal.any([signal, timeout]) : timeout
+}

@@ -1,0 +1,166 @@
+/**
+ * Serving side of the content protocols. One request per stream: read the (bounded) request, ask the
+ * provider, answer with a status, then for frames and blobs the raw bytes with backpressure. Above
+ * `maxServing` concurrent requests the answer is BUSY at once (DESIGN §8: never queue without bound);
+ * libp2p's per-connection stream limits sit above ours so overload is an answer, not a reset.
+ */
+import { InvalidArgumentError } from '../../format/errors.ts'
+import { type Logger, silentLogger } from '../../obs/log.ts'
+import { type Counter, counter, type Gauge, gauge, type Registry, createRegistry } from '../../obs/metrics.ts'
+import * as C from '../constants.ts'
+import { PeerProtocolError } from '../errors.ts'
+import type { PeerHost } from '../host.ts'
+import * as M from '../wire/messages.ts'
+import { type RawStream, WireStream } from '../wire/stream.ts'
+import { Watchdog } from '../wire/watchdog.ts'
+import type { FrameRange, PeerContentProvider, PeerStatus } from './index.ts'
+
+export interface ContentServerOptions {
+  /** Concurrent requests served (all peers, all protocols) before answering BUSY. */
+  maxServing?: number
+  /** Reset a request whose client stops reading for this long. */
+  stallMs?: number
+  /** Whole-request deadline on the serving side. */
+  timeoutMs?: number
+  registry?: Registry
+  logger?: Logger
+}
+
+type Handler = (wire: WireStream, signal: AbortSignal, busy: boolean) => Promise<PeerStatus>
+
+export class ContentServer {
+  private readonly host: PeerHost
+  private readonly provider: PeerContentProvider
+  private readonly maxServing: number
+  private readonly stallMs: number
+  private readonly timeoutMs: number
+  private readonly log: Logger
+  private readonly watchdog = new Watchdog()
+  private readonly stopper = new AbortController()
+  private readonly served: Counter
+  private readonly bytes: Counter
+  private readonly serving: Gauge
+  private active = 0
+
+  constructor(host: PeerHost, provider: PeerContentProvider, opts: ContentServerOptions = {}) {
+    this.host = host
+    this.provider = provider
+    this.maxServing = opts.maxServing ?? C.DEFAULT_MAX_SERVING
+    this.stallMs = opts.stallMs ?? C.DEFAULT_STALL_MS
+    this.timeoutMs = opts.timeoutMs ?? C.DEFAULT_REQUEST_TIMEOUT_MS
+    this.log = (opts.logger ?? silentLogger).child({ component: 'p2p-server' })
+    const reg = opts.registry ?? createRegistry()
+    this.served = counter(reg, 'snapswarm_peer_served_total', 'Peer requests answered, by protocol and status', ['protocol', 'status'])
+    this.bytes = counter(reg, 'snapswarm_peer_served_bytes_total', 'Frame and blob bytes sent to peers', ['protocol'])
+    this.serving = gauge(reg, 'snapswarm_peer_serving', 'Peer requests being served now')
+  }
+
+  async start(): Promise<void> {
+    await this.register(C.PROTOCOL_HEADER, 'header', (w, s, b) => this.serveHeader(w, s, b))
+    await this.register(C.PROTOCOL_FRAMES, 'frames', (w, s, b) => this.serveFrames(w, s, b))
+    await this.register(C.PROTOCOL_BLOB, 'blob', (w, s, b) => this.serveBlob(w, s, b))
+  }
+
+  /** Stop accepting, reset what is in flight (clients fall back to their next source). */
+  async stop(): Promise<void> {
+    for (const p of [C.PROTOCOL_HEADER, C.PROTOCOL_FRAMES, C.PROTOCOL_BLOB]) await this.host.unhandle(p)
+    this.stopper.abort(new PeerProtocolError('server stopping'))
+    this.watchdog.stop()
+  }
+
+  private register(protocol: string, name: string, handler: Handler): Promise<void> {
+    return this.host.handle(protocol, (raw, peer) => void this.serve(raw, peer, name, handler))
+  }
+
+  private async serve(raw: RawStream, peer: string, name: string, handler: Handler): Promise<void> {
+    const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.timeoutMs)])
+    const budget = C.MAX_REQUEST_BYTES + C.MAX_VARINT_BYTES
+    const wire = new WireStream(raw, { budget, signal, stallMs: this.stallMs, watchdog: this.watchdog })
+    // Counted before the request is read, so a burst cannot slip past the limit while parsing.
+    const busy = this.active >= this.maxServing
+    if (!busy) this.serving.set(++this.active)
+    try {
+      const status = await handler(wire, signal, busy)
+      await wire.closeWrite()
+      wire.finish()
+      this.served.inc({ protocol: name, status })
+    } catch (err) {
+      wire.fail(err)
+      this.served.inc({ protocol: name, status: 'error' })
+      this.log.debug({ peer, protocol: name, err: (err as Error).message }, 'peer request failed')
+    } finally {
+      if (!busy) this.serving.set(--this.active)
+    }
+  }
+
+  /** Provider failures are "not here" for the peer (it tries elsewhere) and a warning for us. */
+  private async ask<T>(what: string, fn: () => Promise<T>): Promise<T | { status: 'NOT_AVAILABLE' }> {
+    try {
+      return await fn()
+    } catch (err) {
+      this.log.warn({ what, err: (err as Error).message }, 'content provider failed')
+      return { status: 'NOT_AVAILABLE' }
+    }
+  }
+
+  private async serveHeader(wire: WireStream, signal: AbortSignal, busy: boolean): Promise<PeerStatus> {
+    const req = await wire.readMessage(M.GetHeader.decode, C.MAX_REQUEST_BYTES, 'GetHeader')
+    const buildId = M.buildIdFromWire(req.buildId)
+    const kind = M.kindFromWire(req.kind)
+    let ans = busy ? { status: 'BUSY' as const } : await this.ask('header', () => this.provider.getHeader(buildId, kind, signal))
+    if (ans.status === 'OK' && ans.header.byteLength > C.MAX_HEADER_BYTES) {
+      this.log.error({ buildId, kind, size: ans.header.byteLength }, 'header larger than peers accept; not served')
+      ans = { status: 'NOT_AVAILABLE' }
+    }
+    const ok = ans.status === 'OK' ? ans : undefined
+    const header = (ok?.header ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>
+    await wire.writeMessage(M.HeaderResponse.encode({ status: M.statusToWire(ans.status), header, pending: ok?.pending ?? false }))
+    return ans.status
+  }
+
+  private async serveFrames(wire: WireStream, signal: AbortSignal, busy: boolean): Promise<PeerStatus> {
+    const req = await wire.readMessage(M.decodeGetFrames, C.MAX_REQUEST_BYTES, 'GetFrames')
+    const buildId = M.buildIdFromWire(req.buildId)
+    const kind = M.kindFromWire(req.kind)
+    const ranges: FrameRange[] = req.frames.map((f) => ({ startC: f.startC, sizeC: f.sizeC }))
+    const problem = M.batchProblem(ranges, C.MAX_BATCH_BYTES)
+    if (problem) throw new PeerProtocolError(`GetFrames: ${problem}`)
+    const ans = busy ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, ranges, signal))
+    if (ans.status !== 'OK') {
+      await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire(ans.status), lengths: [] }))
+      return ans.status
+    }
+    try {
+      await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire('OK'), lengths: ranges.map((r) => r.sizeC) }))
+      for (const [i, r] of ranges.entries()) {
+        const bytes = await ans.batch.frame(i, signal)
+        if (bytes.byteLength !== r.sizeC) {
+          throw new InvalidArgumentError(`provider returned ${bytes.byteLength} bytes for frame ${i} (startC ${r.startC}), expected ${r.sizeC}`)
+        }
+        await wire.write(bytes)
+        this.bytes.inc({ protocol: 'frames' }, bytes.byteLength)
+      }
+    } finally {
+      ans.batch.release?.()
+    }
+    return 'OK'
+  }
+
+  private async serveBlob(wire: WireStream, signal: AbortSignal, busy: boolean): Promise<PeerStatus> {
+    const req = await wire.readMessage(M.GetBlob.decode, C.MAX_REQUEST_BYTES, 'GetBlob')
+    const buildId = M.buildIdFromWire(req.buildId)
+    const known = C.BLOB_NAMES.includes(req.name)
+    let ans = busy ? { status: 'BUSY' as const } : !known ? { status: 'NOT_AVAILABLE' as const } : await this.ask('blob', () => this.provider.getBlob(buildId, req.name, signal))
+    if (ans.status === 'OK' && ans.bytes.byteLength > C.MAX_BLOB_BYTES) {
+      this.log.error({ buildId, name: req.name, size: ans.bytes.byteLength }, 'blob larger than peers accept; not served')
+      ans = { status: 'NOT_AVAILABLE' }
+    }
+    const bytes = ans.status === 'OK' ? ans.bytes : undefined
+    await wire.writeMessage(M.BlobResponse.encode({ status: M.statusToWire(ans.status), length: bytes?.byteLength ?? 0 }))
+    if (bytes) {
+      await wire.write(bytes)
+      this.bytes.inc({ protocol: 'blob' }, bytes.byteLength)
+    }
+    return ans.status
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The libp2p node of a snapswarm peer: TCP, Noise, yamux (DESIGN §8), cluster admission (admission.ts),
+ * a persistent identity (identity.ts), bootstrap peers with reconnect (bootstrap.ts), and libp2p's
+ * own metrics in the caller's prom-client registry. It implements `PeerHost`, the only surface the
+ * protocols see; nothing outside src/p2p imports libp2p.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { setFlagsFromString } from 'node:v8'
+import { createLibp2p } from 'libp2p'
+import type { Registry } from 'prom-client'
+import { type Logger, silentLogger } from '../obs/log.ts'
+import { allowListGater, clusterKeyProtector, parseAllowList } from './admission.ts'
+import { type BackoffOptions, Bootstrapper } from './bootstrap.ts'
+import { MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.ts'
+import { PeerStreamError } from './errors.ts'
+import type { PeerEvent, PeerHost } from './host.ts'
+import { loadOrCreateIdentity } from './identity.ts'
+import { nodeNoiseCrypto } from './noise-crypto.ts'
+
+export interface PeerNodeOptions {
+  /** Holds the identity key (peer.key, 0600); created on first start. */
+  dataDir: string
+  /** Multiaddrs to listen on; default loopback on a free port. */
+  listen?: string[]
+  /** Peers dialled at start and whenever their connection drops, e.g. `/ip4/10.0.0.2/tcp/7000/p2p/12D3...`. */
+  bootstrap?: string[]
+  /** Swarm key file bytes (`readClusterKey`): only nodes with the same key can connect at all. */
+  clusterKey?: Uint8Array
+  /** Peer ids allowed to connect (and be dialled); absent = anyone who passes the cluster key. */
+  allowPeers?: string[]
+  /** libp2p's own metrics go here (one registry per node: metric names are fixed). */
+  registry?: Registry
+  /** Noise AEAD backend: 'node' (node:crypto throughout, default) or 'default' (the library's own). */
+  noiseCrypto?: 'node' | 'default'
+  backoff?: BackoffOptions
+  logger?: Logger
+}
+
+export class PeerNode implements PeerHost {
+  readonly peerId: string
+  private readonly libp2p: Libp2p
+  private readonly bootstrapper: Bootstrapper
+  private readonly log: Logger
+
+  private constructor(libp2p: Libp2p, opts: PeerNodeOptions, log: Logger) {
+    this.libp2p = libp2p
+    this.peerId = libp2p.peerId.toString()
+    this.log = log
+    const deps = {
+      dial: (addr: string, signal: AbortSignal) => this.dial(addr, signal),
+      isConnected: (peer: string) => this.isConnected(peer),
+      onDisconnect: (fn: (peer: string) => void) => this.onPeerEvent((e) => e.type === 'disconnect' && fn(e.peer)),
+    }
+    // A shared bootstrap list usually names this node too: dialling oneself fails forever, so skip it.
+    const others = (opts.bootstrap ?? []).filter((a) => !a.endsWith(`/p2p/${this.peerId}`))
+    this.bootstrapper = new Bootstrapper(others, deps, opts.backoff, log)
+  }
+
+  /** Build the node (not started: register protocol handlers first, then `start()`). */
+  static async create(opts: PeerNodeOptions): Promise<PeerNode> {
+    const log = (opts.logger ?? silentLogger).child({ component: 'p2p' })
+    const privateKey = await loadOrCreateIdentity(opts.dataDir, log)
+    const self = peerIdFromPrivateKey(privateKey).toString()
+    const libp2p = await createLibp2p({
+      start: false,
+      privateKey,
+      addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise(opts.noiseCrypto === 'default' ? {} : { crypto: nodeNoiseCrypto })],
+      streamMuxers: [yamux()],
+      connectionProtector: opts.clusterKey ? clusterKeyProtector(opts.clusterKey) : undefined,
+      connectionGater: opts.allowPeers ? allowListGater(parseAllowList(opts.allowPeers), self) : undefined,
+      metrics: opts.registry ? prometheusMetrics({ registry: opts.registry, collectDefaultMetrics: false }) : undefined,
+      // Cluster peers reconnect in bursts after a restart; libp2p's default of 5 per second per host is for the open internet.
+      connectionManager: { inboundConnectionThreshold: 100 },
+    })
+    return new PeerNode(libp2p, opts, log)
+  }
+
+  async start(): Promise<void> {
+    await this.libp2p.start()
+    this.bootstrapper.start()
+    this.log.info({ peerId: this.peerId, addrs: this.addrs() }, 'p2p node started')
+  }
+
+  async stop(): Promise<void> {
+    this.bootstrapper.stop()
+    await this.libp2p.stop()
+  }
+
+  /** Listening addresses with the /p2p/<id> suffix, ready to hand to another node's `bootstrap`. */
+  addrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((ma) => ma.toString())
+  }
+
+  /** Connect to `addr`; resolves with the remote peer id. Refused by the remote's admission rules → throws. */
+  async dial(addr: string, signal?: AbortSignal): Promise<string> {
+    try {
+      const conn = await this.libp2p.dial(multiaddr(addr), { signal })
+      return conn.remotePeer.toString()
+    } catch (err) {
+      throw new PeerStreamError(`dial ${addr}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  isConnected(peer: string): boolean {
+    return this.libp2p.getConnections(peerIdFromString(peer)).length > 0
+  }
+
+  connectedPeers(): string[] {
+    return this.libp2p.getPeers().map((p) => p.toString())
+  }
+
+  async handle(protocol: string, handler: (stream: Stream, remotePeer: string) => void): Promise<void> {
+    await this.libp2p.handle(protocol, (stream: Stream, conn: Connection) => handler(stream, conn.remotePeer.toString()), {
+      maxInboundStreams: MAX_INBOUND_STREAMS,
+      maxOutboundStreams: MAX_OUTBOUND_STREAMS,
+    })
+  }
+
+  async unhandle(protocol: string): Promise<void> {
+    await this.libp2p.unhandle(protocol)
+  }
+
+  async openStream(peer: string, protocol: string, signal: AbortSignal): Promise<Stream> {
+    try {
+      return await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal, maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+    } catch (err) {
+      if (signal.aborted) throw signal.reason
+      throw new PeerStreamError(`open ${protocol} to ${peer}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  onPeerEvent(listener: (ev: PeerEvent) => void): () => void {
+    const onConnect = (evt: CustomEvent): void => listener({ type: 'connect', peer: String(evt.detail) })
+    const onDisconnect = (evt: CustomEvent): void => listener({ type: 'disconnect', peer: String(evt.detail) })
+    this.libp2p.addEventListener('peer:connect', onConnect)
+    this.libp2p.addEventListener('peer:disconnect', onDisconnect)
+    return () => {
+      this.libp2p.removeEventListener('peer:connect', onConnect)
+      this.libp2p.removeEventListener('peer:disconnect', onDisconnect)
+    }
+  }
+}
+
+/**
+ * Process-wide GC tuning for peer transfers; the daemon calls it once at startup (a library must not
+ * flip V8 flags on its own). Every byte through Noise is a fresh ArrayBuffer (node:crypto cannot
+ * encrypt in place), and by default V8 forces a full mark-compact per 64 MB of such memory: about a
+ * third of the CPU of a transfer (bench/p2p-throughput.ts, `_gcflag` variants). Counting it in the
+ * global heap limit instead cut CPU per MiB by 20-35 % for ~100 MB more peak RSS per process.
+ */
+export function tuneGcForBulkTransfer(): void {
+  setFlagsFromString('--external-memory-accounted-in-global-limit')
+}
+
+/** Factory (STYLE: js-libp2p `createX`): the node is created stopped. */
+export function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
+  return PeerNode.create(opts)
+}

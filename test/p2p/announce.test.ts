@@ -1,0 +1,106 @@
+/** Announcements: push on change and on connect, refresh keeps entries, expiry drops them, stop withdraws. */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { type DirectoryChange, PeerDirectory } from '../../src/p2p/announce/directory.ts'
+import { startPeer, stopPeers, waitFor } from './helpers.ts'
+
+const build = (state: 'pending' | 'uploaded' | 'cached', buildId = crypto.randomUUID()) => ({ buildId, state, memfileSize: 1 << 30, rootfsSize: 1 << 28 })
+
+describe('PeerDirectory', () => {
+  it('orders pending announcers first and reports state changes and withdrawals', () => {
+    const dir = new PeerDirectory()
+    const changes: DirectoryChange[] = []
+    const off = dir.subscribe((c) => changes.push(c))
+    const id = crypto.randomUUID()
+    dir.replace('peerA', [build('uploaded', id)], 60_000)
+    dir.replace('peerB', [build('pending', id)], 60_000)
+    assert.deepEqual(
+      dir.peersFor(id).map((e) => [e.peer, e.state]),
+      [
+        ['peerB', 'pending'],
+        ['peerA', 'uploaded'],
+      ],
+    )
+    dir.replace('peerB', [build('uploaded', id)], 60_000) // pending → uploaded: the switchover signal
+    dir.replace('peerB', [build('uploaded', id)], 60_000) // a refresh without change is not reported
+    dir.removePeer('peerA')
+    off()
+    dir.replace('peerB', [], 0)
+    assert.deepEqual(
+      changes.map((c) => [c.peer, c.previous, c.current]),
+      [
+        ['peerA', undefined, 'uploaded'],
+        ['peerB', undefined, 'pending'],
+        ['peerB', 'pending', 'uploaded'],
+        ['peerA', 'uploaded', undefined],
+      ],
+    )
+    assert.deepEqual(dir.peersFor(id), [])
+    dir.clear()
+  })
+
+  it('expires entries that are not refreshed, and reports it', async () => {
+    const dir = new PeerDirectory()
+    const gone: DirectoryChange[] = []
+    dir.subscribe((c) => c.current === undefined && gone.push(c))
+    const id = crypto.randomUUID()
+    dir.replace('peerA', [build('pending', id)], 100)
+    dir.replace('peerB', [build('pending', id)], 10_000)
+    await waitFor(() => gone.length === 1, 1000, 'expiry')
+    assert.equal(gone[0].peer, 'peerA')
+    assert.deepEqual(
+      dir.peersFor(id).map((e) => e.peer),
+      ['peerB'],
+    )
+    dir.clear()
+  })
+})
+
+describe('AnnounceService between nodes', () => {
+  it('pushes on change, refreshes before expiry, withdraws on stop', async () => {
+    const fast = { intervalMs: 100, ttlMs: 300 }
+    const a = await startPeer({ announce: fast })
+    const b = await startPeer({ announce: fast, bootstrap: a.addrs() })
+    try {
+      const changes: DirectoryChange[] = []
+      b.directory.subscribe((c) => changes.push(c))
+      const x = build('pending')
+      a.announcer.announce(x)
+      await waitFor(() => b.directory.peersFor(x.buildId).length === 1, 2000, 'announcement')
+      assert.deepEqual(b.directory.peersFor(x.buildId)[0], { peer: a.peerId, ...x })
+
+      // Three TTLs later the entry is still there: refreshes keep it alive.
+      await new Promise((r) => setTimeout(r, 900))
+      assert.equal(b.directory.peersFor(x.buildId).length, 1)
+
+      a.announcer.announce({ ...x, state: 'uploaded' })
+      await waitFor(() => b.directory.peersFor(x.buildId)[0]?.state === 'uploaded', 2000, 'state change')
+      assert.ok(changes.some((c) => c.previous === 'pending' && c.current === 'uploaded'))
+
+      // Stopping the announcer alone (connection kept) must withdraw: the goodbye is the empty list.
+      await a.announcer.stop()
+      await waitFor(() => b.directory.peersFor(x.buildId).length === 0, 2000, 'withdrawal')
+      assert.ok(b.node.isConnected(a.peerId))
+    } finally {
+      await stopPeers(a, b)
+    }
+  })
+
+  it('a new peer learns existing announcements on connect; a silent peer expires', async () => {
+    const a = await startPeer({ announce: { intervalMs: 60_000, ttlMs: 400 } })
+    try {
+      const x = build('cached')
+      a.announcer.announce(x)
+      const b = await startPeer({ bootstrap: a.addrs() })
+      try {
+        await waitFor(() => b.directory.peersFor(x.buildId).length === 1, 2000, 'push on connect')
+        // a refreshes only every 60 s, so its 400 ms ttl runs out while still connected.
+        await waitFor(() => b.directory.peersFor(x.buildId).length === 0, 2000, 'expiry')
+      } finally {
+        await stopPeers(b)
+      }
+    } finally {
+      await stopPeers(a)
+    }
+  })
+})
