@@ -46,7 +46,10 @@ export async function pushCommand(argv: string[]): Promise<number> {
       blockSize: values['block-size'] ? { memfile: intFlag(values, 'block-size', 0), rootfs: intFlag(values, 'block-size', 0) } : undefined,
       onProgress: (p: UploadProgress) => {
         let bar = bars.get(p.kind)
-        if (!bar) bars.set(p.kind, (bar = new ProgressBar(`push ${p.kind}`, p.total)))
+        if (!bar) {
+          bar = new ProgressBar(`push ${p.kind}`, p.total)
+          bars.set(p.kind, bar)
+        }
         bar.update(p.read, `stored ${formatBytes(p.compressed)} uploaded ${formatBytes(p.uploaded)}`)
       },
     })

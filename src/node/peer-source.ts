@@ -86,8 +86,8 @@ export class PeerFrameSource implements FrameSource {
     const peer = this.servedBy.get(key)
     if (!peer) return
     this.servedBy.delete(key)
-    let set = this.distrusted.get(key)
-    if (!set) this.distrusted.set(key, (set = new Set()))
+    const set = this.distrusted.get(key) ?? new Set<string>()
+    this.distrusted.set(key, set)
     set.add(peer)
     this.score.set(peer, (this.score.get(peer) ?? 0) + 10)
   }

@@ -33,8 +33,8 @@ export class LocalBuildProvider implements PeerContentProvider {
     const file = b!.files.get(kind)
     if (!file) return { status: 'NOT_AVAILABLE' }
     const key = `${buildId}/${kind}`
-    let bytes = this.encoded.get(key)
-    if (!bytes) this.encoded.set(key, (bytes = encodeHeader(file.header)))
+    const bytes = this.encoded.get(key) ?? encodeHeader(file.header)
+    this.encoded.set(key, bytes)
     return { status: 'OK', header: bytes, pending: true }
   }
 

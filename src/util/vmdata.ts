@@ -44,9 +44,9 @@ export class VmDataGenerator {
   private fillPage(page: Buffer): void {
     const kind = this.rand() % 100
     if (kind < 38) return // zero page
-    if (kind < 62) return this.structPage(page)
-    if (kind < 82) return this.textPage(page)
-    this.noise.update(page).copy(page) // incompressible
+    if (kind < 62) this.structPage(page)
+    else if (kind < 82) this.textPage(page)
+    else this.noise.update(page).copy(page) // incompressible
   }
 
   private structPage(page: Buffer): void {

@@ -104,8 +104,8 @@ test(`rapid pause/resume: ${CYCLES} cycles of layered pauses with concurrent rea
     } else {
       content = Buffer.from(parent.content)
       const blocks = [...new Set([rand(4), rand(4)])].sort()
-      file = Buffer.concat(blocks.map((blk) => gen.next(BLOCK)))
-      blocks.forEach((blk, i) => file.copy(content, blk * BLOCK, i * BLOCK, (i + 1) * BLOCK))
+      file = Buffer.concat(blocks.map((_blk) => gen.next(BLOCK)))
+      for (const [i, blk] of blocks.entries()) file.copy(content, blk * BLOCK, i * BLOCK, (i + 1) * BLOCK)
       body.parent = parent.id
       body.dirty = { memfile: blocks.map((blk) => [blk * BLOCK, (blk + 1) * BLOCK]) }
     }

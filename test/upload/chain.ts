@@ -1,11 +1,8 @@
 /** A 3-layer chain pushed through the real CLI, and random reads of it checked against a byte model. */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../helpers/cli.ts'
 
