@@ -128,6 +128,7 @@ export class SnapswarmNode {
       initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS),
       loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
       onSwitch: () => switchovers.inc(),
+      onUploadFailed: config.switchover.onUploadFailed,
       openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
     })
     const announce = (b: LocalBuild) => {

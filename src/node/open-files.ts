@@ -17,6 +17,7 @@ export interface OpenFilesDeps {
   readonly loadFinal: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
   readonly openReader: (header: Header, kind: FileKind) => Promise<BuildReader>
   readonly onSwitch?: (from: Header, to: Header) => void
+  readonly onUploadFailed?: 'error' | 'read-from-origin'
 }
 
 export interface FileHandleLike {
@@ -57,6 +58,7 @@ export class OpenFiles {
             openReader: (h) => this.deps.openReader(h, kind),
             loadFinal: (s) => this.deps.loadFinal(id, kind, s),
             onSwitch: this.deps.onSwitch,
+            onUploadFailed: this.deps.onUploadFailed,
           },
           header,
         ),

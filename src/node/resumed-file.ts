@@ -47,6 +47,8 @@ export interface ResumedFileDeps {
   readonly loadFinal: (signal?: AbortSignal) => Promise<Header>
   readonly log: Logger
   readonly onSwitch?: (from: Header, to: Header) => void
+  /** Readers of a pending build whose upload failed: a clear error at once, or keep reading from the live origin. */
+  readonly onUploadFailed?: 'error' | 'read-from-origin'
 }
 
 interface Active {
@@ -93,6 +95,9 @@ export class ResumedFile {
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     for (let transitions = 0; ; transitions++) {
       const cur = this.active
+      if (cur.header.incomplete && this.deps.onUploadFailed !== 'read-from-origin' && this.deps.board.get(this.deps.buildId) === 'failed') {
+        throw new UploadFailedError(this.deps.buildId)
+      }
       cur.inflight++
       try {
         return await cur.reader.read(offset, length, signal)

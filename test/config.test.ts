@@ -1,0 +1,39 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { resolveCompression } from '../src/config/compression.ts'
+import { loadConfig, validateConfig } from '../src/config/load.ts'
+import { runCli } from './helpers/cli.ts'
+
+test('config: defaults, per-kind and per-use-case overrides, environment and flags', async () => {
+  const cfg = validateConfig({ compression: { default: { level: 5 }, memfile: { codec: 'lz4', pause: { codec: 'none' } } } })
+  assert.equal(resolveCompression(cfg.compression, 'memfile', 'build').codec, 'lz4')
+  assert.equal(resolveCompression(cfg.compression, 'memfile', 'pause').codec, 'none')
+  assert.equal(resolveCompression(cfg.compression, 'rootfs', 'pause').codec, 'zstd')
+  assert.equal(resolveCompression(cfg.compression, 'rootfs', 'pause').level, 5)
+  assert.equal(cfg.peers.maxConcurrentServe, 64)
+  const env = await loadConfig({ env: { SNAPSWARM_CODEC: 'lz4', STORAGE_EMULATOR_HOST: '127.0.0.1:4443' }, level: '7' })
+  assert.equal(env.compression?.default?.codec, 'lz4')
+  assert.equal(env.compression?.default?.level, 7)
+  assert.equal(env.gcsEndpoint, 'http://127.0.0.1:4443')
+})
+
+test('config: an unknown key or a bad value is rejected with a message naming the key', async () => {
+  assert.throws(() => validateConfig({ node: { listn: [] } }), /unknown key node\.listn/)
+  assert.throws(() => validateConfig({ compression: { memfile: { pause: { level: 40 } } } }), /compression\.memfile\.pause\.level/)
+  assert.throws(() => validateConfig({ storage: 's3://x' }), /storage: expected file:\/\/\/path or gs:\/\/bucket/)
+  assert.throws(() => resolveCompression(validateConfig({ compression: { rootfs: { frameSize: 6000 } } }).compression, 'rootfs', 'build'), /compression\.rootfs\.build\.frameSize: must be a multiple of the rootfs block size 4096/)
+  const dir = await mkdtemp(join(tmpdir(), 'snapswarm-cfg-'))
+  try {
+    const path = join(dir, 'bad.json')
+    await writeFile(path, JSON.stringify({ peers: { hedgeAfterMs: -1 } }))
+    const r = await runCli(['node', '--data-dir', join(dir, 'd'), '--config', path])
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /^snapswarm: ERR_CONFIG: .*bad\.json: peers\.hedgeAfterMs/)
+    assert.equal(r.stderr.trim().split('\n').length, 1)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
