@@ -40,7 +40,9 @@ export class LocalBuildProvider implements PeerContentProvider {
 
   async getFrames(buildId: BuildId, kind: FileKind, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
     const b = this.builds.get(buildId)
-    const refusal = b?.state === 'uploaded' ? null : statusOf(b)
+    // Frames stay servable after the upload ended (uploaded: less load on the bucket; failed: readers
+    // configured to keep reading from the live origin). Headers carry the switch/failure signal.
+    const refusal = b?.state === 'uploaded' || b?.state === 'failed' ? null : statusOf(b)
     if (refusal) return { status: refusal }
     const file = b!.files.get(kind)
     if (!file) return { status: 'NOT_AVAILABLE' }
