@@ -39,13 +39,26 @@ export const compressionConfigSchema = z
 
 export type CompressionConfig = z.infer<typeof compressionConfigSchema>
 
-/** e2b's "level 2" default is libzstd level 3 (DESIGN §5); 50 MiB parts as in e2b (DESIGN §6). */
+/**
+ * e2b's "level 2" default is libzstd level 3 (DESIGN §5).
+ *
+ * Parts are 12 MiB, not e2b's 50 MiB (DESIGN §6), for the push's memory bound (issue 3: ≤ 300 MiB
+ * whatever the file size). A push holds up to (uploadConcurrency + 1) × partSize of part buffers once
+ * storage is slower than compression, on top of a fixed ~120-135 MiB (Node, type stripping, the GCS
+ * SDK) and ~70-90 MiB of dead frame buffers that V8 collects only when external memory has grown by its
+ * threshold. Measured peak RSS of `snapswarm push` of 1 GiB with part uploads slowed to 20 MB/s
+ * (bench/upload-bench.ts, 2 shared cores): 50 MiB × 4 → 417-432 MiB; 50 × 2 → 369; 16 × 4 → 303-322;
+ * 16 × 3 → 282-295; 12 × 4 → 274-283. 12 MiB × 4 keeps four upload streams (per-request latency is
+ * hidden; fast codecs are upload-bound) within 60 MiB of part buffers. The stored object does not
+ * depend on the part size. Limit: 10,000 parts × 12 MiB caps one stored data file at 117 GiB; set a
+ * larger partSize (and expect (concurrency + 1) × partSize of memory) for bigger raw files.
+ */
 export const COMPRESSION_DEFAULTS: CompressionSettings = {
   codec: 'zstd',
   level: 3,
   frameSize: 2 * MiB,
   workers: 2,
-  partSize: 50 * MiB,
+  partSize: 12 * MiB,
   uploadConcurrency: 4,
 }
 

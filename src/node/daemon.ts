@@ -11,7 +11,7 @@ import type { Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { counter, createRegistry, gauge, type Registry } from '../obs/metrics.ts'
-import { createSnapswarmPeer, readClusterKey, type SnapswarmPeer } from '../p2p/index.ts'
+import { createSnapswarmPeer, readClusterKey, type SnapswarmPeer, tuneGcForBulkTransfer } from '../p2p/index.ts'
 import { BuildReader } from '../read/build-reader.ts'
 import { ChunkCache } from '../read/chunk-cache.ts'
 import { FrameFetcher } from '../read/fetcher.ts'
@@ -79,6 +79,7 @@ export class SnapswarmNode {
   }
 
   static async start(opts: NodeStartOptions): Promise<SnapswarmNode> {
+    tuneGcForBulkTransfer()
     const { config, dataDir } = opts
     const log = opts.logger.child({ component: 'node' })
     await mkdir(dataDir, { recursive: true })
@@ -119,6 +120,7 @@ export class SnapswarmNode {
     peer.directory.subscribe((change) => {
       if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
       else if (change.current === 'pending') board.set(change.buildId, 'pending')
+      else if (change.current === 'failed') board.set(change.buildId, 'failed')
     })
     const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
     const resolver = new HeaderResolver({ store, builds, board, peer, pollMs: config.switchover.finalHeaderPollMs, log })
@@ -133,10 +135,10 @@ export class SnapswarmNode {
     })
     const announce = (b: LocalBuild) => {
       const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
-      if (b.state === 'pending' || b.state === 'uploaded') {
+      // A failed upload is announced too (not withdrawn): readers elsewhere learn at once that the
+      // build will never be in storage. The entry goes when the local copy is evicted.
+      if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') {
         peer.announcer.announce({ buildId: b.id, state: b.state, memfileSize: size('memfile'), rootfsSize: size('rootfs') })
-      } else if (b.state === 'failed') {
-        peer.announcer.withdraw(b.id)
       }
     }
     const pauses = new PauseManager({
@@ -149,6 +151,7 @@ export class SnapswarmNode {
       finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
       onState: announce,
       log,
+      registry,
     })
     const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
     const api = new HttpApi(

@@ -17,6 +17,7 @@ import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import type { Logger } from '../obs/log.ts'
+import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
 import { frameFile } from '../pack/framer.ts'
 import type { ObjectStore } from '../storage/store.ts'
 import { type ByteRange, checkDirty, headerName, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
@@ -36,6 +37,7 @@ export interface PauseDeps {
   readonly finalHeader: (id: BuildId, kind: FileKind, signal: AbortSignal) => Promise<Header>
   readonly onState: (b: LocalBuild) => void
   readonly log: Logger
+  readonly registry?: Registry
 }
 
 export class BuildConflictError extends SnapswarmError {
@@ -74,8 +76,14 @@ export class PauseManager {
   private readonly deps: PauseDeps
   private readonly running = new Map<BuildId, { abort: AbortController; done: Promise<void> }>()
 
+  private readonly uploadedBytes: Counter
+  private readonly uploads: Counter<'result'>
+
   constructor(deps: PauseDeps) {
     this.deps = deps
+    const reg = deps.registry ?? createRegistry()
+    this.uploadedBytes = counter(reg, 'snapswarm_upload_bytes_total', 'Bytes of build data acknowledged by object storage')
+    this.uploads = counter(reg, 'snapswarm_uploads_total', 'Build uploads by result', ['result']) as Counter<'result'>
   }
 
   /** Register the build and start its background work; resolves once it is recorded (the 202). */
@@ -113,6 +121,7 @@ export class PauseManager {
       this.deps.onState(build)
       log.info('pending: serving to peers, uploading')
       await this.upload(build, signal)
+      this.uploads.inc({ result: 'ok' })
       await this.deps.builds.setState(build, 'uploaded')
       log.info('uploaded')
     } catch (err) {
@@ -122,6 +131,7 @@ export class PauseManager {
         return
       }
       log.error({ err }, 'pause failed')
+      this.uploads.inc({ result: 'failed' })
       await this.deps.builds.setState(build, 'failed', (err as Error).message)
     }
     this.deps.onState(build)
@@ -159,6 +169,11 @@ export class PauseManager {
   private async upload(build: LocalBuild, signal: AbortSignal): Promise<void> {
     const { store, limiter } = this.deps
     const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
+    let acked = 0
+    const onProgress = (p: { uploaded: number }) => {
+      this.uploadedBytes.inc(Math.max(0, p.uploaded - acked))
+      acked = p.uploaded
+    }
     const headers = new Map<FileKind, Header>()
     for (const [kind, local] of build.files) {
       // A child of a pending parent waits for the parent's final header: the child's final header
@@ -166,12 +181,13 @@ export class PauseManager {
       const parent = build.request.parent ? await this.deps.finalHeader(build.request.parent, kind, signal) : null
       const blockSize = parent?.blockSize ?? local.header.blockSize
       const { upload } = this.settings(build, kind, blockSize)
+      acked = 0
       const localInfo = local.info
       let info: BuildInfo
       if (sameGeometry(localInfo.frames, upload)) {
         const fh = await open(local.dataPath, 'r')
         try {
-          await uploadPrepacked({ store, buildId: build.id, kind, dataFile: fh, info: localInfo, settings: upload, signal, throttle })
+          await uploadPrepacked({ store, buildId: build.id, kind, dataFile: fh, info: localInfo, settings: upload, signal, throttle, onProgress })
         } finally {
           await fh.close()
         }
@@ -179,7 +195,7 @@ export class PauseManager {
       } else {
         const fh = await open(build.request.files[kind]!, 'r')
         try {
-          info = await uploadDataFile({ store, buildId: build.id, kind, file: fh, settings: upload, signal, throttle })
+          info = await uploadDataFile({ store, buildId: build.id, kind, file: fh, settings: upload, signal, throttle, onProgress })
         } finally {
           await fh.close()
         }
