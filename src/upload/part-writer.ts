@@ -1,10 +1,6 @@
 /**
  * Groups the emitted frames of one data file into parts and uploads them concurrently (bounded), with
- * per-part retries (exponential backoff + full jitter). Memory: at most (concurrency + 1) × partSize,
- * as a fixed set of part buffers that are reused: one filling, the others owned by in-flight uploads.
- * Reuse (instead of a fresh buffer per part) keeps the bound a hard one: a settled part's buffer is not
- * left for the garbage collector, which lets several dead 50 MiB buffers pile up (measured: a 1 GiB raw
- * push to fake-gcs-server peaked at 8 live-or-dead part buffers with concurrency 4).
+ * per-part retries (exponential backoff + full jitter). Memory: (concurrency + 1) × partSize.
  *
  * DESIGN §6/§9: on any error every in-flight part settles before the upload is aborted, so `abort`
  * never races a part that is still being written (the Go system's orphaned parts).
@@ -27,8 +23,6 @@ export class PartWriter {
   private readonly upload: MultipartUpload
   private readonly opts: PartWriterOptions
   private buf: Buffer
-  /** Part buffers whose upload succeeded, ready for the next part. */
-  private readonly free: Buffer[] = []
   private filled = 0
   private nextPart = 1
   private readonly inflight = new Set<Promise<void>>()
@@ -38,7 +32,7 @@ export class PartWriter {
   constructor(upload: MultipartUpload, opts: PartWriterOptions) {
     this.upload = upload
     this.opts = opts
-    this.buf = Buffer.allocUnsafeSlow(opts.partSize)
+    this.buf = Buffer.allocUnsafe(opts.partSize)
   }
 
   /** Append bytes; resolves once they are buffered (waiting for a free upload slot if all are busy). */
@@ -71,20 +65,15 @@ export class PartWriter {
   private async flush(): Promise<void> {
     while (this.inflight.size >= this.opts.concurrency) await Promise.race(this.inflight)
     this.throwIfFailed()
-    const whole = this.buf
-    const part = whole.subarray(0, this.filled)
+    const part = this.buf.subarray(0, this.filled)
     const partNumber = this.nextPart++
-    // The buffer just handed off is owned by its upload until it settles; the next part fills a free
-    // one, or a new one (at most concurrency + 1 ever exist: we only get here with a free upload slot).
-    this.buf = this.free.pop() ?? Buffer.allocUnsafeSlow(this.opts.partSize)
+    // The next part gets a fresh buffer: the one just handed off is owned by its upload until it settles.
+    this.buf = Buffer.allocUnsafe(this.opts.partSize)
     this.filled = 0
     await this.opts.throttle?.(part.byteLength)
     const p = this.sendWithRetry(partNumber, part).then(
       () => {
         this.uploaded += part.byteLength
-        // Reused only after a success: a failed or aborted request may still be reading it (a
-        // signal-raced upload rejects before its request ends), and nothing is written after a failure.
-        this.free.push(whole)
         this.opts.onUploaded?.(this.uploaded)
       },
       (err) => {
