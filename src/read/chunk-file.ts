@@ -10,6 +10,10 @@
  *   started under another frame geometry (a header switch) is joined or not on facts (the 2.5%
  *   zeroed-pages bug). After every wait the reader re-checks the PresenceMap itself.
  * - Pages are marked present only after the fetcher verified the bytes AND they are written here.
+ *   Waiters do not wait for the write: they are released with the verified buffer as soon as it is
+ *   verified and copy from it, never from the file; the fetch stays in flight (joinable, with its
+ *   buffer) until the write completes and the pages are marked, so nobody reads them from the file
+ *   before then.
  * - A fetch runs under the file's own lifetime signal and a deadline, never a reader's: a reader that
  *   aborts stops only its own wait. Every fetch ends (success, error or deadline), so no waiter hangs;
  *   waiters are promises, so a wake-up cannot be lost.
@@ -34,8 +38,10 @@ export type FramePlanner = (offset: number) => FrameRef
 interface Fetch {
   readonly startU: number
   readonly endU: number
-  /** The verified uncompressed bytes of [startU, endU), resolved once written and marked present. */
-  readonly done: Promise<Uint8Array>
+  /** The verified uncompressed bytes of [startU, endU), resolved as soon as verified (maybe not yet written). */
+  readonly verified: Promise<Uint8Array>
+  /** Ends (never rejects) once the bytes are written and marked present, or the fetch or write failed. */
+  readonly settled: Promise<void>
 }
 
 interface Fetched {
@@ -64,6 +70,8 @@ export class ChunkFile {
   private readonly localHits
   private flushTimer: NodeJS.Timeout | undefined
   private flushing: Promise<void> = Promise.resolve()
+  /** The last write queued: frames are written one at a time. */
+  private writing: Promise<void> = Promise.resolve()
   /** The page after the last large read: a large read starting here is streaming (read-ahead). */
   private sequentialNext = -1
 
@@ -104,20 +112,21 @@ export class ChunkFile {
       return readFull(this.fh, dst, offset)
     }
     const fetched = await this.fill(first, end, dst.byteLength, plan, signal)
-    // Verified bytes in hand that cover the whole read are copied, not read back from the file.
-    if (!copyIfCovered(dst, offset, fetched)) await readFull(this.fh, dst, offset)
+    // Verified bytes in hand are copied (they may not be written yet); only pages present come from the file.
+    await assemble(this.fh, dst, offset, fetched)
   }
 
   /**
    * Fetch (or join fetches of) every missing page in [first, end), at most READ_FETCH_WINDOW at once
-   * as a sliding window. A fetch resolving does not mean "my pages are here": the PresenceMap is
-   * re-checked from `first` after the window drains, and anything still missing is fetched again.
+   * as a sliding window. A fetch resolving does not mean "my pages are here": after the window drains,
+   * every page from `first` is re-checked (present, or inside a verified unit this read holds, judged
+   * by that unit's own range), and anything still missing is fetched again.
    * Returns the verified units this read waited on.
    */
   private async fill(first: number, end: number, length: number, plan: FramePlanner, signal?: AbortSignal): Promise<Fetched[]> {
     const sequential = this.isStreaming(first, end, length)
     const fetched: Fetched[] = []
-    for (let round = 0; this.presence.firstMissing(first, end) !== -1; round++) {
+    for (let round = 0; this.firstNeeded(first, end, fetched) !== -1; round++) {
       if (round >= READ_MAX_ROUNDS) {
         throw new FormatError(`pages of ${this.dataPath} still missing after ${round} fetch rounds`)
       }
@@ -133,16 +142,29 @@ export class ChunkFile {
     const active = new Set<Promise<unknown>>()
     let cursor = first
     for (;;) {
-      for (let p = this.presence.firstMissing(cursor, end); p !== -1 && active.size < READ_FETCH_WINDOW; ) {
+      for (let p = this.firstNeeded(cursor, end, fetched); p !== -1 && active.size < READ_FETCH_WINDOW; ) {
         const f = this.fetchCovering(p, plan)
-        const wait: Promise<unknown> = f.done.then((plain) => fetched.push({ startU: f.startU, plain })).finally(() => active.delete(wait))
+        const wait: Promise<unknown> = f.verified.then((plain) => fetched.push({ startU: f.startU, plain })).finally(() => active.delete(wait))
         wait.catch(() => {}) // observed through Promise.race below, or by the fetch's other waiters
         active.add(wait)
         cursor = Math.ceil(f.endU / PAGE_SIZE)
-        p = this.presence.firstMissing(cursor, end)
+        p = this.firstNeeded(cursor, end, fetched)
       }
       if (active.size === 0) return
       await raceAbort(Promise.race(active), signal)
+    }
+  }
+
+  /** The first page in [from, end) neither present nor inside a verified unit in `fetched`, or -1. */
+  private firstNeeded(from: number, end: number, fetched: readonly Fetched[]): number {
+    for (let p = from; ; ) {
+      p = this.presence.firstMissing(p, end)
+      if (p === -1) return -1
+      const pos = p * PAGE_SIZE
+      const f = fetched.find((u) => u.startU <= pos && pos < u.startU + u.plain.byteLength)
+      if (!f) return p
+      p = Math.ceil((f.startU + f.plain.byteLength) / PAGE_SIZE)
+      if (p >= end) return -1
     }
   }
 
@@ -187,26 +209,47 @@ export class ChunkFile {
     return this.start(ref)
   }
 
+  /**
+   * Waiters are released by `verified`; the entry stays in flight (so later readers join it and copy
+   * its buffer) until `settled`: written and marked present, or failed. Every fetch ends (deadline).
+   */
   private start(ref: FrameRef): Fetch {
-    const done = this.run(ref).finally(() => {
-      if (this.inflight.get(ref.startU) === entry) this.inflight.delete(ref.startU)
-    })
-    done.catch(() => {}) // waiters that gave up no longer observe it; the error is theirs, not unhandled
-    const entry: Fetch = { startU: ref.startU, endU: ref.startU + ref.sizeU, done }
+    const verified = this.deps.fetcher.fetch(ref, withDeadline(this.life.signal, FETCH_TIMEOUT_MS))
+    verified.catch(() => {}) // waiters that gave up no longer observe it; the error is theirs, not unhandled
+    const settled = verified
+      .then((plain) => this.store(ref, plain))
+      .catch(() => {}) // a failed fetch is its waiters' error; a failed write is logged by store
+      .finally(() => {
+        if (this.inflight.get(ref.startU) === entry) this.inflight.delete(ref.startU)
+      })
+    const entry: Fetch = { startU: ref.startU, endU: ref.startU + ref.sizeU, verified, settled }
     this.inflight.set(ref.startU, entry)
     this.metrics.fetchesStarted.inc()
     return entry
   }
 
-  private async run(ref: FrameRef): Promise<Uint8Array> {
-    const plain = await this.deps.fetcher.fetch(ref, withDeadline(this.life.signal, FETCH_TIMEOUT_MS))
-    this.life.signal.throwIfAborted()
-    await writeFull(this.fh, plain, ref.startU)
-    // Only now, verified and written, do the pages become present (DESIGN §9).
+  /** Write verified bytes; only once written do the pages become present (DESIGN §9). */
+  private async store(ref: FrameRef, plain: Uint8Array): Promise<void> {
+    // One write at a time per file: concurrent pwrites to one inode only spin on its lock (measured),
+    // and waiters no longer wait for writes, so queueing them costs readers nothing.
+    const turn = this.writing
+    let done!: () => void
+    this.writing = new Promise<void>((r) => (done = r))
+    let written = false
+    try {
+      await turn // also while closing: verified bytes are kept; close waits for every write
+      await writeFull(this.fh, plain, ref.startU)
+      written = true
+    } catch (err) {
+      // The waiters already have verified bytes; the pages stay missing and the next reader refetches.
+      this.log.warn({ err, ref: describeRef(ref) }, 'writing a verified frame to the chunk cache failed')
+    } finally {
+      done()
+    }
+    if (!written) return
     const added = this.presence.setRange(ref.startU / PAGE_SIZE, Math.ceil((ref.startU + ref.sizeU) / PAGE_SIZE))
     if (added > 0) this.deps.onGrow?.(added * PAGE_SIZE)
     this.scheduleFlush()
-    return plain
   }
 
   private scheduleFlush(): void {
@@ -233,7 +276,7 @@ export class ChunkFile {
   /** Stop fetches (nobody waits on them once the cache releases the file), save the record, close. */
   async close(): Promise<void> {
     if (!this.life.signal.aborted) this.life.abort(new CacheClosedError(`chunk file ${this.dataPath} closed`))
-    await Promise.allSettled([...this.inflight.values()].map((f) => f.done))
+    await Promise.all([...this.inflight.values()].map((f) => f.settled)) // writes end before the handle closes
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     try {
@@ -244,20 +287,27 @@ export class ChunkFile {
   }
 }
 
-/** Copy [offset, offset + dst.length) from fetched units if they cover all of it, in one pass. */
-function copyIfCovered(dst: Uint8Array, offset: number, fetched: Fetched[]): boolean {
+/**
+ * Fill dst with [offset, offset + dst.length): from the verified units this read holds where they
+ * cover it (written or not), else from the file, whose pages `fill` found present.
+ */
+async function assemble(fh: FileHandle, dst: Uint8Array, offset: number, fetched: Fetched[]): Promise<void> {
   fetched.sort((x, y) => x.startU - y.startU)
   const end = offset + dst.byteLength
   let pos = offset
   for (const f of fetched) {
-    if (f.startU > pos) return false
-    const to = Math.min(end, f.startU + f.plain.byteLength)
-    if (to > pos) {
-      dst.set(f.plain.subarray(pos - f.startU, to - f.startU), pos - offset)
-      pos = to
+    const fEnd = f.startU + f.plain.byteLength
+    if (fEnd <= pos) continue
+    if (f.startU >= end) break
+    if (f.startU > pos) {
+      await readFull(fh, dst.subarray(pos - offset, f.startU - offset), pos)
+      pos = f.startU
     }
+    const to = Math.min(end, fEnd)
+    dst.set(f.plain.subarray(pos - f.startU, to - f.startU), pos - offset)
+    pos = to
   }
-  return pos >= end
+  if (pos < end) await readFull(fh, dst.subarray(pos - offset), pos)
 }
 
 async function readFull(fh: FileHandle, dst: Uint8Array, position: number): Promise<void> {

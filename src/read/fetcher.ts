@@ -5,10 +5,20 @@
  * not exception handlers). Every frame is verified here, whichever source produced it (DESIGN §8);
  * a failure is counted and the source penalised; a corrupt shared-cache entry is deleted; verified
  * frames from elsewhere are offered to the shared cache in the background, never blocking the read.
+ *
+ * Hedging (issue 5): a source other than the last that has not answered within `hedgeAfterMs` gets
+ * the next source started beside it. The first VERIFIED answer wins; every other attempt is aborted
+ * through its own AbortSignal and its late result ignored (neither counted, penalised nor cached).
+ * An attempt that fails moves the chain on only if no later source is already running; while the
+ * slow one runs, a failing hedge moves on to the source after it.
+ *
+ * A source that declares `retryAfterPenalty` (the peer source: it excludes the peer it was penalised
+ * for) is asked once more after a verification failure before the chain moves on.
  */
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { raceAbort, withDeadline } from './abort.ts'
-import { SOURCE_TIMEOUT_MS } from './constants.ts'
+import { CoarseTimer, type CoarseTimeout } from './coarse-timer.ts'
+import { HEDGE_AFTER_MS, SOURCE_TIMEOUT_MS } from './constants.ts'
 import { FrameUnavailableError } from './errors.ts'
 import { ReadMetrics } from './metrics.ts'
 import type { SharedCacheSource } from './shared-cache.ts'
@@ -32,11 +42,22 @@ export interface FetcherOptions {
   /** Told about every bad answer so a peer session can drop a failing peer (Helia-style). */
   readonly onPenalty?: (source: FrameSource, ref: FrameRef, reason: PenaltyReason, err: unknown) => void
   readonly sourceTimeoutMs?: number
+  /** A source (not the last) silent this long gets the next one started beside it; default 250, Infinity = never. */
+  readonly hedgeAfterMs?: number
   readonly metrics?: ReadMetrics
   readonly logger?: Logger
 }
 
-type Attempt = { plain: Uint8Array; stored: Uint8Array } | { why: string }
+type Attempt = { plain: Uint8Array; stored: Uint8Array; ms: number } | { why: string; corrupt?: boolean; cancelled?: boolean }
+
+/** One attempt of one source for one frame: aborted through `ctl` when another attempt wins. */
+interface Run {
+  readonly index: number
+  readonly ctl: AbortController
+  readonly hedge: boolean
+  readonly retry: boolean
+  timer: CoarseTimeout | undefined
+}
 
 export class FrameFetcher implements VerifiedFrameFetcher {
   private peers: FrameSource | undefined
@@ -44,6 +65,8 @@ export class FrameFetcher implements VerifiedFrameFetcher {
   private readonly metrics: ReadMetrics
   private readonly log: Logger
   private readonly timeoutMs: number
+  private readonly hedgeAfterMs: number
+  private readonly hedgeTimer: CoarseTimer
 
   constructor(opts: FetcherOptions) {
     this.opts = opts
@@ -51,26 +74,89 @@ export class FrameFetcher implements VerifiedFrameFetcher {
     this.metrics = opts.metrics ?? new ReadMetrics()
     this.log = (opts.logger ?? silentLogger).child({ component: 'fetcher' })
     this.timeoutMs = opts.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS
+    this.hedgeAfterMs = opts.hedgeAfterMs ?? HEDGE_AFTER_MS
+    // A tenth of the delay: a hedge starts at most 10% late, and one tick serves every request in flight.
+    this.hedgeTimer = new CoarseTimer(Number.isFinite(this.hedgeAfterMs) ? Math.min(50, Math.max(1, this.hedgeAfterMs / 10)) : 50)
   }
 
   setPeers(peers: FrameSource | undefined): void {
     this.peers = peers
   }
 
-  /** Verified uncompressed bytes of `ref` from the first source that has good ones. */
-  async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
-    const attempts: string[] = []
-    for (const source of this.chain()) {
-      signal.throwIfAborted()
-      const result = await this.attempt(source, ref, signal)
-      if ('plain' in result) {
-        // Write-back only from other sources: bytes just read from the shared cache are already there.
-        if (this.opts.shared && source !== this.opts.shared) this.opts.shared.offer(ref, result.stored)
-        return result.plain
+  /** Verified uncompressed bytes of `ref` from the first source that has good ones (hedged, see above). */
+  fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
+    if (signal.aborted) return Promise.reject(signal.reason)
+    const chain = this.chain()
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const why: string[] = []
+      const running = new Set<Run>()
+      let next = 0 // the first source of the chain not started yet
+      let over = false
+
+      const finish = (err: unknown, plain?: Uint8Array): void => {
+        if (over) return
+        over = true
+        signal.removeEventListener('abort', onAbort)
+        for (const r of running) {
+          r.timer?.cancel()
+          r.ctl.abort(new Error('superseded: the frame was fetched or the fetch was abandoned'))
+        }
+        running.clear()
+        if (plain) resolve(plain)
+        else reject(err)
       }
-      attempts.push(`${source.name}: ${result.why}`)
-    }
-    throw new FrameUnavailableError(describeRef(ref), attempts)
+      const onAbort = (): void => finish(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+
+      const start = (index: number, hedge: boolean, retry = false): void => {
+        const source = chain[index]
+        const run: Run = { index, ctl: new AbortController(), hedge, retry, timer: undefined }
+        running.add(run)
+        if (hedge) this.metrics.hedgesStarted.inc({ source: source.name })
+        if (index + 1 < chain.length && Number.isFinite(this.hedgeAfterMs)) {
+          run.timer = this.hedgeTimer.after(this.hedgeAfterMs, () => {
+            run.timer = undefined
+            // Only the frontier hedges: a later source already running covers this one.
+            if (!over && running.has(run) && next === index + 1) start(next++, true)
+          })
+        }
+        this.attempt(source, ref, run.ctl.signal).then(
+          (result) => {
+            run.timer?.cancel()
+            running.delete(run)
+            if (over) return // a late answer after another won: ignored
+            if ('plain' in result) {
+              this.won(source, ref, result, hedge)
+              finish(undefined, result.plain)
+              return
+            }
+            if (result.cancelled) return
+            why.push(`${source.name}: ${result.why}`)
+            if (result.corrupt && source.retryAfterPenalty && !retry) {
+              this.metrics.penaltyRetries.inc({ source: source.name })
+              start(index, false, true)
+              return
+            }
+            // Move on if this was the frontier (nothing later running), or if nothing runs at all.
+            if (next === index + 1 || running.size === 0) {
+              if (next < chain.length) start(next++, false)
+              else if (running.size === 0) finish(new FrameUnavailableError(describeRef(ref), why))
+            }
+          },
+          (err: unknown) => finish(err), // attempt() turns every source outcome into a result: a bug
+        )
+      }
+      start(next++, false)
+    })
+  }
+
+  private won(source: FrameSource, ref: FrameRef, result: { plain: Uint8Array; stored: Uint8Array; ms: number }, hedge: boolean): void {
+    if (hedge) this.metrics.hedgesWon.inc({ source: source.name })
+    this.metrics.fetchSeconds.observe({ source: source.name }, result.ms / 1000)
+    this.metrics.hits.inc({ source: source.name })
+    this.metrics.bytesFetched.inc({ source: source.name }, result.stored.byteLength)
+    // Write-back only from other sources: bytes just read from the shared cache are already there.
+    if (this.opts.shared && source !== this.opts.shared) this.opts.shared.offer(ref, result.stored)
   }
 
   private chain(): FrameSource[] {
@@ -81,6 +167,7 @@ export class FrameFetcher implements VerifiedFrameFetcher {
     return chain
   }
 
+  /** One source, verified. `signal` is this attempt's own: aborted = lost to another attempt or abandoned. */
   private async attempt(source: FrameSource, ref: FrameRef, signal: AbortSignal): Promise<Attempt> {
     const started = performance.now()
     let stored: Uint8Array | null
@@ -89,22 +176,20 @@ export class FrameFetcher implements VerifiedFrameFetcher {
       const deadline = withDeadline(signal, this.timeoutMs)
       stored = await raceAbort(source.fetch(ref, deadline), deadline)
     } catch (err) {
-      if (signal.aborted) throw signal.reason
+      if (signal.aborted) return { why: 'cancelled', cancelled: true }
       this.metrics.sourceErrors.inc({ source: source.name })
       this.opts.onPenalty?.(source, ref, 'error', err)
       this.log.warn({ err, source: source.name, ref: describeRef(ref) }, 'frame source failed')
       return { why: errorText(err) }
     }
+    if (signal.aborted) return { why: 'cancelled', cancelled: true } // lost meanwhile: not even verified
     if (stored === null) return { why: 'not here' }
     try {
       const plain = await verifyFrame(ref, stored, this.opts.verifyDigest)
-      this.metrics.fetchSeconds.observe({ source: source.name }, (performance.now() - started) / 1000)
-      this.metrics.hits.inc({ source: source.name })
-      this.metrics.bytesFetched.inc({ source: source.name }, stored.byteLength)
-      return { plain, stored }
+      return { plain, stored, ms: performance.now() - started }
     } catch (err) {
       await this.onCorrupt(source, ref, err)
-      return { why: `corrupt: ${errorText(err)}` }
+      return { why: `corrupt: ${errorText(err)}`, corrupt: true }
     }
   }
 

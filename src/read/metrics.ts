@@ -22,6 +22,11 @@ export class ReadMetrics {
   /** Errors other than verification (network, timeouts, missing objects) per source. */
   readonly sourceErrors: Counter<'source'>
   readonly evictions: Counter
+  /** Hedges: a source started beside a slow one (labelled with the source started), and hedges that won. */
+  readonly hedgesStarted: Counter<'source'>
+  readonly hedgesWon: Counter<'source'>
+  /** A source with `retryAfterPenalty` asked again after a verification failure. */
+  readonly penaltyRetries: Counter<'source'>
   readonly cacheBytes: Gauge
   /** Shared-cache writes by result: written, exists, locked, failed, dropped. */
   readonly sharedWrites: Counter<'result'>
@@ -42,6 +47,13 @@ export class ReadMetrics {
       'source',
     ]) as Counter<'source'>
     this.sourceErrors = counter(reg, 'snapswarm_frame_source_errors_total', 'Frame fetch errors per source', ['source']) as Counter<'source'>
+    this.hedgesStarted = counter(reg, 'snapswarm_fetch_hedges_started_total', 'Sources started beside a slow one (hedges), per source started', [
+      'source',
+    ]) as Counter<'source'>
+    this.hedgesWon = counter(reg, 'snapswarm_fetch_hedges_won_total', 'Hedges whose source answered first with a verified frame', ['source']) as Counter<'source'>
+    this.penaltyRetries = counter(reg, 'snapswarm_fetch_penalty_retries_total', 'Sources asked again after a verification failure', [
+      'source',
+    ]) as Counter<'source'>
     this.evictions = counter(reg, 'snapswarm_chunk_cache_evictions_total', 'Build files evicted from the chunk cache')
     this.cacheBytes = gauge(reg, 'snapswarm_chunk_cache_bytes', 'Bytes present in the chunk cache')
     this.sharedWrites = counter(reg, 'snapswarm_shared_cache_writes_total', 'Shared frame cache writes by result', [

@@ -6,6 +6,7 @@
  */
 import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
+import { benchThrottled } from './bench-throttle.ts'
 
 /**
  * One fetch unit of a data file: a frame of a compressed build, or an aligned chunk of a raw build
@@ -23,6 +24,11 @@ export interface FrameRef {
 
 export interface FrameSource {
   readonly name: string
+  /**
+   * Ask this source once more after bytes it returned failed verification, before moving on: for a
+   * source that answers differently after a penalty (the peer source excludes the peer it blamed).
+   */
+  readonly retryAfterPenalty?: boolean
   /** The stored bytes of `ref` (compressed, or raw for codec `none`), unverified; `null` = "not here". */
   fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null>
 }
@@ -47,7 +53,7 @@ export class StorageSource implements FrameSource {
     // A truncated object is an ObjectRangeError naming the range and the size found (issue 4: a clear
     // error, not a hang); a missing one is the ordinary "not here".
     try {
-      return await this.store.getRange(dataObjectName(ref.buildId, ref.kind, ref.codec), ref.startC, ref.sizeC, signal)
+      return await benchThrottled(() => this.store.getRange(dataObjectName(ref.buildId, ref.kind, ref.codec), ref.startC, ref.sizeC, signal), signal)
     } catch (err) {
       if (err instanceof NotFoundError) return null
       throw err

@@ -3,7 +3,7 @@
  * aborts that stop only their caller, bounded waits, eviction (DESIGN §7, §9).
  */
 import assert from 'node:assert/strict'
-import { readdir, writeFile } from 'node:fs/promises'
+import { open as openFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { createRegistry } from '../../src/obs/metrics.ts'
@@ -240,6 +240,54 @@ test('read-ahead: a streaming reader (large sequential reads) gets the next fram
     await lease.file.readInto(dst, 2 * MiB, s.plan) // served from the read-ahead
     assert.deepEqual(dst, slice(s.framed.plain, 2 * MiB, 1 * MiB))
     assert.equal(s.storage.calls, 16)
+    await lease.release()
+    await s.cache.close()
+  })
+})
+
+test('early release: waiters get the verified bytes before the write; pages are marked present only once written', async () => {
+  await withTmp(async (dir) => {
+    const s = await setup(dir)
+    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    // Hold every write to the chunk file until `open()` is called: the verified buffer exists, the file is holes.
+    const probe = await openFile(join(dir, 'probe'), 'w')
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> }
+    await probe.close()
+    const write = proto.write
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    let held = 0
+    proto.write = async function (this: unknown, ...args: unknown[]) {
+      held++
+      await gate
+      return write.apply(this, args)
+    }
+    try {
+      const frame = s.framed.table.frames[1]
+      const a = Buffer.alloc(4096)
+      await lease.file.readInto(a, frame.startU, s.plan) // resolves although the write is held
+      assert.deepEqual(a, slice(s.framed.plain, frame.startU, 4096))
+      assert.equal(held, 1, 'the frame write is in progress')
+      assert.equal(lease.file.bytes, 0, 'not marked present before its write completes')
+      // A second reader of another page of the same frame must not go through the (still empty) file:
+      // it joins the fetch still in flight and copies its verified buffer.
+      const off = frame.startU + frame.sizeU - 8192
+      const b = Buffer.alloc(8192)
+      await lease.file.readInto(b, off, s.plan)
+      assert.deepEqual(b, slice(s.framed.plain, off, 8192))
+      assert.equal(s.storage.calls, 1)
+      open()
+      await sleep(20)
+      assert.equal(lease.file.bytes, frame.sizeU, 'marked present once written')
+      // Now a hit reads through the file.
+      const c = Buffer.alloc(8192)
+      await lease.file.readInto(c, off, s.plan)
+      assert.deepEqual(c, b)
+      assert.equal(s.storage.calls, 1)
+    } finally {
+      proto.write = write
+      open()
+    }
     await lease.release()
     await s.cache.close()
   })

@@ -7,8 +7,8 @@ import { createRegistry } from '../../src/obs/metrics.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
 import { SharedCacheSource } from '../../src/read/shared-cache.ts'
-import type { FrameSource } from '../../src/read/source.ts'
-import { KiB, MemorySource, flipByte, frameData, newId, refOf, vmData, withTmp } from './helpers.ts'
+import type { FrameRef, FrameSource } from '../../src/read/source.ts'
+import { KiB, MemorySource, flipByte, frameData, newId, refOf, sleep, vmData, withTmp } from './helpers.ts'
 
 const signal = new AbortController().signal
 
@@ -144,4 +144,160 @@ test('an optional digest hook rejects a frame the codec accepts', async () => {
   const { storage, ref } = await fixture()
   const fetcher = new FrameFetcher({ storage, verifyDigest: () => false })
   await assert.rejects(fetcher.fetch(ref, signal), /digest mismatch/)
+})
+
+/** A source answering after `ms` (good bytes from `inner`, or `bytes()`), recording whether its signal fired. */
+class TimedSource implements FrameSource {
+  readonly name: string
+  readonly retryAfterPenalty?: boolean
+  calls = 0
+  aborted = 0
+  answers: ((n: number) => { ms: number; tamper?: boolean; ignoreSignal?: boolean })
+  private readonly inner: MemorySource
+
+  constructor(name: string, data: MemorySource, answers: TimedSource['answers'], retryAfterPenalty?: boolean) {
+    this.name = name
+    this.inner = new MemorySource(name) // a copy of the objects: asking this source is not counted as asking `data`
+    for (const [k, v] of data.objects) this.inner.objects.set(k, v)
+    this.answers = answers
+    if (retryAfterPenalty) this.retryAfterPenalty = true
+  }
+
+  async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
+    const a = this.answers(this.calls++)
+    signal.addEventListener('abort', () => this.aborted++, { once: true })
+    await sleep(a.ms, a.ignoreSignal ? undefined : signal)
+    const bytes = await this.inner.fetch(ref, new AbortController().signal)
+    return bytes && a.tamper ? flipByte(bytes) : bytes
+  }
+}
+
+async function counts(reg: ReturnType<typeof createRegistry>, source: string) {
+  return {
+    started: await metricValue(reg, 'snapswarm_fetch_hedges_started_total', source),
+    won: await metricValue(reg, 'snapswarm_fetch_hedges_won_total', source),
+  }
+}
+
+test('hedge: a peer silent past hedgeAfterMs gets storage started beside it; storage wins, the peer is aborted', async () => {
+  const reg = createRegistry()
+  const { framed, storage, ref } = await fixture()
+  const peer = new TimedSource('peer', storage, () => ({ ms: 2_000 }))
+  const penalties: string[] = []
+  const fetcher = new FrameFetcher({ storage, peers: peer, hedgeAfterMs: 30, metrics: new ReadMetrics(reg), onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
+  const t0 = performance.now()
+  const plain = await fetcher.fetch(ref, signal)
+  assert.ok(performance.now() - t0 < 1_000, 'did not wait for the slow peer')
+  assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
+  assert.equal(peer.aborted, 1, "the loser's signal fired")
+  assert.deepEqual(penalties, [], 'a loser is not penalised')
+  assert.deepEqual(await counts(reg, 'storage'), { started: 1, won: 1 })
+  assert.equal(await metricValue(reg, 'snapswarm_read_hits_total', 'storage'), 1)
+})
+
+test('hedge: the peer answering first still wins; the hedge is aborted; no hedge when the peer is quick', async () => {
+  const reg = createRegistry()
+  const { storage, ref } = await fixture()
+  const slowStorage = new TimedSource('storage', storage, () => ({ ms: 2_000 }))
+  const peer = new TimedSource('peer', storage, (n) => ({ ms: n === 0 ? 80 : 0 }))
+  const fetcher = new FrameFetcher({ storage: slowStorage, peers: peer, hedgeAfterMs: 20, metrics: new ReadMetrics(reg) })
+  await fetcher.fetch(ref, signal)
+  assert.deepEqual([peer.calls, slowStorage.calls, slowStorage.aborted], [1, 1, 1])
+  assert.deepEqual(await counts(reg, 'storage'), { started: 1, won: 0 })
+  assert.equal(await metricValue(reg, 'snapswarm_read_hits_total', 'peer'), 1)
+  await fetcher.fetch(ref, signal) // answers at once: no hedge
+  assert.deepEqual([peer.calls, slowStorage.calls], [2, 1])
+})
+
+test('hedge: the first VERIFIED answer wins: a quick corrupt hedge does not end the fetch; a late loser is ignored', async () => {
+  const reg = createRegistry()
+  const { framed, storage, ref } = await fixture()
+  const badStorage = new TimedSource('storage', storage, () => ({ ms: 0, tamper: true }))
+  // The peer ignores its signal: its late answer must be dropped, not verified, counted or penalised.
+  const peer = new TimedSource('peer', storage, (n) => ({ ms: n === 0 ? 120 : 300, ignoreSignal: true, tamper: n === 1 }))
+  const penalties: string[] = []
+  const fetcher = new FrameFetcher({ storage: badStorage, peers: peer, hedgeAfterMs: 20, metrics: new ReadMetrics(reg), onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
+  const plain = await fetcher.fetch(ref, signal)
+  assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
+  assert.deepEqual(penalties, ['storage:corrupt'])
+  assert.equal(await metricValue(reg, 'snapswarm_read_hits_total', 'peer'), 1)
+
+  // Now storage is good and quick, the (corrupt) peer slow: storage wins and the peer's late bad bytes are ignored.
+  badStorage.answers = () => ({ ms: 0 })
+  await fetcher.fetch(ref, signal)
+  await sleep(400)
+  assert.deepEqual(penalties, ['storage:corrupt'], 'the late corrupt answer was never verified')
+  assert.equal(await metricValue(reg, 'snapswarm_frame_verify_failures_total', 'peer'), 0)
+})
+
+test('hedge: a failing hedge moves on to the source after it while the slow peer runs', async () => {
+  await withTmp(async (dir) => {
+    const reg = createRegistry()
+    const { framed, storage, ref } = await fixture()
+    const shared = new SharedCacheSource({ dir }) // empty: "not here" at once
+    const peer = new TimedSource('peer', storage, () => ({ ms: 5_000 }))
+    const fetcher = new FrameFetcher({ storage, shared, peers: peer, hedgeAfterMs: 20, metrics: new ReadMetrics(reg) })
+    const t0 = performance.now()
+    const plain = await fetcher.fetch(ref, signal)
+    assert.ok(performance.now() - t0 < 2_000)
+    assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
+    assert.deepEqual(await counts(reg, 'shared'), { started: 1, won: 0 })
+    assert.equal(storage.calls, 1)
+    assert.equal(peer.aborted, 1)
+    await shared.idle()
+  })
+})
+
+test('hedge: when every source fails the error lists them all; Infinity disables hedging', async () => {
+  const { storage, ref } = await fixture()
+  storage.fail = new Error('bucket down')
+  const peer = new TimedSource('peer', new MemorySource('empty'), () => ({ ms: 60 }))
+  await assert.rejects(new FrameFetcher({ storage, peers: peer, hedgeAfterMs: 10 }).fetch(ref, signal), (err: Error) => {
+    assert.match(err.message, /storage: bucket down/)
+    assert.match(err.message, /peer: not here/)
+    return true
+  })
+  storage.fail = null
+  const slow = new TimedSource('peer', storage, () => ({ ms: 60 }))
+  await new FrameFetcher({ storage, peers: slow, hedgeAfterMs: Number.POSITIVE_INFINITY }).fetch(ref, signal)
+  assert.equal(storage.calls, 1, 'only the first, failed round asked storage')
+})
+
+test('the caller aborting during a hedge aborts every attempt with its reason', async () => {
+  const { storage, ref } = await fixture()
+  const peer = new TimedSource('peer', storage, () => ({ ms: 5_000 }))
+  const slowStorage = new TimedSource('storage', storage, () => ({ ms: 5_000 }))
+  const ac = new AbortController()
+  const p = new FrameFetcher({ storage: slowStorage, peers: peer, hedgeAfterMs: 10 }).fetch(ref, ac.signal)
+  await sleep(60)
+  ac.abort(new Error('reader gone'))
+  await assert.rejects(p, /reader gone/)
+  assert.deepEqual([peer.aborted, slowStorage.aborted], [1, 1])
+})
+
+test('retryAfterPenalty: a source that declares it is asked once more after a verification failure', async () => {
+  const { framed, storage, ref } = await fixture()
+  const penalties: string[] = []
+  const onPenalty = (s: FrameSource, _r: unknown, why: string) => penalties.push(`${s.name}:${why}`)
+  // First answer corrupt (a bad peer, now penalised), the retry good (another peer): storage never asked.
+  const peer = new TimedSource('peer', storage, (n) => ({ ms: 0, tamper: n === 0 }), true)
+  const reg = createRegistry()
+  const fetcher = new FrameFetcher({ storage, peers: peer, onPenalty, metrics: new ReadMetrics(reg) })
+  const plain = await fetcher.fetch(ref, signal)
+  assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
+  assert.deepEqual([peer.calls, storage.calls], [2, 0])
+  assert.deepEqual(penalties, ['peer:corrupt'])
+  assert.equal(await metricValue(reg, 'snapswarm_fetch_penalty_retries_total', 'peer'), 1)
+  // Corrupt twice: once more only, then the next source.
+  peer.answers = () => ({ ms: 0, tamper: true })
+  await fetcher.fetch(ref, signal)
+  assert.deepEqual([peer.calls, storage.calls], [4, 1])
+  // A source without the flag is not asked again, and an error (not corruption) is not retried.
+  const plainPeer = new TimedSource('peer', storage, () => ({ ms: 0, tamper: true }))
+  await new FrameFetcher({ storage, peers: plainPeer }).fetch(ref, signal)
+  assert.equal(plainPeer.calls, 1)
+  const failing = new MemorySource('peer')
+  Object.assign(failing, { retryAfterPenalty: true, fail: new Error('reset') })
+  await new FrameFetcher({ storage, peers: failing }).fetch(ref, signal)
+  assert.equal(failing.calls, 1)
 })

@@ -1,0 +1,285 @@
+/**
+ * Cluster figures with real `snapswarm node` processes on 127.0.0.1 and a file:// bucket (suite `cluster`):
+ *
+ * (a) issue 5: end-to-end rate of a lazy read from a peer, in uncompressed bytes/s: node B reads, over
+ *     its HTTP API, a 256 MiB VM-like memfile that is pending on node A (A's upload is throttled so it
+ *     stays pending), as a ratio to local decompress-and-verify of the same frames (A's framed file,
+ *     2 frames in flight) in the same run (target ≥ 0.8). Best of N; each try on a fresh B (cold cache).
+ * (b) issue 6: time to first byte (a cold 4 KiB read at offset 0) and time to read a whole 512 MiB
+ *     memfile, resuming from a pending peer vs from storage after upload, with B's storage reads
+ *     throttled to a simulated GCS (50 ms to first byte, 100 MB/s per request) through the bench-only
+ *     env of src/read/bench-throttle.ts. Best of N, fresh B each time. For the storage case the same
+ *     memfile is paused on a node with an unthrottled upload, uploaded, and read by a fresh node that has
+ *     no peers.
+ *
+ * Bounded to ~3 minutes on 2 cores (BENCH_CLUSTER_TRIES, BENCH_CLUSTER_MIB scale it down); child
+ * processes are always killed and the temp dir deleted.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { copyFile, open, readFile, rm, truncate, writeFile } from 'node:fs/promises'
+import { request } from 'node:http'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { randomUUID } from 'node:crypto'
+import type { FrameRef } from '../src/read/source.ts'
+import { verifyFrame } from '../src/read/verify.ts'
+import { writeVmData } from '../src/util/vmdata.ts'
+import { MB, MiB, benchDir, emit } from './common.ts'
+
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
+const FRAME = 2 * MiB
+const THROTTLE = { SNAPSWARM_BENCH_STORAGE_LATENCY_MS: '50', SNAPSWARM_BENCH_STORAGE_MBPS: '100' }
+const SUITE_BUDGET_MS = 170_000
+
+interface Node {
+  readonly peerId: string
+  readonly addrs: string[]
+  readonly api: string
+  readonly dataDir: string
+  stop(): Promise<void>
+}
+
+const children = new Set<ChildProcess>()
+const killAll = (): void => {
+  for (const c of children) c.kill('SIGKILL')
+}
+
+export async function clusterBench(): Promise<void> {
+  const big = Number(process.env.BENCH_CLUSTER_MIB ?? 512) * MiB
+  const small = big / 2
+  const tries = Number(process.env.BENCH_CLUSTER_TRIES ?? 3)
+  const dir = benchDir('cluster')
+  const started = Date.now()
+  const budgetLeft = () => SUITE_BUDGET_MS - (Date.now() - started)
+  process.once('exit', killAll)
+  const nodes: Node[] = []
+  let fresh = 0
+  const startNode = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Node> => {
+    const node = await spawnNode(join(dir, `node-${fresh++}`), [...args, '--storage', pathToFileURL(join(dir, 'bucket')).href, '--config', config], env)
+    nodes.push(node)
+    return node
+  }
+  const stopNode = async (n: Node): Promise<void> => {
+    nodes.splice(nodes.indexOf(n), 1)
+    await n.stop()
+    await rm(n.dataDir, { recursive: true, force: true })
+  }
+  const config = join(dir, 'config.json')
+  try {
+    // Announcements every 500 ms, so a fresh reader learns of the pending build quickly.
+    await writeFile(config, JSON.stringify({ logLevel: 'warn', peers: { announceIntervalMs: 500, announceTtlMs: 5_000 } }))
+    const memBig = join(dir, 'memfile-big.raw')
+    const memSmall = join(dir, 'memfile-small.raw')
+    await writeVmData(memBig, big, 2026)
+    await copyFile(memBig, memSmall) // the VM generator is sequential: its first half is a valid smaller memfile
+    await truncate(memSmall, small)
+
+    // A: the origin, whose upload crawls (64 KiB/s) so both builds stay pending for the whole run.
+    const a = await startNode(['--upload-rate', String(64 * 1024)])
+    const smallId = randomUUID()
+    const bigId = randomUUID()
+    for (const [id, file] of [[smallId, memSmall], [bigId, memBig]] as const) {
+      const res = await postJson(`${a.api}/v1/builds/${id}`, { parent: null, useCase: 'pause', files: { memfile: file } })
+      if (res.status !== 202) throw new Error(`pause refused: ${res.status} ${res.body}`)
+    }
+    for (const id of [smallId, bigId]) await waitFor(`A to frame ${id}`, async () => (await getJson(`${a.api}/v1/builds/${id}`)).state === 'pending', 60_000)
+
+    // A fresh reader (cold chunk cache) that knows A and has seen the build announced.
+    const reader = async (id: string): Promise<Node> => {
+      const b = await startNode(['--bootstrap', a.addrs[0]], THROTTLE)
+      await waitFor('B to see the pending announcement', async () => ((await getJson(`${b.api}/v1/builds/${id}`))?.peers as unknown[] | undefined)?.length, 20_000)
+      return b
+    }
+
+    // (a) lazy read from a pending peer vs local decompress-and-verify of the same frames.
+    const framed = await readFile(join(a.dataDir, 'builds', smallId, 'memfile.zstd'))
+    const frames = zstdFrames(framed)
+    let bestRead = Infinity
+    let bestLocal = Infinity
+    for (let i = 0; i < tries && (i === 0 || budgetLeft() > 120_000); i++) {
+      bestLocal = Math.min(bestLocal, await decodeLocal(framed, frames, smallId))
+      const b = await reader(smallId)
+      const r = await httpRead(`${b.api}/v1/builds/${smallId}/memfile`, 0, small)
+      if (r.bytes !== small) throw new Error(`peer read returned ${r.bytes} bytes, expected ${small}`)
+      bestRead = Math.min(bestRead, r.totalMs)
+      await spotCheck(b.api, smallId, memSmall, small)
+      if (process.env.BENCH_CLUSTER_DEBUG) console.error(await (await fetch(`${b.api}/metrics`)).text())
+      await stopNode(b)
+    }
+    emit(`cluster_peer_lazy_read_${small / MiB}MiB_throughput`, small / (bestRead / 1000) / MB, 'MB/s', small / (bestLocal / 1000) / MB, '>= 0.8')
+
+    // (b) resume from a pending peer: a cold 4 KiB read, then the whole file.
+    const peer = { ttfb: Infinity, whole: Infinity }
+    for (let i = 0; i < Math.max(1, tries - 1) && (i === 0 || budgetLeft() > 80_000); i++) {
+      const b = await reader(bigId)
+      peer.ttfb = Math.min(peer.ttfb, (await httpRead(`${b.api}/v1/builds/${bigId}/memfile`, 0, 4096)).totalMs)
+      peer.whole = Math.min(peer.whole, (await httpRead(`${b.api}/v1/builds/${bigId}/memfile`, 0, big)).totalMs)
+      await spotCheck(b.api, bigId, memBig, big)
+      await stopNode(b)
+    }
+    await stopNode(a) // its pending builds are no longer needed; frees the cores
+
+    // (b) resume from storage after upload: the same memfile paused on an unthrottled node and uploaded.
+    const storedId = randomUUID()
+    const uploader = await startNode([])
+    await postJson(`${uploader.api}/v1/builds/${storedId}`, { parent: null, useCase: 'pause', files: { memfile: memBig } })
+    await waitFor('the upload to complete', async () => (await getJson(`${uploader.api}/v1/builds/${storedId}`)).state === 'uploaded', 90_000)
+    await stopNode(uploader)
+    const storage = { ttfb: Infinity, whole: Infinity }
+    for (let i = 0; i < Math.max(1, tries - 1) && (i === 0 || budgetLeft() > 20_000); i++) {
+      const b = await startNode([], THROTTLE) // no peers: storage only
+      storage.ttfb = Math.min(storage.ttfb, (await httpRead(`${b.api}/v1/builds/${storedId}/memfile`, 0, 4096)).totalMs)
+      storage.whole = Math.min(storage.whole, (await httpRead(`${b.api}/v1/builds/${storedId}/memfile`, 0, big)).totalMs)
+      await spotCheck(b.api, storedId, memBig, big)
+      await stopNode(b)
+    }
+    const mib = big / MiB
+    emit(`resume_${mib}MiB_ttfb_pending_peer_vs_storage`, peer.ttfb, 'ms', storage.ttfb)
+    emit(`resume_${mib}MiB_whole_read_pending_peer_vs_storage`, peer.whole / 1000, 's', storage.whole / 1000)
+    emit(`resume_${mib}MiB_whole_read_storage_throughput`, big / (storage.whole / 1000) / MB, 'MB/s', null)
+  } finally {
+    await Promise.allSettled(nodes.map((n) => n.stop()))
+    killAll()
+    process.removeListener('exit', killAll)
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Spawn `snapswarm node` and wait for its ready line; `stop` is SIGTERM, then SIGKILL after 5 s. */
+async function spawnNode(dataDir: string, args: string[], env: NodeJS.ProcessEnv): Promise<Node> {
+  const proc = spawn(process.execPath, [CLI, 'node', '--data-dir', dataDir, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(proc)
+  const exited = once(proc, 'exit').finally(() => children.delete(proc))
+  let err = ''
+  proc.stderr!.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-20_000)
+  })
+  let out = ''
+  const ready = await new Promise<{ peerId: string; addrs: string[]; api: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node not ready in 30 s: ${err}`)), 30_000)
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const nl = out.indexOf('\n')
+      if (nl >= 0) {
+        clearTimeout(timer)
+        resolve(JSON.parse(out.slice(0, nl)))
+      }
+    })
+    proc.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`node exited (${code}) before ready: ${err}`))
+    })
+  }).catch((e: unknown) => {
+    proc.kill('SIGKILL')
+    throw e
+  })
+  return {
+    ...ready,
+    dataDir,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** Frame boundaries of concatenated zstd frames (RFC 8878 §3.1.1), without decoding. */
+function zstdFrames(buf: Uint8Array): { startC: number; sizeC: number }[] {
+  const out: { startC: number; sizeC: number }[] = []
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  for (let pos = 0; pos < buf.byteLength; ) {
+    const start = pos
+    if (view.getUint32(pos, true) !== 0xfd2fb528) throw new Error(`no zstd frame at ${pos}`)
+    const fhd = buf[pos + 4]
+    const single = (fhd >> 5) & 1
+    pos += 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3] + (fhd >> 6 === 0 ? single : [1, 2, 4, 8][fhd >> 6])
+    for (let last = 0; !last; ) {
+      const h = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+      last = h & 1
+      pos += 3 + (((h >> 1) & 3) === 1 ? 1 : h >>> 3)
+    }
+    pos += (fhd >> 2) & 1 ? 4 : 0
+    out.push({ startC: start, sizeC: pos - start })
+  }
+  return out
+}
+
+/** Decompress and verify every frame of A's framed file, 2 in flight (the cores), in ms. */
+async function decodeLocal(framed: Uint8Array, frames: { startC: number; sizeC: number }[], buildId: string): Promise<number> {
+  const t0 = performance.now()
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < frames.length) {
+      const i = next++
+      const f = frames[i]
+      const ref: FrameRef = { buildId, kind: 'memfile', codec: 'zstd', startU: i * FRAME, sizeU: FRAME, startC: f.startC, sizeC: f.sizeC }
+      await verifyFrame(ref, framed.subarray(f.startC, f.startC + f.sizeC))
+    }
+  }
+  await Promise.all([worker(), worker()])
+  return performance.now() - t0
+}
+
+/** GET a range through the node's API, discarding the body; bytes received and time to the last byte. */
+function httpRead(url: string, start: number, length: number): Promise<{ bytes: number; totalMs: number }> {
+  const t0 = performance.now()
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { range: `bytes=${start}-${start + length - 1}` }, agent: false }, (res) => {
+      if (res.statusCode !== 206) {
+        let text = ''
+        res.on('data', (d: Buffer) => (text += d.toString()))
+        res.on('end', () => reject(new Error(`GET ${url}: ${res.statusCode} ${text}`)))
+        return
+      }
+      let bytes = 0
+      res.on('data', (d: Buffer) => (bytes += d.byteLength))
+      res.on('end', () => resolve({ bytes, totalMs: performance.now() - t0 }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** A few random 4 KiB ranges compared with the source file: the figures are of correct reads. */
+async function spotCheck(api: string, id: string, source: string, size: number): Promise<void> {
+  const fh = await open(source, 'r')
+  try {
+    for (let i = 0; i < 8; i++) {
+      const off = Math.floor((Math.random() * size) / 4096) * 4096
+      const res = await fetch(`${api}/v1/builds/${id}/memfile`, { headers: { range: `bytes=${off}-${off + 4095}` } })
+      const got = Buffer.from(await res.arrayBuffer())
+      const want = Buffer.alloc(4096)
+      await fh.read(want, 0, 4096, off)
+      if (!got.equals(want)) throw new Error(`build ${id}: bytes at ${off} differ from the source`)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+async function getJson(url: string): Promise<Record<string, unknown>> {
+  const res = await fetch(url)
+  if (res.status === 200) return (await res.json()) as Record<string, unknown>
+  await res.arrayBuffer() // drain: the connection is reused
+  return {}
+}
+
+async function postJson(url: string, body: unknown): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: res.status, body: await res.text() }
+}
+
+async function waitFor(what: string, fn: () => Promise<unknown>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) await clusterBench()
