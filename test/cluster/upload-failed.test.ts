@@ -1,0 +1,70 @@
+/**
+ * Issue 6 failure path: the origin's upload fails. The origin answers UPLOAD_FAILED (never
+ * USE_STORAGE for a build that is not there), and a reader that was resuming the pending build gets a
+ * clear error at once instead of waiting.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { validateConfig } from '../../src/config/load.ts'
+import { SnapswarmNode } from '../../src/node/daemon.ts'
+import { silentLogger } from '../../src/obs/log.ts'
+import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { waitFor } from './procs.ts'
+
+const MiB = 1024 * 1024
+let dir: string
+let origin: SnapswarmNode
+let reader: SnapswarmNode
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapswarm-upfail-'))
+  const peers = { announceIntervalMs: 200, announceTtlMs: 3000 }
+  reader = await SnapswarmNode.start({ config: validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href, peers }), dataDir: join(dir, 'r'), logger: silentLogger })
+  // The origin uploads to its own bucket, which the test sabotages per build (see below).
+  origin = await SnapswarmNode.start({
+    config: validateConfig({ storage: pathToFileURL(join(dir, 'origin-bucket')).href, peers, node: { bootstrap: [reader.addrs()[0]], uploadRateBytesPerSec: 1_000_000 } }),
+    dataDir: join(dir, 'o'),
+    logger: silentLogger,
+  })
+})
+
+after(async () => {
+  await Promise.allSettled([origin.stop(), reader.stop()])
+  await rm(dir, { recursive: true, force: true })
+})
+
+test('a failed upload: the origin answers UPLOAD_FAILED and readers of the pending build get a clear error at once', async () => {
+  const data = new VmDataGenerator(8).next(4 * MiB)
+  const src = join(dir, 'mem')
+  await writeFile(src, data)
+  const id = randomUUID()
+  // Sabotage: the build's prefix in the origin's bucket is a file, so writing any object under it fails.
+  await mkdir(join(dir, 'origin-bucket'), { recursive: true })
+  await writeFile(join(dir, 'origin-bucket', id), 'not a directory')
+  const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', body: JSON.stringify({ files: { memfile: src } }) })
+  assert.equal(res.status, 202, await res.text())
+  const first = await waitFor('a read while pending', async () => {
+    const r = await fetch(`${reader.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: 'bytes=0-4095' } })
+    return r.status === 206 ? Buffer.from(await r.arrayBuffer()) : null
+  })
+  assert.ok(first.equals(data.subarray(0, 4096)))
+  await waitFor('the origin to report the failure', async () => {
+    const info = (await (await fetch(`${origin.apiUrl}/v1/builds/${id}`)).json()) as { state: string; error?: string }
+    return info.state === 'failed' && info.error
+  })
+  await waitFor('the reader to learn it', async () => ((await (await fetch(`${reader.apiUrl}/v1/builds/${id}`)).json()) as { state: string }).state === 'failed', 10_000)
+  const started = Date.now()
+  const r = await fetch(`${reader.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: `bytes=${2 * MiB}-${3 * MiB}` } })
+  const body = await r.text()
+  assert.equal(r.status, 502, body)
+  assert.match(body, /ERR_UPLOAD_FAILED.*upload failed/)
+  assert.ok(Date.now() - started < 2000, 'the error came at once')
+  // A fresh open asks the origin for the header and is told UPLOAD_FAILED, never USE_STORAGE.
+  const viaPeer = await reader.peer.client.getHeader(origin.peerId, id, 'memfile')
+  assert.equal(viaPeer.status, 'UPLOAD_FAILED')
+})
