@@ -10,6 +10,18 @@ export type RemoteBuildState = 'pending' | 'uploaded' | 'failed'
 export class BuildStatusBoard {
   private readonly states = new Map<BuildId, RemoteBuildState>()
   private readonly listeners = new Set<(id: BuildId, state: RemoteBuildState) => void>()
+  /** Peers known to hold a build without (yet) announcing it: the one that served us its pending header. */
+  private readonly holders = new Map<BuildId, Set<string>>()
+
+  addHolder(id: BuildId, peer: string): void {
+    const set = this.holders.get(id) ?? new Set<string>()
+    this.holders.set(id, set)
+    set.add(peer)
+  }
+
+  holdersOf(id: BuildId): readonly string[] {
+    return [...(this.holders.get(id) ?? [])]
+  }
 
   get(id: BuildId): RemoteBuildState | undefined {
     return this.states.get(id)

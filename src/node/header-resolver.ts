@@ -112,6 +112,8 @@ export class HeaderResolver {
           continue
         }
         board.set(id, 'pending')
+        // Its announcement may not have reached us yet: remember who serves it for the frame requests.
+        board.addHolder(id, p)
         return h
       }
       if (answer.status === 'USE_STORAGE') {

@@ -27,9 +27,9 @@ before(async () => {
   reader = await SnapswarmNode.start({ config: validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href, peers }), dataDir: join(dir, 'r'), logger: silentLogger })
   // The origin uploads to its own bucket, which the test sabotages per build (see below).
   origin = await SnapswarmNode.start({
-    config: validateConfig({ storage: pathToFileURL(join(dir, 'origin-bucket')).href, peers, node: { bootstrap: [reader.addrs()[0]], uploadRateBytesPerSec: 1_000_000 } }),
+    config: validateConfig({ storage: pathToFileURL(join(dir, 'origin-bucket')).href, peers, node: { bootstrap: [reader.addrs()[0]], uploadRateBytesPerSec: 200_000 } }),
     dataDir: join(dir, 'o'),
-    logger: silentLogger,
+    logger: process.env.T_LOG ? (await import('../../src/obs/log.ts')).createLogger('debug') : silentLogger,
   })
 })
 
@@ -50,6 +50,7 @@ test('a failed upload: the origin answers UPLOAD_FAILED and readers of the pendi
   assert.equal(res.status, 202, await res.text())
   const first = await waitFor('a read while pending', async () => {
     const r = await fetch(`${reader.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: 'bytes=0-4095' } })
+    if (process.env.T_LOG && r.status !== 206) console.log(r.status, await r.clone().text())
     return r.status === 206 ? Buffer.from(await r.arrayBuffer()) : null
   })
   assert.ok(first.equals(data.subarray(0, 4096)))
