@@ -16,6 +16,7 @@ interface ChildConfig {
   sizeMiB: number
   noiseCrypto: 'node' | 'default'
   clusterKey?: string
+  coalesceWrites?: boolean
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as ChildConfig
@@ -24,7 +25,7 @@ const data = randomBytes(cfg.sizeMiB * 1024 * 1024)
 const provider = {
   getHeader: async () => ({ status: 'NOT_AVAILABLE' as const }),
   getBlob: async () => ({ status: 'NOT_AVAILABLE' as const }),
-  getFrames: async (_b: string, _k: string, ranges: readonly FrameRange[]) => ({
+  getFrames: async (_b: string, _k: string, _codec: unknown, ranges: readonly FrameRange[]) => ({
     status: 'OK' as const,
     batch: { frame: async (i: number) => data.subarray(ranges[i].startC, ranges[i].startC + ranges[i].sizeC) },
   }),
@@ -35,6 +36,7 @@ const peer = await createSnapswarmPeer({
   provider,
   noiseCrypto: cfg.noiseCrypto,
   clusterKey: cfg.clusterKey ? Buffer.from(cfg.clusterKey) : undefined,
+  coalesceWrites: cfg.coalesceWrites,
 })
 await peer.start()
 

@@ -4,14 +4,14 @@
  * between the same processes, and to single-core node:crypto ChaCha20-Poly1305 (target ≥ 0.7 of the
  * AEAD figure). Variants: Noise with the library's default crypto (the "before"); with nodeNoiseCrypto;
  * with nodeNoiseCrypto and V8's --external-memory-accounted-in-global-limit (the "after": see GC_FLAG);
- * the same behind a pnet cluster key. Also the CPU cost of a MiB (both processes), as a ratio to the
- * default-crypto variant.
+ * the same with the cluster key on (now a Noise prologue, free per byte; pnet before, 2x the CPU).
+ * Also the CPU cost of a MiB (both processes), as a ratio to the first variant run.
  *
  * The machine is shared: variants (and the TCP and AEAD baselines) run round-robin, all children alive
  * at once, and each figure is the best of its rounds, so a burst of foreign load hits all alike.
  *
  * Run alone: node bench/p2p-throughput.ts. BENCH_P2P_MIB = MiB per run (default 128),
- * BENCH_P2P_VARIANTS = comma-separated names (the first one is the CPU baseline). To profile
+ * BENCH_P2P_BATCH = frames per request (default 8), BENCH_P2P_VARIANTS = comma-separated names (the first one is the CPU baseline). To profile
  * both processes: NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' node bench/p2p-throughput.ts;
  * node flags for the serving child only: BENCH_P2P_CHILD_ARGS='--trace-gc'.
  */
@@ -32,7 +32,10 @@ import { emit, MB, MiB } from './common.ts'
 interface Variant {
   name: string
   noiseCrypto: 'node' | 'default'
-  pnet: boolean
+  /** Cluster key on (src/p2p/admission.ts). */
+  clusterKey: boolean
+  /** One socket write per batch (src/p2p/write-coalescing.ts); the default, off only in the `_nocoalesce` variant. */
+  coalesce?: boolean
   /** V8 counts ArrayBuffer memory in its global heap limit instead of forcing a full GC per 64 MB of it. */
   gcFlag: boolean
 }
@@ -51,10 +54,11 @@ interface Running extends Variant {
 const GC_FLAG = 'external-memory-accounted-in-global-limit'
 
 const VARIANTS: Variant[] = [
-  { name: 'noise_default_crypto', noiseCrypto: 'default', pnet: false, gcFlag: false },
-  { name: 'noise_node_crypto', noiseCrypto: 'node', pnet: false, gcFlag: false },
-  { name: 'noise_node_crypto_gcflag', noiseCrypto: 'node', pnet: false, gcFlag: true },
-  { name: 'noise_node_crypto_gcflag_pnet', noiseCrypto: 'node', pnet: true, gcFlag: true },
+  { name: 'noise_default_crypto', noiseCrypto: 'default', clusterKey: false, gcFlag: false },
+  { name: 'noise_node_crypto', noiseCrypto: 'node', clusterKey: false, gcFlag: false },
+  { name: 'noise_node_crypto_gcflag', noiseCrypto: 'node', clusterKey: false, gcFlag: true },
+  { name: 'noise_node_crypto_gcflag_clusterkey', noiseCrypto: 'node', clusterKey: true, gcFlag: true },
+  { name: 'noise_node_crypto_gcflag_clusterkey_nocoalesce', noiseCrypto: 'node', clusterKey: true, gcFlag: true, coalesce: false },
 ]
 
 export async function p2pThroughputBench(sizeMiB = Number(process.env.BENCH_P2P_MIB ?? 128), rounds = 3): Promise<void> {
@@ -65,7 +69,7 @@ export async function p2pThroughputBench(sizeMiB = Number(process.env.BENCH_P2P_
     await writeClusterKey(join(dir, 'swarm.key'))
     const key = await readFile(join(dir, 'swarm.key'))
     const wanted = process.env.BENCH_P2P_VARIANTS?.split(',')
-    for (const v of VARIANTS.filter((x) => !wanted || wanted.includes(x.name))) running.push(await startVariant(v, v.pnet ? key : undefined, sizeMiB, dir))
+    for (const v of VARIANTS.filter((x) => !wanted || wanted.includes(x.name))) running.push(await startVariant(v, v.clusterKey ? key : undefined, sizeMiB, dir))
     const bytes = sizeMiB * MiB
     let tcpSecs = Number.POSITIVE_INFINITY
     for (let r = 0; r < rounds; r++) {
@@ -92,10 +96,11 @@ export async function p2pThroughputBench(sizeMiB = Number(process.env.BENCH_P2P_
 }
 
 async function startVariant(v: Variant, key: Buffer | undefined, sizeMiB: number, dir: string): Promise<Running> {
-  const { proc, info } = await spawnChild({ sizeMiB, noiseCrypto: v.noiseCrypto, clusterKey: key?.toString() }, v.gcFlag ? [`--${GC_FLAG}`] : [])
+  const coalesceWrites = v.coalesce ?? true
+  const { proc, info } = await spawnChild({ sizeMiB, noiseCrypto: v.noiseCrypto, clusterKey: key?.toString(), coalesceWrites }, v.gcFlag ? [`--${GC_FLAG}`] : [])
   const notHere = async () => ({ status: 'NOT_AVAILABLE' as const })
   const provider = { getHeader: notHere, getFrames: notHere, getBlob: notHere }
-  const peer = await createSnapswarmPeer({ dataDir: join(dir, v.name), provider, noiseCrypto: v.noiseCrypto, clusterKey: key })
+  const peer = await createSnapswarmPeer({ dataDir: join(dir, v.name), provider, noiseCrypto: v.noiseCrypto, clusterKey: key, coalesceWrites })
   await peer.start()
   await peer.node.dial(info.addrs[0])
   const inf = Number.POSITIVE_INFINITY
@@ -120,17 +125,21 @@ function childCpuMs(child: ChildProcess): number {
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
-/** Fetch `bytes` as 1 MiB frames (a 2 MiB frame compressed ~2×), 8 per batch, 4 batches in flight. */
+/**
+ * Fetch `bytes` as 1 MiB frames (a 2 MiB frame compressed ~2×), BENCH_P2P_BATCH (default 8) per
+ * request, 4 requests in flight.
+ */
 async function fetchAll(peer: SnapswarmPeer, child: string, bytes: number): Promise<number> {
   const batches: { startC: number; sizeC: number }[][] = []
-  for (let off = 0; off < bytes; off += 8 * MiB) {
-    batches.push(Array.from({ length: Math.min(8, (bytes - off) / MiB) }, (_, i) => ({ startC: off + i * MiB, sizeC: MiB })))
+  const per = Number(process.env.BENCH_P2P_BATCH ?? 8)
+  for (let off = 0; off < bytes; off += per * MiB) {
+    batches.push(Array.from({ length: Math.min(per, (bytes - off) / MiB) }, (_, i) => ({ startC: off + i * MiB, sizeC: MiB })))
   }
   const buildId = '00000000-0000-4000-8000-000000000001'
   const t0 = performance.now()
   const worker = async (): Promise<void> => {
     for (let b = batches.pop(); b; b = batches.pop()) {
-      const res = await peer.client.getFrames(child, buildId, 'memfile', b)
+      const res = await peer.client.getFrames(child, buildId, 'memfile', 'zstd', b)
       if (res.status !== 'OK') throw new Error(`bench fetch answered ${res.status}`)
     }
   }

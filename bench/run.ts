@@ -5,6 +5,10 @@
  */
 const suites: Record<string, () => Promise<void>> = {
   format: async () => (await import('./format-bench.ts')).formatBench(),
+  read: async () => (await import('./read-bench.ts')).readBench(),
+  cluster: async () => (await import('./cluster-bench.ts')).clusterBench(),
+  upload: async () => (await import('./upload-bench.ts')).uploadBench(),
+  p2p: async () => (await import('./p2p-throughput.ts')).p2pThroughputBench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')

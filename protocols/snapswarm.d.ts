@@ -60,6 +60,15 @@ export declare namespace HeaderResponse {
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HeaderResponse>): HeaderResponse;
     function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HeaderResponse>): Generator<HeaderResponseStatusFieldEvent | HeaderResponseHeaderFieldEvent | HeaderResponsePendingFieldEvent>;
 }
+export declare enum FrameCodec {
+    CODEC_UNSPECIFIED = "CODEC_UNSPECIFIED",
+    CODEC_NONE = "CODEC_NONE",
+    CODEC_ZSTD = "CODEC_ZSTD",
+    CODEC_LZ4 = "CODEC_LZ4"
+}
+export declare namespace FrameCodec {
+    const codec: () => Codec<FrameCodec>;
+}
 export interface FrameRange {
     startC: number;
     sizeC: number;
@@ -82,6 +91,7 @@ export interface GetFrames {
     buildId: Uint8Array<ArrayBuffer>;
     kind: Kind;
     frames: FrameRange[];
+    codec: FrameCodec;
 }
 export declare namespace GetFrames {
     const codec: () => Codec<GetFrames>;
@@ -103,9 +113,13 @@ export declare namespace GetFrames {
         value: number;
         index: number;
     }
+    interface GetFramesCodecFieldEvent {
+        field: '$.codec';
+        value: FrameCodec;
+    }
     function encode(obj: Partial<GetFrames>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetFrames>): GetFrames;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetFrames>): Generator<GetFramesBuildIdFieldEvent | GetFramesKindFieldEvent | GetFramesFramesStartCFieldEvent | GetFramesFramesSizeCFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetFrames>): Generator<GetFramesBuildIdFieldEvent | GetFramesKindFieldEvent | GetFramesFramesStartCFieldEvent | GetFramesFramesSizeCFieldEvent | GetFramesCodecFieldEvent>;
 }
 export interface FramesResponse {
     status: Status;
@@ -166,7 +180,8 @@ export declare enum BuildState {
     BUILD_STATE_UNSPECIFIED = "BUILD_STATE_UNSPECIFIED",
     PENDING = "PENDING",
     UPLOADED = "UPLOADED",
-    CACHED = "CACHED"
+    CACHED = "CACHED",
+    FAILED = "FAILED"
 }
 export declare namespace BuildState {
     const codec: () => Codec<BuildState>;

@@ -228,6 +228,25 @@ export var HeaderResponse;
     }
     HeaderResponse.stream = stream;
 })(HeaderResponse || (HeaderResponse = {}));
+export var FrameCodec;
+(function (FrameCodec) {
+    FrameCodec["CODEC_UNSPECIFIED"] = "CODEC_UNSPECIFIED";
+    FrameCodec["CODEC_NONE"] = "CODEC_NONE";
+    FrameCodec["CODEC_ZSTD"] = "CODEC_ZSTD";
+    FrameCodec["CODEC_LZ4"] = "CODEC_LZ4";
+})(FrameCodec || (FrameCodec = {}));
+var __FrameCodecValues;
+(function (__FrameCodecValues) {
+    __FrameCodecValues[__FrameCodecValues["CODEC_UNSPECIFIED"] = 0] = "CODEC_UNSPECIFIED";
+    __FrameCodecValues[__FrameCodecValues["CODEC_NONE"] = 1] = "CODEC_NONE";
+    __FrameCodecValues[__FrameCodecValues["CODEC_ZSTD"] = 2] = "CODEC_ZSTD";
+    __FrameCodecValues[__FrameCodecValues["CODEC_LZ4"] = 3] = "CODEC_LZ4";
+})(__FrameCodecValues || (__FrameCodecValues = {}));
+(function (FrameCodec) {
+    FrameCodec.codec = () => {
+        return enumeration(__FrameCodecValues);
+    };
+})(FrameCodec || (FrameCodec = {}));
 export var FrameRange;
 (function (FrameRange) {
     let _codec;
@@ -337,6 +356,10 @@ export var GetFrames;
                         FrameRange.codec().encode(value, w);
                     }
                 }
+                if (obj.codec != null && __FrameCodecValues[obj.codec] !== 0) {
+                    w.uint32(32);
+                    FrameCodec.codec().encode(obj.codec, w);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -344,7 +367,8 @@ export var GetFrames;
                 const obj = {
                     buildId: uint8ArrayAlloc(0),
                     kind: Kind.KIND_UNSPECIFIED,
-                    frames: []
+                    frames: [],
+                    codec: FrameCodec.CODEC_UNSPECIFIED
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -365,6 +389,10 @@ export var GetFrames;
                             obj.frames.push(FrameRange.codec().decode(reader, reader.uint32(), {
                                 limits: opts.limits?.frames$
                             }));
+                            break;
+                        }
+                        case 4: {
+                            obj.codec = FrameCodec.codec().decode(reader);
                             break;
                         }
                         default: {
@@ -409,6 +437,13 @@ export var GetFrames;
                                 };
                             }
                             obj.frames++;
+                            break;
+                        }
+                        case 4: {
+                            yield {
+                                field: `${prefix}.codec`,
+                                value: FrameCodec.codec().decode(reader)
+                            };
                             break;
                         }
                         default: {
@@ -711,6 +746,7 @@ export var BuildState;
     BuildState["PENDING"] = "PENDING";
     BuildState["UPLOADED"] = "UPLOADED";
     BuildState["CACHED"] = "CACHED";
+    BuildState["FAILED"] = "FAILED";
 })(BuildState || (BuildState = {}));
 var __BuildStateValues;
 (function (__BuildStateValues) {
@@ -718,6 +754,7 @@ var __BuildStateValues;
     __BuildStateValues[__BuildStateValues["PENDING"] = 1] = "PENDING";
     __BuildStateValues[__BuildStateValues["UPLOADED"] = 2] = "UPLOADED";
     __BuildStateValues[__BuildStateValues["CACHED"] = 3] = "CACHED";
+    __BuildStateValues[__BuildStateValues["FAILED"] = 4] = "FAILED";
 })(__BuildStateValues || (__BuildStateValues = {}));
 (function (BuildState) {
     BuildState.codec = () => {

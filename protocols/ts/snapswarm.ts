@@ -292,6 +292,26 @@ export namespace HeaderResponse {
   }
 }
 
+export enum FrameCodec {
+  CODEC_UNSPECIFIED = 'CODEC_UNSPECIFIED',
+  CODEC_NONE = 'CODEC_NONE',
+  CODEC_ZSTD = 'CODEC_ZSTD',
+  CODEC_LZ4 = 'CODEC_LZ4'
+}
+
+enum __FrameCodecValues {
+  CODEC_UNSPECIFIED = 0,
+  CODEC_NONE = 1,
+  CODEC_ZSTD = 2,
+  CODEC_LZ4 = 3
+}
+
+export namespace FrameCodec {
+  export const codec = (): Codec<FrameCodec> => {
+    return enumeration<FrameCodec>(__FrameCodecValues)
+  }
+}
+
 export interface FrameRange {
   startC: number
   sizeC: number
@@ -408,6 +428,7 @@ export interface GetFrames {
   buildId: Uint8Array<ArrayBuffer>
   kind: Kind
   frames: FrameRange[]
+  codec: FrameCodec
 }
 
 export namespace GetFrames {
@@ -437,6 +458,11 @@ export namespace GetFrames {
           }
         }
 
+        if (obj.codec != null && __FrameCodecValues[obj.codec] !== 0) {
+          w.uint32(32)
+          FrameCodec.codec().encode(obj.codec, w)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -444,7 +470,8 @@ export namespace GetFrames {
         const obj: any = {
           buildId: uint8ArrayAlloc(0),
           kind: Kind.KIND_UNSPECIFIED,
-          frames: []
+          frames: [],
+          codec: FrameCodec.CODEC_UNSPECIFIED
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -469,6 +496,10 @@ export namespace GetFrames {
               obj.frames.push(FrameRange.codec().decode(reader, reader.uint32(), {
                 limits: opts.limits?.frames$
               }))
+              break
+            }
+            case 4: {
+              obj.codec = FrameCodec.codec().decode(reader)
               break
             }
             default: {
@@ -522,6 +553,13 @@ export namespace GetFrames {
 
               break
             }
+            case 4: {
+              yield {
+                field: `${prefix}.codec`,
+                value: FrameCodec.codec().decode(reader)
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -556,6 +594,11 @@ export namespace GetFrames {
     index: number
   }
 
+  export interface GetFramesCodecFieldEvent {
+    field: '$.codec'
+    value: FrameCodec
+  }
+
   export function encode (obj: Partial<GetFrames>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, GetFrames.codec())
   }
@@ -564,7 +607,7 @@ export namespace GetFrames {
     return decodeMessage(buf, GetFrames.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetFrames>): Generator<GetFramesBuildIdFieldEvent | GetFramesKindFieldEvent | GetFramesFramesStartCFieldEvent | GetFramesFramesSizeCFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetFrames>): Generator<GetFramesBuildIdFieldEvent | GetFramesKindFieldEvent | GetFramesFramesStartCFieldEvent | GetFramesFramesSizeCFieldEvent | GetFramesCodecFieldEvent> {
     return streamMessage(buf, GetFrames.codec(), opts)
   }
 }
@@ -928,14 +971,16 @@ export enum BuildState {
   BUILD_STATE_UNSPECIFIED = 'BUILD_STATE_UNSPECIFIED',
   PENDING = 'PENDING',
   UPLOADED = 'UPLOADED',
-  CACHED = 'CACHED'
+  CACHED = 'CACHED',
+  FAILED = 'FAILED'
 }
 
 enum __BuildStateValues {
   BUILD_STATE_UNSPECIFIED = 0,
   PENDING = 1,
   UPLOADED = 2,
-  CACHED = 3
+  CACHED = 3,
+  FAILED = 4
 }
 
 export namespace BuildState {

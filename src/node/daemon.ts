@@ -110,6 +110,7 @@ export class SnapswarmNode {
       storage: new StorageSource(store),
       shared,
       peers: peerSource,
+      hedgeAfterMs: config.peers.hedgeAfterMs,
       metrics,
       logger: opts.logger,
       onPenalty: (source, ref, reason) => {

@@ -21,6 +21,8 @@ const refKey = (r: FrameRef) => `${r.buildId}/${r.kind}/${r.codec}/${r.startC}/$
 
 export class PeerFrameSource implements FrameSource {
   readonly name = 'peer'
+  /** After a corrupt answer the fetcher asks again once: the next attempt skips the peer that sent it. */
+  readonly retryAfterPenalty = true
   private readonly client: PeerClient
   private readonly directory: PeerDirectory
   private readonly board: BuildStatusBoard
@@ -45,16 +47,15 @@ export class PeerFrameSource implements FrameSource {
     if (own) return own
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
-    const peers = this.directory
-      .peersFor(ref.buildId)
-      .map((e) => e.peer)
+    const announced = this.directory.peersFor(ref.buildId).map((e) => e.peer)
+    const peers = [...new Set([...announced, ...this.board.holdersOf(ref.buildId)])]
       .filter((p) => !bad?.has(p))
       .sort((a, b) => (this.score.get(a) ?? 0) - (this.score.get(b) ?? 0))
     for (const peer of peers) {
       signal.throwIfAborted()
       let answer: Awaited<ReturnType<PeerClient['getFrames']>>
       try {
-        answer = await this.client.getFrames(peer, ref.buildId, ref.kind, [{ startC: ref.startC, sizeC: ref.sizeC }], {
+        answer = await this.client.getFrames(peer, ref.buildId, ref.kind, ref.codec, [{ startC: ref.startC, sizeC: ref.sizeC }], {
           signal,
           timeoutMs: this.opts.timeoutMs,
           stallMs: this.opts.stallMs,

@@ -4,14 +4,17 @@
  * a header request is answered USE_STORAGE (the switch signal: final headers come from storage only),
  * while frames are still served from the local copy until it is evicted — that is load the bucket
  * does not take. After a failed upload, UPLOAD_FAILED; never "use storage" for a build that is not
- * there (DESIGN §9). Only exact local frames are served: a range that is not one frame of the local
- * table (another geometry) is NOT_AVAILABLE, so peers fall through to the next source.
+ * there (DESIGN §9). Only exact local frames are served: a request for another codec than the local
+ * copy's, or a range that is not one frame of the local table (another geometry), is NOT_AVAILABLE,
+ * so peers fall through to the next source. The codec check matters most for a raw local copy, where
+ * any in-bounds range "fits": without it a zstd range of the upload's geometry got raw bytes, which
+ * the reader's verification rejected and blamed on this node.
  */
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
-import type { BuildId, FileKind } from '../format/types.ts'
+import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
@@ -38,7 +41,7 @@ export class LocalBuildProvider implements PeerContentProvider {
     return { status: 'OK', header: bytes, pending: true }
   }
 
-  async getFrames(buildId: BuildId, kind: FileKind, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
+  async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
     const b = this.builds.get(buildId)
     // Frames stay servable after the upload ended (uploaded: less load on the bucket; failed: readers
     // configured to keep reading from the live origin). Headers carry the switch/failure signal.
@@ -46,6 +49,8 @@ export class LocalBuildProvider implements PeerContentProvider {
     if (refusal) return { status: refusal }
     const file = b!.files.get(kind)
     if (!file) return { status: 'NOT_AVAILABLE' }
+    // undefined: a client from before the codec was on the wire; the ranges alone decide, as they did then.
+    if (codec !== undefined && codec !== file.info.frames.codec) return { status: 'NOT_AVAILABLE' }
     if (!ranges.every((r) => isLocalFrame(file.info.frames, file.info.fileSize, r))) return { status: 'NOT_AVAILABLE' }
     const fh = await open(file.dataPath, 'r')
     return {

@@ -71,8 +71,5 @@ export const BOOTSTRAP_BACKOFF_MIN_MS = 500
 export const BOOTSTRAP_BACKOFF_FACTOR = 2
 export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
 
-/** Largest piece handed to pnet's xsalsa20 at once (its WebAssembly memory is capped at 64 MB). */
-export const PNET_MAX_CHUNK = 256 * 1024
-
 /** Identity key file in the data dir: protobuf-marshalled libp2p private key, mode 0600. */
 export const IDENTITY_FILE = 'peer.key'

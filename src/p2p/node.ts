@@ -15,13 +15,14 @@ import { setFlagsFromString } from 'node:v8'
 import { createLibp2p } from 'libp2p'
 import type { Registry } from 'prom-client'
 import { type Logger, silentLogger } from '../obs/log.ts'
-import { allowListGater, clusterKeyProtector, parseAllowList } from './admission.ts'
+import { allowListGater, clusterPrologue, parseAllowList } from './admission.ts'
 import { type BackoffOptions, Bootstrapper } from './bootstrap.ts'
 import { MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.ts'
 import { PeerStreamError } from './errors.ts'
 import type { PeerEvent, PeerHost } from './host.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { nodeNoiseCrypto } from './noise-crypto.ts'
+import { writeCoalescing } from './write-coalescing.ts'
 
 export interface PeerNodeOptions {
   /** Holds the identity key (peer.key, 0600); created on first start. */
@@ -30,7 +31,7 @@ export interface PeerNodeOptions {
   listen?: string[]
   /** Peers dialled at start and whenever their connection drops, e.g. `/ip4/10.0.0.2/tcp/7000/p2p/12D3...`. */
   bootstrap?: string[]
-  /** Swarm key file bytes (`readClusterKey`): only nodes with the same key can connect at all. */
+  /** Swarm key file bytes (`readClusterKey`): only nodes with the same key complete a handshake (admission.ts). */
   clusterKey?: Uint8Array
   /** Peer ids allowed to connect (and be dialled); absent = anyone who passes the cluster key. */
   allowPeers?: string[]
@@ -38,6 +39,8 @@ export interface PeerNodeOptions {
   registry?: Registry
   /** Noise AEAD backend: 'node' (node:crypto throughout, default) or 'default' (the library's own). */
   noiseCrypto?: 'node' | 'default'
+  /** One socket write per batch instead of one per buffer (write-coalescing.ts); default true, off only to measure it. */
+  coalesceWrites?: boolean
   backoff?: BackoffOptions
   logger?: Logger
 }
@@ -72,9 +75,15 @@ export class PeerNode implements PeerHost {
       privateKey,
       addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
       transports: [tcp()],
-      connectionEncrypters: [noise(opts.noiseCrypto === 'default' ? {} : { crypto: nodeNoiseCrypto })],
+      connectionEncrypters: [
+        noise({
+          crypto: opts.noiseCrypto === 'default' ? undefined : nodeNoiseCrypto,
+          // The cluster key as the Noise prologue: a node with another key (or none) fails the handshake.
+          prologueBytes: opts.clusterKey ? clusterPrologue(opts.clusterKey) : undefined,
+        }),
+      ],
       streamMuxers: [yamux()],
-      connectionProtector: opts.clusterKey ? clusterKeyProtector(opts.clusterKey) : undefined,
+      connectionProtector: opts.coalesceWrites === false ? undefined : writeCoalescing(),
       connectionGater: opts.allowPeers ? allowListGater(parseAllowList(opts.allowPeers), self) : undefined,
       metrics: opts.registry ? prometheusMetrics({ registry: opts.registry, collectDefaultMetrics: false }) : undefined,
       // Cluster peers reconnect in bursts after a restart; libp2p's default of 5 per second per host is for the open internet.

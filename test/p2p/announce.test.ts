@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type DirectoryChange, PeerDirectory } from '../../src/p2p/announce/directory.ts'
+import type { AnnouncedState } from '../../src/p2p/wire/messages.ts'
 import { startPeer, stopPeers, waitFor } from './helpers.ts'
 
-const build = (state: 'pending' | 'uploaded' | 'cached', buildId = crypto.randomUUID()) => ({ buildId, state, memfileSize: 1 << 30, rootfsSize: 1 << 28 })
+const build = (state: AnnouncedState, buildId = crypto.randomUUID()) => ({ buildId, state, memfileSize: 1 << 30, rootfsSize: 1 << 28 })
 
 describe('PeerDirectory', () => {
   it('orders pending announcers first and reports state changes and withdrawals', () => {
@@ -36,6 +37,25 @@ describe('PeerDirectory', () => {
       ],
     )
     assert.deepEqual(dir.peersFor(id), [])
+    dir.clear()
+  })
+
+  it('orders a failed origin last and reports pending → failed', () => {
+    const dir = new PeerDirectory()
+    const changes: DirectoryChange[] = []
+    dir.subscribe((c) => changes.push(c))
+    const id = crypto.randomUUID()
+    dir.replace('origin', [build('pending', id)], 60_000)
+    dir.replace('cache', [build('cached', id)], 60_000)
+    dir.replace('origin', [build('failed', id)], 60_000)
+    assert.deepEqual(
+      dir.peersFor(id).map((e) => [e.peer, e.state]),
+      [
+        ['cache', 'cached'],
+        ['origin', 'failed'],
+      ],
+    )
+    assert.deepEqual(changes.at(-1) && [changes.at(-1)!.previous, changes.at(-1)!.current], ['pending', 'failed'])
     dir.clear()
   })
 
@@ -76,6 +96,13 @@ describe('AnnounceService between nodes', () => {
       a.announcer.announce({ ...x, state: 'uploaded' })
       await waitFor(() => b.directory.peersFor(x.buildId)[0]?.state === 'uploaded', 2000, 'state change')
       assert.ok(changes.some((c) => c.previous === 'pending' && c.current === 'uploaded'))
+
+      // A failed upload travels as its own state (wire FAILED), not as a withdrawal.
+      const y = build('pending')
+      a.announcer.announce(y)
+      a.announcer.announce({ ...y, state: 'failed' })
+      await waitFor(() => b.directory.peersFor(y.buildId)[0]?.state === 'failed', 2000, 'failed announcement')
+      assert.deepEqual(b.directory.peersFor(y.buildId)[0], { peer: a.peerId, ...y, state: 'failed' })
 
       // Stopping the announcer alone (connection kept) must withdraw: the goodbye is the empty list.
       await a.announcer.stop()

@@ -1,8 +1,13 @@
 /** Header, frames and blob protocols between in-process nodes over real TCP on 127.0.0.1. */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { FramesResponse, GetFrames, Kind, Status } from '../../protocols/snapswarm.js'
 import { createRegistry } from '../../src/obs/metrics.ts'
+import { MAX_FRAMES_RESPONSE_BYTES, PROTOCOL_FRAMES } from '../../src/p2p/constants.ts'
 import { PeerStallError, PeerStreamError } from '../../src/p2p/errors.ts'
+import { buildIdToWire } from '../../src/p2p/wire/messages.ts'
+import { WireStream } from '../../src/p2p/wire/stream.ts'
+import { Watchdog } from '../../src/p2p/wire/watchdog.ts'
 import { equalBytes, MemoryProvider, startPeer, stopPeers, type TestPeer, waitFor } from './helpers.ts'
 
 const KiB = 1024
@@ -31,16 +36,47 @@ describe('content protocols, two nodes', () => {
     assert.equal(missing.status, 'NOT_AVAILABLE')
     const { buildId, ranges } = a.provider.addBuild('rootfs', 2, KiB)
     a.provider.statusOf.set(buildId, 'USE_STORAGE')
-    assert.equal((await b.client.getFrames(a.peerId, buildId, 'rootfs', ranges)).status, 'USE_STORAGE')
+    assert.equal((await b.client.getFrames(a.peerId, buildId, 'rootfs', 'zstd', ranges)).status, 'USE_STORAGE')
   })
 
   it('serves a batch of frames byte-exact, in request order', async () => {
     const { buildId, ranges, data } = a.provider.addBuild('memfile', 8, 300 * KiB)
     const wanted = [ranges[5], ranges[0], ranges[7]]
-    const res = await b.client.getFrames(a.peerId, buildId, 'memfile', wanted)
+    const res = await b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', wanted)
     assert.equal(res.status, 'OK')
     if (res.status !== 'OK') return
     for (const [i, r] of wanted.entries()) assert.ok(equalBytes(res.frames[i], data.subarray(r.startC, r.startC + r.sizeC)), `frame ${i}`)
+  })
+
+  it('sends the codec with a frames request: a copy of another codec is NOT_AVAILABLE, not same-offset bytes', async () => {
+    // A raw copy "has" every in-bounds range; only the codec tells a raw chunk from a zstd frame.
+    const { buildId, ranges, data } = a.provider.addBuild('memfile', 2, 4 * KiB, true, 'none')
+    const asked = a.provider.askedCodecs.length
+    assert.equal((await b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges)).status, 'NOT_AVAILABLE')
+    assert.equal((await b.client.getFrames(a.peerId, buildId, 'memfile', 'lz4', ranges)).status, 'NOT_AVAILABLE')
+    const res = await b.client.getFrames(a.peerId, buildId, 'memfile', 'none', ranges)
+    assert.ok(res.status === 'OK' && equalBytes(Buffer.concat(res.frames), data))
+    assert.deepEqual(a.provider.askedCodecs.slice(asked), ['zstd', 'lz4', 'none'])
+  })
+
+  it('a request without a codec (a client from before the field) reaches the provider as undefined and is served', async () => {
+    const { buildId, ranges, data } = a.provider.addBuild('memfile', 1, 4 * KiB)
+    const asked = a.provider.askedCodecs.length
+    const watchdog = new Watchdog()
+    const signal = AbortSignal.timeout(5000)
+    const raw = await b.node.openStream(a.peerId, PROTOCOL_FRAMES, signal)
+    const wire = new WireStream(raw, { budget: 1 << 20, signal, stallMs: 5000, watchdog })
+    try {
+      await wire.writeMessage(GetFrames.encode({ buildId: buildIdToWire(buildId), kind: Kind.MEMFILE, frames: ranges }))
+      await wire.closeWrite()
+      const res = await wire.readMessage(FramesResponse.decode, MAX_FRAMES_RESPONSE_BYTES, 'FramesResponse')
+      assert.equal(res.status, Status.OK)
+      assert.ok(equalBytes(await wire.readExact(ranges[0].sizeC), data))
+      wire.finish()
+    } finally {
+      watchdog.stop()
+    }
+    assert.deepEqual(a.provider.askedCodecs.slice(asked), [undefined])
   })
 
   it('serves a blob and refuses names that are not blobs without asking the provider', async () => {
@@ -64,7 +100,7 @@ describe('content protocols, two nodes', () => {
       return { status: 'OK', batch: { frame: (i, signal) => (i === 1 ? Promise.reject(new Error('disk gone')) : frame(i, signal)) } }
     }
     try {
-      await assert.rejects(b.client.getFrames(a.peerId, buildId, 'memfile', ranges), PeerStreamError)
+      await assert.rejects(b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges), PeerStreamError)
     } finally {
       a.provider.getFrames = real
     }
@@ -78,7 +114,7 @@ describe('content protocols, two nodes', () => {
 
   it('64 concurrent frame requests all succeed (no stream resets)', async () => {
     const { buildId, ranges, data } = a.provider.addBuild('memfile', 64, 64 * KiB)
-    const results = await Promise.all(ranges.map((r) => b.client.getFrames(a.peerId, buildId, 'memfile', [r])))
+    const results = await Promise.all(ranges.map((r) => b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', [r])))
     for (const [i, res] of results.entries()) {
       assert.equal(res.status, 'OK', `request ${i}`)
       if (res.status === 'OK') assert.ok(equalBytes(res.frames[0], data.subarray(ranges[i].startC, ranges[i].startC + 64 * KiB)))
@@ -96,9 +132,9 @@ describe('content protocols, overload and stalls', () => {
       a.provider.hold = new Promise((r) => {
         release = r
       })
-      const held = [0, 1].map((i) => b.client.getFrames(a.peerId, buildId, 'memfile', [ranges[i]]))
+      const held = [0, 1].map((i) => b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', [ranges[i]]))
       await waitFor(() => a.provider.calls === 2, 5000, 'both held requests admitted')
-      const third = await b.client.getFrames(a.peerId, buildId, 'memfile', [ranges[2]])
+      const third = await b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', [ranges[2]])
       assert.equal(third.status, 'BUSY')
       release()
       for (const res of await Promise.all(held)) assert.equal(res.status, 'OK')
@@ -114,7 +150,7 @@ describe('content protocols, overload and stalls', () => {
       const { buildId, ranges } = a.provider.addBuild('memfile', 1, KiB)
       a.provider.hold = new Promise(() => {}) // never sends the frame
       const t0 = performance.now()
-      await assert.rejects(b.client.getFrames(a.peerId, buildId, 'memfile', ranges, { stallMs: 300, timeoutMs: 20_000 }), PeerStallError)
+      await assert.rejects(b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges, { stallMs: 300, timeoutMs: 20_000 }), PeerStallError)
       const took = performance.now() - t0
       assert.ok(took >= 250 && took < 2000, `failed after ${took.toFixed(0)} ms`)
     } finally {
@@ -133,12 +169,12 @@ describe('content protocols, three nodes', () => {
       const fromA = a.provider.addBuild('memfile', 3, 100 * KiB)
       const fromB = b.provider.addBuild('rootfs', 3, 4 * KiB)
       const [ra, rb] = await Promise.all([
-        c.client.getFrames(a.peerId, fromA.buildId, 'memfile', fromA.ranges),
-        c.client.getFrames(b.peerId, fromB.buildId, 'rootfs', fromB.ranges),
+        c.client.getFrames(a.peerId, fromA.buildId, 'memfile', 'zstd', fromA.ranges),
+        c.client.getFrames(b.peerId, fromB.buildId, 'rootfs', 'zstd', fromB.ranges),
       ])
       assert.ok(ra.status === 'OK' && equalBytes(Buffer.concat(ra.frames), fromA.data))
       assert.ok(rb.status === 'OK' && equalBytes(Buffer.concat(rb.frames), fromB.data))
-      assert.equal((await c.client.getFrames(b.peerId, fromA.buildId, 'memfile', fromA.ranges)).status, 'NOT_AVAILABLE')
+      assert.equal((await c.client.getFrames(b.peerId, fromA.buildId, 'memfile', 'zstd', fromA.ranges)).status, 'NOT_AVAILABLE')
     } finally {
       await stopPeers(a, b, c)
     }

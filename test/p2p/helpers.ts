@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { FileKind } from '../../src/format/types.ts'
+import type { CodecName, FileKind } from '../../src/format/types.ts'
 import { createSnapswarmPeer, type SnapswarmPeer, type SnapswarmPeerOptions } from '../../src/p2p/index.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, NotOk, PeerContentProvider } from '../../src/p2p/content/index.ts'
 
@@ -13,14 +13,19 @@ export class MemoryProvider implements PeerContentProvider {
   readonly data = new Map<string, Uint8Array>()
   readonly blobs = new Map<string, Uint8Array>()
   readonly statusOf = new Map<string, NotOk>()
+  /** Codec of each build's data (by `buildId/kind`); a request naming another codec is NOT_AVAILABLE. */
+  readonly codecs = new Map<string, CodecName>()
+  /** The codec each getFrames call was asked for (undefined = the client did not say). */
+  readonly askedCodecs: (CodecName | undefined)[] = []
   hold: Promise<void> | undefined
   calls = 0
 
   /** A build with a random compressed data file cut into `frames` frames of `frameSize` bytes. */
-  addBuild(kind: FileKind, frames: number, frameSize: number, pending = true): { buildId: string; ranges: FrameRange[]; data: Uint8Array } {
+  addBuild(kind: FileKind, frames: number, frameSize: number, pending = true, codec: CodecName = 'zstd'): { buildId: string; ranges: FrameRange[]; data: Uint8Array } {
     const buildId = randomUUID()
     const data = new Uint8Array(randomBytes(frames * frameSize))
     this.data.set(`${buildId}/${kind}`, data)
+    this.codecs.set(`${buildId}/${kind}`, codec)
     this.headers.set(`${buildId}/${kind}`, { header: new Uint8Array(randomBytes(300)), pending })
     const ranges = Array.from({ length: frames }, (_, i) => ({ startC: i * frameSize, sizeC: frameSize }))
     return { buildId, ranges, data }
@@ -34,12 +39,14 @@ export class MemoryProvider implements PeerContentProvider {
     return h ? { status: 'OK', ...h } : { status: 'NOT_AVAILABLE' }
   }
 
-  async getFrames(buildId: string, kind: FileKind, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
+  async getFrames(buildId: string, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
     this.calls++
+    this.askedCodecs.push(codec)
     const forced = this.statusOf.get(buildId)
     if (forced) return { status: forced }
     const data = this.data.get(`${buildId}/${kind}`)
     if (!data) return { status: 'NOT_AVAILABLE' }
+    if (codec !== undefined && codec !== this.codecs.get(`${buildId}/${kind}`)) return { status: 'NOT_AVAILABLE' }
     const frame = async (i: number): Promise<Uint8Array> => {
       await this.hold
       return data.subarray(ranges[i].startC, ranges[i].startC + ranges[i].sizeC)

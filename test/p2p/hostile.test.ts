@@ -77,7 +77,7 @@ describe('a hostile server', () => {
   it('frame lengths that differ from the request are refused', async () => {
     const res = FramesResponse.encode({ status: Status.OK, lengths: [GiB] })
     await mallory(evil, PROTOCOL_FRAMES, [varint(res.byteLength), res])
-    await assert.rejects(victim.client.getFrames(evil.peerId, buildId, 'memfile', [{ startC: 0, sizeC: 100 }]), PeerProtocolError)
+    await assert.rejects(victim.client.getFrames(evil.peerId, buildId, 'memfile', 'zstd', [{ startC: 0, sizeC: 100 }]), PeerProtocolError)
   })
 
   it('more bytes than were asked for abort the stream', async () => {
@@ -85,7 +85,7 @@ describe('a hostile server', () => {
     await mallory(evil, PROTOCOL_FRAMES, [varint(res.byteLength), res, new Uint8Array(100_000)])
     // The extra bytes may arrive with the frame or after it was read: either the budget trips or the
     // exchange completed with exactly the bytes asked for; never a result longer than requested.
-    const r = await victim.client.getFrames(evil.peerId, buildId, 'memfile', [{ startC: 0, sizeC: 100 }]).catch((e: Error) => e)
+    const r = await victim.client.getFrames(evil.peerId, buildId, 'memfile', 'zstd', [{ startC: 0, sizeC: 100 }]).catch((e: Error) => e)
     if (r instanceof Error) assert.ok(r instanceof LimitError, r.message)
     else assert.ok(r.status === 'OK' && r.frames[0].byteLength === 100)
   })
@@ -93,7 +93,7 @@ describe('a hostile server', () => {
   it('a truncated frame is an error, never a short result', async () => {
     const res = FramesResponse.encode({ status: Status.OK, lengths: [1000] })
     await mallory(evil, PROTOCOL_FRAMES, [varint(res.byteLength), res, new Uint8Array(10)])
-    await assert.rejects(victim.client.getFrames(evil.peerId, buildId, 'memfile', [{ startC: 0, sizeC: 1000 }]), PeerProtocolError)
+    await assert.rejects(victim.client.getFrames(evil.peerId, buildId, 'memfile', 'zstd', [{ startC: 0, sizeC: 1000 }]), PeerProtocolError)
   })
 
   it('an OK header response without a status is refused', async () => {

@@ -51,8 +51,8 @@ describe('nodes with different Noise backends', () => {
     try {
       const fromA = a.provider.addBuild('memfile', 4, 256 * 1024)
       const fromB = b.provider.addBuild('rootfs', 4, 1000)
-      const ra = await b.client.getFrames(a.peerId, fromA.buildId, 'memfile', fromA.ranges)
-      const rb = await a.client.getFrames(b.peerId, fromB.buildId, 'rootfs', fromB.ranges)
+      const ra = await b.client.getFrames(a.peerId, fromA.buildId, 'memfile', 'zstd', fromA.ranges)
+      const rb = await a.client.getFrames(b.peerId, fromB.buildId, 'rootfs', 'zstd', fromB.ranges)
       assert.ok(ra.status === 'OK' && equalBytes(Buffer.concat(ra.frames), fromA.data))
       assert.ok(rb.status === 'OK' && equalBytes(Buffer.concat(rb.frames), fromB.data))
     } finally {

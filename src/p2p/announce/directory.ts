@@ -30,8 +30,12 @@ interface PeerRecord {
   builds: Map<BuildId, BuildAnnouncement>
 }
 
-/** Pending announcers first: during an upload only they hold the build. */
-const STATE_ORDER: Record<AnnouncedState, number> = { pending: 0, cached: 1, uploaded: 2 }
+/**
+ * Pending announcers first: during an upload only they hold the build. A `failed` announcer (the
+ * origin of an upload that failed) last: it may still serve frames of its local copy, and it is the
+ * one that answers UPLOAD_FAILED with certainty.
+ */
+const STATE_ORDER: Record<AnnouncedState, number> = { pending: 0, cached: 1, uploaded: 2, failed: 3 }
 
 export class PeerDirectory {
   private readonly peers = new Map<string, PeerRecord>()

@@ -1,9 +1,10 @@
 /**
- * Announcements (DESIGN §8): this node pushes its complete list of servable builds to every connected
- * peer — on connect, shortly after every local change, and every `intervalMs` as a refresh — and
- * peers' pushes fill the local `PeerDirectory`. Entries expire `ttlMs` after the last refresh, so a
- * node that vanishes without a goodbye is forgotten; on stop an empty list withdraws everything at
- * once. Push, not pull: the pending → uploaded transition reaches readers within the debounce delay.
+ * Announcements (DESIGN §8): this node pushes its complete list of builds (those it can serve, and
+ * those whose upload failed here) to every connected peer — on connect, shortly after every local
+ * change, and every `intervalMs` as a refresh — and peers' pushes fill the local `PeerDirectory`.
+ * Entries expire `ttlMs` after the last refresh, so a node that vanishes without a goodbye is
+ * forgotten; on stop an empty list withdraws everything at once. Push, not pull: the pending →
+ * uploaded (or → failed) transition reaches readers within the debounce delay.
  */
 import type { BuildId } from '../../format/types.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'

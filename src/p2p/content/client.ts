@@ -6,7 +6,7 @@
  * caller's abort rejects with the signal's reason. Returned bytes are unverified.
  */
 import { InvalidArgumentError } from '../../format/errors.ts'
-import type { BuildId, FileKind } from '../../format/types.ts'
+import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
 import { type Counter, counter, createRegistry, type Histogram, histogram, type Registry } from '../../obs/metrics.ts'
 import * as C from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
@@ -55,12 +55,23 @@ export class PeerClient {
     })
   }
 
-  /** The compressed bytes of each range, in order. A batch is all or nothing. */
-  async getFrames(peer: string, buildId: BuildId, kind: FileKind, ranges: readonly FrameRange[], opts: RequestOptions = {}): Promise<FramesResult> {
+  /**
+   * The stored bytes of each range of the `codec` copy of the data file, in order. A batch is all or
+   * nothing. The codec travels with the request: a peer whose copy has another codec answers
+   * NOT_AVAILABLE instead of serving same-offset bytes of another geometry.
+   */
+  async getFrames(
+    peer: string,
+    buildId: BuildId,
+    kind: FileKind,
+    codec: CodecName,
+    ranges: readonly FrameRange[],
+    opts: RequestOptions = {},
+  ): Promise<FramesResult> {
     const problem = M.batchProblem(ranges, this.maxBatchBytes)
     if (problem) throw new InvalidArgumentError(`getFrames: ${problem}`)
     const frames = ranges.map((r) => ({ startC: r.startC, sizeC: r.sizeC }))
-    const request = M.GetFrames.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind), frames })
+    const request = M.GetFrames.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind), codec: M.codecToWire(codec), frames })
     // The response can never legitimately exceed what we asked for: that is the stream's whole budget.
     const budget = C.MAX_VARINT_BYTES + C.MAX_FRAMES_RESPONSE_BYTES + frames.reduce((n, r) => n + r.sizeC, 0)
     return this.exchange(peer, C.PROTOCOL_FRAMES, 'frames', request, budget, opts, async (wire) => {

@@ -3,7 +3,7 @@
  * blob. The serving side asks a `PeerContentProvider` (implemented by the daemon over its local
  * builds and caches); the fetching side is `PeerClient`. Answers carry a status as data.
  */
-import type { BuildId, FileKind } from '../../format/types.ts'
+import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
 import type { NotOk } from '../wire/messages.ts'
 
 export type { NotOk, PeerStatus } from '../wire/messages.ts'
@@ -34,7 +34,13 @@ export type BlobAnswer = { status: 'OK'; bytes: Uint8Array } | { status: NotOk }
 export interface PeerContentProvider {
   /** `pending` = the upload still runs: the header must carry the incomplete flag (DESIGN §4). */
   getHeader(buildId: BuildId, kind: FileKind, signal: AbortSignal): Promise<HeaderAnswer>
-  getFrames(buildId: BuildId, kind: FileKind, ranges: readonly FrameRange[], signal: AbortSignal): Promise<FramesAnswer>
+  /**
+   * The compressed bytes of `ranges` of the `codec` copy of a data file. A range names a frame only
+   * together with its codec (a raw range can coincide with a zstd frame of another geometry): answer
+   * NOT_AVAILABLE unless the copy held has this codec. `codec` undefined = the client did not say
+   * (a client from before the field existed); match the ranges alone, as before.
+   */
+  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal: AbortSignal): Promise<FramesAnswer>
   getBlob(buildId: BuildId, name: string, signal: AbortSignal): Promise<BlobAnswer>
 }
 

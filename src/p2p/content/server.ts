@@ -122,22 +122,24 @@ export class ContentServer {
     const req = await wire.readMessage(M.decodeGetFrames, C.MAX_REQUEST_BYTES, 'GetFrames')
     const buildId = M.buildIdFromWire(req.buildId)
     const kind = M.kindFromWire(req.kind)
+    const codec = M.codecFromWire(req.codec)
     const ranges: FrameRange[] = req.frames.map((f) => ({ startC: f.startC, sizeC: f.sizeC }))
     const problem = M.batchProblem(ranges, C.MAX_BATCH_BYTES)
     if (problem) throw new PeerProtocolError(`GetFrames: ${problem}`)
-    const ans = busy ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, ranges, signal))
+    const ans = busy ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, codec, ranges, signal))
     if (ans.status !== 'OK') {
       await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire(ans.status), lengths: [] }))
       return ans.status
     }
     try {
-      await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire('OK'), lengths: ranges.map((r) => r.sizeC) }))
+      const header = M.FramesResponse.encode({ status: M.statusToWire('OK'), lengths: ranges.map((r) => r.sizeC) })
       for (const [i, r] of ranges.entries()) {
         const bytes = await ans.batch.frame(i, signal)
         if (bytes.byteLength !== r.sizeC) {
           throw new InvalidArgumentError(`provider returned ${bytes.byteLength} bytes for frame ${i} (startC ${r.startC}), expected ${r.sizeC}`)
         }
-        await wire.write(bytes)
+        // The header goes out with the first frame (one muxer frame, one Noise message, not two).
+        await (i === 0 ? wire.writeMessage(header, bytes) : wire.write(bytes))
         this.bytes.inc({ protocol: 'frames' }, bytes.byteLength)
       }
     } finally {
@@ -156,11 +158,8 @@ export class ContentServer {
       ans = { status: 'NOT_AVAILABLE' }
     }
     const bytes = ans.status === 'OK' ? ans.bytes : undefined
-    await wire.writeMessage(M.BlobResponse.encode({ status: M.statusToWire(ans.status), length: bytes?.byteLength ?? 0 }))
-    if (bytes) {
-      await wire.write(bytes)
-      this.bytes.inc({ protocol: 'blob' }, bytes.byteLength)
-    }
+    await wire.writeMessage(M.BlobResponse.encode({ status: M.statusToWire(ans.status), length: bytes?.byteLength ?? 0 }), bytes)
+    if (bytes) this.bytes.inc({ protocol: 'blob' }, bytes.byteLength)
     return ans.status
   }
 }

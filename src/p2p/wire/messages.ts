@@ -6,8 +6,8 @@
  * The generated module is plain JS + .d.ts because Node's type stripping cannot run protons' enums and
  * namespaces (see the `protos` npm script).
  */
-import type { BuildId, FileKind } from '../../format/types.ts'
-import { Announce, BuildState, FramesResponse, GetFrames, Kind, Status } from '../../../protocols/snapswarm.js'
+import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
+import { Announce, BuildState, FrameCodec, FramesResponse, GetFrames, Kind, Status } from '../../../protocols/snapswarm.js'
 import { MAX_ANNOUNCE_ENTRIES, MAX_BATCH_FRAMES, MAX_FRAME_BYTES } from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
 
@@ -15,8 +15,12 @@ import { PeerProtocolError } from '../errors.ts'
 export type PeerStatus = 'OK' | 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED' | 'BUSY'
 export type NotOk = Exclude<PeerStatus, 'OK'>
 
-/** What a node announces about a build it can serve (DESIGN §8). */
-export type AnnouncedState = 'pending' | 'uploaded' | 'cached'
+/**
+ * What a node announces about a build (DESIGN §8): it can serve it (`pending`, `uploaded`, `cached`),
+ * or it originated it and the upload failed (`failed`: the build will never be in storage; readers
+ * give up at once instead of waiting for a switchover that cannot come).
+ */
+export type AnnouncedState = 'pending' | 'uploaded' | 'cached' | 'failed'
 
 export interface BuildAnnouncement {
   buildId: BuildId
@@ -49,13 +53,31 @@ const STATE_TO_WIRE: Record<AnnouncedState, BuildState> = {
   pending: BuildState.PENDING,
   uploaded: BuildState.UPLOADED,
   cached: BuildState.CACHED,
+  failed: BuildState.FAILED,
 }
 
 export function stateFromWire(s: BuildState): AnnouncedState {
   if (s === BuildState.PENDING) return 'pending'
   if (s === BuildState.UPLOADED) return 'uploaded'
   if (s === BuildState.CACHED) return 'cached'
+  if (s === BuildState.FAILED) return 'failed'
   throw new PeerProtocolError(`announcement without a valid build state (got ${s})`)
+}
+
+const CODEC_TO_WIRE: Record<CodecName, FrameCodec> = { none: FrameCodec.CODEC_NONE, zstd: FrameCodec.CODEC_ZSTD, lz4: FrameCodec.CODEC_LZ4 }
+
+export function codecToWire(codec: CodecName): FrameCodec {
+  const w = CODEC_TO_WIRE[codec]
+  if (w === undefined) throw new PeerProtocolError(`unknown codec '${codec}'`)
+  return w
+}
+
+/** undefined = the client did not say (a client from before the field existed). */
+export function codecFromWire(c: FrameCodec): CodecName | undefined {
+  if (c === FrameCodec.CODEC_NONE) return 'none'
+  if (c === FrameCodec.CODEC_ZSTD) return 'zstd'
+  if (c === FrameCodec.CODEC_LZ4) return 'lz4'
+  return undefined
 }
 
 // Local until src/format/uuid.ts lands (CONTRACTS.md: uuidToBytes / uuidFromBytes); same semantics.

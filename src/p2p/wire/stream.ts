@@ -105,9 +105,15 @@ export class WireStream implements Watched {
     this.lastActivity = performance.now()
   }
 
-  /** A protobuf message with its varint length prefix, in one send. */
-  writeMessage(encoded: Uint8Array): Promise<void> {
-    return this.write(new Uint8ArrayList(encodeVarint(encoded.byteLength), encoded))
+  /**
+   * A protobuf message with its varint length prefix, in one send; `then` (raw bytes that follow the
+   * message) rides in the same send, so a response header and its first bytes share one muxer frame
+   * and one Noise message instead of costing a small one of their own.
+   */
+  writeMessage(encoded: Uint8Array, then?: Uint8Array): Promise<void> {
+    const out = new Uint8ArrayList(encodeVarint(encoded.byteLength), encoded)
+    if (then) out.append(then)
+    return this.write(out)
   }
 
   /** Half-close: everything written is flushed, the remote sees the end; reading may continue. */
