@@ -8,6 +8,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
 import type { PeerClient, PeerDirectory } from '../p2p/index.ts'
+import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
 import type { FrameRef, FrameSource } from '../read/source.ts'
 import type { BuildStatusBoard } from './build-status.ts'
 import type { LocalBuilds } from './local-builds.ts'
@@ -23,7 +24,7 @@ export class PeerFrameSource implements FrameSource {
   readonly name = 'peer'
   /** After a corrupt answer the fetcher asks again once: the next attempt skips the peer that sent it. */
   readonly retryAfterPenalty = true
-  private readonly client: PeerClient
+  private readonly batcher: FrameBatcher
   private readonly directory: PeerDirectory
   private readonly board: BuildStatusBoard
   private readonly local: LocalBuilds
@@ -35,7 +36,7 @@ export class PeerFrameSource implements FrameSource {
   private readonly score = new Map<string, number>()
 
   constructor(client: PeerClient, directory: PeerDirectory, board: BuildStatusBoard, local: LocalBuilds, opts: PeerSourceOptions) {
-    this.client = client
+    this.batcher = new FrameBatcher(client, opts)
     this.directory = directory
     this.board = board
     this.local = local
@@ -53,13 +54,9 @@ export class PeerFrameSource implements FrameSource {
       .sort((a, b) => (this.score.get(a) ?? 0) - (this.score.get(b) ?? 0))
     for (const peer of peers) {
       signal.throwIfAborted()
-      let answer: Awaited<ReturnType<PeerClient['getFrames']>>
+      let answer: FrameAnswer
       try {
-        answer = await this.client.getFrames(peer, ref.buildId, ref.kind, ref.codec, [{ startC: ref.startC, sizeC: ref.sizeC }], {
-          signal,
-          timeoutMs: this.opts.timeoutMs,
-          stallMs: this.opts.stallMs,
-        })
+        answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal)
       } catch {
         if (signal.aborted) throw signal.reason
         this.score.set(peer, (this.score.get(peer) ?? 0) + 1)
@@ -67,7 +64,7 @@ export class PeerFrameSource implements FrameSource {
       }
       if (answer.status === 'OK') {
         this.servedBy.set(key, peer)
-        return answer.frames[0]
+        return answer.bytes
       }
       if (answer.status === 'USE_STORAGE') {
         this.board.set(ref.buildId, 'uploaded')

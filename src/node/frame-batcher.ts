@@ -1,0 +1,116 @@
+/**
+ * Coalesces frame requests to the same peer for the same build file into one GetFrames batch. A
+ * sequential reader's read-ahead asks for several adjacent frames in the same tick; sent one per
+ * request, each pays a stream open, a protocol negotiation round trip and a dozen small Noise
+ * messages (measured: 4.7 vs 3.6 ms CPU per MiB at 1 vs 8 frames per request, bench/p2p-throughput.ts).
+ *
+ * Requests queue for one macrotask and leave as one batch per (peer, build, file, codec), at most
+ * MAX_BATCH frames. The batch is shared: it runs with its own signal, aborted only when every waiter
+ * gave up, so one reader's abort never fails the others (DESIGN §7). Answers are per batch: a status
+ * other than OK, or an error, reaches every waiter of that batch.
+ */
+import type { BuildId, CodecName, FileKind } from '../format/types.ts'
+import type { FrameRange, PeerClient } from '../p2p/index.ts'
+
+const MAX_BATCH = 16
+
+export type FrameAnswer = { status: 'OK'; bytes: Uint8Array } | { status: Exclude<Awaited<ReturnType<PeerClient['getFrames']>>['status'], 'OK'> }
+
+interface Waiter {
+  readonly range: FrameRange
+  readonly resolve: (a: FrameAnswer) => void
+  readonly reject: (err: unknown) => void
+  readonly signal: AbortSignal
+}
+
+interface Pending {
+  readonly peer: string
+  readonly buildId: BuildId
+  readonly kind: FileKind
+  readonly codec: CodecName
+  readonly waiters: Waiter[]
+}
+
+export interface BatchOptions {
+  readonly timeoutMs: number
+  readonly stallMs: number
+}
+
+export class FrameBatcher {
+  private readonly client: PeerClient
+  private readonly opts: BatchOptions
+  private queue = new Map<string, Pending>()
+  private scheduled = false
+
+  constructor(client: PeerClient, opts: BatchOptions) {
+    this.client = client
+    this.opts = opts
+  }
+
+  get(peer: string, buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal): Promise<FrameAnswer> {
+    signal.throwIfAborted()
+    const key = `${peer}/${buildId}/${kind}/${codec}`
+    let pending = this.queue.get(key)
+    if (!pending || pending.waiters.length >= MAX_BATCH) {
+      if (pending) this.send(pending) // full: send it now, start a new one
+      pending = { peer, buildId, kind, codec, waiters: [] }
+      this.queue.set(key, pending)
+    }
+    const p = pending
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(() => this.flush())
+    }
+    return new Promise<FrameAnswer>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      const done = () => signal.removeEventListener('abort', onAbort)
+      p.waiters.push({
+        range,
+        signal,
+        resolve: (a) => {
+          done()
+          resolve(a)
+        },
+        reject: (e) => {
+          done()
+          reject(e)
+        },
+      })
+    })
+  }
+
+  private flush(): void {
+    this.scheduled = false
+    const all = [...this.queue.values()]
+    this.queue = new Map()
+    for (const p of all) this.send(p)
+  }
+
+  private send(p: Pending): void {
+    if (this.queue.get(`${p.peer}/${p.buildId}/${p.kind}/${p.codec}`) === p) this.queue.delete(`${p.peer}/${p.buildId}/${p.kind}/${p.codec}`)
+    // Sorted by offset: the origin reads its local file forward.
+    const waiters = [...p.waiters].sort((a, b) => a.range.startC - b.range.startC)
+    const abort = new AbortController()
+    const maybeAbort = () => {
+      if (waiters.every((w) => w.signal.aborted)) abort.abort(new Error('every reader of this batch gave up'))
+    }
+    for (const w of waiters) w.signal.addEventListener('abort', maybeAbort, { once: true })
+    const ranges = waiters.map((w) => w.range)
+    this.client
+      .getFrames(p.peer, p.buildId, p.kind, p.codec, ranges, { signal: abort.signal, timeoutMs: this.opts.timeoutMs, stallMs: this.opts.stallMs })
+      .then(
+        (answer) => {
+          waiters.forEach((w, i) => {
+            w.resolve(answer.status === 'OK' ? { status: 'OK', bytes: answer.frames[i] } : { status: answer.status })
+          })
+        },
+        (err) => {
+          for (const w of waiters) w.reject(err)
+        },
+      )
+      .finally(() => {
+        for (const w of waiters) w.signal.removeEventListener('abort', maybeAbort)
+      })
+  }
+}
