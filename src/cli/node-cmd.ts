@@ -86,9 +86,16 @@ export async function pauseCommand(argv: string[]): Promise<number> {
   if (res.status !== 202) throw new UsageError(`pause refused (${res.status}): ${answer.message ?? JSON.stringify(answer)}`)
   process.stdout.write(`${JSON.stringify(answer)}\n`)
   if (!values.wait) return 0
-  for (;;) {
+  for (let misses = 0; ; ) {
     await new Promise((r) => setTimeout(r, 200))
-    const info = (await (await fetch(`${api}/v1/builds/${id}`)).json()) as Record<string, unknown>
+    const res = await fetch(`${api}/v1/builds/${id}`).catch((err) => err as Error)
+    if (res instanceof Error || res.status !== 200) {
+      // The node went away or forgot the build: give up after ~10 s rather than wait forever.
+      if (++misses > 50) throw new UsageError(`lost track of build ${id} on ${api}: ${res instanceof Error ? res.message : `HTTP ${res.status}`}`)
+      continue
+    }
+    misses = 0
+    const info = (await res.json()) as Record<string, unknown>
     if (info.state === 'uploaded' || info.state === 'failed') {
       process.stdout.write(`${JSON.stringify(info)}\n`)
       return info.state === 'uploaded' ? 0 : 1

@@ -4,9 +4,10 @@
  * peer, pauses and uploads, and the HTTP API.
  */
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve as resolvePath, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Config } from '../config/schema.ts'
+import { InvalidArgumentError } from '../format/errors.ts'
 import type { Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
@@ -135,6 +136,8 @@ export class SnapswarmNode {
       openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
     })
     const announce = (b: LocalBuild) => {
+      // Readers on this node follow its own builds too (proactive switchover, failure at once).
+      if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') board.set(b.id, b.state)
       const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
       // A failed upload is announced too (not withdrawn): readers elsewhere learn at once that the
       // build will never be in storage. The entry goes when the local copy is evicted.
@@ -167,19 +170,39 @@ export class SnapswarmNode {
         buildInfo: (id) => resolver.describe(id),
         openRead: (id, kind, signal) => files.open(id, kind, signal),
         pause: async (id, body) => {
-          const b = await pauses.pause(id, parsePauseRequest(body))
+          const req = parsePauseRequest(body)
+          // The API pauses files by path: never ones of the node's own (identity key, cache, builds),
+          // which would publish them to the bucket and the cluster.
+          for (const path of Object.values(req.files)) {
+            const abs = resolvePath(path)
+            if (abs === dataDir || abs.startsWith(dataDir + sep) || abs === config.node.clusterKeyFile) {
+              throw new InvalidArgumentError(`files: ${path} is inside the node's data directory or is its cluster key`)
+            }
+          }
+          const b = await pauses.pause(id, req)
           return { id: b.id, state: b.state }
         },
       },
       log.child({ component: 'api' }),
     )
-    await peer.start()
-    const apiUrl = await api.listen(config.node.api)
-    for (const b of await builds.recover()) {
-      if (b.state === 'uploaded' || b.state === 'failed') continue
-      // The previous run died mid-pause: resume the upload from the original files, or report failure.
-      pauses.resume(await builds.restore(b))
-      log.info({ buildId: b.id }, 'resuming an unfinished pause')
+    let apiUrl: string
+    try {
+      await peer.start()
+      apiUrl = await api.listen(config.node.api)
+      for (const b of await builds.recover()) {
+        if (b.state === 'uploaded' || b.state === 'failed') {
+          // Finished in a previous run: its local copy is not served any more; reclaim the disk.
+          await builds.forget(b.id)
+          continue
+        }
+        // The previous run died mid-pause: resume the upload from the original files, or report failure.
+        pauses.resume(await builds.restore(b))
+        log.info({ buildId: b.id }, 'resuming an unfinished pause')
+      }
+    } catch (err) {
+      // A node that cannot start must not linger with open sockets (the CLI would never exit).
+      await Promise.allSettled([api.close(), pauses.stop(), peer.stop(), cache.close(), store.close()])
+      throw err
     }
     const timer = setInterval(() => {
       builds

@@ -105,7 +105,13 @@ export class HeaderResolver {
         continue
       }
       if (answer.status === 'OK') {
-        const h = decodeHeader(answer.header)
+        let h: Header
+        try {
+          h = decodeHeader(answer.header)
+        } catch (err) {
+          tried.push(`${p.slice(-8)}: served an undecodable header (${(err as Error).message})`)
+          continue
+        }
         // A peer's header is only a pending one for the build asked; anything else is ignored.
         if (h.buildId !== id || !h.incomplete) {
           tried.push(`${p.slice(-8)}: served a header for another build or without the pending flag`)

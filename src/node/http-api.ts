@@ -25,9 +25,11 @@ export interface ApiHandlers {
 }
 
 const MAX_BODY = 64 * 1024
+/** Client mistakes are 4xx; everything else (storage, peers, corrupt data, shutdown) is the server's: 5xx. */
 const STATUS_BY_CODE: Record<string, number> = {
-  ERR_INVALID_ARGUMENT: 400, ERR_CONFIG: 400, ERR_USAGE: 400, ERR_BUILD_EXISTS: 409, ERR_NOT_FOUND: 404,
-  ERR_BUILD_UNAVAILABLE: 404, ERR_UPLOAD_FAILED: 502, ERR_CORRUPT_FRAME: 502,
+  ERR_INVALID_ARGUMENT: 400, ERR_CONFIG: 400, ERR_USAGE: 400, ERR_LIMIT: 400, ERR_BUILD_EXISTS: 409, ERR_NOT_FOUND: 404,
+  ERR_BUILD_UNAVAILABLE: 404, ERR_UPLOAD_FAILED: 502, ERR_CORRUPT_FRAME: 502, ERR_FRAME_UNAVAILABLE: 502,
+  ERR_SWITCHOVER: 502, ERR_STORAGE: 502, ERR_SHUTDOWN: 503, ERR_CACHE_CLOSED: 503,
 }
 
 export class HttpApi {
@@ -116,7 +118,7 @@ export class HttpApi {
 
   private fail(res: ServerResponse, err: unknown): void {
     const code = err instanceof SnapswarmError ? err.code : 'ERR_INTERNAL'
-    const status = STATUS_BY_CODE[code] ?? (err instanceof SnapswarmError ? 400 : 500)
+    const status = STATUS_BY_CODE[code] ?? 500
     if (status >= 500) this.log.warn({ err }, 'request failed')
     if (res.headersSent) return void res.destroy(err as Error)
     json(res, status, { error: code, message: (err as Error).message })

@@ -111,6 +111,12 @@ export class LocalBuilds {
     return b
   }
 
+  /** Remove a finished build's directory left by a previous run. */
+  async forget(id: BuildId): Promise<void> {
+    this.builds.delete(id)
+    await rm(this.buildDir(id), { recursive: true, force: true })
+  }
+
   /** Drop local copies of builds uploaded (or failed) more than `graceMs` ago. */
   async evictFinished(graceMs: number, now = Date.now()): Promise<BuildId[]> {
     const gone: BuildId[] = []

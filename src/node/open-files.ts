@@ -8,6 +8,7 @@ import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { BuildReader } from '../read/build-reader.ts'
 import type { BuildStatusBoard } from './build-status.ts'
+import { raceAbort } from '../read/abort.ts'
 import { ResumedFile } from './resumed-file.ts'
 
 export interface OpenFilesDeps {
@@ -48,7 +49,9 @@ export class OpenFiles {
     const key = `${id}/${kind}`
     let entry = this.files.get(key)
     if (!entry) {
-      const file = this.deps.initialHeader(id, kind, signal).then((header) =>
+      // Shared by every opener: it runs without any one caller's signal (a client that goes away must
+      // not fail the others); each caller only stops waiting on its own signal below.
+      const file = this.deps.initialHeader(id, kind).then((header) =>
         ResumedFile.open(
           {
             buildId: id,
@@ -71,7 +74,7 @@ export class OpenFiles {
     clearTimeout(entry.idle)
     let file: ResumedFile
     try {
-      file = await entry.file
+      file = await raceAbort(entry.file, signal)
     } catch (err) {
       entry.users--
       throw err

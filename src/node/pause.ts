@@ -20,7 +20,7 @@ import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
 import { frameFile } from '../pack/framer.ts'
 import type { ObjectStore } from '../storage/store.ts'
-import { type ByteRange, checkDirty, headerName, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
+import { type ByteRange, checkDirty, dataName, headerName, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import type { LocalBuild, LocalBuilds, PauseRequest } from './local-builds.ts'
 
@@ -75,6 +75,8 @@ export function parsePauseRequest(body: unknown): PauseRequest {
 export class PauseManager {
   private readonly deps: PauseDeps
   private readonly running = new Map<BuildId, { abort: AbortController; done: Promise<void> }>()
+  /** Ids between "accepted" and "registered": two concurrent POSTs of one id must not both win. */
+  private readonly reserved = new Set<BuildId>()
 
   private readonly uploadedBytes: Counter
   private readonly uploads: Counter<'result'>
@@ -88,13 +90,18 @@ export class PauseManager {
 
   /** Register the build and start its background work; resolves once it is recorded (the 202). */
   async pause(id: BuildId, req: PauseRequest): Promise<LocalBuild> {
-    if (this.deps.builds.get(id)) throw new BuildConflictError(`build ${id} is already known to this node`)
-    for (const kind of FILE_KINDS) {
-      if (req.files[kind] && (await this.deps.store.exists(headerName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
+    if (this.deps.builds.get(id) || this.reserved.has(id)) throw new BuildConflictError(`build ${id} is already known to this node`)
+    this.reserved.add(id)
+    try {
+      for (const kind of FILE_KINDS) {
+        if (req.files[kind] && (await this.deps.store.exists(headerName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
+      }
+      const build = await this.deps.builds.add(id, req)
+      this.start(build)
+      return build
+    } finally {
+      this.reserved.delete(id)
     }
-    const build = await this.deps.builds.add(id, req)
-    this.start(build)
-    return build
   }
 
   /** Resume a build a previous run of this node left unfinished (its source files must still exist). */
@@ -109,7 +116,9 @@ export class PauseManager {
 
   private start(build: LocalBuild): void {
     const abort = new AbortController()
-    const done = this.run(build, abort.signal).finally(() => this.running.delete(build.id))
+    const done = this.run(build, abort.signal)
+      .catch((err) => this.deps.log.error({ err, buildId: build.id }, 'pause bookkeeping failed'))
+      .finally(() => this.running.delete(build.id))
     this.running.set(build.id, { abort, done })
   }
 
@@ -132,7 +141,7 @@ export class PauseManager {
       }
       log.error({ err }, 'pause failed')
       this.uploads.inc({ result: 'failed' })
-      await this.deps.builds.setState(build, 'failed', (err as Error).message)
+      await this.deps.builds.setState(build, 'failed', (err as Error).message).catch((e) => log.error({ err: e }, 'recording the failure failed'))
     }
     this.deps.onState(build)
   }
@@ -169,12 +178,31 @@ export class PauseManager {
   private async upload(build: LocalBuild, signal: AbortSignal): Promise<void> {
     const { store, limiter } = this.deps
     const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
+    const headers = new Map<FileKind, Header>()
+    const written: string[] = []
+    try {
+      await this.uploadObjects(build, signal, throttle, headers, written)
+    } catch (err) {
+      // Nothing of a failed attempt stays in storage: no half build, and a header never outlives its
+      // data (DESIGN §3). Best effort: the storage that failed may refuse the deletes too.
+      await Promise.allSettled(written.map((n) => store.delete(n)))
+      throw err
+    }
+  }
+
+  private async uploadObjects(
+    build: LocalBuild,
+    signal: AbortSignal,
+    throttle: ((n: number) => Promise<void>) | undefined,
+    headers: Map<FileKind, Header>,
+    written: string[],
+  ): Promise<void> {
+    const { store } = this.deps
     let acked = 0
     const onProgress = (p: { uploaded: number }) => {
       this.uploadedBytes.inc(Math.max(0, p.uploaded - acked))
       acked = p.uploaded
     }
-    const headers = new Map<FileKind, Header>()
     for (const [kind, local] of build.files) {
       // A child of a pending parent waits for the parent's final header: the child's final header
       // must carry the ancestors' final frame tables (DESIGN §8).
@@ -192,10 +220,12 @@ export class PauseManager {
           await fh.close()
         }
         info = localInfo
+        written.push(dataName(build.id, kind, localInfo.frames.codec))
       } else {
         const fh = await open(build.request.files[kind]!, 'r')
         try {
           info = await uploadDataFile({ store, buildId: build.id, kind, file: fh, settings: upload, signal, throttle, onProgress })
+          written.push(dataName(build.id, kind, upload.codec))
         } finally {
           await fh.close()
         }
@@ -213,19 +243,26 @@ export class PauseManager {
       const fh = await open(path, 'r')
       try {
         await store.put(`${build.id}/${blob}`, await fh.readFile(), { signal })
+        written.push(`${build.id}/${blob}`)
       } finally {
         await fh.close()
       }
     }
     signal.throwIfAborted()
     // Headers last: their presence in storage means "complete" (DESIGN §3).
-    for (const [kind, header] of headers) await store.put(headerName(build.id, kind), encodeHeader(header), { signal })
+    for (const [kind, header] of headers) {
+      written.push(headerName(build.id, kind))
+      await store.put(headerName(build.id, kind), encodeHeader(header), { signal })
+    }
   }
 }
 
 async function frameToFile(buildId: BuildId, src: string, dataPath: string, settings: CompressionSettings, signal: AbortSignal): Promise<BuildInfo> {
   const input = await open(src, 'r')
-  const out = await open(dataPath, 'w')
+  const out = await open(dataPath, 'w').catch(async (err) => {
+    await input.close()
+    throw err
+  })
   try {
     let pos = 0
     const framed = await frameFile(input, { ...settings, signal }, async (stored) => {

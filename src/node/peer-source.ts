@@ -28,7 +28,6 @@ export class PeerFrameSource implements FrameSource {
   private readonly directory: PeerDirectory
   private readonly board: BuildStatusBoard
   private readonly local: LocalBuilds
-  private readonly opts: PeerSourceOptions
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
   /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
@@ -40,7 +39,6 @@ export class PeerFrameSource implements FrameSource {
     this.directory = directory
     this.board = board
     this.local = local
-    this.opts = opts
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
@@ -63,7 +61,7 @@ export class PeerFrameSource implements FrameSource {
         continue
       }
       if (answer.status === 'OK') {
-        this.servedBy.set(key, peer)
+        remember(this.servedBy, key, peer)
         return answer.bytes
       }
       if (answer.status === 'USE_STORAGE') {
@@ -85,7 +83,7 @@ export class PeerFrameSource implements FrameSource {
     if (!peer) return
     this.servedBy.delete(key)
     const set = this.distrusted.get(key) ?? new Set<string>()
-    this.distrusted.set(key, set)
+    remember(this.distrusted, key, set)
     set.add(peer)
     this.score.set(peer, (this.score.get(peer) ?? 0) + 10)
   }
@@ -107,4 +105,13 @@ export class PeerFrameSource implements FrameSource {
       await fh?.close()
     }
   }
+}
+
+/** Per-frame bookkeeping stays bounded in a long-running node: the oldest entries go first. */
+const MAX_TRACKED_FRAMES = 8192
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > MAX_TRACKED_FRAMES) map.delete(map.keys().next().value!)
 }

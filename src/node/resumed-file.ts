@@ -14,6 +14,7 @@ import type { Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { BuildReader } from '../read/build-reader.ts'
+import { raceAbort } from '../read/abort.ts'
 import type { BuildStatusBoard } from './build-status.ts'
 
 /** DESIGN §8: the number of header transitions one read may go through. */
@@ -64,20 +65,30 @@ export class ResumedFile {
   private switching: Promise<void> | null = null
   private unsubscribe: () => void
   private closed = false
+  /** Aborted by close(): a switchover poll must not outlive the file (node stop would wait for it). */
+  private readonly lifetime = new AbortController()
+  /** Set when the final header contradicts the pending one: nothing more is served from this file. */
+  private broken: Error | null = null
 
   private constructor(deps: ResumedFileDeps, reader: BuildReader) {
     this.deps = deps
     this.active = { reader, header: reader.header, inflight: 0, retired: false }
     this.unsubscribe = deps.board.subscribe((id, state) => {
       // Proactive switch: readers move to storage as soon as the cluster says the upload finished.
-      if (id === deps.buildId && state === 'uploaded' && this.pending) this.switchOnce().catch(() => {})
+      if (id === deps.buildId && state === 'uploaded' && this.pending) this.switchInBackground()
     })
   }
 
   static async open(deps: ResumedFileDeps, initial: Header): Promise<ResumedFile> {
     const file = new ResumedFile(deps, await deps.openReader(initial))
-    if (file.pending && deps.board.get(deps.buildId) === 'uploaded') file.switchOnce().catch(() => {})
+    if (file.pending && deps.board.get(deps.buildId) === 'uploaded') file.switchInBackground()
     return file
+  }
+
+  private switchInBackground(): void {
+    this.switchOnce().catch((err) => {
+      if (!this.closed) this.deps.log.warn({ err, buildId: this.deps.buildId, kind: this.deps.kind }, 'proactive switchover failed; reads will retry it')
+    })
   }
 
   get size(): number {
@@ -94,6 +105,8 @@ export class ResumedFile {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     for (let transitions = 0; ; transitions++) {
+      if (this.closed) throw new BuildUnavailableError(`build file ${this.deps.buildId}/${this.deps.kind} is closed`)
+      if (this.broken) throw this.broken
       const cur = this.active
       if (cur.header.incomplete && this.deps.onUploadFailed !== 'read-from-origin' && this.deps.board.get(this.deps.buildId) === 'failed') {
         throw new UploadFailedError(this.deps.buildId)
@@ -127,14 +140,21 @@ export class ResumedFile {
     this.switching ??= this.doSwitch().finally(() => {
       this.switching = null
     })
-    if (!signal) return this.switching
-    return Promise.race([this.switching, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))])
+    return raceAbort(this.switching, signal)
   }
 
   private async doSwitch(): Promise<void> {
     const from = this.active
-    const final = await this.deps.loadFinal()
-    checkSameContent(from.header, final)
+    const final = await this.deps.loadFinal(this.lifetime.signal)
+    try {
+      checkSameContent(from.header, final)
+    } catch (err) {
+      // The build in storage is not the one we were reading: serving either version now could mix
+      // them, so this file serves nothing more (DESIGN §8: never a wrong byte).
+      this.broken = err as Error
+      this.deps.log.error({ err, buildId: this.deps.buildId, kind: this.deps.kind }, 'final header contradicts the pending one')
+      throw err
+    }
     if (this.closed) return
     const reader = await this.deps.openReader(final)
     this.active = { reader, header: final, inflight: 0, retired: false }
@@ -148,6 +168,7 @@ export class ResumedFile {
     if (this.closed) return
     this.closed = true
     this.unsubscribe()
+    this.lifetime.abort(new BuildUnavailableError('build file closed'))
     await this.switching?.catch(() => {})
     this.active.retired = true
     if (this.active.inflight === 0) await this.active.reader.close()
@@ -155,7 +176,7 @@ export class ResumedFile {
 }
 
 /**
- * The final header must describe the same virtual file: same build, size and block size, the same
+ * The final header must describe the same virtual file: same build and size, the same
  * mappings, and for every layer whose checksum both headers know, the same SHA-256 of its data.
  */
 export function checkSameContent(pending: Header, final: Header): void {

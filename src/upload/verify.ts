@@ -62,9 +62,9 @@ export async function verifyHeader(store: ObjectStore, kind: FileKind, header: H
           bytes += f.sizeU
         }
       }
-      const known = info !== undefined && info.sha256.some((b) => b !== 0)
+      const known = info?.sha256.some((b) => b !== 0) ?? false
       let sha: LayerReport['sha256'] = 'unknown'
-      if (known && expectNext === info.fileSize) {
+      if (info && known && expectNext === info.fileSize) {
         if (!Buffer.from(hash.digest()).equals(Buffer.from(info.sha256))) throw new Error(`SHA-256 of the uncompressed data does not match the header`)
         sha = 'ok'
       } else if (known) {
