@@ -24,7 +24,10 @@ test('config: an unknown key or a bad value is rejected with a message naming th
   assert.throws(() => validateConfig({ node: { listn: [] } }), /unknown key node\.listn/)
   assert.throws(() => validateConfig({ compression: { memfile: { pause: { level: 40 } } } }), /compression\.memfile\.pause\.level/)
   assert.throws(() => validateConfig({ storage: 's3://x' }), /storage: expected file:\/\/\/path or gs:\/\/bucket/)
-  assert.throws(() => resolveCompression(validateConfig({ compression: { rootfs: { frameSize: 6000 } } }).compression, 'rootfs', 'build'), /compression\.rootfs\.build\.frameSize: must be a multiple of the rootfs block size 4096/)
+  assert.throws(() => validateConfig({ compression: { rootfs: { frameSize: 6000 } } }), /compression\.rootfs\.build\.frameSize: must be a multiple of the rootfs block size 4096/)
+  const memfile1MiB = validateConfig({ compression: { memfile: { frameSize: 1024 * 1024 } } })
+  assert.throws(() => resolveCompression(memfile1MiB.compression, 'memfile', 'pause'), /multiple of the memfile block size 2097152/)
+  assert.equal(resolveCompression(memfile1MiB.compression, 'memfile', 'pause', 4096).frameSize, 1024 * 1024)
   const dir = await mkdtemp(join(tmpdir(), 'snapswarm-cfg-'))
   try {
     const path = join(dir, 'bad.json')

@@ -1,9 +1,9 @@
-/** `snapswarm push`, `read`, and `inspect --storage` (issue 3 CLI contract): straight to storage, no daemon. */
-import { decodeHeader } from '../format/header.ts'
+
 import { type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
 import { openStore } from '../storage/url.ts'
 import { loadConfig } from '../config/load.ts'
-import { type ByteRange, type UploadProgress, headerName, parseRanges, uploadBuild } from '../upload/build-upload.ts'
+import { headerObjectName, loadStoredHeader } from '../read/open.ts'
+import { type ByteRange, type UploadProgress, parseRanges, uploadBuild } from '../upload/build-upload.ts'
 import { verifyHeader } from '../upload/verify.ts'
 import { type Options, UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
 import { headerSummary, headerToJson } from './inspect-cmd.ts'
@@ -119,9 +119,9 @@ export async function inspectStoredCommand(argv: string[]): Promise<number> {
     let failed = false
     let found = 0
     for (const kind of FILE_KINDS) {
-      if (!(await store.exists(headerName(buildId, kind)))) continue
+      if (!(await store.exists(headerObjectName(buildId, kind)))) continue
       found++
-      const header = decodeHeader(await store.get(headerName(buildId, kind)))
+      const header = await loadStoredHeader(store, buildId, kind)
       const entry: Record<string, unknown> = { header: headerToJson(header) }
       if (!values.json) process.stdout.write(`${storageName(kind)}: ${headerSummary(header)}`)
       if (values.verify) {

@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises'
 import type { z } from 'zod'
 import { SnapswarmError } from '../format/errors.ts'
+import { FILE_KINDS } from '../format/types.ts'
+import { USE_CASES, resolveCompression } from './compression.ts'
 import { type Config, configSchema } from './schema.ts'
 
 export class ConfigError extends SnapswarmError {
@@ -62,6 +64,18 @@ export async function loadConfig(src: ConfigSources = {}): Promise<Config> {
 export function validateConfig(raw: unknown, where = 'configuration'): Config {
   const r = configSchema.safeParse(raw)
   if (!r.success) throw new ConfigError(`${where}: ${describe(r.error)}`)
+  // Resolve every file type × use case now, so a bad combination fails at start, not in the background
+  // after a pause was accepted. Checked against the smallest block size (4 KiB: memfiles without huge
+  // pages); the file's real block size is checked again when it is framed.
+  for (const kind of FILE_KINDS) {
+    for (const useCase of USE_CASES) {
+      try {
+        resolveCompression(r.data.compression, kind, useCase, 4096)
+      } catch (err) {
+        throw new ConfigError(`${where}: ${(err as Error).message}`)
+      }
+    }
+  }
   return r.data
 }
 

@@ -20,7 +20,9 @@ import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
 import { frameFile } from '../pack/framer.ts'
 import type { ObjectStore } from '../storage/store.ts'
-import { type ByteRange, checkDirty, dataName, headerName, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
+import { headerObjectName } from '../read/open.ts'
+import { dataObjectName } from '../read/source.ts'
+import { type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import type { LocalBuild, LocalBuilds, PauseRequest } from './local-builds.ts'
 
@@ -94,7 +96,7 @@ export class PauseManager {
     this.reserved.add(id)
     try {
       for (const kind of FILE_KINDS) {
-        if (req.files[kind] && (await this.deps.store.exists(headerName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
+        if (req.files[kind] && (await this.deps.store.exists(headerObjectName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
       }
       const build = await this.deps.builds.add(id, req)
       this.start(build)
@@ -220,12 +222,12 @@ export class PauseManager {
           await fh.close()
         }
         info = localInfo
-        written.push(dataName(build.id, kind, localInfo.frames.codec))
+        written.push(dataObjectName(build.id, kind, localInfo.frames.codec))
       } else {
         const fh = await open(build.request.files[kind]!, 'r')
         try {
           info = await uploadDataFile({ store, buildId: build.id, kind, file: fh, settings: upload, signal, throttle, onProgress })
-          written.push(dataName(build.id, kind, upload.codec))
+          written.push(dataObjectName(build.id, kind, upload.codec))
         } finally {
           await fh.close()
         }
@@ -251,8 +253,8 @@ export class PauseManager {
     signal.throwIfAborted()
     // Headers last: their presence in storage means "complete" (DESIGN §3).
     for (const [kind, header] of headers) {
-      written.push(headerName(build.id, kind))
-      await store.put(headerName(build.id, kind), encodeHeader(header), { signal })
+      written.push(headerObjectName(build.id, kind))
+      await store.put(headerObjectName(build.id, kind), encodeHeader(header), { signal })
     }
   }
 }

@@ -9,11 +9,13 @@ import { type FileHandle, open, readFile } from 'node:fs/promises'
 import { type CompressionConfig, type CompressionSettings, type UseCase, resolveCompression } from '../config/compression.ts'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
-import { type BuildInfo, type Header, decodeHeader, encodeHeader } from '../format/header.ts'
+import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
 import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
-import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
+import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, } from '../format/types.ts'
 import { frameFile } from '../pack/framer.ts'
-import type { ObjectStore } from '../storage/store.ts'
+import { headerObjectName, loadStoredHeader } from '../read/open.ts'
+import { dataObjectName } from '../read/source.ts'
+import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
 import { PartWriter } from './part-writer.ts'
 
 export interface ByteRange {
@@ -56,14 +58,12 @@ export class BuildExistsError extends SnapswarmError {
   }
 }
 
-export const headerName = (buildId: BuildId, kind: FileKind) => `${buildId}/${storageName(kind)}.header`
-export const dataName = (buildId: BuildId, kind: FileKind, codec: FrameTable['codec']) => `${buildId}/${storageName(kind)}${codecSuffix(codec)}`
 
 export async function uploadBuild(opts: UploadBuildOptions): Promise<Map<FileKind, Header>> {
   const { store, buildId } = opts
   const kinds = FILE_KINDS.filter((k) => opts.files[k])
   if (kinds.length === 0) throw new InvalidArgumentError('a build needs at least one of memfile, rootfs')
-  for (const kind of kinds) if (await store.exists(headerName(buildId, kind))) throw new BuildExistsError(buildId, headerName(buildId, kind))
+  for (const kind of kinds) if (await store.exists(headerObjectName(buildId, kind))) throw new BuildExistsError(buildId, headerObjectName(buildId, kind))
   const written: string[] = []
   try {
     const headers = new Map<FileKind, Header>()
@@ -77,8 +77,8 @@ export async function uploadBuild(opts: UploadBuildOptions): Promise<Map<FileKin
     }
     opts.signal?.throwIfAborted()
     for (const [kind, header] of headers) {
-      await store.put(headerName(buildId, kind), encodeHeader(header), { signal: opts.signal })
-      written.push(headerName(buildId, kind))
+      await store.put(headerObjectName(buildId, kind), encodeHeader(header), { signal: opts.signal })
+      written.push(headerObjectName(buildId, kind))
     }
     return headers
   } catch (err) {
@@ -89,7 +89,7 @@ export async function uploadBuild(opts: UploadBuildOptions): Promise<Map<FileKin
 }
 
 async function uploadFile(opts: UploadBuildOptions, kind: FileKind, written: string[]): Promise<Header> {
-  const parent = opts.parent ? decodeHeader(await opts.store.get(headerName(opts.parent, kind), { signal: opts.signal })) : null
+  const parent = opts.parent ? await loadStoredHeader(opts.store, opts.parent, kind) : null
   const blockSize = parent?.blockSize ?? opts.blockSize?.[kind] ?? DEFAULT_BLOCK_SIZE[kind]
   const settings = resolveCompression(opts.compression, kind, opts.useCase, blockSize)
   const fh = await open(opts.files[kind]!, 'r')
@@ -97,7 +97,7 @@ async function uploadFile(opts: UploadBuildOptions, kind: FileKind, written: str
     const size = (await fh.stat()).size
     const dirty = parent ? checkDirty(opts.dirty?.[kind], size, parent, kind) : undefined
     const info = await uploadDataFile({ store: opts.store, buildId: opts.buildId, kind, file: fh, settings, signal: opts.signal, onProgress: opts.onProgress })
-    written.push(dataName(opts.buildId, kind, settings.codec))
+    written.push(dataObjectName(opts.buildId, kind, settings.codec))
     return buildHeader(opts.buildId, blockSize, info, parent, dirty)
   } finally {
     await fh.close()
@@ -124,7 +124,11 @@ export interface DataUploadOptions {
 export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo> {
   const { settings } = opts
   const size = (await opts.file.stat()).size
-  const name = dataName(opts.buildId, opts.kind, settings.codec)
+  // Checked before a byte is sent: the stored object (≤ the raw size) must fit in MAX_PARTS parts.
+  if (Math.ceil(size / settings.partSize) > MAX_PARTS) {
+    throw new InvalidArgumentError(`${opts.kind} is ${size} bytes: more than ${MAX_PARTS} parts of ${settings.partSize} bytes; raise compression.*.partSize`)
+  }
+  const name = dataObjectName(opts.buildId, opts.kind, settings.codec)
   const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(size) } })
   let progress: UploadProgress = { kind: opts.kind, total: size, read: 0, compressed: 0, uploaded: 0 }
   const report = (p: Partial<UploadProgress>) => {
@@ -160,7 +164,7 @@ export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo
  */
 export async function uploadPrepacked(opts: Omit<DataUploadOptions, 'file'> & { dataFile: FileHandle; info: BuildInfo }): Promise<void> {
   const codec = opts.info.frames.codec
-  const name = dataName(opts.buildId, opts.kind, codec)
+  const name = dataObjectName(opts.buildId, opts.kind, codec)
   const sizeC = codec === 'none' ? opts.info.fileSize : opts.info.frames.compressedSize
   const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(opts.info.fileSize) } })
   const writer = new PartWriter(upload, {

@@ -8,7 +8,8 @@ import { getCodec } from '../format/codec.ts'
 import type { Header } from '../format/header.ts'
 import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { ObjectStore } from '../storage/store.ts'
-import { dataName } from './build-upload.ts'
+import { storageLayerLookup } from '../read/open.ts'
+import { dataObjectName } from '../read/source.ts'
 
 export interface LayerReport {
   readonly buildId: BuildId
@@ -27,11 +28,13 @@ export interface VerifyFailure {
 export async function verifyHeader(store: ObjectStore, kind: FileKind, header: Header, signal?: AbortSignal): Promise<{ layers: LayerReport[]; failures: VerifyFailure[] }> {
   const layers: LayerReport[] = []
   const failures: VerifyFailure[] = []
+  const lookup = storageLayerLookup(store)
   const referenced = new Set(header.mappings.map((m) => m.buildId).filter((id) => id !== NIL_BUILD_ID))
   for (const buildId of referenced) {
-    const info = header.builds.get(buildId)
+    // A V4 header that does not describe a layer is not "known raw" (DESIGN §9): ask the layer's own header.
+    const info = header.builds.get(buildId) ?? (header.version === 4 ? await lookup(buildId, kind) : undefined)
     const codec = info?.frames.codec ?? 'none'
-    const object = dataName(buildId, kind, codec)
+    const object = dataObjectName(buildId, kind, codec)
     try {
       const hash = createHash('sha256')
       let expectNext = 0
