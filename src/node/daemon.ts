@@ -100,6 +100,7 @@ export class SnapswarmNode {
       logger: opts.logger,
       provider,
       server: { maxServing: config.peers.maxConcurrentServe },
+      client: { timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
       announce: { intervalMs: config.peers.announceIntervalMs, ttlMs: config.peers.announceTtlMs },
     })
     const peerSource = new PeerFrameSource(peer.client, peer.directory, board, builds, {
