@@ -1,11 +1,12 @@
 /**
  * zstd frames (DESIGN §5): one complete zstd frame per data frame, content checksum on, content size
  * recorded. Implementation: node:zlib's zstd (libzstd 1.5.7 in Node 24), chosen over zstd-napi by
- * measurement (issue 2; 2 MiB VM-like frames, level 3, 2 concurrent calls, 2 cores, best of 5):
- * node:zlib async 696 MB/s compress, 2371 MB/s decompress; zstd-napi 522 / 1847 MB/s. zstd-napi's
- * calls are synchronous on the main thread, so two concurrent frames use one core; zlib's async calls
- * run on the libuv pool. Output in one chunk matters: zlib's default 16 KiB chunks cost 30% of compress
- * and 75% of decompress throughput (485 / 572 MB/s).
+ * measurement (README "Codec choice (measured)"): zstd-napi's calls are synchronous on the main
+ * thread, so two concurrent frames use one core; zlib's async calls run on the libuv pool. Each frame
+ * is handed to a zlib stream whole, in one step (zstd-engine.ts): compression in one pass with a fresh
+ * context, decoding through kept streams that reuse theirs; the one-shot functions are the fallback.
+ * Output in one chunk matters: zlib's default 16 KiB chunks cost 30% of compress and 75% of
+ * decompress throughput.
  *
  * Before decoding, the frame's structure is walked (header, block headers, checksum) so that
  *  - a frame without a checksum or without a recorded content size is refused (nothing to verify,
@@ -18,6 +19,7 @@ import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { asBuffer, type Codec, checkDecodedSize, checkFrameSize, corruptFrom } from './codec-common.ts'
 import { CorruptFrameError, InvalidArgumentError } from './errors.ts'
+import { ENGINES_SUPPORTED, EnginePool, compressOnce } from './zstd-engine.ts'
 
 const compressAsync = promisify(zlib.zstdCompress)
 const decompressAsync = promisify(zlib.zstdDecompress)
@@ -33,6 +35,11 @@ const DICT_ID_BYTES = [0, 1, 2, 4]
 const FCS_BYTES = [0, 2, 4, 8]
 const BLOCK_RLE = 1
 const BLOCK_RESERVED = 3
+/** node:zlib's smallest output chunk: smaller frames decode through the one-shot function. */
+const MIN_CHUNK = 64
+
+/** Decoding only: see zstd-engine.ts for why compression keeps a fresh context per frame. */
+const decompressors = new EnginePool()
 
 export const zstdCodec: Codec = {
   name: 'zstd',
@@ -43,8 +50,13 @@ export const zstdCodec: Codec = {
     }
     const params = { [Z.ZSTD_c_compressionLevel]: level, [Z.ZSTD_c_checksumFlag]: 1, [Z.ZSTD_c_contentSizeFlag]: 1 }
     // One output chunk of compressBound size: the default 16 KiB chunks cost a third of the throughput.
-    const chunkSize = Math.max(64, compressBound(src.byteLength))
-    return compressAsync(src, { params, pledgedSrcSize: src.byteLength, chunkSize })
+    const chunkSize = Math.max(MIN_CHUNK, compressBound(src.byteLength))
+    if (!ENGINES_SUPPORTED) return compressAsync(src, { params, pledgedSrcSize: src.byteLength, chunkSize })
+    // Whole input in one ZSTD_e_end step: content size recorded without a pledge, and libzstd
+    // compresses in one pass, 1.3% smaller on VM-like data than the one-shot function's two steps.
+    const out = await compressOnce(zlib.createZstdCompress({ params, chunkSize }), asBuffer(src), chunkSize)
+    checkZstdFrame(out, src.byteLength) // exactly one complete frame came out of the stream
+    return out
   },
 
   async decompress(src, sizeU) {
@@ -52,8 +64,14 @@ export const zstdCodec: Codec = {
     checkZstdFrame(src, sizeU)
     let out: Uint8Array
     try {
-      // chunkSize > sizeU: the whole output and the end of the frame fit one call, no second chunk.
-      out = await decompressAsync(asBuffer(src), { maxOutputLength: Math.max(1, sizeU), chunkSize: sizeU + 64 })
+      if (ENGINES_SUPPORTED && sizeU >= MIN_CHUNK) {
+        // chunkSize = sizeU: each frame decodes in one pass into a fresh buffer of its own.
+        const create = () => zlib.createZstdDecompress({ chunkSize: sizeU })
+        out = await decompressors.run(String(sizeU), create, asBuffer(src), sizeU)
+      } else {
+        // chunkSize > sizeU: the whole output and the end of the frame fit one call, no second chunk.
+        out = await decompressAsync(asBuffer(src), { maxOutputLength: Math.max(1, sizeU), chunkSize: sizeU + 64 })
+      }
     } catch (err) {
       throw corruptFrom('zstd', err)
     }
