@@ -6,7 +6,7 @@ import { decodeHeader } from '../format/header.ts'
 import { resolve } from '../format/mapping.ts'
 import { DEFAULT_BLOCK_SIZE, DEFAULT_FRAME_SIZE, NIL_BUILD_ID, codecSuffix, storageName, type FileKind } from '../format/types.ts'
 import { randomBuildId } from '../format/uuid.ts'
-import { readFramedRange } from '../pack/local-reader.ts'
+import { writeFramedRange } from '../pack/local-reader.ts'
 import { pack } from '../pack/pack.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
 import { ProgressBar, formatBytes } from './progress.ts'
@@ -57,7 +57,8 @@ export async function packCommand(argv: string[]): Promise<number> {
 }
 
 export async function unpackCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { kind: { type: 'string' }, out: { type: 'string' } }, 1)
+  const { values, positionals } = parse(argv, { kind: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' } }, 1)
+  const workers = intFlag(values, 'workers', 2)
   const kind: FileKind = choiceFlag(values, 'kind', KINDS, 'memfile')
   const dir = positionals[0]
   const name = storageName(kind)
@@ -75,8 +76,8 @@ export async function unpackCommand(argv: string[]): Promise<number> {
       if (r.buildId !== NIL_BUILD_ID && r.buildId !== header.buildId) {
         throw new UsageError(`the header maps ${pos} to ancestor build ${r.buildId}, which is not in ${dir}; read layered builds with 'snapswarm read --storage'`)
       }
-      const bytes = r.buildId === NIL_BUILD_ID ? Buffer.alloc(n) : await readFramedRange(data, info?.frames ?? null, r.storageOffset, n)
-      await out.write(bytes, 0, n, pos)
+      if (r.buildId === NIL_BUILD_ID) await out.write(Buffer.alloc(n), 0, n, pos)
+      else await writeFramedRange(data, info?.frames ?? null, r.storageOffset, n, out, pos, { workers })
       pos += n
       bar.update(pos)
     }
