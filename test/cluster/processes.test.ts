@@ -90,6 +90,13 @@ test('a pending build held only by its origin is read byte-exactly on another no
   const again = await readRange(reader.api, id, 'memfile', 3 * MiB + 17, 7 * MiB)
   assert.equal(again.status, 206, again.text)
   assert.ok(again.bytes.equals(data.subarray(3 * MiB + 17, 7 * MiB + 1)))
+  // The switch signal is delivered once per file: later reads (cached or cold) do not switch again.
+  for (const [s, e] of [[0, 4095], [5 * MiB, 6 * MiB], [8 * MiB - 10, 8 * MiB - 1]]) {
+    const r2 = await readRange(reader.api, id, 'memfile', s, e)
+    assert.ok(r2.status === 206 && r2.bytes.equals(data.subarray(s, e + 1)))
+  }
+  const metrics = await (await fetch(`${reader.api}/metrics`)).text()
+  assert.match(metrics, /snapswarm_header_switchovers_total 1\b/)
 })
 
 test('a node with the wrong cluster key is refused; one with the right key connects', async () => {
