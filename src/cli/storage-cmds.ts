@@ -11,8 +11,12 @@ import { ProgressBar, formatBytes } from './progress.ts'
 
 const STORAGE_FLAGS: Options = { storage: { type: 'string' }, 'gcs-endpoint': { type: 'string' }, config: { type: 'string' } }
 
+/** `--storage` / `--gcs-endpoint`, else `storage` / `gcsEndpoint` from the config file or environment. */
 async function storeFrom(values: Record<string, unknown>) {
-  return openStore(requiredString(values, 'storage'), { gcsEndpoint: values['gcs-endpoint'] as string | undefined })
+  const config = await loadConfig({ file: values.config as string | undefined })
+  const url = (values.storage as string | undefined) ?? config.storage
+  if (!url) return openStore(requiredString(values, 'storage'))
+  return openStore(url, { gcsEndpoint: (values['gcs-endpoint'] as string | undefined) ?? config.gcsEndpoint })
 }
 
 export async function pushCommand(argv: string[]): Promise<number> {

@@ -197,7 +197,7 @@ export class SnapswarmNode {
           continue
         }
         // The previous run died mid-pause: resume the upload from the original files, or report failure.
-        pauses.resume(await builds.restore(b))
+        await pauses.resume(await builds.restore(b))
         log.info({ buildId: b.id }, 'resuming an unfinished pause')
       }
     } catch (err) {

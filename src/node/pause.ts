@@ -107,7 +107,16 @@ export class PauseManager {
   }
 
   /** Resume a build a previous run of this node left unfinished (its source files must still exist). */
-  resume(build: LocalBuild): void {
+  async resume(build: LocalBuild): Promise<void> {
+    // The previous run may have died after its last header write but before recording it: a build
+    // whose headers are all in storage is complete, not something to upload twice.
+    const kinds = FILE_KINDS.filter((k) => build.request.files[k])
+    const stored = await Promise.all(kinds.map((k) => this.deps.store.exists(headerObjectName(build.id, k)).catch(() => false)))
+    if (kinds.length > 0 && stored.every(Boolean)) {
+      await this.deps.builds.setState(build, 'uploaded')
+      this.deps.onState(build)
+      return
+    }
     this.start(build)
   }
 

@@ -53,7 +53,8 @@ export class PartWriter {
     if (this.filled > 0 || this.nextPart === 1) await this.flush()
     await this.drain()
     this.throwIfFailed()
-    await this.upload.complete(this.opts.signal)
+    // Completing is idempotent on both backends (the parts stay until it succeeds): retry it like a part.
+    await this.withRetry(() => this.upload.complete(this.opts.signal))
   }
 
   /** Wait for every in-flight part to settle, then remove everything this upload wrote. */
@@ -84,12 +85,16 @@ export class PartWriter {
     this.inflight.add(tracked)
   }
 
-  private async sendWithRetry(partNumber: number, data: Uint8Array): Promise<void> {
+  private sendWithRetry(partNumber: number, data: Uint8Array): Promise<void> {
+    return this.withRetry(() => this.upload.uploadPart(partNumber, data, this.opts.signal))
+  }
+
+  private async withRetry(op: () => Promise<void>): Promise<void> {
     const maxAttempts = this.opts.maxAttempts ?? 3
     const base = this.opts.baseDelayMs ?? 200
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.upload.uploadPart(partNumber, data, this.opts.signal)
+        return await op()
       } catch (err) {
         if (attempt >= maxAttempts || !isRetryable(err) || this.opts.signal?.aborted || this.failure) throw err
         const delay = Math.random() * base * 2 ** (attempt - 1)
