@@ -20,7 +20,7 @@ export interface ApiHandlers {
   peers(): unknown
   buildInfo(id: string): Promise<unknown | null>
   /** Size of the virtual file, then a reader of ranges. */
-  openRead(id: string, kind: FileKind, signal: AbortSignal): Promise<{ size: number; read(offset: number, length: number): Promise<Uint8Array>; close(): Promise<void> }>
+  openRead(id: string, kind: FileKind, signal: AbortSignal): Promise<{ size: number; read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>; close(): Promise<void> }>
   pause(id: string, body: unknown): Promise<unknown>
 }
 
@@ -97,7 +97,7 @@ export class HttpApi {
       }
       const [start, end] = range ?? [0, file.size - 1]
       // Read before writing headers, so a failure becomes a proper error status rather than a cut body.
-      const first = await file.read(start, Math.min(end - start + 1, 8 * 1024 * 1024))
+      const first = await file.read(start, Math.min(end - start + 1, 8 * 1024 * 1024), abort.signal)
       res.writeHead(range ? 206 : 200, {
         'content-type': 'application/octet-stream',
         'content-length': String(end - start + 1),
@@ -106,7 +106,7 @@ export class HttpApi {
       let pos = start + first.byteLength
       if (!res.write(first)) await waitDrain(res)
       while (pos <= end && !abort.signal.aborted) {
-        const chunk = await file.read(pos, Math.min(end - pos + 1, 8 * 1024 * 1024))
+        const chunk = await file.read(pos, Math.min(end - pos + 1, 8 * 1024 * 1024), abort.signal)
         pos += chunk.byteLength
         if (!res.write(chunk)) await waitDrain(res)
       }
