@@ -58,14 +58,23 @@ export class FrameTable {
 
   /** Index of the frame holding uncompressed byte `offsetU`, or -1. O(log n). */
   indexOf(offsetU: number): number {
+    return this.search(offsetU, (f) => f.startU, (f) => f.sizeU)
+  }
+
+  /** Index of the frame holding stored byte `offsetC`, or -1. O(log n). */
+  indexOfCompressed(offsetC: number): number {
+    return this.search(offsetC, (f) => f.startC, (f) => f.sizeC)
+  }
+
+  private search(offset: number, start: (f: Frame) => number, size: (f: Frame) => number): number {
     const frames = this.frames
     let lo = 0
     let hi = frames.length - 1
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1
       const f = frames[mid]
-      if (offsetU < f.startU) hi = mid - 1
-      else if (offsetU >= f.startU + f.sizeU) lo = mid + 1
+      if (offset < start(f)) hi = mid - 1
+      else if (offset >= start(f) + size(f)) lo = mid + 1
       else return mid
     }
     return -1

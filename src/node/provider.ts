@@ -97,17 +97,8 @@ export class LocalBuildProvider implements PeerContentProvider {
 function isLocalFrame(table: FrameTable, fileSize: number, r: FrameRange): boolean {
   if (r.startC < 0 || r.sizeC <= 0) return false
   if (table.codec === 'none') return r.startC + r.sizeC <= fileSize
-  const frames = table.frames
-  let lo = 0
-  let hi = frames.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1
-    const f = frames[mid]
-    if (f.startC === r.startC) return f.sizeC === r.sizeC
-    if (f.startC < r.startC) lo = mid + 1
-    else hi = mid - 1
-  }
-  return false
+  const f = table.frames[table.indexOfCompressed(r.startC)]
+  return f !== undefined && f.startC === r.startC && f.sizeC === r.sizeC
 }
 
 function statusOf(b: LocalBuild | undefined): NotOkStatus | null {
