@@ -15,19 +15,18 @@
  * Bounded to ~3 minutes on 2 cores (BENCH_CLUSTER_TRIES, BENCH_CLUSTER_MIB scale it down); child
  * processes are always killed and the temp dir deleted.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { copyFile, open, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { randomUUID } from 'node:crypto'
 import type { FrameRef } from '../src/read/source.ts'
 import { verifyFrame } from '../src/read/verify.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
+import { startNode } from '../test/cluster/procs.ts'
 import { MB, MiB, benchDir, emit } from './common.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
 const FRAME = 2 * MiB
 const THROTTLE = { SNAPSWARM_BENCH_STORAGE_LATENCY_MS: '50', SNAPSWARM_BENCH_STORAGE_MBPS: '100' }
 const SUITE_BUDGET_MS = 170_000
@@ -146,43 +145,18 @@ export async function clusterBench(): Promise<void> {
   }
 }
 
-/** Spawn `snapswarm node` and wait for its ready line; `stop` is SIGTERM, then SIGKILL after 5 s. */
+/** A `snapswarm node` process (the cluster tests' launcher), also tracked so the suite can always kill it. */
 async function spawnNode(dataDir: string, args: string[], env: NodeJS.ProcessEnv): Promise<Node> {
-  const proc = spawn(process.execPath, [CLI, 'node', '--data-dir', dataDir, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(proc)
-  const exited = once(proc, 'exit').finally(() => children.delete(proc))
-  let err = ''
-  proc.stderr!.on('data', (d: Buffer) => {
-    err = (err + d.toString()).slice(-20_000)
-  })
-  let out = ''
-  const ready = await new Promise<{ peerId: string; addrs: string[]; api: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node not ready in 30 s: ${err}`)), 30_000)
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      const nl = out.indexOf('\n')
-      if (nl >= 0) {
-        clearTimeout(timer)
-        resolve(JSON.parse(out.slice(0, nl)))
-      }
-    })
-    proc.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`node exited (${code}) before ready: ${err}`))
-    })
-  }).catch((e: unknown) => {
-    proc.kill('SIGKILL')
-    throw e
-  })
+  const n = await startNode(['--data-dir', dataDir, ...args], env)
+  children.add(n.proc)
+  n.proc.once('exit', () => children.delete(n.proc))
   return {
-    ...ready,
+    peerId: n.peerId,
+    addrs: n.addrs,
+    api: n.api,
     dataDir,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return
-      proc.kill('SIGTERM')
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(timer)
+      await n.stop()
     },
   }
 }
