@@ -2,8 +2,9 @@
  * Where a node gets the header of a build file it is asked to read (DESIGN §8):
  * 1. a build this node originated and is still uploading: its own pending header;
  * 2. object storage: the final header (its presence means the build is complete);
- * 3. the peers that announce the build (then any connected peer): a pending header, served with the
- *    incomplete flag. USE_STORAGE sends us back to storage; UPLOAD_FAILED is a clear error at once.
+ * 3. the peers that announce the build (then any connected peer), hedged (see `race`): a pending
+ *    header, served with the incomplete flag. USE_STORAGE sends us back to storage; UPLOAD_FAILED is
+ *    a clear error at once.
  * Final headers are only ever taken from storage, never from bytes a peer sent (DESIGN §9).
  */
 import { decodeHeader, type Header } from '../format/header.ts'
@@ -23,8 +24,17 @@ export interface HeaderResolverDeps {
   readonly peer: SnapswarmPeer
   /** Bound on waiting for a final header that should be in storage (the switchover poll). */
   readonly pollMs: number
+  /** Delay before the next peer is also asked for a pending header (default HEADER_HEDGE_MS). */
+  readonly hedgeMs?: number
   readonly log: Logger
 }
+
+/** A silent peer delays a header lookup this long at most before the next one is asked too. */
+export const HEADER_HEDGE_MS = 250
+
+/** A peer's answer that ends the lookup: a valid pending header, or the upload finished or failed. */
+type Decisive = { status: 'OK'; peer: string; header: Header } | { status: 'USE_STORAGE' | 'UPLOAD_FAILED' }
+type PeerVerdict = Decisive | { status: 'MISS'; why: string }
 
 export class HeaderResolver {
   private readonly deps: HeaderResolverDeps
@@ -96,43 +106,95 @@ export class HeaderResolver {
     const announced = peer.directory.peersFor(id).map((e) => e.peer)
     const candidates = [...new Set([...announced, ...peer.node.connectedPeers()])]
     const tried: string[] = []
-    for (const p of candidates) {
-      let answer: Awaited<ReturnType<SnapswarmPeer['client']['getHeader']>>
-      try {
-        answer = await peer.client.getHeader(p, id, kind, { signal })
-      } catch (err) {
-        tried.push(`${p.slice(-8)}: ${(err as Error).message}`)
-        continue
-      }
-      if (answer.status === 'OK') {
-        let h: Header
-        try {
-          h = decodeHeader(answer.header)
-        } catch (err) {
-          tried.push(`${p.slice(-8)}: served an undecodable header (${(err as Error).message})`)
-          continue
-        }
-        // A peer's header is only a pending one for the build asked; anything else is ignored.
-        if (h.buildId !== id || !h.incomplete) {
-          tried.push(`${p.slice(-8)}: served a header for another build or without the pending flag`)
-          continue
-        }
-        board.set(id, 'pending')
-        // Its announcement may not have reached us yet: remember who serves it for the frame requests.
-        board.addHolder(id, p)
-        return h
-      }
-      if (answer.status === 'USE_STORAGE') {
-        board.set(id, 'uploaded')
-        return this.final(id, kind, signal)
-      }
-      if (answer.status === 'UPLOAD_FAILED') {
-        board.set(id, 'failed')
-        throw new UploadFailedError(id)
-      }
-      tried.push(`${p.slice(-8)}: ${answer.status}`)
+    const won = await this.race(candidates, (p, s) => this.askPeer(p, id, kind, s), tried, signal)
+    signal?.throwIfAborted()
+    if (won?.status === 'OK') {
+      board.set(id, 'pending')
+      // Its announcement may not have reached us yet: remember who serves it for the frame requests.
+      board.addHolder(id, won.peer)
+      return won.header
+    }
+    if (won?.status === 'USE_STORAGE') {
+      board.set(id, 'uploaded')
+      return this.final(id, kind, signal)
+    }
+    if (won?.status === 'UPLOAD_FAILED') {
+      board.set(id, 'failed')
+      throw new UploadFailedError(id)
     }
     throw new BuildUnavailableError(`build ${id} is not in storage and no peer serves it (${tried.join('; ') || 'no peers'})`)
+  }
+
+  /**
+   * Hedged: the first candidate is asked at once, the next one `hedgeMs` later or as soon as an earlier
+   * one fails, whichever comes first, so a silent peer costs `hedgeMs` instead of a stall timeout and
+   * a cluster is not asked all at once. The first decisive answer wins (a header, USE_STORAGE or
+   * UPLOAD_FAILED, whoever answers first) and the others are aborted; null when no candidate gave one
+   * (each one's reason is in `tried`).
+   */
+  private race(
+    candidates: readonly string[],
+    ask: (peer: string, signal: AbortSignal) => Promise<PeerVerdict>,
+    tried: string[],
+    signal?: AbortSignal,
+  ): Promise<Decisive | null> {
+    const losers = new AbortController()
+    const all = signal ? AbortSignal.any([signal, losers.signal]) : losers.signal
+    const hedgeMs = this.deps.hedgeMs ?? HEADER_HEDGE_MS
+    return new Promise((resolve) => {
+      let next = 0
+      let running = 0
+      let done = false
+      let timer: NodeJS.Timeout | undefined
+      const finish = (won: Decisive | null) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        losers.abort(new BuildUnavailableError('another peer answered first'))
+        resolve(won)
+      }
+      const launch = () => {
+        clearTimeout(timer)
+        if (done) return
+        if (next >= candidates.length || all.aborted) {
+          if (running === 0) finish(null)
+          return
+        }
+        const p = candidates[next++]
+        running++
+        ask(p, all)
+          .catch((err: unknown): PeerVerdict => ({ status: 'MISS', why: (err as Error).message }))
+          .then((v) => {
+            running--
+            if (v.status === 'MISS') {
+              tried.push(`${p.slice(-8)}: ${v.why}`)
+              launch()
+            } else finish(v)
+          })
+        if (next < candidates.length) timer = setTimeout(launch, hedgeMs)
+      }
+      launch()
+    })
+  }
+
+  /** One peer's answer, validated: a peer's header is only ever a pending one for the build asked. */
+  private async askPeer(p: string, id: BuildId, kind: FileKind, signal: AbortSignal): Promise<PeerVerdict> {
+    let answer: Awaited<ReturnType<SnapswarmPeer['client']['getHeader']>>
+    try {
+      answer = await this.deps.peer.client.getHeader(p, id, kind, { signal })
+    } catch (err) {
+      return { status: 'MISS', why: (err as Error).message }
+    }
+    if (answer.status === 'USE_STORAGE' || answer.status === 'UPLOAD_FAILED') return { status: answer.status }
+    if (answer.status !== 'OK') return { status: 'MISS', why: answer.status }
+    let h: Header
+    try {
+      h = decodeHeader(answer.header)
+    } catch (err) {
+      return { status: 'MISS', why: `served an undecodable header (${(err as Error).message})` }
+    }
+    if (h.buildId !== id || !h.incomplete) return { status: 'MISS', why: 'served a header for another build or without the pending flag' }
+    return { status: 'OK', peer: p, header: h }
   }
 
   /** `GET /v1/builds/{id}`: what this node knows of a build. */

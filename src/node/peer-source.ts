@@ -3,10 +3,12 @@
  * local framed copy; others from the peers that announce the build, one at a time, each with a
  * deadline and stall detection. NOT_AVAILABLE, BUSY, an error or a stall moves on to the next peer;
  * USE_STORAGE and UPLOAD_FAILED are recorded on the status board (the switchover's signals) and end
- * the peer attempt. A peer whose frame failed verification is never asked for that frame again.
+ * the peer attempt. A peer whose frame failed verification is never asked for that frame again;
+ * errors and corrupt frames also cost the peer a penalty that orders peers and decays over time.
  */
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
+import { InvalidArgumentError } from '../format/errors.ts'
 import type { PeerClient, PeerDirectory } from '../p2p/index.ts'
 import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
 import type { FrameRef, FrameSource } from '../read/source.ts'
@@ -16,7 +18,20 @@ import type { LocalBuilds } from './local-builds.ts'
 export interface PeerSourceOptions {
   readonly timeoutMs: number
   readonly stallMs: number
+  /** A peer's penalties halve every this many ms (default PENALTY_HALF_LIFE_MS). */
+  readonly penaltyHalfLifeMs?: number
 }
+
+/**
+ * Penalties order peers, they never exclude one (`distrusted` does that, per frame): a peer that had
+ * one transient error must not stay last forever, so penalties halve every 30 s. An error costs 1 and
+ * is forgotten after two half-lives (1 minute); a corrupt frame costs 10, forgotten in under 3 minutes.
+ */
+export const PENALTY_HALF_LIFE_MS = 30_000
+/** A decayed penalty below this counts as none, so a recovered peer ties with clean ones again. */
+const PENALTY_FLOOR = 0.25
+/** Peers with a penalty tracked at once: the cluster's size is the natural bound; this is a safety cap. */
+export const MAX_PENALIZED_PEERS = 1024
 
 const refKey = (r: FrameRef) => `${r.buildId}/${r.kind}/${r.codec}/${r.startC}/${r.sizeC}`
 
@@ -32,10 +47,12 @@ export class PeerFrameSource implements FrameSource {
   private readonly distrusted = new Map<string, Set<string>>()
   /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
   private readonly servedBy = new Map<string, string>()
-  private readonly score = new Map<string, number>()
+  /** Penalties for errors and corrupt frames, decaying over time: they order peers (fewest first). */
+  readonly penalties: PeerPenalties
 
   constructor(client: PeerClient, directory: PeerDirectory, board: BuildStatusBoard, local: LocalBuilds, opts: PeerSourceOptions) {
     this.batcher = new FrameBatcher(client, opts)
+    this.penalties = new PeerPenalties(opts.penaltyHalfLifeMs ?? PENALTY_HALF_LIFE_MS)
     this.directory = directory
     this.board = board
     this.local = local
@@ -49,7 +66,7 @@ export class PeerFrameSource implements FrameSource {
     const announced = this.directory.peersFor(ref.buildId).map((e) => e.peer)
     const peers = [...new Set([...announced, ...this.board.holdersOf(ref.buildId)])]
       .filter((p) => !bad?.has(p))
-      .sort((a, b) => (this.score.get(a) ?? 0) - (this.score.get(b) ?? 0))
+      .sort((a, b) => this.penalties.of(a) - this.penalties.of(b))
     for (const peer of peers) {
       signal.throwIfAborted()
       let answer: FrameAnswer
@@ -57,7 +74,7 @@ export class PeerFrameSource implements FrameSource {
         answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal)
       } catch {
         if (signal.aborted) throw signal.reason
-        this.score.set(peer, (this.score.get(peer) ?? 0) + 1)
+        this.penalties.add(peer, 1)
         continue
       }
       if (answer.status === 'OK') {
@@ -85,7 +102,7 @@ export class PeerFrameSource implements FrameSource {
     const set = this.distrusted.get(key) ?? new Set<string>()
     remember(this.distrusted, key, set)
     set.add(peer)
-    this.score.set(peer, (this.score.get(peer) ?? 0) + 10)
+    this.penalties.add(peer, 10)
   }
 
   /** This node's own pending (or recently uploaded) build, in the geometry it framed locally. */
@@ -104,6 +121,44 @@ export class PeerFrameSource implements FrameSource {
     } finally {
       await fh?.close()
     }
+  }
+}
+
+/**
+ * Each peer's penalty, decaying exponentially: stored with the time it was last changed and decayed
+ * lazily when read, so there is no timer. Bounded: past MAX_PENALIZED_PEERS, the peer penalised
+ * longest ago is forgotten first.
+ */
+export class PeerPenalties {
+  private readonly halfLifeMs: number
+  /** Least recently penalised first. */
+  private readonly byPeer = new Map<string, { value: number; at: number }>()
+
+  constructor(halfLifeMs: number) {
+    if (!(halfLifeMs > 0)) throw new InvalidArgumentError(`penalty half-life must be positive, found ${halfLifeMs}`)
+    this.halfLifeMs = halfLifeMs
+  }
+
+  /** The current (decayed) penalty of `peer`; 0 once it has decayed below PENALTY_FLOOR. */
+  of(peer: string): number {
+    const p = this.byPeer.get(peer)
+    if (!p) return 0
+    const value = p.value * 2 ** (-(performance.now() - p.at) / this.halfLifeMs)
+    if (value >= PENALTY_FLOOR) return value
+    this.byPeer.delete(peer)
+    return 0
+  }
+
+  add(peer: string, points: number): void {
+    const value = this.of(peer) + points
+    this.byPeer.delete(peer)
+    this.byPeer.set(peer, { value, at: performance.now() })
+    if (this.byPeer.size > MAX_PENALIZED_PEERS) this.byPeer.delete(this.byPeer.keys().next().value!)
+  }
+
+  /** Peers with a penalty still tracked. */
+  get size(): number {
+    return this.byPeer.size
   }
 }
 

@@ -63,7 +63,7 @@ export class ResumedFile {
   private readonly deps: ResumedFileDeps
   private active: Active
   private switching: Promise<void> | null = null
-  private unsubscribe: () => void
+  private unwatch: () => void
   private closed = false
   /** Aborted by close(): a switchover poll must not outlive the file (node stop would wait for it). */
   private readonly lifetime = new AbortController()
@@ -73,9 +73,10 @@ export class ResumedFile {
   private constructor(deps: ResumedFileDeps, reader: BuildReader) {
     this.deps = deps
     this.active = { reader, header: reader.header, inflight: 0, retired: false }
-    this.unsubscribe = deps.board.subscribe((id, state) => {
+    // Watching also keeps the build's state and holders on the board while the file is open.
+    this.unwatch = deps.board.watch(deps.buildId, (state) => {
       // Proactive switch: readers move to storage as soon as the cluster says the upload finished.
-      if (id === deps.buildId && state === 'uploaded' && this.pending) this.switchInBackground()
+      if (state === 'uploaded' && this.pending) this.switchInBackground()
     })
   }
 
@@ -167,7 +168,7 @@ export class ResumedFile {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.unsubscribe()
+    this.unwatch()
     this.lifetime.abort(new BuildUnavailableError('build file closed'))
     await this.switching?.catch(() => {})
     this.active.retired = true

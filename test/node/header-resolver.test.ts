@@ -1,0 +1,163 @@
+/**
+ * Header lookup from peers (review item: peers were asked one after another, so a silent first peer
+ * cost a whole stall timeout). Real peers on 127.0.0.1, the real client, directory, board and fs
+ * object storage; only the content each peer serves is in memory.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { FrameTable } from '../../src/format/frame-table.ts'
+import { encodeHeader, type Header } from '../../src/format/header.ts'
+import { singleLayerHeader } from '../../src/format/mapping.ts'
+import type { BuildId } from '../../src/format/types.ts'
+import { silentLogger } from '../../src/obs/log.ts'
+import { createRegistry } from '../../src/obs/metrics.ts'
+import { BuildStatusBoard } from '../../src/node/build-status.ts'
+import { HeaderResolver } from '../../src/node/header-resolver.ts'
+import { LocalBuilds } from '../../src/node/local-builds.ts'
+import { BuildUnavailableError, UploadFailedError } from '../../src/node/resumed-file.ts'
+import { headerObjectName } from '../../src/read/open.ts'
+import { FsStore } from '../../src/storage/fs-store.ts'
+import { newId } from '../read/helpers.ts'
+import { startPeer, stopPeers, type TestPeer, waitFor } from '../p2p/helpers.ts'
+
+/** Far above what the test allows a lookup: asking peers one after another would wait for this. */
+const STALL_MS = 10_000
+const HEDGE_MS = 100
+
+function header(id: BuildId, incomplete: boolean): Header {
+  const info = { buildId: id, fileSize: 8192, sha256: new Uint8Array(randomBytes(32)), frames: FrameTable.fromSizes('zstd', [{ sizeU: 8192, sizeC: 120 }]) }
+  return singleLayerHeader({ buildId: id, blockSize: 4096, info, incomplete })
+}
+
+const serve = (p: TestPeer, id: BuildId, bytes: Uint8Array) => p.provider.headers.set(`${id}/memfile`, { header: bytes, pending: true })
+
+let silent: TestPeer
+let good: TestPeer
+let odd: TestPeer
+let reader: TestPeer
+let store: FsStore
+let storeDir: string
+const registry = createRegistry()
+/** While `silence` is on, the silent peer answers nothing until the tests end (released in `after`). */
+let release: () => void
+let silence = false
+let silentAsked = 0
+
+before(async () => {
+  // Its server must not give up on its own provider before the reader would (the default stall is 2 s).
+  silent = await startPeer({ server: { stallMs: STALL_MS, timeoutMs: 2 * STALL_MS } })
+  const gate = new Promise<void>((r) => {
+    release = r
+  })
+  silent.provider.getHeader = async () => {
+    silentAsked++
+    if (silence) await gate
+    return { status: 'NOT_AVAILABLE' }
+  }
+  good = await startPeer()
+  odd = await startPeer()
+  reader = await startPeer({ bootstrap: [...silent.addrs(), ...good.addrs(), ...odd.addrs()], client: { stallMs: STALL_MS, timeoutMs: 2 * STALL_MS }, registry })
+  storeDir = await mkdtemp(join(tmpdir(), 'snapswarm-resolver-'))
+  store = await FsStore.open(storeDir)
+})
+
+after(async () => {
+  release()
+  await store.close()
+  await stopPeers(silent, good, odd, reader)
+  await rm(storeDir, { recursive: true, force: true })
+})
+
+function resolver(board = new BuildStatusBoard()): HeaderResolver {
+  return new HeaderResolver({ store, builds: new LocalBuilds(reader.dataDir), board, peer: reader, pollMs: 2000, hedgeMs: HEDGE_MS, log: silentLogger })
+}
+
+async function headerRequests(outcome: string): Promise<number> {
+  const m = await registry.getSingleMetric('snapswarm_peer_requests_total')!.get()
+  return m.values.filter((v) => v.labels.protocol === 'header' && v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0)
+}
+
+test('the first peer (announcing the build) is silent: the lookup completes from another peer within the hedge delay, the silent request is aborted', async () => {
+  const id = newId()
+  serve(good, id, encodeHeader(header(id, true)))
+  // The silent peer announces the build, so it is the first candidate; the good one is only connected.
+  silent.announcer.announce({ buildId: id, state: 'pending', memfileSize: 8192, rootfsSize: 0 })
+  await waitFor(() => reader.directory.peersFor(id).length === 1, 3000, 'the announcement')
+  const errorsBefore = await headerRequests('error')
+  const askedBefore = silentAsked
+  const board = new BuildStatusBoard()
+
+  silence = true
+  const t0 = performance.now()
+  const h = await resolver(board).initial(id, 'memfile', AbortSignal.timeout(3 * STALL_MS))
+  const ms = performance.now() - t0
+  silence = false
+
+  assert.ok(ms < 2000, `lookup took ${ms.toFixed(0)} ms; a silent first peer must cost the hedge delay (${HEDGE_MS} ms), not its stall timeout (${STALL_MS} ms)`)
+  assert.equal(h.buildId, id)
+  assert.equal(h.incomplete, true)
+  assert.equal(silentAsked, askedBefore + 1, 'the silent peer was asked first')
+  assert.equal(board.get(id), 'pending')
+  assert.deepEqual(board.holdersOf(id), [good.peerId], 'the peer that served the header serves the frames')
+  // The loser's request ends now (aborted), not when its stall timeout fires.
+  const end = Date.now() + 2000
+  while ((await headerRequests('error')) < errorsBefore + 1) {
+    assert.ok(Date.now() < end, 'the silent peer request was not aborted')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  silent.announcer.withdraw(id)
+})
+
+test('every answer is still validated: undecodable, another build, no pending flag are skipped and reported', async () => {
+  const id = newId()
+  const other = newId()
+  serve(good, id, encodeHeader(header(id, false))) // a final header: never taken from a peer
+  serve(odd, id, encodeHeader(header(other, true))) // a pending header of another build
+  await assert.rejects(resolver().initial(id, 'memfile'), (err: Error) => {
+    assert.ok(err instanceof BuildUnavailableError, err.message)
+    assert.match(err.message, /another build or without the pending flag.*another build or without the pending flag/)
+    return true
+  })
+  serve(odd, id, new Uint8Array(randomBytes(200)))
+  await assert.rejects(resolver().initial(id, 'memfile'), /undecodable header/)
+
+  // A valid answer that comes later than invalid ones still wins.
+  serve(good, id, encodeHeader(header(id, true)))
+  const h = await resolver().initial(id, 'memfile')
+  assert.equal(h.buildId, id)
+  assert.equal(h.incomplete, true)
+})
+
+test('UPLOAD_FAILED is a clear error at once; USE_STORAGE loads the final header from storage', async () => {
+  const failed = newId()
+  good.provider.statusOf.set(failed, 'UPLOAD_FAILED')
+  const board = new BuildStatusBoard()
+  await assert.rejects(resolver(board).initial(failed, 'memfile', undefined, 5000), UploadFailedError)
+  assert.equal(board.get(failed), 'failed')
+
+  const done = newId()
+  good.provider.statusOf.set(done, 'USE_STORAGE')
+  odd.provider.headers.set(`${done}/memfile`, { header: encodeHeader(header(done, true)), pending: true })
+  // The peer with the pending header answers later than the one that says the upload finished.
+  const slowOdd = odd.provider.getHeader.bind(odd.provider)
+  odd.provider.getHeader = async (...args) => {
+    await new Promise((r) => setTimeout(r, 300))
+    return slowOdd(...args)
+  }
+  const final = encodeHeader(header(done, false))
+  // The final header lands in storage only after the peers were asked: the resolver polls for it.
+  const stored = new Promise((r) => setTimeout(r, 150)).then(() => store.put(headerObjectName(done, 'memfile'), final))
+  try {
+    const h = await resolver(board).initial(done, 'memfile')
+    await stored
+    assert.equal(h.incomplete, false, 'the final header, from storage')
+    assert.equal(h.buildId, done)
+    assert.equal(board.get(done), 'uploaded')
+  } finally {
+    odd.provider.getHeader = slowOdd
+  }
+})

@@ -1,0 +1,112 @@
+/**
+ * The peer slot's penalties (review item: a peer with one transient error was deprioritised forever):
+ * penalties decay, the map is bounded, and the per-frame `distrusted` exclusion is kept. The
+ * integration test runs real peers on 127.0.0.1 with the real client, batcher and board.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { FileKind } from '../../src/format/types.ts'
+import { BuildStatusBoard } from '../../src/node/build-status.ts'
+import { LocalBuilds } from '../../src/node/local-builds.ts'
+import { MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/node/peer-source.ts'
+import type { FrameRef } from '../../src/read/source.ts'
+import { equalBytes, startPeer, stopPeers, type TestPeer, waitFor } from '../p2p/helpers.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+test('penalties: accumulate, halve every half-life, drop to 0 below the floor', async () => {
+  const p = new PeerPenalties(100)
+  assert.equal(p.of('a'), 0)
+  p.add('a', 10)
+  assert.ok(p.of('a') > 9 && p.of('a') <= 10, `fresh penalty ${p.of('a')}`)
+  p.add('b', 1)
+  p.add('b', 1)
+  assert.ok(p.of('b') > 1.9 && p.of('b') <= 2, `two errors ${p.of('b')}`)
+  await sleep(250)
+  // At least 2.5 half-lives have passed: 10 → at most 1.77.
+  assert.ok(p.of('a') <= 10 * 2 ** -2.5, `after 250 ms: ${p.of('a')}`)
+  // 10 falls below the 0.25 floor after ~5.3 half-lives; then it is forgotten, not just small.
+  await waitFor(() => p.of('a') === 0, 3000, 'the corrupt-frame penalty to decay away')
+  await waitFor(() => p.of('b') === 0, 3000, 'the error penalties to decay away')
+  assert.equal(p.size, 0)
+  assert.throws(() => new PeerPenalties(0), /half-life must be positive/)
+})
+
+test('penalties: at most MAX_PENALIZED_PEERS tracked; the peer penalised longest ago goes first', () => {
+  const p = new PeerPenalties(60_000)
+  for (let i = 0; i < MAX_PENALIZED_PEERS + 10; i++) p.add(`peer-${i}`, 1)
+  assert.equal(p.size, MAX_PENALIZED_PEERS)
+  for (let i = 0; i < 10; i++) assert.equal(p.of(`peer-${i}`), 0, `peer-${i} should be forgotten`)
+  assert.ok(p.of(`peer-${MAX_PENALIZED_PEERS + 9}`) > 0.99)
+  // Penalising an old peer again moves it to the young end: it survives the next evictions.
+  p.add('peer-10', 1)
+  for (let i = 0; i < 5; i++) p.add(`late-${i}`, 1)
+  assert.ok(p.of('peer-10') > 1.99)
+  assert.equal(p.of('peer-11'), 0)
+})
+
+test('a peer that served a corrupt frame is asked last, then again once its penalty decays; never for that frame', async () => {
+  const peers: TestPeer[] = []
+  try {
+    const a = await startPeer()
+    const b = await startPeer()
+    peers.push(a, b)
+    const reader = await startPeer({ bootstrap: [...a.addrs(), ...b.addrs()] })
+    peers.push(reader)
+    const kind: FileKind = 'memfile'
+    const frameSize = 4096
+    const { buildId, ranges, data } = a.provider.addBuild(kind, 4, frameSize)
+    b.provider.data.set(`${buildId}/${kind}`, data)
+    b.provider.codecs.set(`${buildId}/${kind}`, 'zstd')
+
+    const board = new BuildStatusBoard()
+    // Holders (not announcements) so the order is known: A first, B second, when neither is penalised.
+    board.addHolder(buildId, a.peerId)
+    board.addHolder(buildId, b.peerId)
+    const source = new PeerFrameSource(reader.client, reader.directory, board, new LocalBuilds(reader.dataDir), {
+      timeoutMs: 5000,
+      stallMs: 2000,
+      penaltyHalfLifeMs: 100,
+    })
+    const ref = (i: number): FrameRef => ({ buildId, kind, codec: 'zstd', startU: i * frameSize, sizeU: frameSize, ...ranges[i] })
+    const fetch = async (i: number) => {
+      const bytes = await source.fetch(ref(i), AbortSignal.timeout(5000))
+      assert.ok(bytes && equalBytes(bytes, data.subarray(ranges[i].startC, ranges[i].startC + ranges[i].sizeC)), `frame ${i}`)
+    }
+    const calls = () => [a.provider.calls, b.provider.calls]
+
+    await fetch(0)
+    assert.deepEqual(calls(), [1, 0], 'A is asked first')
+    source.penalize(ref(0)) // the fetcher found A's copy of frame 0 corrupt
+    assert.ok(source.penalties.of(a.peerId) > 5)
+
+    await fetch(1)
+    assert.deepEqual(calls(), [1, 1], 'penalised A goes after B')
+    await fetch(0)
+    assert.deepEqual(calls(), [1, 2], 'frame 0 comes from B')
+
+    await waitFor(() => source.penalties.of(a.peerId) === 0, 3000, "A's penalty to decay")
+    await fetch(2)
+    assert.deepEqual(calls(), [2, 2], 'A is first again once its penalty decayed')
+    await fetch(0)
+    assert.deepEqual(calls(), [2, 3], 'A is still never asked for the frame it corrupted')
+
+    // An error (a holder that cannot be reached) costs 1, also decaying.
+    const gone = await startPeer()
+    await stopPeers(gone)
+    const other = new BuildStatusBoard()
+    other.addHolder(buildId, gone.peerId)
+    other.addHolder(buildId, b.peerId)
+    const fresh = new PeerFrameSource(reader.client, reader.directory, other, new LocalBuilds(reader.dataDir), {
+      timeoutMs: 2000,
+      stallMs: 1000,
+      penaltyHalfLifeMs: 300,
+    })
+    const bytes = await fresh.fetch(ref(3), AbortSignal.timeout(5000))
+    assert.ok(bytes && equalBytes(bytes, data.subarray(ranges[3].startC, ranges[3].startC + ranges[3].sizeC)))
+    assert.ok(fresh.penalties.of(gone.peerId) > 0.5, 'the unreachable peer is penalised')
+    await waitFor(() => fresh.penalties.of(gone.peerId) === 0, 3000, 'the error penalty to decay')
+  } finally {
+    await stopPeers(...peers)
+  }
+})
