@@ -30,7 +30,7 @@ import { type LocalBuild, LocalBuilds } from './local-builds.ts'
 import { PauseManager, parsePauseRequest } from './pause.ts'
 import { PeerFrameSource } from './peer-source.ts'
 import { LocalBuildProvider } from './provider.ts'
-import { OpenFiles } from './open-files.ts'
+import { type FileHandleLike, OpenFiles } from './open-files.ts'
 
 /** How long a read waits for a build that is not visible yet (its origin still framing it, its announcement on the way). */
 const VISIBILITY_WAIT_MS = 10_000
@@ -218,6 +218,15 @@ export class SnapswarmNode {
     }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
     timer.unref()
     return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, shared, timer }, builds, log })
+  }
+
+  /**
+   * Open a build file for lazy reads, in process: the same path as `GET /v1/builds/{id}/{kind}`
+   * (local cache → peers → shared cache → storage, switchover included), for a host that embeds the
+   * node (e.g. the page-fault handler of a resumed VM). Close the handle when done.
+   */
+  openRead(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<FileHandleLike> {
+    return this.parts.files.open(id, kind, signal)
   }
 
   /** Wait for a build this node originated to leave `pending` (tests, the demo). */

@@ -6,8 +6,9 @@
  *
  * Requests queue for one macrotask and leave as one batch per (peer, build, file, codec), at most
  * MAX_BATCH frames. The batch is shared: it runs with its own signal, aborted only when every waiter
- * gave up, so one reader's abort never fails the others (DESIGN §7). Answers are per batch: a status
- * other than OK, or an error, reaches every waiter of that batch.
+ * gave up, so one reader's abort never fails the others (DESIGN §7). A frame reaches its waiter as
+ * soon as it arrives; a status other than OK reaches every waiter, an error every waiter whose frame
+ * had not arrived yet.
  */
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { FrameRange, PeerClient } from '../p2p/index.ts'
@@ -92,13 +93,21 @@ export class FrameBatcher {
     // Sorted by offset: the origin reads its local file forward.
     const waiters = [...p.waiters].sort((a, b) => a.range.startC - b.range.startC)
     const abort = new AbortController()
+    const arrived = new Set<number>()
     const maybeAbort = () => {
-      if (waiters.every((w) => w.signal.aborted)) abort.abort(new Error('every reader of this batch gave up'))
+      // Nobody left who still needs a frame of this batch: the rest of the transfer is waste.
+      if (waiters.every((w, i) => w.signal.aborted || arrived.has(i))) abort.abort(new Error('every reader of this batch gave up'))
     }
     for (const w of waiters) w.signal.addEventListener('abort', maybeAbort, { once: true })
     const ranges = waiters.map((w) => w.range)
+    // Each waiter gets its frame as soon as it is in, not when the whole batch is: verification of
+    // frame 0 overlaps the transfer of the rest (a waiter settles once; later calls are no-ops).
+    const onFrame = (i: number, bytes: Uint8Array) => {
+      arrived.add(i)
+      waiters[i].resolve({ status: 'OK', bytes })
+    }
     this.client
-      .getFrames(p.peer, p.buildId, p.kind, p.codec, ranges, { signal: abort.signal, timeoutMs: this.opts.timeoutMs, stallMs: this.opts.stallMs })
+      .getFrames(p.peer, p.buildId, p.kind, p.codec, ranges, { signal: abort.signal, timeoutMs: this.opts.timeoutMs, stallMs: this.opts.stallMs, onFrame })
       .then(
         (answer) => {
           waiters.forEach((w, i) => {

@@ -123,6 +123,14 @@ test('a child of a build still pending on another node is paused there and read 
     await waitFor('child pending on the reader', async () => (await state(reader, child)) === 'pending')
     assert.equal(await state(reader, parent), 'pending', 'the parent is still pending while the child is read')
     assert.ok((await read(reader, child, 0, expected.byteLength - 1)).equals(expected))
+    // The same file in process (SnapswarmNode.openRead, what an embedding host calls), an unaligned range.
+    const f = await reader.openRead(child, 'memfile')
+    try {
+      assert.equal(f.size, expected.byteLength)
+      assert.ok(Buffer.from(await f.read(MiB + 123, 5 * MiB)).equals(expected.subarray(MiB + 123, 6 * MiB + 123)))
+    } finally {
+      await f.close()
+    }
     await waitFor('both uploaded', async () => (await state(reader, child)) === 'uploaded' && (await state(reader, parent)) === 'uploaded', 60_000)
     assert.ok((await read(reader, child, 3 * MiB, 7 * MiB - 1)).equals(expected.subarray(3 * MiB, 7 * MiB)))
   } finally {

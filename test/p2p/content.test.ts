@@ -48,6 +48,31 @@ describe('content protocols, two nodes', () => {
     for (const [i, r] of wanted.entries()) assert.ok(equalBytes(res.frames[i], data.subarray(r.startC, r.startC + r.sizeC)), `frame ${i}`)
   })
 
+  it('hands each frame to onFrame as soon as it is in, before the rest of the batch', async () => {
+    const { buildId, ranges, data } = a.provider.addBuild('memfile', 4, 200 * KiB)
+    let open!: () => void
+    a.provider.holdFrom = { index: 2, gate: new Promise<void>((r) => (open = r)) }
+    const got: number[] = []
+    try {
+      const call = b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges, {
+        onFrame: (i, bytes) => {
+          assert.ok(equalBytes(bytes, data.subarray(ranges[i].startC, ranges[i].startC + ranges[i].sizeC)), `frame ${i}`)
+          got.push(i)
+        },
+      })
+      // Frames 0 and 1 arrive while the server still waits for frame 2: the call has not returned.
+      await waitFor(() => got.length === 2, 5000, 'frames 0 and 1 ahead of the held frame 2')
+      assert.deepEqual(got, [0, 1])
+      open()
+      const res = await call
+      assert.deepEqual(got, [0, 1, 2, 3])
+      assert.ok(res.status === 'OK' && equalBytes(Buffer.concat(res.frames), data))
+    } finally {
+      a.provider.holdFrom = undefined
+      open()
+    }
+  })
+
   it('sends the codec with a frames request: a copy of another codec is NOT_AVAILABLE, not same-offset bytes', async () => {
     // A raw copy "has" every in-bounds range; only the codec tells a raw chunk from a zstd frame.
     const { buildId, ranges, data } = a.provider.addBuild('memfile', 2, 4 * KiB, true, 'none')

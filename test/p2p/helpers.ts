@@ -18,6 +18,8 @@ export class MemoryProvider implements PeerContentProvider {
   /** The codec each getFrames call was asked for (undefined = the client did not say). */
   readonly askedCodecs: (CodecName | undefined)[] = []
   hold: Promise<void> | undefined
+  /** Frames from `index` on (within a batch) wait for `gate`: the earlier ones are served at once. */
+  holdFrom: { index: number; gate: Promise<void> } | undefined
   calls = 0
 
   /** A build with a random compressed data file cut into `frames` frames of `frameSize` bytes. */
@@ -49,6 +51,7 @@ export class MemoryProvider implements PeerContentProvider {
     if (codec !== undefined && codec !== this.codecs.get(`${buildId}/${kind}`)) return { status: 'NOT_AVAILABLE' }
     const frame = async (i: number): Promise<Uint8Array> => {
       await this.hold
+      if (this.holdFrom && i >= this.holdFrom.index) await this.holdFrom.gate
       return data.subarray(ranges[i].startC, ranges[i].startC + ranges[i].sizeC)
     }
     return { status: 'OK', batch: { frame } }

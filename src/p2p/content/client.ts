@@ -14,7 +14,7 @@ import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { WireStream } from '../wire/stream.ts'
 import { Watchdog } from '../wire/watchdog.ts'
-import type { BlobResult, FrameRange, FramesResult, HeaderResult, RequestOptions } from './index.ts'
+import type { BlobResult, FrameRange, FramesRequestOptions, FramesResult, HeaderResult, RequestOptions } from './index.ts'
 
 export interface PeerClientOptions {
   stallMs?: number
@@ -66,7 +66,7 @@ export class PeerClient {
     kind: FileKind,
     codec: CodecName,
     ranges: readonly FrameRange[],
-    opts: RequestOptions = {},
+    opts: FramesRequestOptions = {},
   ): Promise<FramesResult> {
     const problem = M.batchProblem(ranges, this.maxBatchBytes)
     if (problem) throw new InvalidArgumentError(`getFrames: ${problem}`)
@@ -81,7 +81,11 @@ export class PeerClient {
       const mismatch = res.lengths.length !== frames.length || res.lengths.some((n, i) => n !== frames[i].sizeC)
       if (mismatch) throw new PeerProtocolError(`FramesResponse: lengths [${res.lengths.slice(0, 8)}] do not match the ${frames.length} frames asked for`)
       const out: Uint8Array[] = []
-      for (const n of res.lengths) out.push(await wire.readExact(n))
+      for (const [i, n] of res.lengths.entries()) {
+        const bytes = await wire.readExact(n)
+        out.push(bytes)
+        opts.onFrame?.(i, bytes)
+      }
       return { status, frames: out }
     })
   }

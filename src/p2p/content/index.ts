@@ -17,9 +17,10 @@ export interface FrameRange {
 export type HeaderAnswer = { status: 'OK'; header: Uint8Array; pending: boolean } | { status: NotOk }
 
 /**
- * A batch the provider agreed to serve. The server pulls one frame at a time and sends it with
- * backpressure before asking for the next, so a batch is never held in memory whole; `frame(i)` must
- * return exactly `ranges[i].sizeC` bytes (the server resets the stream otherwise).
+ * A batch the provider agreed to serve. The server asks for frame i+1 while it sends frame i with
+ * backpressure (the read overlaps the wire), so at most two frames of a batch are held at once, never
+ * the whole batch; `frame(i)` must return exactly `ranges[i].sizeC` bytes (the server resets the
+ * stream otherwise). `release` is called after the last `frame` call has settled.
  */
 export interface FrameBatch {
   frame(index: number, signal: AbortSignal): Promise<Uint8Array>
@@ -51,6 +52,15 @@ export interface RequestOptions {
   timeoutMs?: number
   /** Fail when the peer sends nothing for this long. */
   stallMs?: number
+}
+
+export interface FramesRequestOptions extends RequestOptions {
+  /**
+   * Called with each frame as soon as its bytes are in, before the rest of the batch: a reader can
+   * verify and use frame 0 while frames 1..n are on the wire. A frame is only ever handed over whole
+   * (exactly the length announced); a later failure of the batch rejects the call as usual.
+   */
+  onFrame?: (index: number, bytes: Uint8Array) => void
 }
 
 export type HeaderResult = HeaderAnswer

@@ -131,10 +131,17 @@ export class ContentServer {
       await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire(ans.status), lengths: [] }))
       return ans.status
     }
+    // The next frame is read while this one is sent: the provider's disk read overlaps the wire.
+    let next: Promise<Uint8Array> | undefined
     try {
       const header = M.FramesResponse.encode({ status: M.statusToWire('OK'), lengths: ranges.map((r) => r.sizeC) })
+      next = ans.batch.frame(0, signal)
       for (const [i, r] of ranges.entries()) {
-        const bytes = await ans.batch.frame(i, signal)
+        const bytes = await next
+        if (i + 1 < ranges.length) {
+          next = ans.batch.frame(i + 1, signal)
+          next.catch(() => {}) // observed by the await above on the next turn; unobserved if this one fails
+        }
         if (bytes.byteLength !== r.sizeC) {
           throw new InvalidArgumentError(`provider returned ${bytes.byteLength} bytes for frame ${i} (startC ${r.startC}), expected ${r.sizeC}`)
         }
@@ -143,6 +150,7 @@ export class ContentServer {
         this.bytes.inc({ protocol: 'frames' }, bytes.byteLength)
       }
     } finally {
+      await next?.catch(() => {}) // no read of the batch still running when it is released
       ans.batch.release?.()
     }
     return 'OK'
