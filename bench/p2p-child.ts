@@ -4,7 +4,7 @@
  * same bytes to each connection, for the baseline. Prints one JSON line with its addresses, then
  * serves until killed.
  */
-import { randomBytes } from 'node:crypto'
+import { createCipheriv, createSecretKey, randomBytes } from 'node:crypto'
 import { mkdtemp } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -17,6 +17,8 @@ interface ChildConfig {
   noiseCrypto: 'node' | 'default'
   clusterKey?: string
   coalesceWrites?: boolean
+  /** Hex key of the sealed-TCP ceiling server (see sealedTcp in p2p-throughput.ts). */
+  sealKey: string
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as ChildConfig
@@ -47,5 +49,40 @@ const tcp = createServer((sock) => {
 await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve))
 const port = (tcp.address() as { port: number }).port
 
-process.stdout.write(`${JSON.stringify({ addrs: peer.addrs(), peerId: peer.peerId, tcpPort: port })}\n`)
+// The ceiling of any encrypted transport in JS here: the same bytes as Noise-sized ChaCha20-Poly1305
+// messages (2-byte length, ciphertext, tag; 8-byte counter nonce) written straight to a socket, corked
+// per 16 messages: no handshake, no muxer, no framing objects, no copies. Read by sealedTcp() in the bench.
+const SEAL_MSG = 65535 - 16
+const sealKey = createSecretKey(Buffer.from(cfg.sealKey, 'hex'))
+const sealed = createServer((sock) => {
+  sock.on('error', () => {})
+  const nonce = Buffer.alloc(12)
+  let off = 0
+  let n = 0
+  const pump = (): void => {
+    while (off < data.byteLength) {
+      sock.cork()
+      for (let k = 0; k < 16 && off < data.byteLength; k++) {
+        const msg = data.subarray(off, Math.min(off + SEAL_MSG, data.byteLength))
+        off += msg.byteLength
+        nonce.writeUInt32LE(n++, 4)
+        const c = createCipheriv('chacha20-poly1305', sealKey, nonce, { authTagLength: 16 })
+        const len = Buffer.allocUnsafe(2)
+        len.writeUInt16BE(msg.byteLength + 16)
+        sock.write(len)
+        sock.write(c.update(msg))
+        c.final()
+        sock.write(c.getAuthTag())
+      }
+      sock.uncork()
+      if (sock.writableNeedDrain) return void sock.once('drain', pump)
+    }
+    sock.end()
+  }
+  pump()
+})
+await new Promise<void>((resolve) => sealed.listen(0, '127.0.0.1', resolve))
+const sealedPort = (sealed.address() as { port: number }).port
+
+process.stdout.write(`${JSON.stringify({ addrs: peer.addrs(), peerId: peer.peerId, tcpPort: port, sealedPort })}\n`)
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => process.exit(0))

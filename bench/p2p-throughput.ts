@@ -16,7 +16,7 @@
  * node flags for the serving child only: BENCH_P2P_CHILD_ARGS='--trace-gc'.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createCipheriv, createSecretKey, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -44,6 +44,7 @@ interface Running extends Variant {
   child: ChildProcess
   childPeer: string
   tcpPort: number
+  sealedPort: number
   peer: SnapswarmPeer
   bestSecs: number
   bestCpuMs: number
@@ -72,17 +73,22 @@ export async function p2pThroughputBench(sizeMiB = Number(process.env.BENCH_P2P_
     for (const v of VARIANTS.filter((x) => !wanted || wanted.includes(x.name))) running.push(await startVariant(v, v.clusterKey ? key : undefined, sizeMiB, dir))
     const bytes = sizeMiB * MiB
     let tcpSecs = Number.POSITIVE_INFINITY
+    let sealedSecs = Number.POSITIVE_INFINITY
     for (let r = 0; r < rounds; r++) {
       aead = Math.max(aead, aeadThroughput())
       tcpSecs = Math.min(tcpSecs, await rawTcp(running[0].tcpPort, bytes))
+      sealedSecs = Math.min(sealedSecs, await sealedTcp(running[0].sealedPort, bytes, SEAL_KEY))
       for (const v of running) await measure(v, bytes)
     }
     emit('aead_chacha20poly1305_1core_throughput', aead, 'MB/s', null)
     emit('raw_tcp_2proc_throughput', bytes / tcpSecs / MB, 'MB/s', null)
+    // What a transport with nothing but the cipher reaches between two processes here: the ceiling of the target.
+    emit('sealed_tcp_ceiling_2proc_vs_aead', bytes / sealedSecs / MB, 'MB/s', aead, '>= 0.7')
     for (const v of running) {
       const rate = bytes / v.bestSecs / MB
       emit(`p2p_frames_${v.name}_vs_raw_tcp`, rate, 'MB/s', bytes / tcpSecs / MB)
       emit(`p2p_frames_${v.name}_vs_aead`, rate, 'MB/s', aead, '>= 0.7')
+      emit(`p2p_frames_${v.name}_vs_sealed_tcp_ceiling`, rate, 'MB/s', bytes / sealedSecs / MB)
       emit(`p2p_frames_${v.name}_cpu_vs_default`, v.bestCpuMs / sizeMiB, 'cpu ms/MiB', running[0].bestCpuMs / sizeMiB)
     }
   } finally {
@@ -97,14 +103,14 @@ export async function p2pThroughputBench(sizeMiB = Number(process.env.BENCH_P2P_
 
 async function startVariant(v: Variant, key: Buffer | undefined, sizeMiB: number, dir: string): Promise<Running> {
   const coalesceWrites = v.coalesce ?? true
-  const { proc, info } = await spawnChild({ sizeMiB, noiseCrypto: v.noiseCrypto, clusterKey: key?.toString(), coalesceWrites }, v.gcFlag ? [`--${GC_FLAG}`] : [])
+  const { proc, info } = await spawnChild({ sizeMiB, noiseCrypto: v.noiseCrypto, clusterKey: key?.toString(), coalesceWrites, sealKey: SEAL_KEY_HEX }, v.gcFlag ? [`--${GC_FLAG}`] : [])
   const notHere = async () => ({ status: 'NOT_AVAILABLE' as const })
   const provider = { getHeader: notHere, getFrames: notHere, getBlob: notHere }
   const peer = await createSnapswarmPeer({ dataDir: join(dir, v.name), provider, noiseCrypto: v.noiseCrypto, clusterKey: key, coalesceWrites })
   await peer.start()
   await peer.node.dial(info.addrs[0])
   const inf = Number.POSITIVE_INFINITY
-  return { ...v, child: proc, childPeer: info.peerId, tcpPort: info.tcpPort, peer, bestSecs: inf, bestCpuMs: inf }
+  return { ...v, child: proc, childPeer: info.peerId, tcpPort: info.tcpPort, sealedPort: info.sealedPort, peer, bestSecs: inf, bestCpuMs: inf }
 }
 
 /** One fetch of `bytes`; keeps the best wall time and the least CPU (this process + the child). */
@@ -161,6 +167,47 @@ function rawTcp(port: number, bytes: number): Promise<number> {
   })
 }
 
+const SEAL_KEY_HEX = randomBytes(32).toString('hex')
+const SEAL_KEY = createSecretKey(Buffer.from(SEAL_KEY_HEX, 'hex'))
+
+/**
+ * Seconds to receive and open `bytes` sent by the child's sealed server (p2p-child.ts): reads straight
+ * into one reused buffer (`onread`), opens each message where it lies; only a message cut by the read
+ * boundary is moved to the front. Every message is authenticated (final() throws on a bad tag).
+ */
+function sealedTcp(port: number, bytes: number, key: KeyObject): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const buf = Buffer.allocUnsafe(4 * MiB)
+    const nonce = Buffer.alloc(12)
+    let have = 0
+    let got = 0
+    let n = 0
+    const onread = (nread: number): boolean => {
+      have += nread
+      let p = 0
+      while (have - p >= 2) {
+        const len = buf.readUInt16BE(p)
+        if (have - p - 2 < len) break
+        nonce.writeUInt32LE(n++, 4)
+        const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 })
+        d.setAuthTag(buf.subarray(p + len - 14, p + 2 + len))
+        got += d.update(buf.subarray(p + 2, p + len - 14)).byteLength
+        d.final()
+        p += 2 + len
+      }
+      if (p > 0) {
+        buf.copy(buf, 0, p, have)
+        have -= p
+      }
+      return true
+    }
+    const sock = connect({ port, host: '127.0.0.1', onread: { buffer: () => buf.subarray(have), callback: onread } })
+    sock.on('error', reject)
+    sock.on('end', () => (got === bytes ? resolve((performance.now() - t0) / 1000) : reject(new Error(`sealed tcp opened ${got} of ${bytes} bytes`))))
+  })
+}
+
 /** Single-core seal rate of 64 KiB messages (Noise's message size), key imported once, for 300 ms. */
 function aeadThroughput(): number {
   const [key, nonce, ad, msg] = [createSecretKey(randomBytes(32)), randomBytes(12), randomBytes(32), randomBytes(65519)]
@@ -177,7 +224,7 @@ function aeadThroughput(): number {
   return n / ((performance.now() - t0) / 1000) / MB
 }
 
-async function spawnChild(cfg: object, flags: string[]): Promise<{ proc: ChildProcess; info: { addrs: string[]; peerId: string; tcpPort: number } }> {
+async function spawnChild(cfg: object, flags: string[]): Promise<{ proc: ChildProcess; info: { addrs: string[]; peerId: string; tcpPort: number; sealedPort: number } }> {
   const script = fileURLToPath(new URL('./p2p-child.ts', import.meta.url))
   const nodeArgs = [...flags, ...(process.env.BENCH_P2P_CHILD_ARGS?.split(' ').filter(Boolean) ?? [])]
   const proc = spawn(process.execPath, [...nodeArgs, script, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] })
