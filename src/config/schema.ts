@@ -7,6 +7,8 @@ import { z } from 'zod'
 import { compressionConfigSchema } from './compression.ts'
 
 const MiB = 1024 * 1024
+/** Compressed frames are ~4x smaller (DESIGN §10): 5 GiB holds about what the 20 GiB chunk cache does. */
+const FRAME_STORE_BYTES = 5 * 1024 * MiB
 
 export const configSchema = z
   .object({
@@ -34,9 +36,19 @@ export const configSchema = z
       .object({
         maxBytes: z.number().int().positive().default(20 * 1024 * MiB),
         sharedDir: z.string().optional(),
+        /** Verified compressed frames of builds this node read, served to peers (src/read/frame-store.ts). */
+        frames: z
+          .object({
+            /** Without sharedDir: bytes kept under {dataDir}/frames (0 = no store). With it: bytes tracked. */
+            maxBytes: z.number().int().min(0).default(FRAME_STORE_BYTES),
+            /** Builds announced as `cached` at most, most recently used first (0 = none). */
+            announceMax: z.number().int().min(0).max(4096).default(64),
+          })
+          .strict()
+          .default({ maxBytes: FRAME_STORE_BYTES, announceMax: 64 }),
       })
       .strict()
-      .default({ maxBytes: 20 * 1024 * MiB }),
+      .default({ maxBytes: 20 * 1024 * MiB, frames: { maxBytes: FRAME_STORE_BYTES, announceMax: 64 } }),
     peers: z
       .object({
         requestTimeoutMs: z.number().int().positive().default(10_000),

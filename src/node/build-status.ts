@@ -18,6 +18,8 @@ export interface BuildStatusOptions {
   readonly ttlMs?: number
   /** Unwatched entries kept at most (default MAX_BUILD_STATUSES). */
   readonly maxBuilds?: number
+  /** Told of every state change, whatever its source (the frame store drops builds that failed). */
+  readonly onState?: (id: BuildId, state: RemoteBuildState) => void
 }
 
 /** Far beyond the announcement TTL and the switchover poll: nobody still waits on a build this idle. */
@@ -43,12 +45,14 @@ export class BuildStatusBoard {
   private readonly ttlMs: number
   private readonly maxBuilds: number
   private readonly sweepEveryMs: number
+  private readonly onState: BuildStatusOptions['onState']
   private nextSweep = 0
 
   constructor(opts: BuildStatusOptions = {}) {
     this.ttlMs = opts.ttlMs ?? BUILD_STATUS_TTL_MS
     this.maxBuilds = opts.maxBuilds ?? MAX_BUILD_STATUSES
     this.sweepEveryMs = Math.min(MAX_SWEEP_INTERVAL_MS, this.ttlMs / 4)
+    this.onState = opts.onState
   }
 
   addHolder(id: BuildId, peer: string): void {
@@ -71,6 +75,7 @@ export class BuildStatusBoard {
     const prev = e.state
     if (prev === state || (prev !== undefined && prev !== 'pending' && state === 'pending')) return
     e.state = state
+    this.onState?.(id, state)
     for (const l of [...(this.watchers.get(id) ?? [])]) l(state)
   }
 

@@ -18,12 +18,14 @@ import { ChunkCache } from '../read/chunk-cache.ts'
 import { FrameFetcher } from '../read/fetcher.ts'
 import { ReadMetrics } from '../read/metrics.ts'
 import { storageLayerLookup } from '../read/open.ts'
+import { FrameStore } from '../read/frame-store.ts'
 import { SharedCacheSource } from '../read/shared-cache.ts'
 import { StorageSource } from '../read/source.ts'
 import type { ObjectStore } from '../storage/store.ts'
 import { openStore } from '../storage/url.ts'
 import { RateLimiter } from '../upload/rate-limit.ts'
 import { BuildStatusBoard } from './build-status.ts'
+import { CachedAnnouncer, CachedFrameServer } from './cached-frames.ts'
 import { HeaderResolver } from './header-resolver.ts'
 import { HttpApi } from './http-api.ts'
 import { type LocalBuild, LocalBuilds } from './local-builds.ts'
@@ -51,7 +53,15 @@ export class SnapswarmNode {
   readonly peer: SnapswarmPeer
   readonly registry: Registry
   readonly store: ObjectStore
-  private readonly parts: { api: HttpApi; pauses: PauseManager; cache: ChunkCache; files: OpenFiles; shared?: SharedCacheSource; timer: NodeJS.Timeout }
+  private readonly parts: {
+    api: HttpApi
+    pauses: PauseManager
+    cache: ChunkCache
+    files: OpenFiles
+    shared?: SharedCacheSource
+    cachedAnnouncer?: CachedAnnouncer
+    timer: NodeJS.Timeout
+  }
   private readonly builds: LocalBuilds
   private readonly log: Logger
 
@@ -88,8 +98,11 @@ export class SnapswarmNode {
     const metrics = new ReadMetrics(registry)
     const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger: opts.logger })
     const builds = new LocalBuilds(dataDir)
-    const board = new BuildStatusBoard()
-    const provider = new LocalBuildProvider(builds)
+    const frames = await openFrameStore(config, dataDir, builds, registry, metrics, opts.logger)
+    // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
+    const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.forbid(id)) })
+    const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
+    const provider = new LocalBuildProvider(builds, cachedServer)
     const peer = await createSnapswarmPeer({
       dataDir,
       listen: config.node.listen,
@@ -106,8 +119,9 @@ export class SnapswarmNode {
     const peerSource = new PeerFrameSource(peer.client, peer.directory, board, builds, {
       timeoutMs: config.peers.requestTimeoutMs,
       stallMs: config.peers.stallTimeoutMs,
+      localFrames: frames,
     })
-    const shared = config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger: opts.logger }) : undefined
+    const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger: opts.logger }) : undefined)
     const fetcher = new FrameFetcher({
       storage: new StorageSource(store),
       shared,
@@ -167,7 +181,13 @@ export class SnapswarmNode {
           pendingGauge.set(builds.list().filter((b) => b.state === 'pending' || b.state === 'framing').length)
           return { contentType: registry.contentType, body: await registry.metrics() }
         },
-        peers: () => ({ self: peer.peerId, addrs: peer.addrs(), connected: peer.node.connectedPeers(), builds: peer.directory.builds() }),
+        peers: () => ({
+          self: peer.peerId,
+          addrs: peer.addrs(),
+          connected: peer.node.connectedPeers(),
+          builds: peer.directory.builds(),
+          announced: peer.announcer.announced().map((a) => ({ buildId: a.buildId, state: a.state })),
+        }),
         buildInfo: (id) => resolver.describe(id),
         openRead: (id, kind, signal) => files.open(id, kind, signal),
         pause: async (id, body) => {
@@ -187,6 +207,7 @@ export class SnapswarmNode {
       log.child({ component: 'api' }),
     )
     let apiUrl: string
+    let cachedAnnouncer: CachedAnnouncer | undefined
     try {
       await peer.start()
       apiUrl = await api.listen(config.node.api)
@@ -200,9 +221,12 @@ export class SnapswarmNode {
         await pauses.resume(await builds.restore(b))
         log.info({ buildId: b.id }, 'resuming an unfinished pause')
       }
+      if (frames && cachedServer && config.cache.frames.announceMax > 0) {
+        cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: config.cache.frames.announceMax })
+      }
     } catch (err) {
       // A node that cannot start must not linger with open sockets (the CLI would never exit).
-      await Promise.allSettled([api.close(), pauses.stop(), peer.stop(), cache.close(), store.close()])
+      await Promise.allSettled([api.close(), pauses.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
       throw err
     }
     const timer = setInterval(() => {
@@ -213,11 +237,13 @@ export class SnapswarmNode {
             peer.announcer.withdraw(id)
             provider.forget(id)
           }
+          // Re-ranked by recency; an evicted own build whose frames this node read is announced cached now.
+          cachedAnnouncer?.refresh()
         })
         .catch((err) => log.warn({ err }, 'evicting finished builds failed'))
     }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
     timer.unref()
-    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, shared, timer }, builds, log })
+    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, shared, cachedAnnouncer, timer }, builds, log })
   }
 
   /**
@@ -235,8 +261,9 @@ export class SnapswarmNode {
   }
 
   async stop(): Promise<void> {
-    const { api, pauses, cache, files, shared, timer } = this.parts
+    const { api, pauses, cache, files, shared, cachedAnnouncer, timer } = this.parts
     clearInterval(timer)
+    cachedAnnouncer?.stop()
     await api.close()
     await pauses.stop()
     await files.closeAll()
@@ -246,4 +273,19 @@ export class SnapswarmNode {
     await this.store.close()
     this.log.info('stopped')
   }
+}
+
+/**
+ * The node's frame store (issue 5): the shared directory when there is one (the node serves the
+ * entries it read or wrote there), else its own bounded directory under the data dir; none when
+ * `cache.frames.maxBytes` is 0. The origin does not copy its own builds' frames: it has them locally.
+ */
+async function openFrameStore(config: Config, dataDir: string, builds: LocalBuilds, registry: Registry, metrics: ReadMetrics, logger: Logger): Promise<FrameStore | undefined> {
+  const { maxBytes } = config.cache.frames
+  if (maxBytes === 0) return undefined
+  const sharedDir = config.cache.sharedDir
+  if (sharedDir) return FrameStore.open({ mode: 'shared', dir: sharedDir, maxBytes, registry, metrics, logger })
+  const dir = join(dataDir, 'frames')
+  await mkdir(dir, { recursive: true })
+  return FrameStore.open({ mode: 'owned', dir, maxBytes, registry, metrics, logger, accept: (id) => builds.get(id) === undefined })
 }

@@ -103,7 +103,11 @@ export class HeaderResolver {
 
   private async fromPeers(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
     const { peer, board } = this.deps
-    const announced = peer.directory.peersFor(id).map((e) => e.peer)
+    // A `cached` announcer holds frames, never a pending header: it is only asked as a connected peer, last.
+    const announced = peer.directory
+      .peersFor(id)
+      .filter((e) => e.state !== 'cached')
+      .map((e) => e.peer)
     const candidates = [...new Set([...announced, ...peer.node.connectedPeers()])]
     const tried: string[] = []
     const won = await this.race(candidates, (p, s) => this.askPeer(p, id, kind, s), tried, signal)
@@ -205,7 +209,9 @@ export class HeaderResolver {
     const peers = this.deps.peer.directory.peersFor(id).map((e) => ({ peer: e.peer, state: e.state }))
     const remote = this.deps.board.get(id)
     if (!local && stored.length === 0 && peers.length === 0 && !remote) return null
-    const state = local?.state ?? (stored.length > 0 ? 'uploaded' : (remote ?? 'pending'))
+    // Peers that only announce cached frames say nothing about the upload.
+    const announcedState = peers.some((p) => p.state !== 'cached') ? 'pending' : 'unknown'
+    const state = local?.state ?? (stored.length > 0 ? 'uploaded' : (remote ?? announcedState))
     const sources: string[] = []
     if (local && local.state !== 'failed') sources.push('local')
     if (peers.length > 0) sources.push('peers')

@@ -20,6 +20,8 @@ export interface PeerSourceOptions {
   readonly stallMs: number
   /** A peer's penalties halve every this many ms (default PENALTY_HALF_LIFE_MS). */
   readonly penaltyHalfLifeMs?: number
+  /** The node's own frame store (the fetcher's next source): a frame held there is not asked of peers. */
+  readonly localFrames?: { has(ref: FrameRef): boolean }
 }
 
 /**
@@ -43,6 +45,7 @@ export class PeerFrameSource implements FrameSource {
   private readonly directory: PeerDirectory
   private readonly board: BuildStatusBoard
   private readonly local: LocalBuilds
+  private readonly localFrames: PeerSourceOptions['localFrames']
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
   /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
@@ -56,11 +59,15 @@ export class PeerFrameSource implements FrameSource {
     this.directory = directory
     this.board = board
     this.local = local
+    this.localFrames = opts.localFrames
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
     const own = await this.fromLocal(ref)
     if (own) return own
+    // "Not here" sends the fetcher on to the frame store, local disk instead of a network round trip.
+    // Not for a pending build: if that copy turned out corrupt, storage would not have the frame.
+    if (this.localFrames?.has(ref) && this.board.get(ref.buildId) !== 'pending') return null
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
     const announced = this.directory.peersFor(ref.buildId).map((e) => e.peer)

@@ -9,6 +9,9 @@
  * so peers fall through to the next source. The codec check matters most for a raw local copy, where
  * any in-bounds range "fits": without it a zstd range of the upload's geometry got raw bytes, which
  * the reader's verification rejected and blamed on this node.
+ *
+ * Frames of any other build (or of an own build in another geometry than the local copy's) come from
+ * the node's frame store when it holds them (cached-frames.ts): builds this node has read.
  */
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -16,17 +19,20 @@ import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
+import type { CachedFrameServer } from './cached-frames.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
 type NotOkStatus = 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED'
 
 export class LocalBuildProvider implements PeerContentProvider {
   private readonly builds: LocalBuilds
+  private readonly cached: CachedFrameServer | undefined
   /** Encoded pending headers, built once per file: headers are immutable once derived. */
   private readonly encoded = new Map<string, Uint8Array>()
 
-  constructor(builds: LocalBuilds) {
+  constructor(builds: LocalBuilds, cached?: CachedFrameServer) {
     this.builds = builds
+    this.cached = cached
   }
 
   async getHeader(buildId: BuildId, kind: FileKind): Promise<HeaderAnswer> {
@@ -43,11 +49,18 @@ export class LocalBuildProvider implements PeerContentProvider {
 
   async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
     const b = this.builds.get(buildId)
+    const own = b ? await this.ownFrames(b, kind, codec, ranges) : ({ status: 'NOT_AVAILABLE' } as const)
+    if (own.status !== 'NOT_AVAILABLE' || !this.cached || b?.state === 'framing' || b?.state === 'failed') return own
+    return this.cached.getFrames(buildId, kind, codec, ranges)
+  }
+
+  private async ownFrames(b: LocalBuild, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
+    const buildId = b.id
     // Frames stay servable after the upload ended (uploaded: less load on the bucket; failed: readers
     // configured to keep reading from the live origin). Headers carry the switch/failure signal.
-    const refusal = b?.state === 'uploaded' || b?.state === 'failed' ? null : statusOf(b)
+    const refusal = b.state === 'uploaded' || b.state === 'failed' ? null : statusOf(b)
     if (refusal) return { status: refusal }
-    const file = b!.files.get(kind)
+    const file = b.files.get(kind)
     if (!file) return { status: 'NOT_AVAILABLE' }
     // undefined: a client from before the codec was on the wire; the ranges alone decide, as they did then.
     if (codec !== undefined && codec !== file.info.frames.codec) return { status: 'NOT_AVAILABLE' }

@@ -61,3 +61,20 @@ export class ReadMetrics {
     ]) as Counter<'result'>
   }
 }
+
+/** The node frame store (frame-store.ts): what it holds, what it dropped, what it found rotten. */
+export class FrameStoreMetrics {
+  readonly bytes: Gauge
+  readonly builds: Gauge
+  readonly evictions: Counter
+  readonly corrupt: Counter
+  readonly writes: Counter<'result'>
+
+  constructor(reg: Registry) {
+    this.bytes = gauge(reg, 'snapswarm_frame_store_bytes', 'Compressed frame bytes in the node frame store (shared mode: entries tracked)')
+    this.builds = gauge(reg, 'snapswarm_frame_store_builds', 'Builds with frames in the node frame store')
+    this.evictions = counter(reg, 'snapswarm_frame_store_evictions_total', 'Builds evicted from the node frame store (size bound)')
+    this.corrupt = counter(reg, 'snapswarm_frame_store_corrupt_total', 'Frame store entries that failed verification when read for a peer; removed')
+    this.writes = counter(reg, 'snapswarm_frame_store_writes_total', 'Node frame store writes by result', ['result']) as Counter<'result'>
+  }
+}

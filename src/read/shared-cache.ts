@@ -24,29 +24,40 @@ import type { FrameRef, FrameSource } from './source.ts'
 
 export interface SharedCacheOptions {
   readonly dir: string
+  /** Source name in metrics and logs (default `shared`); the node's own frame store is another one. */
+  readonly name?: string
   readonly logger?: Logger
   readonly metrics?: ReadMetrics
   readonly staleLockMs?: number
   readonly maxPendingWrites?: number
+  /**
+   * fsync each entry before it gets its final name (default true). A directory other nodes read
+   * (NFS) needs it; a node-local store whose entries are verified again before every use does not:
+   * a crash leaves at worst a short or corrupt entry, which that check finds and removes.
+   */
+  readonly fsync?: boolean
 }
 
 export type SharedWriteResult = 'written' | 'exists' | 'locked'
 
 export class SharedCacheSource implements FrameSource {
-  readonly name = 'shared'
+  readonly name: string
   readonly dir: string
-  private readonly log: Logger
-  private readonly metrics: ReadMetrics
+  protected readonly log: Logger
+  protected readonly metrics: ReadMetrics
   private readonly staleLockMs: number
   private readonly maxPending: number
+  private readonly fsync: boolean
   private readonly pending = new Set<Promise<void>>()
 
   constructor(opts: SharedCacheOptions) {
+    this.name = opts.name ?? 'shared'
     this.dir = opts.dir
-    this.log = (opts.logger ?? silentLogger).child({ component: 'shared-cache' })
+    this.log = (opts.logger ?? silentLogger).child({ component: opts.name && opts.name !== 'shared' ? opts.name : 'shared-cache' })
     this.metrics = opts.metrics ?? new ReadMetrics()
     this.staleLockMs = opts.staleLockMs ?? SHARED_LOCK_STALE_MS
     this.maxPending = opts.maxPendingWrites ?? SHARED_MAX_PENDING_WRITES
+    this.fsync = opts.fsync ?? true
   }
 
   /** `{buildId}/{file}/{startC as 16 hex}-{sizeC as hex}.frm`, raw `{buildId}/{file}/{index:012}-{size}.bin`. */
@@ -94,18 +105,23 @@ export class SharedCacheSource implements FrameSource {
   /** Fire-and-forget write of VERIFIED bytes: never blocks the read, errors are logged, bounded in flight. */
   offer(ref: FrameRef, verified: Uint8Array): void {
     if (this.pending.size >= this.maxPending) {
-      this.metrics.sharedWrites.inc({ result: 'dropped' })
+      this.countWrite('dropped')
       return
     }
     const p: Promise<void> = this.store(ref, verified).then(
-      (result) => this.metrics.sharedWrites.inc({ result }),
+      (result) => this.countWrite(result),
       (err: unknown) => {
-        this.metrics.sharedWrites.inc({ result: 'failed' })
-        this.log.warn({ err, buildId: ref.buildId, startC: ref.startC }, 'shared cache write failed')
+        this.countWrite('failed')
+        this.log.warn({ err, buildId: ref.buildId, startC: ref.startC }, 'frame cache write failed')
       },
     )
     this.pending.add(p)
     void p.finally(() => this.pending.delete(p))
+  }
+
+  /** One background write ended (or was dropped) with `result`. */
+  protected countWrite(result: SharedWriteResult | 'failed' | 'dropped'): void {
+    this.metrics.sharedWrites.inc({ result })
   }
 
   /** Resolves when every background write started so far has ended (tests, shutdown). */
@@ -123,7 +139,7 @@ export class SharedCacheSource implements FrameSource {
     if (!(await this.takeLock(lock, token))) return 'locked'
     const tmp = `${final}.tmp.${token}`
     try {
-      await writeSynced(tmp, verified)
+      await writeSynced(tmp, verified, this.fsync)
       await link(tmp, final)
       return 'written'
     } catch (err) {
@@ -168,11 +184,11 @@ async function exists(path: string): Promise<boolean> {
   )
 }
 
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
+async function writeSynced(path: string, data: Uint8Array, fsync: boolean): Promise<void> {
   const fh = await open(path, 'wx')
   try {
     await fh.writeFile(data)
-    await fh.sync() // the final name must never point at bytes a crash can still lose
+    if (fsync) await fh.sync() // the final name must never point at bytes a crash can still lose
   } finally {
     await fh.close()
   }

@@ -110,3 +110,32 @@ test('a peer that served a corrupt frame is asked last, then again once its pena
     await stopPeers(...peers)
   }
 })
+
+test('a frame held in the node’s own frame store is not asked of peers, unless its build is pending', async () => {
+  const peers: TestPeer[] = []
+  try {
+    const a = await startPeer()
+    peers.push(a)
+    const reader = await startPeer({ bootstrap: a.addrs() })
+    peers.push(reader)
+    const { buildId, ranges } = a.provider.addBuild('memfile', 2, 4096)
+    const board = new BuildStatusBoard()
+    board.addHolder(buildId, a.peerId)
+    const held = new Set<number>([ranges[0].startC])
+    const source = new PeerFrameSource(reader.client, reader.directory, board, new LocalBuilds(reader.dataDir), {
+      timeoutMs: 5000,
+      stallMs: 2000,
+      localFrames: { has: (ref) => held.has(ref.startC) },
+    })
+    const ref = (i: number): FrameRef => ({ buildId, kind: 'memfile', codec: 'zstd', startU: i * 4096, sizeU: 4096, ...ranges[i] })
+    assert.equal(await source.fetch(ref(0), AbortSignal.timeout(5000)), null, '"not here": the store is the next source')
+    assert.equal(a.provider.calls, 0)
+    assert.ok(await source.fetch(ref(1), AbortSignal.timeout(5000)), 'a frame the store lacks comes from the peer')
+    assert.equal(a.provider.calls, 1)
+    board.set(buildId, 'pending') // storage would not have it if the stored copy were bad: ask the origin
+    assert.ok(await source.fetch(ref(0), AbortSignal.timeout(5000)))
+    assert.equal(a.provider.calls, 2)
+  } finally {
+    await stopPeers(...peers)
+  }
+})

@@ -113,6 +113,20 @@ describe('AnnounceService between nodes', () => {
     }
   })
 
+  it('pushes builds it originated first, pending first of all, cached ones last', async () => {
+    const a = await startPeer()
+    try {
+      const [c1, p, u, c2] = [build('cached'), build('pending'), build('uploaded'), build('cached')]
+      for (const x of [c1, p, u, c2]) a.announcer.announce(x)
+      assert.deepEqual(
+        a.announcer.announced().map((x) => x.buildId),
+        [p, u, c1, c2].map((x) => x.buildId),
+      )
+    } finally {
+      await stopPeers(a)
+    }
+  })
+
   it('a new peer learns existing announcements on connect; a silent peer expires', async () => {
     const a = await startPeer({ announce: { intervalMs: 60_000, ttlMs: 400 } })
     try {

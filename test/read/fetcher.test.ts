@@ -74,6 +74,8 @@ test('a wrong-sized shared entry counts as corrupt too', async () => {
     const fetcher = new FrameFetcher({ storage, shared })
     assert.equal((await fetcher.fetch(ref, signal)).byteLength, ref.sizeU)
     assert.equal(storage.calls, 1)
+    await shared.idle() // the good copy's background write-back ends before the directory is removed
+    assert.equal((await shared.fetch(ref, signal))?.byteLength, ref.sizeC, 'the wrong-sized entry was replaced by the good one')
   })
 })
 

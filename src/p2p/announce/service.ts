@@ -15,6 +15,9 @@ import { type RawStream, WireStream } from '../wire/stream.ts'
 import { Watchdog } from '../wire/watchdog.ts'
 import type { PeerDirectory } from './directory.ts'
 
+/** Order of entries in a push: a reader's best sources first (a stable sort keeps the rest in order). */
+const PUSH_ORDER: Record<M.AnnouncedState, number> = { pending: 0, uploaded: 1, failed: 2, cached: 3 }
+
 export interface AnnounceOptions {
   intervalMs?: number
   ttlMs?: number
@@ -59,8 +62,9 @@ export class AnnounceService {
     if (this.local.delete(buildId)) this.changed()
   }
 
+  /** What this node announces, builds it originated first (pending first of all), then `cached` ones. */
   announced(): M.BuildAnnouncement[] {
-    return [...this.local.values()]
+    return [...this.local.values()].sort((a, b) => PUSH_ORDER[a.state] - PUSH_ORDER[b.state])
   }
 
   async start(): Promise<void> {

@@ -1,0 +1,168 @@
+/** The node's frame store (issue 5): index, verified reads for peers, LRU by build, restart, shared mode. */
+import assert from 'node:assert/strict'
+import { mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { test } from 'node:test'
+import type { BuildId } from '../../src/format/types.ts'
+import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
+import { FrameStore, type StoreChange } from '../../src/read/frame-store.ts'
+import type { FrameRef } from '../../src/read/source.ts'
+import { flipByte, frameData, KiB, newId, refOf, vmData, withTmp } from './helpers.ts'
+
+const signal = new AbortController().signal
+const FRAME = 64 * KiB
+
+interface Build {
+  id: BuildId
+  refs: FrameRef[]
+  stored: Buffer
+}
+
+async function build(frames = 4, seed = 1): Promise<Build> {
+  const id = newId()
+  const f = await frameData('zstd', vmData(frames * FRAME, seed), FRAME)
+  return { id, refs: f.table.frames.map((_, i) => refOf(id, 'memfile', f.table, i)), stored: f.stored }
+}
+
+const bytesOf = (b: Build, ref: FrameRef) => b.stored.subarray(ref.startC, ref.startC + ref.sizeC)
+
+async function fill(store: FrameStore, b: Build, frames = b.refs): Promise<void> {
+  for (const ref of frames) assert.notEqual(await store.store(ref, bytesOf(b, ref)), 'locked')
+}
+
+async function metric(reg: Registry, name: string): Promise<number> {
+  return (await reg.getSingleMetric(name)!.get()).values.reduce((s, v) => s + v.value, 0)
+}
+
+test('owned: stored frames are indexed, found by codec + range, read back byte-exactly and verified', async () => {
+  await withTmp(async (dir) => {
+    const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    const b = await build()
+    const changes: StoreChange[] = []
+    store.subscribe((c) => changes.push(c))
+    await fill(store, b)
+    assert.deepEqual(changes, [{ buildId: b.id, present: true }], 'one event per build, not per frame')
+    assert.equal(store.bytes, b.stored.byteLength)
+    const r = b.refs[2]
+    assert.deepEqual(store.lookup(b.id, 'memfile', 'zstd', r.startC, r.sizeC), r)
+    assert.equal(store.lookup(b.id, 'memfile', 'lz4', r.startC, r.sizeC), undefined, 'another codec is another frame')
+    assert.equal(store.lookup(b.id, 'rootfs', 'zstd', r.startC, r.sizeC), undefined)
+    assert.ok(store.has(r))
+    assert.ok(!store.has({ ...r, sizeU: r.sizeU - 1 }), 'same range, other geometry')
+    assert.ok(Buffer.from((await store.readVerified(r))!).equals(bytesOf(b, r)))
+    assert.ok(Buffer.from((await store.fetch(r, signal))!).equals(bytesOf(b, r)))
+    assert.ok(await store.present(b.refs))
+    // The name carries the whole reference (codec, startC, sizeC, startU, sizeU).
+    assert.match(store.entryPath(r), new RegExp(`${b.id}/memfile/zstd-${r.startC.toString(16).padStart(16, '0')}-${r.sizeC.toString(16)}-${r.startU.toString(16)}-${r.sizeU.toString(16)}\\.frm$`))
+  })
+})
+
+test('owned: a corrupt, short or vanished entry is never returned for a peer, and leaves the index', async () => {
+  await withTmp(async (dir) => {
+    const registry = createRegistry()
+    const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30, registry })
+    const b = await build()
+    await fill(store, b)
+    const [r0, r1, r2, r3] = b.refs
+    await writeFile(store.entryPath(r0), flipByte(await readFile(store.entryPath(r0))))
+    await truncate(store.entryPath(r1), r1.sizeC - 1)
+    await writeFile(store.entryPath(r2), Buffer.concat([bytesOf(b, r2), Buffer.from([0])])) // overlong
+    assert.equal(await store.readVerified(r0), null)
+    assert.equal(await store.readVerified(r1), null)
+    assert.equal(await store.present([r3, r2]), false, 'a size mismatch is found without reading')
+    assert.equal(await metric(registry, 'snapswarm_frame_store_corrupt_total'), 3)
+    for (const r of [r0, r1, r2]) {
+      assert.ok(!store.has(r))
+      await assert.rejects(stat(store.entryPath(r)), { code: 'ENOENT' })
+    }
+    assert.equal(store.bytes, r3.sizeC)
+    // Deleted behind the store's back: "not servable", forgotten, and the build goes with its last frame.
+    const changes: StoreChange[] = []
+    store.subscribe((c) => changes.push(c))
+    await writeFile(store.entryPath(r3), '') // replaced by an empty file
+    assert.equal(await store.readVerified(r3), null)
+    assert.equal(store.bytes, 0)
+    assert.deepEqual(changes, [{ buildId: b.id, present: false }])
+  })
+})
+
+test('owned: over the bound whole builds go, least recently used first, never a pinned one', async () => {
+  await withTmp(async (dir) => {
+    const registry = createRegistry()
+    const [a, b, c] = [await build(4, 1), await build(4, 2), await build(4, 3)]
+    const bound = a.stored.byteLength + b.stored.byteLength + c.stored.byteLength - 1
+    const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: bound, registry })
+    await fill(store, a)
+    await fill(store, b)
+    await store.fetch(a.refs[0], signal) // a read: b is now the least recently used
+    const unpinB = store.pin(b.id) // ...but in use (being served)
+    await fill(store, c)
+    await store.idle()
+    // Over the bound: b is pinned, so a (the least recently used of the others) goes.
+    assert.deepEqual(store.builds(), [c.id, b.id])
+    await assert.rejects(stat(join(dir, a.id)), { code: 'ENOENT' })
+    assert.equal(await metric(registry, 'snapswarm_frame_store_evictions_total'), 1)
+    unpinB()
+    await store.idle()
+    assert.ok(store.bytes <= bound)
+    assert.equal(await metric(registry, 'snapswarm_frame_store_bytes'), store.bytes)
+  })
+})
+
+test('owned: a restart rebuilds the index from the names, oldest builds first; crash leftovers are removed', async () => {
+  await withTmp(async (dir) => {
+    const [a, b] = [await build(3, 4), await build(3, 5)]
+    const first = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    await fill(first, a)
+    await fill(first, b)
+    // a's directory is older; b's the newest.
+    await utimes(join(dir, a.id, 'memfile'), new Date(1000), new Date(1000))
+    const kindDir = dirname(first.entryPath(b.refs[0]))
+    await writeFile(join(kindDir, 'x.frm.tmp.deadbeef'), 'partial')
+    await writeFile(`${first.entryPath(b.refs[0])}.lock`, 'token')
+    await mkdir(join(dir, 'not-a-build'), { recursive: true })
+
+    const again = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    assert.deepEqual(again.builds(), [b.id, a.id])
+    assert.equal(again.bytes, a.stored.byteLength + b.stored.byteLength)
+    for (const r of [...a.refs, ...b.refs]) assert.ok(again.has(r))
+    assert.equal((await readdir(kindDir)).length, b.refs.length, 'temp file and lock removed')
+    assert.ok(Buffer.from((await again.readVerified(b.refs[1]))!).equals(bytesOf(b, b.refs[1])))
+  })
+})
+
+test('owned: frames of a failed build are dropped and never stored again; `accept` filters offers', async () => {
+  await withTmp(async (dir) => {
+    const [a, own] = [await build(2, 6), await build(2, 7)]
+    const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30, accept: (id) => id !== own.id })
+    await fill(store, a)
+    await store.forbid(a.id)
+    assert.ok(store.isForbidden(a.id))
+    assert.deepEqual(store.builds(), [])
+    await assert.rejects(stat(join(dir, a.id)), { code: 'ENOENT' })
+    store.offer(a.refs[0], bytesOf(a, a.refs[0]))
+    store.offer(own.refs[0], bytesOf(own, own.refs[0]))
+    await store.idle()
+    assert.deepEqual(store.builds(), [])
+    assert.deepEqual(await readdir(dir), [])
+  })
+})
+
+test('shared: DESIGN §3 names; tracks what it read or wrote; over the bound forgets, never deletes', async () => {
+  await withTmp(async (dir) => {
+    const [a, b] = [await build(2, 8), await build(2, 9)]
+    const store = await FrameStore.open({ mode: 'shared', dir, maxBytes: a.stored.byteLength + 1 })
+    assert.equal(store.name, 'shared')
+    assert.match(store.entryPath(a.refs[0]), /\/memfile\/0000000000000000-[0-9a-f]+\.frm$/)
+    await fill(store, a)
+    assert.deepEqual(store.builds(), [a.id])
+    // Written by another node: learnt when this node reads it.
+    const other = await FrameStore.open({ mode: 'shared', dir, maxBytes: 1 << 30 })
+    await fill(other, b)
+    assert.ok(!store.has(b.refs[0]))
+    await store.fetch(b.refs[0], signal)
+    await store.idle()
+    assert.deepEqual(store.builds(), [b.id], 'a forgotten (over the bound)')
+    for (const r of a.refs) await stat(store.entryPath(r)) // still on disk for every other node
+  })
+})
