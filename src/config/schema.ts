@@ -41,14 +41,17 @@ export const configSchema = z
           .object({
             /** Without sharedDir: bytes kept under {dataDir}/frames (0 = no store). With it: bytes tracked. */
             maxBytes: z.number().int().min(0).default(FRAME_STORE_BYTES),
-            /** Builds announced as `cached` at most, most recently used first (0 = none). */
-            announceMax: z.number().int().min(0).max(4096).default(64),
+            /**
+             * Builds announced as `cached` at most, most recently used first (0 = none). Unset: 64, or 0
+             * with sharedDir (every node reads that directory itself; asking a peer for it is a detour).
+             */
+            announceMax: z.number().int().min(0).max(4096).optional(),
           })
           .strict()
-          .default({ maxBytes: FRAME_STORE_BYTES, announceMax: 64 }),
+          .default({ maxBytes: FRAME_STORE_BYTES }),
       })
       .strict()
-      .default({ maxBytes: 20 * 1024 * MiB, frames: { maxBytes: FRAME_STORE_BYTES, announceMax: 64 } }),
+      .default({ maxBytes: 20 * 1024 * MiB, frames: { maxBytes: FRAME_STORE_BYTES } }),
     peers: z
       .object({
         requestTimeoutMs: z.number().int().positive().default(10_000),

@@ -58,7 +58,8 @@ export class CachedFrameServer {
     const { store } = this.deps
     // A cached entry is only served to a request that names its codec (older clients did not): a
     // range alone could be a frame of another geometry.
-    if (codec === undefined || ranges.length === 0 || this.failed(buildId)) return this.answer('refused', NOT_AVAILABLE)
+    // Nor raw chunks: they carry no checksum, so a copy on this disk cannot be re-verified before it leaves.
+    if (codec === undefined || codec === 'none' || ranges.length === 0 || this.failed(buildId)) return this.answer('refused', NOT_AVAILABLE)
     const refs: FrameRef[] = []
     for (const r of ranges) {
       const ref = store.lookup(buildId, kind, codec, r.startC, r.sizeC)

@@ -98,7 +98,10 @@ export class SnapswarmNode {
     const metrics = new ReadMetrics(registry)
     const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger: opts.logger })
     const builds = new LocalBuilds(dataDir)
-    const frames = await openFrameStore(config, dataDir, builds, registry, metrics, opts.logger)
+    const frames = await openFrameStore(config, dataDir, builds, registry, metrics, opts.logger).catch(async (err: unknown) => {
+      await store.close?.()
+      throw err
+    })
     // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
     const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.forbid(id)) })
     const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
@@ -221,8 +224,9 @@ export class SnapswarmNode {
         await pauses.resume(await builds.restore(b))
         log.info({ buildId: b.id }, 'resuming an unfinished pause')
       }
-      if (frames && cachedServer && config.cache.frames.announceMax > 0) {
-        cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: config.cache.frames.announceMax })
+      const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
+      if (frames && cachedServer && announceMax > 0) {
+        cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: announceMax })
       }
     } catch (err) {
       // A node that cannot start must not linger with open sockets (the CLI would never exit).

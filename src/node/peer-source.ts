@@ -35,6 +35,9 @@ const PENALTY_FLOOR = 0.25
 /** Peers with a penalty tracked at once: the cluster's size is the natural bound; this is a safety cap. */
 export const MAX_PENALIZED_PEERS = 1024
 
+/** For this long after a `cached` peer lacked a frame of a file, other cached peers are asked first for it. */
+export const CACHED_MISS_MS = 5_000
+
 const refKey = (r: FrameRef) => `${r.buildId}/${r.kind}/${r.codec}/${r.startC}/${r.sizeC}`
 
 export class PeerFrameSource implements FrameSource {
@@ -48,6 +51,8 @@ export class PeerFrameSource implements FrameSource {
   private readonly localFrames: PeerSourceOptions['localFrames']
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
+  /** (peer, build, file) → when a `cached` peer last lacked a frame of that file (orders cached peers). */
+  private readonly cachedMisses = new Map<string, number>()
   /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
   private readonly servedBy = new Map<string, string>()
   /** Penalties for errors and corrupt frames, decaying over time: they order peers (fewest first). */
@@ -70,12 +75,28 @@ export class PeerFrameSource implements FrameSource {
     if (this.localFrames?.has(ref) && this.board.get(ref.buildId) !== 'pending') return null
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
-    const announced = this.directory.peersFor(ref.buildId).map((e) => e.peer)
-    const peers = [...new Set([...announced, ...this.board.holdersOf(ref.buildId)])]
+    const entries = this.directory.peersFor(ref.buildId)
+    const cachedOnly = new Set(entries.filter((e) => e.state === 'cached').map((e) => e.peer))
+    const now = performance.now()
+    // When a cached copy last lacked a frame of this file (0: not recently): such copies are asked last.
+    const missedAt = (peer: string) => {
+      const at = cachedOnly.has(peer) ? (this.cachedMisses.get(`${peer}/${ref.buildId}/${ref.kind}`) ?? 0) : 0
+      return now - at < CACHED_MISS_MS ? at : 0
+    }
+    const peers = [...new Set([...entries.map((e) => e.peer), ...this.board.holdersOf(ref.buildId)])]
       .filter((p) => !bad?.has(p))
-      .sort((a, b) => this.penalties.of(a) - this.penalties.of(b))
+      .sort((a, b) => this.penalties.of(a) - this.penalties.of(b) || missedAt(a) - missedAt(b))
+    let cachedTried = false
     for (const peer of peers) {
       signal.throwIfAborted()
+      // A cached copy holds what its node happened to read (a resumed VM touches part of its memory):
+      // one such peer per fetch, then the frame store and storage, never a round of round trips through
+      // every partial copy in the cluster. The one asked is the one that lacked a frame of this file
+      // least recently, so the copies take turns instead of the first one always answering "not here".
+      if (cachedOnly.has(peer)) {
+        if (cachedTried) continue
+        cachedTried = true
+      }
       let answer: FrameAnswer
       try {
         answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal)
@@ -96,6 +117,7 @@ export class PeerFrameSource implements FrameSource {
         this.board.set(ref.buildId, 'failed')
         return null
       }
+      if (answer.status === 'NOT_AVAILABLE' && cachedOnly.has(peer)) remember(this.cachedMisses, `${peer}/${ref.buildId}/${ref.kind}`, now)
     }
     return null
   }
@@ -141,16 +163,20 @@ export class PeerPenalties {
   /** Least recently penalised first. */
   private readonly byPeer = new Map<string, { value: number; at: number }>()
 
-  constructor(halfLifeMs: number) {
+  private readonly now: () => number
+
+  /** `now` (ms, monotonic) is performance.now(); a test may pass its own clock. */
+  constructor(halfLifeMs: number, now: () => number = () => performance.now()) {
     if (!(halfLifeMs > 0)) throw new InvalidArgumentError(`penalty half-life must be positive, found ${halfLifeMs}`)
     this.halfLifeMs = halfLifeMs
+    this.now = now
   }
 
   /** The current (decayed) penalty of `peer`; 0 once it has decayed below PENALTY_FLOOR. */
   of(peer: string): number {
     const p = this.byPeer.get(peer)
     if (!p) return 0
-    const value = p.value * 2 ** (-(performance.now() - p.at) / this.halfLifeMs)
+    const value = p.value * 2 ** (-(this.now() - p.at) / this.halfLifeMs)
     if (value >= PENALTY_FLOOR) return value
     this.byPeer.delete(peer)
     return 0
@@ -159,7 +185,7 @@ export class PeerPenalties {
   add(peer: string, points: number): void {
     const value = this.of(peer) + points
     this.byPeer.delete(peer)
-    this.byPeer.set(peer, { value, at: performance.now() })
+    this.byPeer.set(peer, { value, at: this.now() })
     if (this.byPeer.size > MAX_PENALIZED_PEERS) this.byPeer.delete(this.byPeer.keys().next().value!)
   }
 

@@ -54,15 +54,17 @@ export async function scanEntries(dir: string): Promise<FrameRef[][]> {
     if (!isBuildId(id)) continue
     const refs: FrameRef[] = []
     let mtime = 0
-    for (const dirName of await readdir(join(dir, id)).catch(() => [] as string[])) {
-      const kind = kindFromDir(dirName)
+    // Junk (a file where a directory belongs, a directory where an entry belongs, unreadable parts)
+    // never stops a node from starting: it is skipped or removed, and only well-named files count.
+    for (const d of await readdir(join(dir, id), { withFileTypes: true }).catch(() => [])) {
+      const kind = d.isDirectory() ? kindFromDir(d.name) : undefined
       if (!kind) continue
-      const kindDir = join(dir, id, dirName)
-      mtime = Math.max(mtime, (await stat(kindDir)).mtimeMs)
-      for (const name of await readdir(kindDir)) {
-        const ref = parseEntryName(id, kind, name)
+      const kindDir = join(dir, id, d.name)
+      mtime = Math.max(mtime, await stat(kindDir).then((s) => s.mtimeMs, () => 0))
+      for (const e of await readdir(kindDir, { withFileTypes: true }).catch(() => [])) {
+        const ref = e.isFile() ? parseEntryName(id, kind, e.name) : null
         if (ref) refs.push(ref)
-        else await rm(join(kindDir, name), { force: true })
+        else await rm(join(kindDir, e.name), { recursive: true, force: true }).catch(() => {})
       }
     }
     found.push({ refs, mtime })

@@ -190,7 +190,10 @@ export class FrameStore extends SharedCacheSource {
   }
 
   override async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
+    // Owned: only this node writes here and the index knows every entry, so a miss costs no syscall.
+    if (this.mode === 'owned' && !this.has(ref)) return null
     const bytes = await super.fetch(ref, signal)
+    if (!bytes) this.unindex(ref) // vanished (e.g. another node removed a corrupt shared entry): stop offering it
     // Shared mode learns the entries it reads; unverified yet, but a corrupt one comes back through remove().
     if (bytes && this.mode === 'shared' && !this.forbidden.has(ref.buildId)) this.add(ref)
     if (bytes) this.touch(ref.buildId)
@@ -199,6 +202,9 @@ export class FrameStore extends SharedCacheSource {
 
   override offer(ref: FrameRef, verified: Uint8Array): void {
     if (this.forbidden.has(ref.buildId) || (this.accept && !this.accept(ref.buildId))) return
+    // A raw chunk carries no checksum: a rotten or torn copy could not be told from a good one before
+    // it is served, so the node's own store keeps compressed frames only (a shared dir keeps its rules).
+    if (this.mode === 'owned' && ref.codec === 'none') return
     super.offer(ref, verified)
   }
 
@@ -247,9 +253,10 @@ export class FrameStore extends SharedCacheSource {
     b ??= { id: ref.buildId, frames: new Map(), bytes: 0 }
     const key = frameKey(ref.kind, ref.codec, ref.startC, ref.sizeC)
     const had = b.frames.get(key)
-    // Same key, other geometry (startU/sizeU): the newer one is served; the older file goes with its build.
+    // Same key, other geometry (startU/sizeU): the newer one is served. Its file has another name
+    // (the name carries startU and sizeU), so both count until the build goes.
     b.frames.set(key, { ...ref })
-    if (!had) {
+    if (!had || !sameRef(had, ref)) {
       b.bytes += ref.sizeC
       this.total += ref.sizeC
     }
@@ -289,11 +296,12 @@ export class FrameStore extends SharedCacheSource {
     })
   }
 
+  /** Least recently used unpinned builds go until the store fits; builds added meanwhile are seen too. */
   private async evictLru(): Promise<void> {
-    for (const b of [...this.byBuild.values()]) {
-      if (this.total <= this.maxBytes) return
-      if (this.pins.has(b.id) || this.byBuild.get(b.id) !== b) continue
-      await this.drop(b.id, 'evicted')
+    while (this.total > this.maxBytes) {
+      const victim = [...this.byBuild.values()].find((b) => !this.pins.has(b.id))
+      if (!victim) return // everything left is pinned: the next unpin evicts again
+      await this.drop(victim.id, 'evicted')
     }
   }
 

@@ -166,3 +166,39 @@ test('shared: DESIGN §3 names; tracks what it read or wrote; over the bound for
     for (const r of a.refs) await stat(store.entryPath(r)) // still on disk for every other node
   })
 })
+
+test('owned: junk in the directory never stops a start; a store over its bound after a restart is evicted at once', async () => {
+  await withTmp(async (dir) => {
+    const builds = [await build(2, 11), await build(2, 12), await build(2, 13)]
+    const first = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    for (const b of builds) await fill(first, b)
+    await first.idle()
+    const junkFileAsKind = newId()
+    await mkdir(join(dir, junkFileAsKind), { recursive: true })
+    await writeFile(join(dir, junkFileAsKind, 'memfile'), 'a file where a directory belongs')
+    const kindDir = dirname(first.entryPath(builds[0].refs[0]))
+    await mkdir(join(kindDir, 'a-directory-where-an-entry-belongs', 'deeper'), { recursive: true })
+
+    // Room for one build only: the restart evicts down to it, least recently written first.
+    const limit = Math.max(...builds.map((b) => b.stored.byteLength))
+    const again = await FrameStore.open({ mode: 'owned', dir, maxBytes: limit })
+    await again.idle()
+    assert.ok(again.bytes <= limit, `${again.bytes} bytes kept, bound ${limit}`)
+    assert.equal(again.builds().length, 1)
+    assert.ok(!(await readdir(kindDir).catch(() => [] as string[])).includes('a-directory-where-an-entry-belongs'), 'junk in an entry directory is removed')
+    const kept = builds.find((b) => b.id === again.builds()[0])!
+    for (const r of kept.refs) assert.ok(Buffer.from((await again.readVerified(r))!).equals(bytesOf(kept, r)))
+  })
+})
+
+test('owned: raw chunks are not kept (no checksum to re-verify them by before serving)', async () => {
+  await withTmp(async (dir) => {
+    const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    const id = newId()
+    const raw = vmData(FRAME, 9)
+    store.offer({ buildId: id, kind: 'rootfs', codec: 'none', startU: 0, sizeU: FRAME, startC: 0, sizeC: FRAME }, raw)
+    await store.idle()
+    assert.deepEqual(store.builds(), [])
+    assert.deepEqual(await readdir(dir), [])
+  })
+})
