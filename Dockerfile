@@ -38,6 +38,8 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 # libp2p (TCP) and the HTTP API, when started with --listen /ip4/0.0.0.0/tcp/4001 --api 0.0.0.0:8080.
+# An API on a non-loopback address needs a bearer token: add --api-token-file FILE (a mounted secret;
+# see docker-compose.yml), or the node refuses to start.
 EXPOSE 4001 8080
 
 ENTRYPOINT ["node", "src/cli/main.ts"]

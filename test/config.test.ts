@@ -40,3 +40,30 @@ test('config: an unknown key or a bad value is rejected with a message naming th
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('config: node.apiTokenFile from the file or --api-token-file; node.api takes [IPv6]:PORT', async () => {
+  assert.equal(validateConfig({ node: { apiTokenFile: '/run/secrets/api-token' } }).node.apiTokenFile, '/run/secrets/api-token')
+  assert.equal(validateConfig({}).node.apiTokenFile, undefined)
+  assert.equal(validateConfig({ node: { api: '[::1]:8080' } }).node.api, '[::1]:8080')
+  assert.throws(() => validateConfig({ node: { api: '::1:8080' } }), /node\.api: expected HOST:PORT/)
+  const flags = await loadConfig({ env: {}, overrides: { 'node.apiTokenFile': '/t' } })
+  assert.equal(flags.node.apiTokenFile, '/t')
+})
+
+test('snapswarm node: a bad API token file, or a non-loopback --api without one, is one clear config error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'snapswarm-cfg-'))
+  try {
+    const short = join(dir, 'short.token')
+    await writeFile(short, 'short-secret-token\n')
+    const r = await runCli(['node', '--data-dir', join(dir, 'd'), '--api-token-file', short], { timeoutMs: 20_000 })
+    assert.equal(r.code, 1, r.stderr)
+    assert.equal(r.stderr, `snapswarm: ERR_CONFIG: node.apiTokenFile ${short}: expected a bearer token of 32 to 4096 characters from [A-Za-z0-9._~+/=-], found 18 characters\n`)
+    assert.ok(!r.stderr.includes('short-secret-token'), 'the token is never shown')
+    // 192.0.2.1 (TEST-NET-1) is no local address: even a broken check could not bind it.
+    const exposed = await runCli(['node', '--data-dir', join(dir, 'e'), '--api', '192.0.2.1:0'], { timeoutMs: 20_000 })
+    assert.equal(exposed.code, 1, exposed.stderr)
+    assert.match(exposed.stderr, /^snapswarm: ERR_CONFIG: node\.api 192\.0\.2\.1:0 is not a loopback address \(127\.0\.0\.0\/8, ::1, localhost\) and node\.apiTokenFile is not set: .*--api-token-file FILE\)\n$/)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

@@ -1,9 +1,13 @@
-/** `snapswarm node` (the daemon, issue 5) and `snapswarm pause` (issue 6): the daemon's CLI contract. */
+/**
+ * `snapswarm node` (the daemon, issue 5) and `snapswarm pause` (issue 6): the daemon's CLI contract.
+ * `pause` sends the node's API token (--api-token-file or SNAPSWARM_API_TOKEN) when given one.
+ */
 import { resolve as resolvePath } from 'node:path'
 import { loadConfig } from '../config/load.ts'
 import { FILE_KINDS } from '../format/types.ts'
 import { createLogger } from '../obs/log.ts'
 import { parseRanges } from '../upload/build-upload.ts'
+import { checkApiToken, readApiToken } from '../node/api-auth.ts'
 import { SnapswarmNode } from '../node/daemon.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
 
@@ -15,7 +19,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       api: { type: 'string' }, bootstrap: { type: 'string', multiple: true }, 'cluster-key': { type: 'string' },
       'allow-peer': { type: 'string', multiple: true }, config: { type: 'string' }, 'gcs-endpoint': { type: 'string' },
       'upload-rate': { type: 'string' }, 'shared-cache': { type: 'string' }, 'log-level': { type: 'string' },
-      'pending-codec': { type: 'string' },
+      'pending-codec': { type: 'string' }, 'api-token-file': { type: 'string' },
     },
     0,
   )
@@ -30,6 +34,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       'node.api': values.api,
       'node.bootstrap': values.bootstrap,
       'node.clusterKeyFile': values['cluster-key'],
+      'node.apiTokenFile': values['api-token-file'],
       'node.allowPeers': values['allow-peer'],
       'node.uploadRateBytesPerSec': values['upload-rate'] === undefined ? undefined : intFlag(values, 'upload-rate', 0),
       'cache.sharedDir': values['shared-cache'],
@@ -63,11 +68,12 @@ export async function pauseCommand(argv: string[]): Promise<number> {
     {
       api: { type: 'string' }, 'build-id': { type: 'string' }, parent: { type: 'string' }, 'use-case': { type: 'string' },
       memfile: { type: 'string' }, rootfs: { type: 'string' }, snapfile: { type: 'string' }, metadata: { type: 'string' },
-      dirty: { type: 'string', multiple: true }, wait: { type: 'boolean' },
+      dirty: { type: 'string', multiple: true }, wait: { type: 'boolean' }, 'api-token-file': { type: 'string' },
     },
     0,
   )
   const api = requiredString(values, 'api').replace(/\/$/, '')
+  const auth = await apiAuthHeader(values['api-token-file'] as string | undefined)
   const id = buildIdFlag(values, 'build-id')
   if (!id) throw new UsageError('--build-id is required')
   const files: Record<string, string> = {}
@@ -81,14 +87,16 @@ export async function pauseCommand(argv: string[]): Promise<number> {
     dirty[kind] = parseRanges(m ? m[2] : flag).map((r) => [r.start, r.end])
   }
   const body = { parent: buildIdFlag(values, 'parent') ?? null, useCase: choiceFlag(values, 'use-case', ['pause', 'build'] as const, 'pause'), files, dirty }
-  const res = await fetch(`${api}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const res = await fetch(`${api}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) })
   const answer = (await res.json()) as Record<string, unknown>
+  if (res.status === 401) throw new UsageError(`pause refused (401): ${answer.message}; give the node's token with --api-token-file FILE or SNAPSWARM_API_TOKEN`)
   if (res.status !== 202) throw new UsageError(`pause refused (${res.status}): ${answer.message ?? JSON.stringify(answer)}`)
   process.stdout.write(`${JSON.stringify(answer)}\n`)
   if (!values.wait) return 0
   for (let misses = 0; ; ) {
     await new Promise((r) => setTimeout(r, 200))
-    const res = await fetch(`${api}/v1/builds/${id}`).catch((err) => err as Error)
+    const res = await fetch(`${api}/v1/builds/${id}`, { headers: auth }).catch((err) => err as Error)
+    if (!(res instanceof Error) && res.status === 401) throw new UsageError(`lost track of build ${id} on ${api}: HTTP 401 (the node's token changed?)`)
     if (res instanceof Error || res.status !== 200) {
       // The node went away or forgot the build: give up after ~10 s rather than wait forever.
       if (++misses > 50) throw new UsageError(`lost track of build ${id} on ${api}: ${res instanceof Error ? res.message : `HTTP ${res.status}`}`)
@@ -101,4 +109,15 @@ export async function pauseCommand(argv: string[]): Promise<number> {
       return info.state === 'uploaded' ? 0 : 1
     }
   }
+}
+
+/**
+ * The Authorization header for a node's API: the token from --api-token-file, else from
+ * SNAPSWARM_API_TOKEN (the token itself, for scripts that keep it in a secret store), else none
+ * (a node on loopback without a token).
+ */
+async function apiAuthHeader(tokenFile: string | undefined): Promise<Record<string, string>> {
+  const fromEnv = process.env.SNAPSWARM_API_TOKEN
+  const token = tokenFile ? await readApiToken(tokenFile, '--api-token-file') : fromEnv ? checkApiToken(fromEnv, 'SNAPSWARM_API_TOKEN') : undefined
+  return token ? { authorization: `Bearer ${token}` } : {}
 }

@@ -21,9 +21,12 @@ export const configSchema = z
     node: z
       .object({
         listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
-        api: z.string().regex(/^[^:]+:\d+$/, 'expected HOST:PORT').default('127.0.0.1:0'),
+        /** HTTP API address. Not a loopback one (127.0.0.0/8, ::1, localhost)? Then apiTokenFile is required (src/node/api-auth.ts). */
+        api: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d+$/, 'expected HOST:PORT ([IPV6]:PORT for IPv6)').default('127.0.0.1:0'),
         bootstrap: z.array(z.string()).default([]),
         clusterKeyFile: z.string().optional(),
+        /** File holding the API's bearer token; read (and checked) at start, never logged. */
+        apiTokenFile: z.string().min(1).optional(),
         allowPeers: z.array(z.string()).optional(),
         /** Cap on pause uploads so they do not saturate the node's network; 0 = unlimited. */
         uploadRateBytesPerSec: z.number().int().min(0).default(0),

@@ -27,6 +27,7 @@ import { RateLimiter } from '../upload/rate-limit.ts'
 import { BuildStatusBoard } from './build-status.ts'
 import { CachedAnnouncer, CachedFrameServer } from './cached-frames.ts'
 import { HeaderResolver } from './header-resolver.ts'
+import { resolveApiToken } from './api-auth.ts'
 import { HttpApi } from './http-api.ts'
 import { type LocalBuild, LocalBuilds } from './local-builds.ts'
 import { PauseManager, parsePauseRequest } from './pause.ts'
@@ -92,6 +93,8 @@ export class SnapswarmNode {
   static async start(opts: NodeStartOptions): Promise<SnapswarmNode> {
     tuneGcForBulkTransfer()
     const { config, dataDir } = opts
+    // First: an API exposed without a token (or a bad token file) refuses the start before anything is opened.
+    const apiToken = await resolveApiToken(config.node)
     const log = opts.logger.child({ component: 'node' })
     await mkdir(dataDir, { recursive: true })
     const registry = createRegistry()
@@ -175,6 +178,7 @@ export class SnapswarmNode {
       log,
       registry,
     })
+    const secrets = [config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [resolvePath(f)] : []))
     const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
     const api = new HttpApi(
       {
@@ -199,8 +203,8 @@ export class SnapswarmNode {
           // which would publish them to the bucket and the cluster.
           for (const path of Object.values(req.files)) {
             const abs = resolvePath(path)
-            if (abs === dataDir || abs.startsWith(dataDir + sep) || abs === config.node.clusterKeyFile) {
-              throw new InvalidArgumentError(`files: ${path} is inside the node's data directory or is its cluster key`)
+            if (abs === dataDir || abs.startsWith(dataDir + sep) || secrets.includes(abs)) {
+              throw new InvalidArgumentError(`files: ${path} is inside the node's data directory or is its cluster key or API token`)
             }
           }
           const b = await pauses.pause(id, req)
@@ -208,6 +212,7 @@ export class SnapswarmNode {
         },
       },
       log.child({ component: 'api' }),
+      { token: apiToken },
     )
     let apiUrl: string
     let cachedAnnouncer: CachedAnnouncer | undefined

@@ -1,7 +1,9 @@
 /**
  * The daemon's local HTTP API (loopback by default). Thin: parses requests, calls the node, maps
- * named errors to status codes. Routes:
- *   GET  /healthz, /readyz, /metrics, /v1/peers
+ * named errors to status codes. With a token (src/node/api-auth.ts) every route but the probes needs
+ * `Authorization: Bearer <token>`, checked before anything else is done. Routes:
+ *   GET  /healthz, /readyz                     liveness, readiness: always open (probes carry no token)
+ *   GET  /metrics, /v1/peers
  *   GET  /v1/builds/{id}                       what this node knows of a build
  *   GET  /v1/builds/{id}/{memfile|rootfs}      lazy read through the cluster (Range → 206)
  *   POST /v1/builds/{id}                       pause: frame locally, announce pending, upload (202)
@@ -12,6 +14,7 @@ import { SnapswarmError } from '../format/errors.ts'
 import type { FileKind } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import type { Logger } from '../obs/log.ts'
+import { BearerCheck, type BearerVerdict, splitHostPort } from './api-auth.ts'
 
 export interface ApiHandlers {
   health(): { ok: boolean; [k: string]: unknown }
@@ -20,11 +23,17 @@ export interface ApiHandlers {
   peers(): unknown
   buildInfo(id: string): Promise<unknown | null>
   /** Size of the virtual file, then a reader of ranges. */
-  openRead(id: string, kind: FileKind, signal: AbortSignal): Promise<{ size: number; read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>; close(): Promise<void> }>
+  openRead(
+    id: string,
+    kind: FileKind,
+    signal: AbortSignal,
+  ): Promise<{ size: number; read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>; readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void>; close(): Promise<void> }>
   pause(id: string, body: unknown): Promise<unknown>
 }
 
 const MAX_BODY = 64 * 1024
+/** A Range answer is read and sent this much at a time: big enough to stream whole frames, small enough to start at once. */
+const READ_CHUNK = 8 * 1024 * 1024
 /** Client mistakes are 4xx; everything else (storage, peers, corrupt data, shutdown) is the server's: 5xx. */
 const STATUS_BY_CODE: Record<string, number> = {
   ERR_INVALID_ARGUMENT: 400, ERR_CONFIG: 400, ERR_USAGE: 400, ERR_LIMIT: 400, ERR_BUILD_EXISTS: 409, ERR_NOT_FOUND: 404,
@@ -36,25 +45,26 @@ export class HttpApi {
   private readonly server: Server
   private readonly handlers: ApiHandlers
   private readonly log: Logger
+  private readonly auth?: BearerCheck
 
-  constructor(handlers: ApiHandlers, log: Logger) {
+  /** `token`: the bearer token every route but /healthz and /readyz requires (none: open, for loopback only). */
+  constructor(handlers: ApiHandlers, log: Logger, opts: { token?: string } = {}) {
     this.handlers = handlers
     this.log = log
+    if (opts.token) this.auth = new BearerCheck(opts.token)
     this.server = createServer((req, res) => {
       this.route(req, res).catch((err) => this.fail(res, err))
     })
   }
 
   async listen(hostPort: string): Promise<string> {
-    const i = hostPort.lastIndexOf(':')
-    const host = hostPort.slice(0, i)
-    const port = Number(hostPort.slice(i + 1))
+    const { host, port } = splitHostPort(hostPort)
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(port, host, () => resolve())
     })
     const addr = this.server.address() as AddressInfo
-    return `http://${addr.address}:${addr.port}`
+    return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
   }
 
   async close(): Promise<void> {
@@ -67,6 +77,11 @@ export class HttpApi {
     const parts = url.pathname.split('/').filter(Boolean)
     if (req.method === 'GET' && url.pathname === '/healthz') return json(res, 200, this.handlers.health())
     if (req.method === 'GET' && url.pathname === '/readyz') return json(res, this.handlers.ready() ? 200 : 503, { ready: this.handlers.ready() })
+    const verdict = this.auth?.check(req.headers.authorization) ?? 'ok'
+    if (verdict !== 'ok') {
+      this.log.debug({ remote: req.socket.remoteAddress, method: req.method, path: url.pathname, verdict }, 'unauthorized request')
+      return unauthorized(res, verdict)
+    }
     if (req.method === 'GET' && url.pathname === '/metrics') {
       const m = await this.handlers.metrics()
       res.writeHead(200, { 'content-type': m.contentType })
@@ -97,7 +112,7 @@ export class HttpApi {
       }
       const [start, end] = range ?? [0, file.size - 1]
       // Read before writing headers, so a failure becomes a proper error status rather than a cut body.
-      const first = await file.read(start, Math.min(end - start + 1, 8 * 1024 * 1024), abort.signal)
+      const first = await file.read(start, Math.min(end - start + 1, READ_CHUNK), abort.signal)
       res.writeHead(range ? 206 : 200, {
         'content-type': 'application/octet-stream',
         'content-length': String(end - start + 1),
@@ -105,11 +120,26 @@ export class HttpApi {
       })
       let pos = start + first.byteLength
       if (!res.write(first)) await waitDrain(res)
-      while (pos <= end && !abort.signal.aborted) {
-        const chunk = await file.read(pos, Math.min(end - pos + 1, 8 * 1024 * 1024), abort.signal)
-        pos += chunk.byteLength
-        if (!res.write(chunk)) await waitDrain(res)
+      // The rest through two reused buffers: one is read into while the other is on its way out. A
+      // buffer is refilled only after the socket took all of it (its write callback), never while
+      // Node may still hold it; no fresh 8 MiB allocation (and its page faults) per read.
+      const size = Math.min(end - pos + 1, READ_CHUNK)
+      const bufs: (Buffer | undefined)[] = [undefined, undefined]
+      const flushed: (Promise<void> | undefined)[] = [undefined, undefined]
+      for (let k = 0; pos <= end && !abort.signal.aborted; k ^= 1) {
+        await settledOrAborted(flushed[k], abort.signal)
+        if (abort.signal.aborted) break
+        const buf = bufs[k] ?? Buffer.allocUnsafe(size)
+        bufs[k] = buf
+        const dst = buf.subarray(0, Math.min(end - pos + 1, READ_CHUNK))
+        await file.readInto(dst, pos, abort.signal)
+        pos += dst.byteLength
+        const written = new Promise<void>((resolve, reject) => res.write(dst, (err) => (err ? reject(err) : resolve())))
+        written.catch(() => abort.abort()) // the client went away: stop reading; 'close' says so too
+        flushed[k] = written.catch(() => {})
+        if (res.writableNeedDrain) await waitDrain(res)
       }
+      await settledOrAborted(Promise.all(flushed), abort.signal)
       res.end()
     } finally {
       await file.close()
@@ -128,6 +158,23 @@ export class HttpApi {
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+/**
+ * 401 before the body is read or anything is opened. `connection: close`: Node would otherwise
+ * drain an unread request body, of any size, to keep the connection alive for a client it refused.
+ */
+function unauthorized(res: ServerResponse, verdict: Exclude<BearerVerdict, 'ok'>): void {
+  const message = verdict === 'missing' ? 'this API needs an Authorization: Bearer <token> header (the node has node.apiTokenFile set)' : 'the bearer token is not this node\'s'
+  const text = JSON.stringify({ error: 'ERR_UNAUTHORIZED', message })
+  res.writeHead(401, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    // RFC 6750 §3: no error code when the request carried no credentials, invalid_token when it did.
+    'www-authenticate': verdict === 'missing' ? 'Bearer' : 'Bearer error="invalid_token"',
+    connection: 'close',
+  })
   res.end(text)
 }
 
@@ -162,6 +209,19 @@ export function parseRange(header: string | undefined, size: number): [number, n
   }
   if (start >= size || start > end) return 'unsatisfiable'
   return [start, end]
+}
+
+/** Resolves when `p` settles or `signal` aborts, whichever is first (a write callback of a destroyed response may never come). */
+function settledOrAborted(p: Promise<unknown> | undefined, signal: AbortSignal): Promise<void> {
+  if (!p || signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+    p.then(done, done)
+  })
 }
 
 function waitDrain(res: ServerResponse): Promise<void> {

@@ -25,6 +25,8 @@ export interface FileHandleLike {
   readonly size: number
   readonly file: ResumedFile
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>
+  /** Fill a caller-owned buffer (no allocation per read); nothing writes into it after this settles. */
+  readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void>
   close(): Promise<void>
 }
 
@@ -85,6 +87,7 @@ export class OpenFiles {
       size: file.size,
       file,
       read: (offset, length, s) => file.read(offset, length, s),
+      readInto: (dst, offset, s) => file.readInto(dst, offset, s),
       close: async () => {
         if (released) return
         released = true

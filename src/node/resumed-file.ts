@@ -105,6 +105,18 @@ export class ResumedFile {
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    // Unsafe allocation is fine: readInto writes every byte or rejects.
+    const out = Buffer.allocUnsafe(length)
+    await this.readInto(out, offset, signal)
+    return out
+  }
+
+  /**
+   * Fill `dst` with the file's bytes at `offset` (a caller-owned buffer: no allocation per read). A
+   * read that fails on the pending copy is redone whole under the final header; once this rejects,
+   * nothing writes into `dst` any more (BuildReader.readInto), so the caller may reuse it at once.
+   */
+  async readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void> {
     for (let transitions = 0; ; transitions++) {
       if (this.closed) throw new BuildUnavailableError(`build file ${this.deps.buildId}/${this.deps.kind} is closed`)
       if (this.broken) throw this.broken
@@ -114,7 +126,7 @@ export class ResumedFile {
       }
       cur.inflight++
       try {
-        return await cur.reader.read(offset, length, signal)
+        return await cur.reader.readInto(dst, offset, signal)
       } catch (err) {
         if (signal?.aborted || !cur.header.incomplete) throw err
         if (this.deps.board.get(this.deps.buildId) === 'failed') throw new UploadFailedError(this.deps.buildId)

@@ -3,11 +3,12 @@
  * a pending build held only by its origin is read byte-exactly on another node and switched over to
  * storage when its upload completes; a node with the wrong cluster key is refused; a dead origin gives
  * a clear error before its upload finished and uninterrupted reads from storage after; a peer serving
- * corrupted frames is detected and its frames never used.
+ * corrupted frames is detected and its frames never used; a node started with --api-token-file
+ * answers its API only with the token, and `snapswarm pause --api-token-file` pauses on it.
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -15,6 +16,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { runCli } from '../helpers/cli.ts'
 import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from './procs.ts'
 
 const MiB = 1024 * 1024
@@ -178,6 +180,49 @@ test('a peer serving corrupted frames is detected; its frames are never used', a
   assert.equal(r.status, 206, r.text)
   assert.equal(sha(r.bytes), sha(data))
   assert.ok((await verifyFailures()) > before, 'verification failures from the peer were counted')
+})
+
+test('a node started with --api-token-file: probes open, the API needs the token, snapswarm pause --api-token-file works', async () => {
+  const token = randomBytes(33).toString('base64')
+  const tokenFile = join(dir, 'api.token')
+  await writeFile(tokenFile, `${token}\n`, { mode: 0o600 })
+  const a = await origin(['--api-token-file', tokenFile, '--bootstrap', reader.addrs[0]])
+  await connectReader(a)
+  assert.ok(!a.stderr().includes(token), 'the token is never logged')
+  assert.equal((await fetch(`${a.api}/healthz`)).status, 200)
+  assert.equal((await fetch(`${a.api}/readyz`)).status, 200)
+  for (const path of ['/metrics', '/v1/peers']) {
+    const res = await fetch(`${a.api}${path}`)
+    assert.equal(res.status, 401, path)
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer')
+    assert.equal(((await res.json()) as { error: string }).error, 'ERR_UNAUTHORIZED')
+    const wrong = await fetch(`${a.api}${path}`, { headers: { authorization: `Bearer ${token.slice(1)}x` } })
+    assert.equal(wrong.status, 401, path)
+    await wrong.arrayBuffer()
+    const right = await fetch(`${a.api}${path}`, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(right.status, 200, path)
+    await right.arrayBuffer()
+  }
+
+  const { path, data } = await memfile(4 * MiB, 25)
+  const id = randomUUID()
+  const unauthorized = await pause(a.api, id, { files: { memfile: path } })
+  assert.equal(unauthorized.status, 401)
+  const cli = await runCli(['pause', '--api', a.api, '--api-token-file', tokenFile, '--build-id', id, '--memfile', path, '--wait'], { env: { SNAPSWARM_API_TOKEN: '' } })
+  assert.equal(cli.code, 0, cli.stderr)
+  assert.equal(JSON.parse(cli.stdout.toString().trim().split('\n').at(-1)!).state, 'uploaded')
+  assert.ok(!cli.stderr.includes(token) && !a.stderr().includes(token), 'the token is never logged')
+  // The origin's own read needs the token; the reader (loopback, no token) reads it from the cluster.
+  const own = await fetch(`${a.api}/v1/builds/${id}/memfile`, { headers: { range: 'bytes=0-4095' } })
+  assert.equal(own.status, 401)
+  await own.arrayBuffer()
+  const withToken = await fetch(`${a.api}/v1/builds/${id}/memfile`, { headers: { range: `bytes=0-${data.byteLength - 1}`, authorization: `Bearer ${token}` } })
+  assert.equal(withToken.status, 206)
+  assert.equal(sha(Buffer.from(await withToken.arrayBuffer())), sha(data))
+  await waitFor('uploaded on the reader', async () => (await getJson(`${reader.api}/v1/builds/${id}`)).body.state === 'uploaded', 30_000)
+  const r = await readRange(reader.api, id, 'memfile', MiB + 3, 3 * MiB)
+  assert.equal(r.status, 206, r.text)
+  assert.ok(r.bytes.equals(data.subarray(MiB + 3, 3 * MiB + 1)))
 })
 
 async function verifyFailures(): Promise<number> {

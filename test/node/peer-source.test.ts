@@ -12,8 +12,6 @@ import { MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/n
 import type { FrameRef } from '../../src/read/source.ts'
 import { equalBytes, startPeer, stopPeers, type TestPeer, waitFor } from '../p2p/helpers.ts'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
 test('penalties: accumulate, halve every half-life, drop to 0 below the floor', () => {
   let t = 0 // a clock the test moves: the arithmetic, not the scheduler, is under test here
   const p = new PeerPenalties(100, () => t)
