@@ -3,7 +3,7 @@
  * the chunk cache and its source chain (local origin + peers → shared cache → storage), the libp2p
  * peer, pauses and uploads, and the HTTP API.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, realpath } from 'node:fs/promises'
 import { join, resolve as resolvePath, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Config } from '../config/schema.ts'
@@ -178,7 +178,10 @@ export class SnapswarmNode {
       log,
       registry,
     })
-    const secrets = [config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [resolvePath(f)] : []))
+    // Compared as real paths: a symlink (or a relative path) to a secret or into the data dir is the same file.
+    const real = (p: string) => realpath(p).catch(() => resolvePath(p))
+    const secrets = await Promise.all([config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [real(f)] : [])))
+    const realDataDir = await real(dataDir)
     const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
     const api = new HttpApi(
       {
@@ -202,8 +205,8 @@ export class SnapswarmNode {
           // The API pauses files by path: never ones of the node's own (identity key, cache, builds),
           // which would publish them to the bucket and the cluster.
           for (const path of Object.values(req.files)) {
-            const abs = resolvePath(path)
-            if (abs === dataDir || abs.startsWith(dataDir + sep) || secrets.includes(abs)) {
+            const abs = await real(path)
+            if (abs === realDataDir || abs.startsWith(realDataDir + sep) || secrets.includes(abs)) {
               throw new InvalidArgumentError(`files: ${path} is inside the node's data directory or is its cluster key or API token`)
             }
           }

@@ -105,7 +105,9 @@ export class FrameBatcher {
     const onFrame = (i: number, bytes: Uint8Array) => {
       arrived.add(i)
       waiters[i].resolve({ status: 'OK', bytes })
+      maybeAbort() // the frames still coming may be wanted by nobody now
     }
+    maybeAbort() // every waiter may have given up before the batch left
     this.client
       .getFrames(p.peer, p.buildId, p.kind, p.codec, ranges, { signal: abort.signal, timeoutMs: this.opts.timeoutMs, stallMs: this.opts.stallMs, onFrame })
       .then(

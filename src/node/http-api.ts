@@ -14,7 +14,7 @@ import { SnapswarmError } from '../format/errors.ts'
 import type { FileKind } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import type { Logger } from '../obs/log.ts'
-import { BearerCheck, type BearerVerdict, splitHostPort } from './api-auth.ts'
+import { BearerCheck, type BearerVerdict, isLoopbackHost, splitHostPort } from './api-auth.ts'
 
 export interface ApiHandlers {
   health(): { ok: boolean; [k: string]: unknown }
@@ -82,6 +82,17 @@ export class HttpApi {
       this.log.debug({ remote: req.socket.remoteAddress, method: req.method, path: url.pathname, verdict }, 'unauthorized request')
       return unauthorized(res, verdict)
     }
+    // Without a token the API trusts whoever reaches the loopback address, and a web page in a browser
+    // on this host can reach it too: through DNS rebinding (its own host name pointed at 127.0.0.1:
+    // same origin, any request) or a cross-site "simple" POST (text/plain, no preflight). So: a
+    // loopback Host header only, and a POST must say application/json, which no page can send to
+    // another origin without a CORS preflight this server never grants.
+    if (!this.auth && !isLoopbackHostHeader(req.headers.host)) {
+      return json(res, 403, { error: 'ERR_FORBIDDEN', message: `Host '${req.headers.host ?? ''}' is not a loopback name; without node.apiTokenFile the API answers loopback hosts only` })
+    }
+    if (req.method === 'POST' && mediaType(req.headers['content-type']) !== 'application/json') {
+      return json(res, 415, { error: 'ERR_INVALID_ARGUMENT', message: 'a POST body must be sent as content-type: application/json' })
+    }
     if (req.method === 'GET' && url.pathname === '/metrics') {
       const m = await this.handlers.metrics()
       res.writeHead(200, { 'content-type': m.contentType })
@@ -136,8 +147,9 @@ export class HttpApi {
         pos += dst.byteLength
         const written = new Promise<void>((resolve, reject) => res.write(dst, (err) => (err ? reject(err) : resolve())))
         written.catch(() => abort.abort()) // the client went away: stop reading; 'close' says so too
+        // No drain wait: the next read fills the other buffer while this one goes out; waiting for a
+        // buffer's own write before refilling it bounds what is in flight to the two of them.
         flushed[k] = written.catch(() => {})
-        if (res.writableNeedDrain) await waitDrain(res)
       }
       await settledOrAborted(Promise.all(flushed), abort.signal)
       res.end()
@@ -176,6 +188,19 @@ function unauthorized(res: ServerResponse, verdict: Exclude<BearerVerdict, 'ok'>
     connection: 'close',
   })
   res.end(text)
+}
+
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase()
+}
+
+/** A Host header naming a loopback address or localhost (any port). */
+function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (!host) return false
+  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(host)
+  if (!m) return false
+  const name = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1]
+  return isLoopbackHost(name)
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

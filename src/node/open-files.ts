@@ -75,14 +75,15 @@ export class OpenFiles {
     entry.users++
     clearTimeout(entry.idle)
     let file: ResumedFile
+    const e = entry
     try {
       file = await raceAbort(entry.file, signal)
     } catch (err) {
-      entry.users--
+      // A caller that gave up while the file was opening still releases it: nobody else may come.
+      this.release(key, e)
       throw err
     }
     let released = false
-    const e = entry
     return {
       size: file.size,
       file,
@@ -91,15 +92,23 @@ export class OpenFiles {
       close: async () => {
         if (released) return
         released = true
-        if (--e.users > 0) return
-        e.idle = setTimeout(() => {
-          if (e.users > 0 || this.files.get(key) !== e) return
-          this.files.delete(key)
-          file.close().catch((err) => this.deps.log.warn({ err }, 'closing an idle build file failed'))
-        }, IDLE_CLOSE_MS)
-        e.idle.unref()
+        this.release(key, e)
       },
     }
+  }
+
+  /** One user fewer; the last one's file stays open IDLE_CLOSE_MS for the next range request, then closes. */
+  private release(key: string, e: Entry): void {
+    if (--e.users > 0) return
+    e.idle = setTimeout(() => {
+      if (e.users > 0 || this.files.get(key) !== e) return
+      this.files.delete(key)
+      e.file.then(
+        (file) => file.close().catch((err) => this.deps.log.warn({ err }, 'closing an idle build file failed')),
+        () => {}, // it never opened: nothing to close
+      )
+    }, IDLE_CLOSE_MS)
+    e.idle.unref()
   }
 
   async closeAll(): Promise<void> {

@@ -51,6 +51,8 @@ export class PeerFrameSource implements FrameSource {
   private readonly localFrames: PeerSourceOptions['localFrames']
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
+  /** Batch errors already charged to their peer (weak: they go with the batch). */
+  private readonly penalized = new WeakSet<object>()
   /** (peer, build, file) → when a `cached` peer last lacked a frame of that file (orders cached peers). */
   private readonly cachedMisses = new Map<string, number>()
   /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
@@ -72,7 +74,9 @@ export class PeerFrameSource implements FrameSource {
     if (own) return own
     // "Not here" sends the fetcher on to the frame store, local disk instead of a network round trip.
     // Not for a pending build: if that copy turned out corrupt, storage would not have the frame.
-    if (this.localFrames?.has(ref) && this.board.get(ref.buildId) !== 'pending') return null
+    // (A build of unknown state counts as pending when a peer announces it so: its parent layers are
+    // read without a file of their own watching their state.)
+    if (this.localFrames?.has(ref) && !this.maybePending(ref.buildId)) return null
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
     const entries = this.directory.peersFor(ref.buildId)
@@ -100,9 +104,13 @@ export class PeerFrameSource implements FrameSource {
       let answer: FrameAnswer
       try {
         answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal)
-      } catch {
+      } catch (err) {
         if (signal.aborted) throw signal.reason
-        this.penalties.add(peer, 1)
+        // One failed batch rejects each of its waiters with the same error: it costs the peer one point, not one per frame.
+        if (!(err instanceof Object) || !this.penalized.has(err)) {
+          if (err instanceof Object) this.penalized.add(err)
+          this.penalties.add(peer, 1)
+        }
         continue
       }
       if (answer.status === 'OK') {
@@ -120,6 +128,12 @@ export class PeerFrameSource implements FrameSource {
       if (answer.status === 'NOT_AVAILABLE' && cachedOnly.has(peer)) remember(this.cachedMisses, `${peer}/${ref.buildId}/${ref.kind}`, now)
     }
     return null
+  }
+
+  private maybePending(buildId: string): boolean {
+    const state = this.board.get(buildId)
+    if (state !== undefined) return state === 'pending'
+    return this.directory.peersFor(buildId).some((e) => e.state === 'pending')
   }
 
   /** Called by the fetcher when bytes this source returned failed verification. */

@@ -46,7 +46,7 @@ test('a failed upload: the origin answers UPLOAD_FAILED and readers of the pendi
   // Sabotage: the build's prefix in the origin's bucket is a file, so writing any object under it fails.
   await mkdir(join(dir, 'origin-bucket'), { recursive: true })
   await writeFile(join(dir, 'origin-bucket', id), 'not a directory')
-  const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', body: JSON.stringify({ files: { memfile: src } }) })
+  const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })
   assert.equal(res.status, 202, await res.text())
   const first = await waitFor('a read while pending', async () => {
     const r = await fetch(`${reader.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: 'bytes=0-4095' } })

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -123,7 +123,7 @@ test('with the right token: metrics, peers, a pause, then a Range read byte-equa
 
   const { path, data } = await memfile(3 * MiB, 2)
   const id = randomUUID()
-  const res = await fetch(`${node.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: bearer(token), body: JSON.stringify({ files: { memfile: path } }) })
+  const res = await fetch(`${node.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: path } }) })
   assert.equal(res.status, 202, await res.text())
   await waitUploaded(id)
   assert.ok((await readRange(id, 0, data.byteLength - 1)).equals(data))
@@ -157,9 +157,14 @@ test('snapswarm pause sends the token from --api-token-file or SNAPSWARM_API_TOK
 })
 
 test('the node refuses to serve its token file (or cluster key) through a pause', async () => {
-  const res = await fetch(`${node.apiUrl}/v1/builds/${randomUUID()}`, { method: 'POST', headers: bearer(token), body: JSON.stringify({ files: { memfile: tokenFile } }) })
+  const res = await fetch(`${node.apiUrl}/v1/builds/${randomUUID()}`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: tokenFile } }) })
   assert.equal(res.status, 400)
   assert.match(((await res.json()) as { message: string }).message, /API token/)
+  // Nor through a symlink to it: paths are compared as real paths.
+  const link = join(dir, 'innocent-looking-memfile')
+  await symlink(tokenFile, link)
+  const viaLink = await fetch(`${node.apiUrl}/v1/builds/${randomUUID()}`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: link } }) })
+  assert.equal(viaLink.status, 400)
 })
 
 test('a non-loopback node.api without a token refuses to start before opening anything', async () => {

@@ -30,7 +30,7 @@ before(async () => {
   data = new VmDataGenerator(21).next(27 * MiB + 12345)
   await writeFile(join(dir, 'mem'), data)
   id = randomUUID()
-  const res = await fetch(`${node.apiUrl}/v1/builds/${id}`, { method: 'POST', body: JSON.stringify({ files: { memfile: join(dir, 'mem') } }) })
+  const res = await fetch(`${node.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: join(dir, 'mem') } }) })
   assert.equal(res.status, 202, await res.text())
   await waitFor('the build to be uploaded', async () => {
     const r = await fetch(`${node.apiUrl}/v1/builds/${id}`)
@@ -102,4 +102,28 @@ test('a client that goes away mid-answer: the node keeps serving, and the next a
     })
   }
   assert.ok((await range(5 * MiB, 21 * MiB)).equals(data.subarray(5 * MiB, 21 * MiB + 1)))
+})
+
+test('without a token: a non-loopback Host (DNS rebinding) gets 403; a POST that is not application/json gets 415 and pauses nothing', async () => {
+  const port = new URL(node.apiUrl).port
+  const get = (host: string) =>
+    new Promise<number>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/v1/peers', headers: { host } }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+        .on('error', reject)
+        .end()
+    })
+  assert.equal(await get(`rebound.example:${port}`), 403)
+  assert.equal(await get('10.0.0.1'), 403)
+  assert.equal(await get(`localhost:${port}`), 200)
+  assert.equal(await get(`127.0.0.1:${port}`), 200)
+  assert.equal(await get(`[::1]:${port}`), 200)
+  const other = randomUUID()
+  // What a page on another origin can send without a CORS preflight: a text/plain body.
+  const res = await fetch(`${node.apiUrl}/v1/builds/${other}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ files: { memfile: join(dir, 'mem') } }) })
+  assert.equal(res.status, 415)
+  assert.equal((await fetch(`${node.apiUrl}/v1/builds/${other}`)).status, 404, 'nothing was paused')
+  assert.equal((await fetch(`${node.apiUrl}/healthz`, { headers: {} })).status, 200)
 })

@@ -150,7 +150,9 @@ export class ContentServer {
         this.bytes.inc({ protocol: 'frames' }, bytes.byteLength)
       }
     } finally {
-      await next?.catch(() => {}) // no read of the batch still running when it is released
+      // No read of the batch still running when it is released, unless the request is over (deadline,
+      // stop): then a hung read must not hold the serving slot; the provider's handle outlives it safely.
+      if (next) await Promise.race([next.catch(() => {}), abortPromise(signal)])
       ans.batch.release?.()
     }
     return 'OK'
@@ -170,4 +172,10 @@ export class ContentServer {
     if (bytes) this.bytes.inc({ protocol: 'blob' }, bytes.byteLength)
     return ans.status
   }
+}
+
+/** Resolves when `signal` aborts (at once if it has); never rejects. */
+function abortPromise(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
 }
