@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net'
 import { SnapswarmError } from '../format/errors.ts'
 import type { FileKind } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
+import { raceAbort } from '../read/abort.ts'
+import type { FileHandleLike } from './open-files.ts'
 import type { Logger } from '../obs/log.ts'
 import { BearerCheck, type BearerVerdict, isLoopbackHost, splitHostPort } from './api-auth.ts'
 
@@ -22,12 +24,8 @@ export interface ApiHandlers {
   metrics(): Promise<{ contentType: string; body: string }>
   peers(): unknown
   buildInfo(id: string): Promise<unknown | null>
-  /** Size of the virtual file, then a reader of ranges. */
-  openRead(
-    id: string,
-    kind: FileKind,
-    signal: AbortSignal,
-  ): Promise<{ size: number; read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>; readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void>; close(): Promise<void> }>
+  /** Size of the virtual file, then a reader of ranges (an OpenFiles handle). */
+  openRead(id: string, kind: FileKind, signal: AbortSignal): Promise<Pick<FileHandleLike, 'size' | 'read' | 'readInto' | 'close'>>
   pause(id: string, body: unknown): Promise<unknown>
 }
 
@@ -138,7 +136,7 @@ export class HttpApi {
       const bufs: (Buffer | undefined)[] = [undefined, undefined]
       const flushed: (Promise<void> | undefined)[] = [undefined, undefined]
       for (let k = 0; pos <= end && !abort.signal.aborted; k ^= 1) {
-        await settledOrAborted(flushed[k], abort.signal)
+        await raceAbort(flushed[k] ?? Promise.resolve(), abort.signal).catch(() => {}) // settled, or the client went away
         if (abort.signal.aborted) break
         const buf = bufs[k] ?? Buffer.allocUnsafe(size)
         bufs[k] = buf
@@ -151,7 +149,7 @@ export class HttpApi {
         // buffer's own write before refilling it bounds what is in flight to the two of them.
         flushed[k] = written.catch(() => {})
       }
-      await settledOrAborted(Promise.all(flushed), abort.signal)
+      await raceAbort(Promise.all(flushed), abort.signal).catch(() => {})
       res.end()
     } finally {
       await file.close()
@@ -234,19 +232,6 @@ export function parseRange(header: string | undefined, size: number): [number, n
   }
   if (start >= size || start > end) return 'unsatisfiable'
   return [start, end]
-}
-
-/** Resolves when `p` settles or `signal` aborts, whichever is first (a write callback of a destroyed response may never come). */
-function settledOrAborted(p: Promise<unknown> | undefined, signal: AbortSignal): Promise<void> {
-  if (!p || signal.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-    p.then(done, done)
-  })
 }
 
 function waitDrain(res: ServerResponse): Promise<void> {
