@@ -17,6 +17,8 @@ import { validateConfig } from '../../src/config/load.ts'
 import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { createLogger, silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { writeClusterKey } from '../../src/p2p/admission.ts'
+import { type NodeProc, startNode, waitFor } from './procs.ts'
 
 const CYCLES = Number(process.env.STRESS_CYCLES ?? 200)
 const BLOCK = 2 * 1024 * 1024 // memfile block size: dirty ranges are whole blocks
@@ -130,4 +132,129 @@ test(`rapid pause/resume: ${CYCLES} cycles of layered pauses with concurrent rea
   }
   assert.equal(stats.reads, CYCLES * READS_PER_CYCLE + 5)
   console.log(`stress: ${stats.reads} reads, ${(stats.bytes / 2 ** 20).toFixed(0)} MiB compared, ${stats.retries} not-yet-visible retries, 0 wrong bytes`)
+})
+
+/**
+ * The same cycles with real node processes, and origins killed with SIGKILL mid-upload (a bounded
+ * count, STRESS_KILLS, default 6): the killed origin restarts on its data dir and ports, resumes its
+ * unfinished uploads, and every read anywhere returns the model's bytes or an error status, never a
+ * wrong byte; every build read eventually succeeds.
+ */
+const KILLS = Number(process.env.STRESS_KILLS ?? 6)
+const KILL_CYCLES = Number(process.env.STRESS_KILL_CYCLES ?? 60)
+
+test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycles, ${KILLS} kills, 0 wrong bytes`, async () => {
+  const pdir = await mkdtemp(join(tmpdir(), 'snapswarm-stress-kill-'))
+  const storage = pathToFileURL(join(pdir, 'bucket')).href
+  const key = join(pdir, 'cluster.key')
+  await writeClusterKey(key)
+  const config = join(pdir, 'config.json')
+  await writeFile(
+    config,
+    JSON.stringify({
+      compression: { default: { partSize: 5 * 1024 * 1024 } },
+      peers: { announceIntervalMs: 200, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 },
+      switchover: { finalHeaderPollMs: 20_000 },
+      node: { pendingGraceMs: 600_000 },
+    }),
+  )
+  const codecs = ['upload', 'lz4', 'none']
+  const procs: NodeProc[] = []
+  const argsOf: string[][] = []
+  const start = async (i: number, bootstrap: string[]) => {
+    const base = ['--storage', storage, '--data-dir', join(pdir, `p${i}`), '--cluster-key', key, '--config', config, '--upload-rate', '3000000', '--pending-codec', codecs[i]]
+    // A restart keeps the node's ports, so the others' bootstrap addresses stay valid.
+    const pinned = argsOf[i] ?? []
+    procs[i] = await startNode([...base, ...pinned, ...bootstrap.flatMap((a) => ['--bootstrap', a])])
+    argsOf[i] = ['--listen', procs[i].addrs[0].replace(/\/p2p\/.*$/, ''), '--api', new URL(procs[i].api).host]
+  }
+  try {
+    await start(0, [])
+    await start(1, [procs[0].addrs[0]])
+    await start(2, [procs[0].addrs[0], procs[1].addrs[0]])
+    const stats = { reads: 0, bytes: 0, retries: 0, kills: 0 }
+    const readOk = async (b: Build) => {
+      const s = rand(SIZE - 1)
+      const e = Math.min(SIZE - 1, s + rand(3 * 1024 * 1024))
+      for (let attempt = 0; ; attempt++) {
+        const api = procs[rand(3)].api
+        let status = 0
+        let body = Buffer.alloc(0)
+        try {
+          const res = await fetch(`${api}/v1/builds/${b.id}/memfile`, { headers: { range: `bytes=${s}-${e}` }, signal: AbortSignal.timeout(60_000) })
+          status = res.status
+          body = Buffer.from(await res.arrayBuffer())
+        } catch {
+          status = -1 // a node being killed, or a response cut on an error: never data
+        }
+        if (status === 206) {
+          assert.ok(body.equals(b.content.subarray(s, e + 1)), `wrong bytes: build ${b.id} range ${s}-${e}`)
+          stats.reads++
+          stats.bytes += body.byteLength
+          return
+        }
+        // An origin is down or restarting: an error status with a stable code, retried; never a 2xx with other bytes.
+        if (status > 0) assert.match(body.toString(), /"error":"ERR_[A-Z_]+"/, `read answered ${status}: ${body.toString()}`)
+        assert.ok(attempt < 300, `build ${b.id} never became readable: ${status} ${body.toString()}`)
+        stats.retries++
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    const chain: Build[] = []
+    const inflight: Promise<void>[] = []
+    const killEvery = Math.max(1, Math.floor(KILL_CYCLES / Math.max(1, KILLS)))
+    for (let cycle = 0; cycle < KILL_CYCLES; cycle++) {
+      const parent = chain.length > 0 && cycle % 10 !== 0 ? chain[chain.length - 1] : null
+      const id = randomUUID()
+      const o = rand(3)
+      let content: Buffer
+      let file: Buffer
+      const body: Record<string, unknown> = { useCase: 'pause' }
+      if (!parent) {
+        content = gen.next(SIZE)
+        file = content
+        body.parent = null
+      } else {
+        content = Buffer.from(parent.content)
+        const blocks = [...new Set([rand(4), rand(4)])].sort()
+        file = Buffer.concat(blocks.map(() => gen.next(BLOCK)))
+        for (const [i, blk] of blocks.entries()) file.copy(content, blk * BLOCK, i * BLOCK, (i + 1) * BLOCK)
+        body.parent = parent.id
+        body.dirty = { memfile: blocks.map((blk) => [blk * BLOCK, (blk + 1) * BLOCK]) }
+      }
+      const path = join(pdir, `${id}.mem`)
+      await writeFile(path, file)
+      body.files = { memfile: path }
+      const res = await fetch(`${procs[o].api}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      assert.equal(res.status, 202, await res.text())
+      const build = { id, content }
+      chain.push(build)
+      for (let r = 0; r < READS_PER_CYCLE; r++) inflight.push(readOk(r === 0 ? build : chain[rand(chain.length)]))
+      if (cycle % killEvery === killEvery - 1 && stats.kills < KILLS) {
+        // Kill the origin while this build is pending (its upload runs at 3 MB/s), then restart it.
+        await waitFor('the build pending on its origin', async () => {
+          const r = await fetch(`${procs[o].api}/v1/builds/${id}`)
+          return r.status === 200 && ((await r.json()) as { state: string }).state !== 'framing'
+        })
+        await procs[o].kill()
+        stats.kills++
+        await start(o, procs.filter((_, i) => i !== o).map((p) => p.addrs[0]))
+      }
+      if (inflight.length >= 12) await Promise.all(inflight.splice(0))
+    }
+    await Promise.all(inflight)
+    // Every build ends uploaded; after the switchovers reads still match.
+    for (const b of chain) {
+      await waitFor(`${b.id} uploaded`, async () => {
+        const r = await fetch(`${procs[0].api}/v1/builds/${b.id}`)
+        return r.status === 200 && ((await r.json()) as { state: string }).state === 'uploaded'
+      }, 60_000)
+    }
+    for (const b of chain.slice(-5)) await readOk(b)
+    assert.equal(stats.kills, Math.min(KILLS, Math.floor(KILL_CYCLES / killEvery)))
+    console.log(`stress with kills: ${stats.reads} reads, ${(stats.bytes / 2 ** 20).toFixed(0)} MiB compared, ${stats.kills} origins killed -9, ${stats.retries} retried errors, 0 wrong bytes`)
+  } finally {
+    await Promise.allSettled(procs.map((p) => p.kill()))
+    await rm(pdir, { recursive: true, force: true })
+  }
 })
