@@ -7,7 +7,6 @@ import { mkdir, realpath } from 'node:fs/promises'
 import { join, resolve as resolvePath, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Config } from '../config/schema.ts'
-import { InvalidArgumentError } from '../format/errors.ts'
 import type { Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
@@ -166,7 +165,16 @@ export class SnapswarmNode {
         peer.announcer.announce({ buildId: b.id, state: b.state, memfileSize: size('memfile'), rootfsSize: size('rootfs') })
       }
     }
+    // Compared as real paths: a symlink (or a relative path) to a secret or into the data dir is the same file.
+    const real = (p: string) => realpath(p).catch(() => resolvePath(p))
+    const secrets = await Promise.all([config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [real(f)] : [])))
+    const realDataDir = await real(dataDir)
+    // The API pauses files by path: never ones of the node's own (identity key, cache, builds),
+    // which would publish them to the bucket and the cluster.
+    const forbiddenPath = (abs: string) =>
+      abs === realDataDir || abs.startsWith(realDataDir + sep) || secrets.includes(abs) ? "is inside the node's data directory or is its cluster key or API token" : undefined
     const pauses = new PauseManager({
+      forbiddenPath,
       store,
       builds,
       compression: config.compression,
@@ -178,10 +186,6 @@ export class SnapswarmNode {
       log,
       registry,
     })
-    // Compared as real paths: a symlink (or a relative path) to a secret or into the data dir is the same file.
-    const real = (p: string) => realpath(p).catch(() => resolvePath(p))
-    const secrets = await Promise.all([config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [real(f)] : [])))
-    const realDataDir = await real(dataDir)
     const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
     const api = new HttpApi(
       {
@@ -201,16 +205,7 @@ export class SnapswarmNode {
         buildInfo: (id) => resolver.describe(id),
         openRead: (id, kind, signal) => files.open(id, kind, signal),
         pause: async (id, body) => {
-          const req = parsePauseRequest(body)
-          // The API pauses files by path: never ones of the node's own (identity key, cache, builds),
-          // which would publish them to the bucket and the cluster.
-          for (const path of Object.values(req.files)) {
-            const abs = await real(path)
-            if (abs === realDataDir || abs.startsWith(realDataDir + sep) || secrets.includes(abs)) {
-              throw new InvalidArgumentError(`files: ${path} is inside the node's data directory or is its cluster key or API token`)
-            }
-          }
-          const b = await pauses.pause(id, req)
+          const b = await pauses.pause(id, parsePauseRequest(body))
           return { id: b.id, state: b.state }
         },
       },
@@ -222,16 +217,9 @@ export class SnapswarmNode {
     try {
       await peer.start()
       apiUrl = await api.listen(config.node.api)
-      for (const b of await builds.recover()) {
-        if (b.state === 'uploaded' || b.state === 'failed') {
-          // Finished in a previous run: its local copy is not served any more; reclaim the disk.
-          await builds.forget(b.id)
-          continue
-        }
-        // The previous run died mid-pause: resume the upload from the original files, or report failure.
-        await pauses.resume(await builds.restore(b))
-        log.info({ buildId: b.id }, 'resuming an unfinished pause')
-      }
+      // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
+      // sources check out (or failed), damaged records never resumed.
+      await pauses.recover()
       const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
       if (frames && cachedServer && announceMax > 0) {
         cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: announceMax })

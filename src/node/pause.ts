@@ -1,30 +1,43 @@
 /**
- * Pause on this node (issue 6): answer at once, then in the background frame the build locally, serve
- * it to peers as a pending build, and upload it. The local geometry (codec/frame size of the frames
- * peers are served) may differ from the upload's; when they match, the upload sends the local frames
- * byte for byte instead of compressing twice.
+ * Pause on this node: check the input (src/node/pause-input.ts) and record the build, answer at once,
+ * then in the background frame the build locally, serve it to peers as a pending build, and upload
+ * it. The local geometry (codec/frame size of the frames peers are served) may differ from the
+ * upload's; when they match, the upload sends the local frames byte for byte instead of compressing
+ * twice.
+ *
+ * One build id stands for one content: the pause record keeps the identity of every source file and
+ * the SHA-256 of what was framed, and a restarted origin resumes only if its sources (and its local
+ * copy, if it reuses it) still match; otherwise the build fails rather than being framed again from
+ * other content.
  *
  * The final header is derived from the parent's FINAL header in storage (waiting for it when the
  * parent is itself still pending elsewhere), never from bytes a peer served.
  */
-import { copyFile, open } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { type FileHandle, open, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type CompressionConfig, type CompressionSettings, resolveCompression } from '../config/compression.ts'
-import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
-import { FrameTable } from '../format/frame-table.ts'
+import { SnapswarmError } from '../format/errors.ts'
+import { FrameTable, MAX_FRAMES_PER_TABLE } from '../format/frame-table.ts'
 import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
 import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
-import { isBuildId } from '../format/uuid.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
 import { frameFile } from '../pack/framer.ts'
-import type { ObjectStore } from '../storage/store.ts'
+import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
 import { headerObjectName } from '../read/open.ts'
 import { dataObjectName } from '../read/source.ts'
 import { type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
-import type { LocalBuild, LocalBuilds, PauseRequest } from './local-builds.ts'
+import { identityDiff, openRegularFile, readHandleFully, type RegularFile } from '../util/regular-file.ts'
+import type { FramedRecord, LocalBuild, LocalBuilds, PauseRequest, SourceName } from './local-builds.ts'
+import { INPUT_NAMES, type InputName, openPauseInputs, PauseInputs } from './pause-input.ts'
+
+export { parsePauseRequest } from './pause-input.ts'
+
+/** How long stop() waits for pauses to end after aborting them before it gives up on them. */
+const STOP_WAIT_MS = 5000
 
 export interface PauseDeps {
   readonly store: ObjectStore
@@ -37,6 +50,8 @@ export interface PauseDeps {
   readonly parentHeader: (id: BuildId, kind: FileKind, signal: AbortSignal) => Promise<Header>
   /** Waits (bounded) until a build's final header is in storage; throws if it never appears or failed. */
   readonly finalHeader: (id: BuildId, kind: FileKind, signal: AbortSignal) => Promise<Header>
+  /** Why a real path may not be paused (the node's own files), or undefined. */
+  readonly forbiddenPath?: (realPath: string) => string | undefined
   readonly onState: (b: LocalBuild) => void
   readonly log: Logger
   readonly registry?: Registry
@@ -48,30 +63,11 @@ export class BuildConflictError extends SnapswarmError {
   }
 }
 
-/** Validate the JSON body of `POST /v1/builds/{id}`. */
-export function parsePauseRequest(body: unknown): PauseRequest {
-  const b = (body ?? {}) as Record<string, unknown>
-  const allowed = new Set(['parent', 'useCase', 'files', 'dirty'])
-  for (const k of Object.keys(b)) if (!allowed.has(k)) throw new InvalidArgumentError(`unknown field '${k}' in pause request`)
-  const parent = b.parent ?? null
-  if (parent !== null && !isBuildId(parent)) throw new InvalidArgumentError(`parent: expected a UUID or null, found ${JSON.stringify(parent)}`)
-  const useCase = b.useCase ?? 'pause'
-  if (useCase !== 'pause' && useCase !== 'build') throw new InvalidArgumentError(`useCase: expected pause|build, found ${JSON.stringify(useCase)}`)
-  const files = (b.files ?? {}) as Record<string, unknown>
-  for (const [k, v] of Object.entries(files)) {
-    if (!['memfile', 'rootfs', 'snapfile', 'metadata'].includes(k)) throw new InvalidArgumentError(`files: unknown file '${k}'`)
-    if (typeof v !== 'string' || !v.startsWith('/')) throw new InvalidArgumentError(`files.${k}: expected an absolute path, found ${JSON.stringify(v)}`)
+/** A source differs from what the build announced: the build fails instead of changing content. */
+export class SourceChangedError extends SnapswarmError {
+  constructor(message: string) {
+    super('ERR_SOURCE_CHANGED', message)
   }
-  if (!files.memfile && !files.rootfs) throw new InvalidArgumentError('files: a build needs at least one of memfile, rootfs')
-  const dirty = (b.dirty ?? {}) as Record<string, unknown>
-  for (const [k, v] of Object.entries(dirty)) {
-    if (k !== 'memfile' && k !== 'rootfs') throw new InvalidArgumentError(`dirty: unknown file '${k}'`)
-    if (!Array.isArray(v) || !v.every((r) => Array.isArray(r) && r.length === 2 && r.every((n) => Number.isSafeInteger(n) && n >= 0))) {
-      throw new InvalidArgumentError(`dirty.${k}: expected [[start, end], ...] byte ranges`)
-    }
-  }
-  if (parent === null && Object.keys(dirty).length > 0) throw new InvalidArgumentError('dirty: needs a parent')
-  return { parent: parent as BuildId | null, useCase, files: files as PauseRequest['files'], dirty: dirty as PauseRequest['dirty'] }
 }
 
 export class PauseManager {
@@ -90,19 +86,54 @@ export class PauseManager {
     this.uploads = counter(reg, 'snapswarm_uploads_total', 'Build uploads by result', ['result']) as Counter<'result'>
   }
 
-  /** Register the build and start its background work; resolves once it is recorded (the 202). */
+  /**
+   * Check the input, register the build and start its background work; resolves once it is recorded
+   * (the 202). Bad input throws before the id is reserved; a failed record releases it.
+   */
   async pause(id: BuildId, req: PauseRequest): Promise<LocalBuild> {
-    if (this.deps.builds.get(id) || this.reserved.has(id)) throw new BuildConflictError(`build ${id} is already known to this node`)
-    this.reserved.add(id)
+    this.refuseKnown(id)
+    const inputs = await openPauseInputs(req, { maxDataBytes: (kind) => this.maxDataBytes(req, kind), forbidden: this.deps.forbiddenPath })
+    let started = false
     try {
-      for (const kind of FILE_KINDS) {
-        if (req.files[kind] && (await this.deps.store.exists(headerObjectName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
+      this.refuseKnown(id)
+      this.reserved.add(id)
+      try {
+        for (const kind of FILE_KINDS) {
+          if (req.files[kind] && (await this.deps.store.exists(headerObjectName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
+        }
+        const sources = Object.fromEntries([...inputs.files].map(([name, f]) => [name, { path: f.path, identity: f.identity }]))
+        const build = await this.deps.builds.add(id, req, sources)
+        this.start(build, inputs)
+        started = true
+        return build
+      } finally {
+        this.reserved.delete(id)
       }
-      const build = await this.deps.builds.add(id, req)
-      this.start(build)
-      return build
     } finally {
-      this.reserved.delete(id)
+      if (!started) await inputs.close()
+    }
+  }
+
+  /**
+   * Pick up what a previous run left: finished builds are forgotten, unfinished ones resumed after
+   * their sources are checked, and a record that cannot be trusted makes its build `failed` (or is
+   * dropped when the build is complete in storage): never resumed on a guess.
+   */
+  async recover(): Promise<void> {
+    const { builds, log } = this.deps
+    for (const r of await builds.recover()) {
+      try {
+        if ('unreadable' in r) {
+          await this.recoverUnreadable(r.id, r.unreadable)
+        } else if (r.record.state === 'uploaded' || r.record.state === 'failed') {
+          await builds.forget(r.id) // finished in a previous run: its local copy is not served any more
+        } else {
+          log.info({ buildId: r.id }, 'resuming an unfinished pause (its sources are checked first)')
+          await this.resume(await builds.restore(r.record))
+        }
+      } catch (err) {
+        log.error({ err, buildId: r.id }, 'recovering a pause left by the previous run failed')
+      }
     }
   }
 
@@ -120,27 +151,70 @@ export class PauseManager {
     this.start(build)
   }
 
-  async stop(): Promise<void> {
+  /** Abort every pause and wait for them, but never forever: a stuck read must not hold the node up. */
+  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
     for (const r of this.running.values()) r.abort.abort(new SnapswarmError('ERR_SHUTDOWN', 'node shutting down'))
-    await Promise.allSettled([...this.running.values()].map((r) => r.done))
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), waitMs)
+    })
+    const all = Promise.allSettled([...this.running.values()].map((r) => r.done))
+    if ((await Promise.race([all, timeout])) === 'timeout') {
+      this.deps.log.warn({ builds: [...this.running.keys()], waitMs }, 'pauses did not stop in time; leaving them (their records resume or fail at the next start)')
+    }
+    clearTimeout(timer)
   }
 
-  private start(build: LocalBuild): void {
+  private refuseKnown(id: BuildId): void {
+    if (this.deps.builds.get(id) || this.reserved.has(id)) throw new BuildConflictError(`build ${id} is already known to this node`)
+  }
+
+  /** The largest data file the upload can carry: frame-table entries and multipart parts are bounded. */
+  private maxDataBytes(req: PauseRequest, kind: FileKind): number {
+    let s: CompressionSettings
+    try {
+      s = resolveCompression(this.deps.compression, kind, req.useCase)
+    } catch {
+      return Number.MAX_SAFE_INTEGER // an unusual block size: the framing checks the configuration itself
+    }
+    const framed = s.codec === 'none' && this.deps.pendingCodec === 'none' ? Number.MAX_SAFE_INTEGER : MAX_FRAMES_PER_TABLE * s.frameSize
+    return Math.min(MAX_PARTS * s.partSize, framed, Number.MAX_SAFE_INTEGER)
+  }
+
+  /** A build whose record is damaged, cut short or from an older version: never resumed. */
+  private async recoverUnreadable(id: BuildId, why: string): Promise<void> {
+    const { builds, store, log } = this.deps
+    const stored = await Promise.all(FILE_KINDS.map((k) => store.exists(headerObjectName(id, k)).catch(() => false)))
+    if (stored.some(Boolean)) {
+      log.warn({ buildId: id, reason: why }, 'pause record unreadable; the build is in storage, so its local copy is dropped')
+      await builds.forget(id)
+      return
+    }
+    log.warn({ buildId: id, reason: why }, 'pause record unreadable; the build is marked failed, not resumed')
+    const error = `pause record unreadable after a restart (${why}); the build was not resumed`
+    await builds.restoreFailed(id, error).catch((err) => log.error({ err, buildId: id }, 'recording the failure failed'))
+    const b = builds.get(id)
+    if (b) this.deps.onState(b)
+  }
+
+  private start(build: LocalBuild, inputs?: PauseInputs): void {
     const abort = new AbortController()
-    const done = this.run(build, abort.signal)
+    const done = this.run(build, abort.signal, inputs)
       .catch((err) => this.deps.log.error({ err, buildId: build.id }, 'pause bookkeeping failed'))
       .finally(() => this.running.delete(build.id))
     this.running.set(build.id, { abort, done })
   }
 
-  private async run(build: LocalBuild, signal: AbortSignal): Promise<void> {
+  private async run(build: LocalBuild, signal: AbortSignal, given?: PauseInputs): Promise<void> {
     const log = this.deps.log.child({ buildId: build.id })
+    let inputs = given
     try {
-      await this.frameLocally(build, signal)
+      inputs ??= await this.reopenSources(build)
+      await this.frameLocally(build, signal, inputs)
       await this.deps.builds.setState(build, 'pending')
       this.deps.onState(build)
       log.info('pending: serving to peers, uploading')
-      await this.upload(build, signal)
+      await this.upload(build, signal, inputs)
       this.uploads.inc({ result: 'ok' })
       await this.deps.builds.setState(build, 'uploaded')
       log.info('uploaded')
@@ -153,8 +227,30 @@ export class PauseManager {
       log.error({ err }, 'pause failed')
       this.uploads.inc({ result: 'failed' })
       await this.deps.builds.setState(build, 'failed', (err as Error).message).catch((e) => log.error({ err: e }, 'recording the failure failed'))
+    } finally {
+      await inputs?.close()
     }
     this.deps.onState(build)
+  }
+
+  /** After a restart: open each source again and require it to be the very file the pause accepted. */
+  private async reopenSources(build: LocalBuild): Promise<PauseInputs> {
+    const opened = new Map<InputName, RegularFile>()
+    try {
+      for (const name of INPUT_NAMES) {
+        if (!build.request.files[name]) continue
+        const rec = build.sources[name]
+        if (!rec) throw new SourceChangedError(`files.${name}: the pause record holds no identity for it (an older version wrote it), so the source cannot be checked; the build is not resumed`)
+        const f = await openRegularFile(rec.path, { noFollow: true, what: `files.${name}` })
+        opened.set(name, f)
+        const diff = identityDiff(rec.identity, f.identity)
+        if (diff) throw new SourceChangedError(`files.${name}: ${rec.path} is not the file this build was paused from (${diff}); the build is not framed again from other content`)
+      }
+      return new PauseInputs(opened)
+    } catch (err) {
+      await Promise.allSettled([...opened.values()].map((f) => f.handle.close()))
+      throw err
+    }
   }
 
   private settings(build: LocalBuild, kind: FileKind, blockSize: number): { upload: CompressionSettings; local: CompressionSettings } {
@@ -163,17 +259,15 @@ export class PauseManager {
     return { upload, local: { ...upload, codec } }
   }
 
-  /** Frame each data file into the build's directory and derive its pending header. */
-  private async frameLocally(build: LocalBuild, signal: AbortSignal): Promise<void> {
+  /** Frame each data file into the build's directory (or reuse a checked local copy) and derive its pending header. */
+  private async frameLocally(build: LocalBuild, signal: AbortSignal, inputs: PauseInputs): Promise<void> {
     const req = build.request
     for (const kind of FILE_KINDS) {
-      const src = req.files[kind]
-      if (!src) continue
+      if (!req.files[kind]) continue
       const parent = req.parent ? await this.deps.parentHeader(req.parent, kind, signal) : null
       const blockSize = parent?.blockSize ?? DEFAULT_BLOCK_SIZE[kind]
       const { local } = this.settings(build, kind, blockSize)
-      const dataPath = join(this.deps.builds.buildDir(build.id), storageName(kind) + codecSuffix(local.codec))
-      const info = await frameToFile(build.id, src, dataPath, local, signal)
+      const { dataPath, info } = await this.localCopy(build, kind, inputs.get(kind), local, signal)
       const dirty = parent ? checkDirty(toRanges(req.dirty[kind]), info.fileSize, parent, kind) : undefined
       const header = parent
         ? layerHeader(parent, { buildId: build.id, dirty: dirty!, info, incomplete: true })
@@ -181,21 +275,67 @@ export class PauseManager {
       build.files.set(kind, { dataPath, header, info })
     }
     for (const blob of ['snapfile', 'metadata'] as const) {
-      const src = req.files[blob]
-      if (src) await copyFile(src, join(this.deps.builds.buildDir(build.id), blob === 'metadata' ? 'metadata.json' : 'snapfile'))
+      if (!req.files[blob]) continue
+      const bytes = await this.blobBytes(build, blob, inputs.get(blob))
+      const path = join(this.deps.builds.buildDir(build.id), blobName(blob))
+      await writeFile(`${path}.tmp`, bytes)
+      await rename(`${path}.tmp`, path)
     }
   }
 
-  private async upload(build: LocalBuild, signal: AbortSignal): Promise<void> {
+  /**
+   * The local framed copy of one data file: the one recorded by a previous run if its bytes still
+   * hash to what was recorded, else framed now from the source, whose content must then hash to
+   * what the build announced (if it announced anything yet).
+   */
+  private async localCopy(build: LocalBuild, kind: FileKind, src: RegularFile, settings: CompressionSettings, signal: AbortSignal): Promise<{ dataPath: string; info: BuildInfo }> {
+    const dir = this.deps.builds.buildDir(build.id)
+    const rec = build.framed[kind]
+    const source = build.sources[kind]
+    // A raw copy carries per-chunk digests derived while framing; it is cheap to frame again.
+    if (rec && rec.codec !== 'none') {
+      const dataPath = join(dir, rec.file)
+      if (await localCopyIntact(dataPath, rec)) return { dataPath, info: infoFromRecord(build.id, rec) }
+      this.deps.log.warn({ buildId: build.id, kind, file: dataPath }, 'the local framed copy does not match its record: framing it again from the source')
+    }
+    const file = storageName(kind) + codecSuffix(settings.codec)
+    const dataPath = join(dir, file)
+    const { info, storedSha256 } = await frameToFile(build.id, src, `${dataPath}.tmp`, settings, signal)
+    const sha256 = hex(info.sha256)
+    const expected = rec?.sha256 ?? source?.sha256
+    if (expected && expected !== sha256) {
+      await rm(`${dataPath}.tmp`, { force: true })
+      throw new SourceChangedError(`files.${kind}: ${src.path} now holds other content than this build announced (SHA-256 ${expected} expected, found ${sha256}); the build is not framed again from other content`)
+    }
+    await rename(`${dataPath}.tmp`, dataPath)
+    const frames = info.frames.frames.map((f): [number, number] => [f.sizeU, f.sizeC])
+    build.framed[kind] = { file, codec: info.frames.codec, fileSize: info.fileSize, frames, sha256, storedSha256 }
+    if (source) source.sha256 = sha256
+    return { dataPath, info }
+  }
+
+  /** A blob's bytes from its checked source handle; they must hash to what the build recorded, if anything. */
+  private async blobBytes(build: LocalBuild, name: 'snapfile' | 'metadata', src: RegularFile): Promise<Buffer> {
+    const bytes = await readHandleFully(src.handle, src.identity.size, `files.${name}`)
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    const rec = build.sources[name as SourceName]
+    if (rec?.sha256 && rec.sha256 !== sha256) {
+      throw new SourceChangedError(`files.${name}: ${src.path} now holds other content than this build announced (SHA-256 ${rec.sha256} expected, found ${sha256})`)
+    }
+    if (rec) rec.sha256 = sha256
+    return bytes
+  }
+
+  private async upload(build: LocalBuild, signal: AbortSignal, inputs: PauseInputs): Promise<void> {
     const { store, limiter } = this.deps
     const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
     const headers = new Map<FileKind, Header>()
     const written: string[] = []
     try {
-      await this.uploadObjects(build, signal, throttle, headers, written)
+      await this.uploadObjects(build, signal, throttle, headers, written, inputs)
     } catch (err) {
       // Nothing of a failed attempt stays in storage: no half build, and a header never outlives its
-      // data (DESIGN §3). Best effort: the storage that failed may refuse the deletes too.
+      // data. Best effort: the storage that failed may refuse the deletes too.
       await Promise.allSettled(written.map((n) => store.delete(n)))
       throw err
     }
@@ -207,6 +347,7 @@ export class PauseManager {
     throttle: ((n: number) => Promise<void>) | undefined,
     headers: Map<FileKind, Header>,
     written: string[],
+    inputs: PauseInputs,
   ): Promise<void> {
     const { store } = this.deps
     let acked = 0
@@ -216,7 +357,7 @@ export class PauseManager {
     }
     for (const [kind, local] of build.files) {
       // A child of a pending parent waits for the parent's final header: the child's final header
-      // must carry the ancestors' final frame tables (DESIGN §8).
+      // must carry the ancestors' final frame tables.
       const parent = build.request.parent ? await this.deps.finalHeader(build.request.parent, kind, signal) : null
       const blockSize = parent?.blockSize ?? local.header.blockSize
       const { upload } = this.settings(build, kind, blockSize)
@@ -233,34 +374,25 @@ export class PauseManager {
         info = localInfo
         written.push(dataObjectName(build.id, kind, localInfo.frames.codec))
       } else {
-        const fh = await open(build.request.files[kind]!, 'r')
-        try {
-          info = await uploadDataFile({ store, buildId: build.id, kind, file: fh, settings: upload, signal, throttle, onProgress })
-          written.push(dataObjectName(build.id, kind, upload.codec))
-        } finally {
-          await fh.close()
-        }
+        // From the handle the pause checked: a file renamed over the path since is never read.
+        const src = inputs.get(kind)
+        info = await uploadDataFile({ store, buildId: build.id, kind, file: src.handle, settings: upload, signal, throttle, onProgress })
+        written.push(dataObjectName(build.id, kind, upload.codec))
         if (!Buffer.from(info.sha256).equals(Buffer.from(localInfo.sha256))) {
-          throw new SnapswarmError('ERR_SOURCE_CHANGED', `${build.request.files[kind]} changed while the build was pending (SHA-256 differs)`)
+          throw new SourceChangedError(`${src.path} changed while the build was pending (SHA-256 differs)`)
         }
       }
       const dirty = parent ? checkDirty(toRanges(build.request.dirty[kind]), info.fileSize, parent, kind) : undefined
       headers.set(kind, parent ? layerHeader(parent, { buildId: build.id, dirty: dirty!, info }) : singleLayerHeader({ buildId: build.id, blockSize, info }))
     }
-    for (const blob of ['snapfile', 'metadata.json']) {
-      const path = join(this.deps.builds.buildDir(build.id), blob === 'metadata.json' ? 'metadata.json' : 'snapfile')
-      const src = build.request.files[blob === 'metadata.json' ? 'metadata' : 'snapfile']
-      if (!src) continue
-      const fh = await open(path, 'r')
-      try {
-        await store.put(`${build.id}/${blob}`, await fh.readFile(), { signal })
-        written.push(`${build.id}/${blob}`)
-      } finally {
-        await fh.close()
-      }
+    for (const blob of ['snapfile', 'metadata'] as const) {
+      if (!build.request.files[blob]) continue
+      const name = `${build.id}/${blobName(blob)}`
+      await store.put(name, await this.blobBytes(build, blob, inputs.get(blob)), { signal })
+      written.push(name)
     }
     signal.throwIfAborted()
-    // Headers last: their presence in storage means "complete" (DESIGN §3).
+    // Headers last: their presence in storage means "complete".
     for (const [kind, header] of headers) {
       written.push(headerObjectName(build.id, kind))
       await store.put(headerObjectName(build.id, kind), encodeHeader(header), { signal })
@@ -268,24 +400,71 @@ export class PauseManager {
   }
 }
 
-async function frameToFile(buildId: BuildId, src: string, dataPath: string, settings: CompressionSettings, signal: AbortSignal): Promise<BuildInfo> {
-  const input = await open(src, 'r')
-  const out = await open(dataPath, 'w').catch(async (err) => {
-    await input.close()
-    throw err
-  })
+function blobName(blob: 'snapfile' | 'metadata'): string {
+  return blob === 'metadata' ? 'metadata.json' : 'snapfile'
+}
+
+/** Frame exactly the bytes the pause saw (its size then), from its checked handle, into `tmpPath`. */
+async function frameToFile(buildId: BuildId, src: RegularFile, tmpPath: string, settings: CompressionSettings, signal: AbortSignal): Promise<{ info: BuildInfo; storedSha256: string }> {
+  const out = await open(tmpPath, 'w')
+  const stored = createHash('sha256')
   try {
     let pos = 0
-    const framed = await frameFile(input, { ...settings, signal }, async (stored) => {
-      await out.write(stored, 0, stored.byteLength, pos)
-      pos += stored.byteLength
-    })
+    const framed = await frameFile(src.handle, { ...settings, signal }, async (bytes) => {
+      stored.update(bytes)
+      await out.write(bytes, 0, bytes.byteLength, pos)
+      pos += bytes.byteLength
+    }, { offset: 0, length: src.identity.size })
     await out.sync()
-    return { buildId, fileSize: framed.size, sha256: framed.sha256, frames: settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table }
+    const frames = settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table
+    const info: BuildInfo = { buildId, fileSize: framed.size, sha256: framed.sha256, frames, ...(framed.digests ? { digests: framed.digests } : {}) }
+    return { info, storedSha256: stored.digest('hex') }
+  } catch (err) {
+    await out.close().catch(() => {})
+    await rm(tmpPath, { force: true })
+    throw err
   } finally {
-    await out.close()
-    await input.close()
+    await out.close().catch(() => {})
   }
+}
+
+/** The recorded local copy is there, of the recorded size, and its bytes hash to the recorded SHA-256. */
+async function localCopyIntact(path: string, rec: FramedRecord): Promise<boolean> {
+  const expectedSize = rec.frames.reduce((s, [, c]) => s + c, 0)
+  let f: RegularFile
+  try {
+    f = await openRegularFile(path, { noFollow: true })
+  } catch {
+    return false
+  }
+  try {
+    if (f.identity.size !== expectedSize) return false
+    return (await hashHandle(f.handle, expectedSize)) === rec.storedSha256
+  } finally {
+    await f.handle.close()
+  }
+}
+
+async function hashHandle(fh: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256')
+  const buf = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024) || 1)
+  for (let pos = 0; pos < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.byteLength, size - pos), pos)
+    if (bytesRead === 0) break
+    hash.update(buf.subarray(0, bytesRead))
+    pos += bytesRead
+  }
+  return hash.digest('hex')
+}
+
+function infoFromRecord(buildId: BuildId, rec: FramedRecord): BuildInfo {
+  const frames = FrameTable.fromSizes(rec.codec, rec.frames.map(([sizeU, sizeC]) => ({ sizeU, sizeC })))
+  if (frames.uncompressedSize !== rec.fileSize) throw new SnapswarmError('ERR_PAUSE_RECORD', `the recorded frame table covers ${frames.uncompressedSize} bytes, the file ${rec.fileSize}`)
+  return { buildId, fileSize: rec.fileSize, sha256: Buffer.from(rec.sha256, 'hex'), frames }
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex')
 }
 
 function sameGeometry(table: FrameTable, s: CompressionSettings): boolean {
