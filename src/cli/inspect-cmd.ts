@@ -20,6 +20,7 @@ export function headerToJson(h: Header): Record<string, unknown> {
       codec: b.frames.codec,
       frames: b.frames.frames.length,
       compressedSize: b.frames.compressedSize,
+      ...(b.digests ? { chunkDigests: { chunkSize: b.digests.chunkSize, chunks: b.digests.count } } : {}),
     })),
     mappings: h.mappings.map((m) => ({ offset: m.offset, length: m.length, buildId: m.buildId, buildStorageOffset: m.buildStorageOffset })),
   }
@@ -37,7 +38,8 @@ export function headerSummary(h: Header): string {
     const ratio = b.frames.compressedSize > 0 ? (sizeU / b.frames.compressedSize).toFixed(2) : '-'
     lines.push(
       `  layer ${b.buildId}: ${formatBytes(b.fileSize)}, ${b.frames.codec}, ${frames.length} frames, ` +
-        `${formatBytes(b.frames.compressedSize)} stored (ratio ${ratio}×), sha256 ${Buffer.from(b.sha256).toString('hex').slice(0, 16)}…`,
+        `${formatBytes(b.frames.compressedSize)} stored (ratio ${ratio}×), sha256 ${Buffer.from(b.sha256).toString('hex').slice(0, 16)}…` +
+          (b.digests ? `, ${b.digests.count} chunk digests of ${formatBytes(b.digests.chunkSize)}` : ''),
     )
   }
   return `${lines.join('\n')}\n`

@@ -9,6 +9,7 @@ import { type ByteRange, FrameTable, MAX_FRAMES_PER_TABLE } from './frame-table.
 import type { Header } from './header.ts'
 import { type BuildId, type Mapping, NIL_BUILD_ID } from './types.ts'
 import { isBuildId } from './uuid.ts'
+import { RawDigests } from './raw-digests.ts'
 
 const MiB = 1024 * 1024
 
@@ -85,13 +86,25 @@ function checkBuilds(h: Header, Err: ErrorClass, fail: Fail): void {
       fail(`${where}: expected no frames for codec none, found ${info.frames.frames.length}`)
     }
     info.frames.validate(Err, `header: ${where} frame table`)
+    if (info.digests !== undefined) {
+      if (!(info.digests instanceof RawDigests)) fail(`${where}: expected RawDigests`)
+      if (info.frames.codec !== 'none') fail(`${where}: expected chunk digests only for a raw build (codec none), found codec ${info.frames.codec}`)
+      info.digests.validate(info.fileSize, Err, `header: ${where} chunk digests`)
+    }
   }
 }
 
-/** Every mapped byte of a compressed build is covered by a frame of its table (DESIGN §4). */
+/** Every mapped byte of a compressed build is covered by a frame of its table (DESIGN §4), and of a raw build with digests by a digest. */
 function checkCoverage(h: Header, fail: Fail): void {
   for (const [id, ranges] of rangesByBuild(h.mappings)) {
-    const table = h.builds.get(id)?.frames
+    const info = h.builds.get(id)
+    const table = info?.frames
+    if (info?.digests !== undefined) {
+      const gap = info.digests.firstUncovered(unionRanges(ranges))
+      if (gap !== undefined) fail(`build ${id}: expected mapped byte ${gap} covered by a chunk digest, found none`)
+      const end = ranges.reduce((e, r) => Math.max(e, r.end), 0)
+      if (end > info.fileSize) fail(`build ${id}: expected mapped bytes inside its file size ${info.fileSize}, found one at ${end - 1}`)
+    }
     if (table === undefined || table.codec === 'none') continue
     const gap = firstUncovered(table, unionRanges(ranges))
     if (gap !== undefined) fail(`build ${id}: expected mapped byte ${gap} covered by a ${table.codec} frame, found none`)

@@ -5,6 +5,7 @@
  *   V4: flags u8 (bit 0 incomplete) · u32 body length · body as ONE LZ4 frame:
  *       u32 numBuilds · per build (sorted by raw id): id [16] · fileSize i64 · sha256 [32] ·
  *       codec u32 · n u32 · n × {startU i64 · startC i64 · sizeU i32 · sizeC i32} · u32 numMappings · mappings
+ *       [· raw-build digest trailer, raw-digests.ts: per-chunk SHA-256 of raw builds, ignored by e2b]
  *
  * Decoding is safe on hostile input: every count is checked against the bytes that remain and every
  * declared length against HEADER_LIMITS before allocating; any failure is a FormatError or LimitError.
@@ -12,9 +13,10 @@
  */
 import { ByteReader, ByteWriter } from './bytes.ts'
 import { CorruptFrameError, FormatError, LimitError } from './errors.ts'
-import { FrameTable } from './frame-table.ts'
+import { type ByteRange, FrameTable } from './frame-table.ts'
 import { FRAME_BYTES, HEADER_LIMITS, MAPPING_BYTES, METADATA_BYTES, rangesByBuild, validateHeader } from './header-validate.ts'
 import { lz4CompressFrameSync, lz4DecompressFrameSync } from './lz4.ts'
+import { DIGEST_ENTRY_BYTES, RAW_DIGESTS_MAGIC, RAW_DIGESTS_VERSION, RawDigests, SHA256_BYTES } from './raw-digests.ts'
 import { type BuildId, CODEC_IDS, type CodecName, type Frame, type Mapping } from './types.ts'
 import { compareBuildIds } from './uuid.ts'
 
@@ -28,6 +30,12 @@ export interface BuildInfo {
   /** SHA-256 of the uncompressed data file; all zeros = unknown. */
   readonly sha256: Uint8Array
   readonly frames: FrameTable
+  /**
+   * Raw builds only (codec none): the SHA-256 of each chunk of the data file, so a lazy read verifies
+   * the chunk it fetched. Absent for raw builds written before (V3) or by e2b: those cannot be
+   * verified chunk by chunk.
+   */
+  readonly digests?: RawDigests
 }
 
 export interface Header {
@@ -75,7 +83,8 @@ function encodeBody(h: Header): Uint8Array {
     const frames = h.builds.get(id)!.frames
     return ranges === undefined ? frames : frames.trim(ranges)
   })
-  let size = 4 + 4 + h.mappings.length * MAPPING_BYTES
+  const digests = rawDigestsToWrite(h, ids, used)
+  let size = 4 + 4 + h.mappings.length * MAPPING_BYTES + digestTrailerBytes(digests)
   for (const t of tables) size += MIN_BUILD_BYTES + t.frames.length * FRAME_BYTES
   if (size > HEADER_LIMITS.maxBodyBytes) {
     throw new LimitError(`V4 header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${size}`)
@@ -90,7 +99,39 @@ function encodeBody(h: Header): Uint8Array {
   })
   w.u32(h.mappings.length)
   writeMappings(w, h.mappings)
+  writeDigestTrailer(w, digests)
   return w.finish()
+}
+
+type DigestEntry = readonly [BuildId, RawDigests]
+
+/** Raw builds' digests in id order, each trimmed to the chunks the mappings touch (like frame tables). */
+function rawDigestsToWrite(h: Header, ids: readonly BuildId[], used: Map<BuildId, ByteRange[]>): DigestEntry[] {
+  const out: DigestEntry[] = []
+  for (const id of ids) {
+    const d = h.builds.get(id)!.digests
+    if (d === undefined) continue
+    const ranges = used.get(id)
+    out.push([id, ranges === undefined ? d : d.trim(ranges)])
+  }
+  return out
+}
+
+function digestTrailerBytes(entries: readonly DigestEntry[]): number {
+  if (entries.length === 0) return 0
+  let size = 12
+  for (const [, d] of entries) size += 16 + 8 + d.count * DIGEST_ENTRY_BYTES
+  return size
+}
+
+/** Nothing at all when no build has digests: such a header is byte for byte what it was before. */
+function writeDigestTrailer(w: ByteWriter, entries: readonly DigestEntry[]): void {
+  if (entries.length === 0) return
+  w.u32(RAW_DIGESTS_MAGIC).u32(RAW_DIGESTS_VERSION).u32(entries.length)
+  for (const [id, d] of entries) {
+    w.uuid(id).u32(d.chunkSize).u32(d.count)
+    for (let i = 0; i < d.count; i++) w.u32(d.indices[i]).bytes(d.digestOf(i))
+  }
 }
 
 function writeMappings(w: ByteWriter, mappings: readonly Mapping[]): void {
@@ -154,8 +195,39 @@ function readV4Body(r: ByteReader): Pick<Header, 'builds' | 'mappings'> {
   const count = br.u32('numMappings')
   br.need(count * MAPPING_BYTES, `${count} mappings`)
   const mappings = readMappings(br, count)
+  if (br.remaining > 0) readDigestTrailer(br, builds)
   br.expectEnd()
   return { builds, mappings }
+}
+
+/** The raw-build digest trailer after the mappings; each list is attached to its build's info. */
+function readDigestTrailer(br: ByteReader, builds: Map<BuildId, BuildInfo>): void {
+  const magic = br.u32('digest trailer magic')
+  if (magic !== RAW_DIGESTS_MAGIC) br.fail('digest trailer magic', `0x${RAW_DIGESTS_MAGIC.toString(16)} ("SSRD") or the end of the body`, `0x${magic.toString(16)}`, br.offset - 4)
+  const version = br.u32('digest trailer version')
+  if (version !== RAW_DIGESTS_VERSION) br.fail('digest trailer version', String(RAW_DIGESTS_VERSION), version, br.offset - 4)
+  const count = br.u32('digest trailer build count')
+  br.need(count * 24, `digest trailer ${count} builds`)
+  let prev: BuildId | undefined
+  for (let i = 0; i < count; i++) {
+    const at = br.offset
+    const id = br.uuid(`digest trailer build ${i} id`)
+    if (prev !== undefined && compareBuildIds(prev, id) >= 0) br.fail(`digest trailer build ${i} id`, `an id sorted after ${prev}`, id, at)
+    prev = id
+    const info = builds.get(id)
+    if (info === undefined) br.fail(`digest trailer build ${i} id`, 'a build listed in the builds section', id, at)
+    const chunkSize = br.u32(`digest trailer build ${id} chunk size`)
+    const n = br.u32(`digest trailer build ${id} chunk count`)
+    if (n > HEADER_LIMITS.maxFramesPerTable) throw new LimitError(`digest trailer build ${id}: expected <= ${HEADER_LIMITS.maxFramesPerTable} chunks, found ${n}`)
+    br.need(n * DIGEST_ENTRY_BYTES, `digest trailer build ${id} ${n} chunks`)
+    const indices: number[] = new Array(n)
+    const sha = new Uint8Array(n * SHA256_BYTES)
+    for (let j = 0; j < n; j++) {
+      indices[j] = br.u32('chunk index')
+      sha.set(br.bytes(SHA256_BYTES, 'chunk sha256'), j * SHA256_BYTES)
+    }
+    builds.set(id, { ...info, digests: new RawDigests(chunkSize, indices, sha) })
+  }
 }
 
 function readBuilds(br: ByteReader): Map<BuildId, BuildInfo> {

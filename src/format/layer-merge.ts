@@ -96,7 +96,8 @@ function normalize(ms: readonly Mapping[]): Mapping[] {
 /**
  * BuildInfo for every build the mappings still use, each table trimmed to the ranges used. Builds
  * with no info stay absent: "unknown" must not turn into "known uncompressed" (DESIGN §9). A raw
- * build's table is codec none with no frames, its only V4 form (DESIGN §4).
+ * build's table is codec none with no frames, its only V4 form (DESIGN §4); its chunk digests, if
+ * any, are trimmed like a table.
  */
 export function carryBuilds(mappings: readonly Mapping[], infos: (id: BuildId) => BuildInfo | undefined): Map<BuildId, BuildInfo> {
   const builds = new Map<BuildId, BuildInfo>()
@@ -104,7 +105,8 @@ export function carryBuilds(mappings: readonly Mapping[], infos: (id: BuildId) =
     const info = infos(id)
     if (info === undefined) continue
     const frames = info.frames.codec === 'none' ? new FrameTable('none', []) : info.frames.trim(ranges)
-    builds.set(id, Object.freeze({ buildId: id, fileSize: info.fileSize, sha256: info.sha256.slice(), frames }))
+    const digests = info.digests?.trim(ranges)
+    builds.set(id, Object.freeze({ buildId: id, fileSize: info.fileSize, sha256: info.sha256.slice(), frames, ...(digests ? { digests } : {}) }))
   }
   return builds
 }

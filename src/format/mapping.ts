@@ -61,8 +61,8 @@ export interface SingleLayer {
 
 /**
  * A build with no parent: one mapping covering the file (e2b's NewTemplateMetadata: generation 0,
- * baseBuildId = buildId). V3 for a raw build (no build info in V3), V4 for a compressed one, and V4
- * whenever `incomplete` is set, since only V4 carries the flag.
+ * baseBuildId = buildId). V3 for a raw build without chunk digests (no build info in V3), V4 for a
+ * compressed one or a raw one with digests, and V4 whenever `incomplete` is set (only V4 has the flag).
  */
 export function singleLayerHeader(layer: SingleLayer): Header {
   const { buildId, info } = layer
@@ -72,11 +72,12 @@ export function singleLayerHeader(layer: SingleLayer): Header {
   const size = layer.size ?? info.fileSize
   if (size !== info.fileSize) throw new InvalidArgumentError(`expected size ${info.fileSize} (info.fileSize), found ${size}`)
   const incomplete = layer.incomplete ?? false
-  const version = info.frames.codec === 'none' && !incomplete ? 3 : 4
+  // A raw build with chunk digests needs V4 (e2b's V4 for uncompressed data): V3 has nowhere to put them.
+  const version = info.frames.codec === 'none' && !incomplete && info.digests === undefined ? 3 : 4
   const mappings: Mapping[] = size > 0 ? [{ offset: 0, length: size, buildId, buildStorageOffset: 0 }] : []
   const builds = version === 3 ? new Map<BuildId, BuildInfo>() : carryBuilds(mappings, () => info)
   if (version === 4 && size === 0) {
-    builds.set(buildId, Object.freeze({ buildId, fileSize: 0, sha256: info.sha256.slice(), frames: new FrameTable(info.frames.codec, []) }))
+    builds.set(buildId, Object.freeze({ buildId, fileSize: 0, sha256: info.sha256.slice(), frames: new FrameTable(info.frames.codec, []), digests: info.digests }))
   }
   return finish({ version, blockSize, size, generation: 0, buildId, baseBuildId: buildId, incomplete, builds, mappings })
 }
@@ -108,7 +109,7 @@ export function layerHeader(parent: Header, child: LayerChild): Header {
   const mappings = overlay(parent.mappings, diff)
   const incomplete = child.incomplete ?? false
   // V3 only when nothing needs V4: a raw child of a V3 parent, not pending.
-  const version = parent.version === 4 || child.info.frames.codec !== 'none' || incomplete ? 4 : 3
+  const version = parent.version === 4 || child.info.frames.codec !== 'none' || child.info.digests !== undefined || incomplete ? 4 : 3
   const infos = (id: BuildId) => (id === child.buildId ? child.info : parent.builds.get(id))
   return finish({
     version,

@@ -17,9 +17,11 @@
  */
 import { createHash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
+import { ByteWriter } from '../format/bytes.ts'
 import { getCodec } from '../format/codec.ts'
 import { InvalidArgumentError } from '../format/errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
+import { checkDigestChunk, RawDigests, sha256Of } from '../format/raw-digests.ts'
 import type { CodecName } from '../format/types.ts'
 
 export interface FramingOptions {
@@ -43,6 +45,8 @@ export interface FramingResult {
   readonly table: FrameTable
   readonly sha256: Uint8Array
   readonly size: number
+  /** Raw (`none`) only: the SHA-256 of each frame-sized chunk, so readers can verify every chunk. */
+  readonly digests?: RawDigests
 }
 
 /** A frame between read and emitted: `stored` settles when its compression does. */
@@ -88,16 +92,21 @@ export async function frameFile(
   if (!Number.isInteger(opts.frameSize) || opts.frameSize <= 0) {
     throw new InvalidArgumentError(`frame size must be a positive integer, found ${opts.frameSize}`)
   }
+  if (opts.codec === 'none') checkDigestChunk(opts.frameSize)
   const start = range?.offset ?? 0
   const length = range?.length ?? (await file.stat()).size - start
   const pipeline = new FramePipeline(file, opts, sink)
   await pipeline.run(start, length)
-  return { table: FrameTable.fromSizes(opts.codec, pipeline.sizes), sha256: pipeline.hash.digest(), size: length }
+  const table = FrameTable.fromSizes(opts.codec, pipeline.sizes)
+  const digests = opts.codec === 'none' ? RawDigests.fromDigests(opts.frameSize, pipeline.chunkDigests.finish()) : undefined
+  return { table, sha256: pipeline.hash.digest(), size: length, ...(digests ? { digests } : {}) }
 }
 
 class FramePipeline {
   readonly hash = createHash('sha256')
   readonly sizes: { sizeU: number; sizeC: number }[] = []
+  /** Raw frames' own SHA-256, 32 bytes each, in one growing buffer (the count is bounded like a frame table). */
+  readonly chunkDigests = new ByteWriter()
   private readonly file: FileHandle
   private readonly opts: FramingOptions
   private readonly sink: FrameSink
@@ -163,6 +172,7 @@ class FramePipeline {
       const buf = whole.subarray(0, sizeU)
       await readFully(this.file, buf, start + pos)
       this.hash.update(buf)
+      if (this.opts.codec === 'none') this.chunkDigests.bytes(sha256Of(buf))
       pos += sizeU
       this.readU += sizeU
       this.pending.push({ sizeU, stored: this.enqueue(buf, whole) })

@@ -73,7 +73,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   } finally {
     await input.close()
   }
-  const info = { buildId: opts.buildId, fileSize: framed.size, sha256: framed.sha256, frames: opts.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table }
+  const info = { buildId: opts.buildId, fileSize: framed.size, sha256: framed.sha256, frames: opts.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table, digests: framed.digests }
   const header = singleLayerHeader({ buildId: opts.buildId, blockSize: opts.blockSize, info })
   const headerBytes = encodeHeader(header)
   await rename(tmp, dataPath)

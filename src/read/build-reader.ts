@@ -17,6 +17,7 @@ import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { ChunkCache, ChunkFileLease } from './chunk-cache.ts'
 import type { ChunkFile, FramePlanner } from './chunk-file.ts'
 import { RAW_CHUNK_SIZE } from './constants.ts'
+import { digestPlanner } from './raw-chunks.ts'
 import { ReadMetrics } from './metrics.ts'
 
 /** The BuildInfo of a layer a V4 header maps but does not describe, from that layer's own header. */
@@ -132,7 +133,8 @@ async function planLayers({ header, kind, lookupLayer }: BuildReaderOptions): Pr
     const table = info?.frames
     // A V4 raw layer knows its data file's size; a V3 one only what this header maps of it.
     const rawEnd = info && info.fileSize >= mappedEnd ? info.fileSize : mappedEnd
-    plans.set(buildId, table && table.codec !== 'none' ? framePlanner(buildId, kind, table) : rawPlanner(buildId, kind, rawEnd))
+    if (info?.digests) plans.set(buildId, digestPlanner(buildId, kind, info.fileSize, info.digests))
+    else plans.set(buildId, table && table.codec !== 'none' ? framePlanner(buildId, kind, table) : rawPlanner(buildId, kind, rawEnd))
   }
   return plans
 }

@@ -20,6 +20,11 @@ export interface FrameRef {
   sizeU: number
   startC: number
   sizeC: number
+  /**
+   * The SHA-256 the uncompressed bytes must have, when the header carries one for this unit (a raw
+   * build's chunk digest): checked before the bytes are used. Sources ignore it.
+   */
+  digest?: Uint8Array
 }
 
 export interface FrameSource {

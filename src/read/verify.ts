@@ -2,10 +2,13 @@
  * The one place where bytes from any source become trusted (DESIGN §8): a frame is decoded to its
  * end with its codec, so the codec checksum is checked and the result must be exactly `sizeU` bytes
  * (DESIGN §9: exact-size reads that never reached the codec checksum); a raw chunk must be exactly
- * its size. A format that carries per-frame digests plugs in through `DigestCheck`.
+ * its size, and when its header carries the chunk's SHA-256 (`ref.digest`), the bytes must hash to
+ * it. A raw chunk without a digest (a legacy V3 build) can only be checked for its size. Any other
+ * per-frame check plugs in through `DigestCheck`.
  */
 import { getCodec } from '../format/codec.ts'
 import { CorruptFrameError } from '../format/errors.ts'
+import { hexDigest, sameDigest, sha256Of } from '../format/raw-digests.ts'
 import type { FrameRef } from './source.ts'
 
 /** Extra check on the decoded bytes (e.g. a per-frame digest from a future header format). */
@@ -30,6 +33,12 @@ export async function verifyFrame(ref: FrameRef, stored: Uint8Array, digest?: Di
     }
   } else if (ref.sizeC !== ref.sizeU) {
     throw new CorruptFrameError(`${describeRef(ref)}: raw chunk with stored size ${ref.sizeC} != ${ref.sizeU}`)
+  }
+  if (ref.digest !== undefined) {
+    const found = sha256Of(plain)
+    if (!sameDigest(found, ref.digest)) {
+      throw new CorruptFrameError(`${describeRef(ref)}: SHA-256 mismatch: expected ${hexDigest(ref.digest)}, found ${hexDigest(found)}`)
+    }
   }
   if (digest && !(await digest(ref, plain))) {
     throw new CorruptFrameError(`${describeRef(ref)}: digest mismatch`)

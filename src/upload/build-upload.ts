@@ -155,6 +155,7 @@ export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo
     fileSize: size,
     sha256: framed.sha256,
     frames: settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table,
+    digests: framed.digests,
   }
 }
 

@@ -55,7 +55,7 @@ for (const [codec, tool, suffix] of [['zstd', 'zstd', '.zstd'], ['lz4', 'lz4', '
   })
 }
 
-test('pack --codec none writes a V3 header and the raw file; rootfs uses rootfs.ext4', async () => {
+test('pack --codec none writes a V4 raw header (SHA-256 and chunk digests) and the raw file; rootfs uses rootfs.ext4', async () => {
   await withInput(3 * 1024 * 1024, async (dir, input) => {
     const out = join(dir, 'build')
     const r = await runCli(['pack', input, '--out', out, '--codec', 'none', '--kind', 'rootfs'])
@@ -63,8 +63,12 @@ test('pack --codec none writes a V3 header and the raw file; rootfs uses rootfs.
     assert.equal(sha(await readFile(join(out, 'rootfs.ext4'))), sha(await readFile(input)))
     const i = await runCli(['inspect', join(out, 'rootfs.ext4.header'), '--json'])
     const j = JSON.parse(i.stdout.toString())
-    assert.equal(j.version, 3)
+    assert.equal(j.version, 4)
     assert.equal(j.blockSize, 4096)
+    assert.equal(j.builds[0].codec, 'none')
+    assert.equal(j.builds[0].frames, 0)
+    assert.equal(j.builds[0].sha256, sha(await readFile(input)))
+    assert.deepEqual(j.builds[0].chunkDigests, { chunkSize: 2 * 1024 * 1024, chunks: 2 })
     const restored = join(dir, 'r.raw')
     assert.equal((await runCli(['unpack', out, '--kind', 'rootfs', '--out', restored])).code, 0)
     assert.equal(sha(await readFile(restored)), sha(await readFile(input)))

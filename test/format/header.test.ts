@@ -142,7 +142,10 @@ describe('the same validation on encode and decode (DESIGN §4)', () => {
     }
     assert.throws(() => decodeHeader(v4Bytes(unsortedBuilds.u32(0).finish())), /sorted after/)
     const trailing = new ByteWriter().u32(0).u32(0).u8(1).finish()
-    assert.throws(() => decodeHeader(v4Bytes(trailing)), /1 trailing bytes/)
+    // Bytes after the mappings must be the raw-digest trailer, introduced by its magic.
+    assert.throws(() => decodeHeader(v4Bytes(trailing)), /digest trailer magic: expected 4 bytes, found 1 bytes left/)
+    const notTrailer = new ByteWriter().u32(0).u32(0).u32(0xdeadbeef).finish()
+    assert.throws(() => decodeHeader(v4Bytes(notTrailer)), /digest trailer magic: expected 0x44525353/)
   })
 
   it('every error is a named SnapswarmError with a code', () => {
