@@ -66,6 +66,20 @@ export const configSchema = z
       })
       .strict()
       .default({ requestTimeoutMs: 10_000, stallTimeoutMs: 2_000, hedgeAfterMs: 250, maxConcurrentServe: 64, announceIntervalMs: 5_000, announceTtlMs: 20_000 }),
+    /** The HTTP API's read answers (src/node/response-budget.ts, src/node/range-response.ts). */
+    http: z
+      .object({
+        /** Bytes all Range answers together hold in memory (read buffers the socket has not taken yet). */
+        responseBufferBytes: z.number().int().min(MiB).default(256 * MiB),
+        /** Reads waiting for room in that budget at most; one more is answered 503 at once. */
+        maxWaitingReads: z.number().int().min(0).default(64),
+        /** How long a read waits for room before it is answered 503 (with Retry-After). */
+        responseWaitMs: z.number().int().positive().default(10_000),
+        /** A client that takes none of the bytes sent to it for this long is disconnected, freeing its buffers. */
+        sendTimeoutMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .default({ responseBufferBytes: 256 * MiB, maxWaitingReads: 64, responseWaitMs: 10_000, sendTimeoutMs: 30_000 }),
     switchover: z
       .object({
         finalHeaderPollMs: z.number().int().positive().default(30_000),

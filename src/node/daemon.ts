@@ -27,7 +27,8 @@ import { BuildStatusBoard } from './build-status.ts'
 import { CachedAnnouncer, CachedFrameServer } from './cached-frames.ts'
 import { HeaderResolver } from './header-resolver.ts'
 import { resolveApiToken } from './api-auth.ts'
-import { HttpApi } from './http-api.ts'
+import { HttpApi, READ_CHUNK } from './http-api.ts'
+import { ResponseBudget } from './response-budget.ts'
 import { type LocalBuild, LocalBuilds } from './local-builds.ts'
 import { PauseManager, parsePauseRequest } from './pause.ts'
 import { PeerFrameSource } from './peer-source.ts'
@@ -210,7 +211,18 @@ export class SnapswarmNode {
         },
       },
       log.child({ component: 'api' }),
-      { token: apiToken },
+      {
+        token: apiToken,
+        budget: new ResponseBudget({
+          maxBytes: config.http.responseBufferBytes,
+          maxWaiting: config.http.maxWaitingReads,
+          waitMs: config.http.responseWaitMs,
+          chunkBytes: READ_CHUNK,
+          registry,
+        }),
+        sendTimeoutMs: config.http.sendTimeoutMs,
+        registry,
+      },
     )
     let apiUrl: string
     let cachedAnnouncer: CachedAnnouncer | undefined

@@ -13,9 +13,11 @@ import type { AddressInfo } from 'node:net'
 import { SnapswarmError } from '../format/errors.ts'
 import type { FileKind } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
-import { raceAbort } from '../read/abort.ts'
 import type { FileHandleLike } from './open-files.ts'
 import type { Logger } from '../obs/log.ts'
+import { counter, type Registry } from '../obs/metrics.ts'
+import { type RangeResponseDeps, sendRange } from './range-response.ts'
+import { BusyError, type ResponseBudget } from './response-budget.ts'
 import { BearerCheck, type BearerVerdict, isLoopbackHost, splitHostPort } from './api-auth.ts'
 
 export interface ApiHandlers {
@@ -31,14 +33,31 @@ export interface ApiHandlers {
 
 const MAX_BODY = 64 * 1024
 /** A Range answer is read and sent this much at a time: big enough to stream whole frames, small enough to start at once. */
-const READ_CHUNK = 8 * 1024 * 1024
+export const READ_CHUNK = 8 * 1024 * 1024
 /** Client mistakes are 4xx; everything else (storage, peers, corrupt data, shutdown) is the server's: 5xx. */
 const STATUS_BY_CODE: Record<string, number> = {
   ERR_INVALID_ARGUMENT: 400, ERR_CONFIG: 400, ERR_USAGE: 400, ERR_LIMIT: 400, ERR_BUILD_EXISTS: 409, ERR_NOT_FOUND: 404,
   ERR_BUILD_UNAVAILABLE: 404, ERR_UPLOAD_FAILED: 502, ERR_CORRUPT_FRAME: 502, ERR_FRAME_UNAVAILABLE: 502,
-  ERR_SWITCHOVER: 502, ERR_STORAGE: 502, ERR_SHUTDOWN: 503, ERR_CACHE_CLOSED: 503,
+  ERR_SWITCHOVER: 502, ERR_STORAGE: 502, ERR_SHUTDOWN: 503, ERR_CACHE_CLOSED: 503, ERR_BUSY: 503,
   // A pause's input (src/node/pause-input.ts): a path that is not a readable regular file; no room to record it.
   ERR_NOT_REGULAR_FILE: 400, ERR_FILE_NOT_FOUND: 400, ERR_FILE_UNREADABLE: 400, ERR_NO_SPACE: 507,
+}
+
+/** The client closed the connection before its answer was complete. */
+class ClientGoneError extends SnapswarmError {
+  constructor() {
+    super('ERR_CLIENT_GONE', 'the client closed the connection before the answer was complete')
+  }
+}
+
+export interface HttpApiOptions {
+  /** The bearer token every route but /healthz and /readyz requires (none: open, for loopback only). */
+  readonly token?: string
+  /** The node-wide budget of bytes Range answers hold in memory. */
+  readonly budget: ResponseBudget
+  /** A client that takes none of the bytes sent to it for this long is cut. */
+  readonly sendTimeoutMs: number
+  readonly registry?: Registry
 }
 
 export class HttpApi {
@@ -46,12 +65,14 @@ export class HttpApi {
   private readonly handlers: ApiHandlers
   private readonly log: Logger
   private readonly auth?: BearerCheck
+  private readonly range: RangeResponseDeps
 
-  /** `token`: the bearer token every route but /healthz and /readyz requires (none: open, for loopback only). */
-  constructor(handlers: ApiHandlers, log: Logger, opts: { token?: string } = {}) {
+  constructor(handlers: ApiHandlers, log: Logger, opts: HttpApiOptions) {
     this.handlers = handlers
     this.log = log
     if (opts.token) this.auth = new BearerCheck(opts.token)
+    const cut = opts.registry && counter(opts.registry, 'snapswarm_http_responses_cut_total', 'HTTP answers the node ended early after the status went out, by reason (send_timeout: the client took no bytes; read_failed)', ['reason'])
+    this.range = { budget: opts.budget, sendTimeoutMs: opts.sendTimeoutMs, log, cut }
     this.server = createServer((req, res) => {
       this.route(req, res).catch((err) => this.fail(res, err))
     })
@@ -113,7 +134,8 @@ export class HttpApi {
 
   private async serveRange(req: IncomingMessage, res: ServerResponse, id: string, kind: FileKind): Promise<void> {
     const abort = new AbortController()
-    res.on('close', () => abort.abort())
+    // The client going away ends this request's reads and budget waits; its file is released below.
+    res.on('close', () => abort.abort(new ClientGoneError()))
     const file = await this.handlers.openRead(id, kind, abort.signal)
     try {
       const range = parseRange(req.headers.range, file.size)
@@ -122,54 +144,29 @@ export class HttpApi {
         return void res.end()
       }
       const [start, end] = range ?? [0, file.size - 1]
-      // Read before writing headers, so a failure becomes a proper error status rather than a cut body.
-      const first = await file.read(start, Math.min(end - start + 1, READ_CHUNK), abort.signal)
-      res.writeHead(range ? 206 : 200, {
-        'content-type': 'application/octet-stream',
-        'content-length': String(end - start + 1),
-        ...(range ? { 'content-range': `bytes ${start}-${end}/${file.size}` } : {}),
-      })
-      let pos = start + first.byteLength
-      if (!res.write(first)) await waitDrain(res)
-      // The rest through two reused buffers: one is read into while the other is on its way out. A
-      // buffer is refilled only after the socket took all of it (its write callback), never while
-      // Node may still hold it; no fresh 8 MiB allocation (and its page faults) per read.
-      const size = Math.min(end - pos + 1, READ_CHUNK)
-      const bufs: (Buffer | undefined)[] = [undefined, undefined]
-      const flushed: (Promise<void> | undefined)[] = [undefined, undefined]
-      for (let k = 0; pos <= end && !abort.signal.aborted; k ^= 1) {
-        await raceAbort(flushed[k] ?? Promise.resolve(), abort.signal).catch(() => {}) // settled, or the client went away
-        if (abort.signal.aborted) break
-        const buf = bufs[k] ?? Buffer.allocUnsafe(size)
-        bufs[k] = buf
-        const dst = buf.subarray(0, Math.min(end - pos + 1, READ_CHUNK))
-        await file.readInto(dst, pos, abort.signal)
-        pos += dst.byteLength
-        const written = new Promise<void>((resolve, reject) => res.write(dst, (err) => (err ? reject(err) : resolve())))
-        written.catch(() => abort.abort()) // the client went away: stop reading; 'close' says so too
-        // No drain wait: the next read fills the other buffer while this one goes out; waiting for a
-        // buffer's own write before refilling it bounds what is in flight to the two of them.
-        flushed[k] = written.catch(() => {})
-      }
-      await raceAbort(Promise.all(flushed), abort.signal).catch(() => {})
-      res.end()
+      await sendRange(this.range, { res, file, start, end, partial: range !== null, abort, what: { buildId: id, kind } })
     } finally {
       await file.close()
     }
   }
 
   private fail(res: ServerResponse, err: unknown): void {
+    if (err instanceof ClientGoneError || res.destroyed) {
+      this.log.debug({ err }, 'request ended: the client went away')
+      return void res.destroy()
+    }
     const code = err instanceof SnapswarmError ? err.code : 'ERR_INTERNAL'
     const status = STATUS_BY_CODE[code] ?? 500
-    if (status >= 500) this.log.warn({ err }, 'request failed')
+    if (status >= 500 && code !== 'ERR_BUSY') this.log.warn({ err }, 'request failed')
     if (res.headersSent) return void res.destroy(err as Error)
-    json(res, status, { error: code, message: (err as Error).message })
+    const headers = err instanceof BusyError ? { 'retry-after': String(err.retryAfterSec) } : undefined
+    json(res, status, { error: code, message: (err as Error).message }, headers)
   }
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(text)
 }
 
@@ -234,16 +231,4 @@ export function parseRange(header: string | undefined, size: number): [number, n
   }
   if (start >= size || start > end) return 'unsatisfiable'
   return [start, end]
-}
-
-function waitDrain(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.once('drain', done)
-    res.once('close', done)
-  })
 }

@@ -1,0 +1,132 @@
+/**
+ * Memory of a real `snapswarm node` process under clients that open big reads and never read them
+ * (file:// storage written by `snapswarm push`, raw TCP clients on 127.0.0.1). Range answers lease
+ * their buffers from one node-wide budget (http.responseBufferBytes); reads beyond it wait or get
+ * 503 + Retry-After; a client that takes nothing for http.sendTimeoutMs is cut and gives its buffers
+ * back; a client that goes away gives them back at once.
+ */
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { pathToFileURL } from 'node:url'
+import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { type NodeProc, startNode, waitFor } from '../cluster/procs.ts'
+import { runCli } from '../helpers/cli.ts'
+import { type RawAnswer, rawGet, stalledGet } from './http-helpers.ts'
+
+const MiB = 1024 * 1024
+const BUDGET = 32 * MiB
+/**
+ * What the node may grow by beyond its buffers while 200 connections hang: their sockets and
+ * request objects, the 503 answers, logging, heap growth. Old code: every stalled client pinned
+ * three 8 MiB buffers of its own (about 4.8 GB for 200).
+ */
+const SLACK = 96 * MiB
+const CLIENTS = 200
+let dir: string
+let storage: string
+let id: string
+let data: Buffer
+const nodes: NodeProc[] = []
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapswarm-http-budget-'))
+  data = new VmDataGenerator(77).next(64 * MiB)
+  await writeFile(join(dir, 'mem'), data)
+  id = randomUUID()
+  storage = pathToFileURL(join(dir, 'bucket')).href
+  const pushed = await runCli(['push', '--storage', storage, '--build-id', id, '--memfile', join(dir, 'mem'), '--codec', 'lz4'])
+  assert.equal(pushed.code, 0, pushed.stderr)
+})
+
+after(async () => {
+  await Promise.allSettled(nodes.map((n) => n.stop()))
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function node(name: string, http: Record<string, number>): Promise<NodeProc> {
+  const cfg = join(dir, `${name}.json`)
+  await writeFile(cfg, JSON.stringify({ http }))
+  const n = await startNode(['--storage', storage, '--data-dir', join(dir, name), '--config', cfg])
+  nodes.push(n)
+  return n
+}
+
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  assert.ok(m, 'VmRSS in /proc/<pid>/status')
+  return Number(m[1]) * 1024
+}
+
+/** Sum of a metric's samples (all label sets) in a Prometheus text answer. */
+async function metric(api: string, name: string, labels = ''): Promise<number> {
+  const res = await fetch(`${api}/metrics`)
+  assert.equal(res.status, 200)
+  let sum = 0
+  for (const line of (await res.text()).split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{${labels}`)) sum += Number(line.split(' ').at(-1))
+  }
+  return sum
+}
+
+const whole = () => `bytes=0-${data.byteLength - 1}`
+
+/** A normal client: the whole file, retried after Retry-After while the node says 503 (bounded). */
+async function readWhole(api: string): Promise<RawAnswer> {
+  return waitFor('a whole read that is not refused', async () => {
+    const got = await rawGet(`${api}/v1/builds/${id}/memfile`, whole())
+    if (got.status !== 503) return got
+    assert.ok(Number(got.headers['retry-after']) >= 1, '503 comes with Retry-After')
+    assert.equal((JSON.parse(got.body.toString()) as { error: string }).error, 'ERR_BUSY')
+    await new Promise((r) => setTimeout(r, 200))
+  }, 60_000)
+}
+
+function assertExact(got: RawAnswer): void {
+  assert.equal(got.status, 206)
+  assert.equal(got.outcome, 'end')
+  assert.equal(got.body.byteLength, data.byteLength)
+  assert.ok(got.body.equals(data), 'every byte as the source')
+}
+
+test('regression: 200 clients that open a 200 MiB read and do not read (item 10)', async (t) => {
+  const n = await node('stall', { responseBufferBytes: BUDGET, maxWaitingReads: 8, responseWaitMs: 60_000, sendTimeoutMs: 3_000 })
+  const pid = n.proc.pid as number
+  // Warm: the first read fills the chunk cache and the decoders, so the baseline is the node's steady state.
+  assertExact(await readWhole(n.api))
+  const baseline = Math.max(rss(pid), rss(pid))
+  const bound = baseline + BUDGET + SLACK
+  const clients: Socket[] = []
+  let peak = 0
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rss(pid))
+  }, 25)
+  try {
+    for (let i = 0; i < CLIENTS; i++) clients.push(await stalledGet(`${n.api}/v1/builds/${id}/memfile`, whole()))
+    // Every stalled client is refused (503) or, once it held its share of the budget, cut.
+    await waitFor('every stalled client refused or cut', async () => {
+      peak = Math.max(peak, rss(pid))
+      const refused = await metric(n.api, 'snapswarm_http_reads_refused_total')
+      const cut = await metric(n.api, 'snapswarm_http_responses_cut_total', 'reason="send_timeout"')
+      return refused + cut >= CLIENTS
+    }, 120_000)
+  } finally {
+    clearInterval(sampler)
+    for (const c of clients) c.destroy()
+  }
+  const mb = (b: number) => `${(b / MiB).toFixed(0)} MiB`
+  t.diagnostic(`RSS baseline ${mb(baseline)}, peak ${mb(peak)} with ${CLIENTS} stalled clients, bound ${mb(bound)}`)
+  assert.ok(peak <= bound, `RSS peaked at ${mb(peak)} with ${CLIENTS} stalled clients; bound ${mb(bound)} = baseline ${mb(baseline)} + budget ${mb(BUDGET)} + ${mb(SLACK)}`)
+  assert.ok((await metric(n.api, 'snapswarm_http_reads_refused_total')) > 0, 'reads beyond the budget and the queue were refused')
+  assert.ok((await metric(n.api, 'snapswarm_http_responses_cut_total', 'reason="send_timeout"')) > 0, 'stalled clients were cut')
+  await waitFor('the budget to be free again', async () => (await metric(n.api, 'snapswarm_http_response_bytes')) === 0)
+  // The node still serves: a normal client gets every byte, metrics and health answer.
+  assertExact(await readWhole(n.api))
+  assert.equal((await fetch(`${n.api}/healthz`)).status, 200)
+  assert.equal(await metric(n.api, 'snapswarm_http_response_bytes_limit'), BUDGET)
+})
