@@ -7,12 +7,14 @@
  * `.meta/{name}.json` (custom metadata sidecars) and `.uploads/{id}/` (multipart staging). Names whose
  * first segment starts with `.` are therefore reserved here.
  *
- * Every write is temp file + fsync + rename, so a reader sees the old object or the whole new one.
- * Limitations against GCS: `a/b` and `a/b/c` cannot both exist (file vs directory); metadata and data
- * are two renames, so a reader racing an overwrite may briefly pair new metadata with old bytes.
+ * Every write is temp file + fsync + link(2) to the final name, so a reader sees no object or the whole
+ * one, and writes are create-only (ObjectExistsError): link refuses an existing name atomically, where
+ * a rename would silently replace it. Limitations against GCS: `a/b` and `a/b/c` cannot both exist
+ * (file vs directory); the metadata sidecar is written just after the data is linked, so a reader
+ * racing a write may see the new object without its metadata for that moment.
  */
 import { randomUUID } from 'node:crypto'
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { InvalidArgumentError, LimitError } from '../format/errors.ts'
@@ -25,6 +27,7 @@ import {
   type GetOptions,
   type MultipartUpload,
   NotFoundError,
+  ObjectExistsError,
   ObjectRangeError,
   type ObjectStat,
   type ObjectStore,
@@ -199,21 +202,49 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  /** Moves a fully written temp file into place: metadata sidecar first, then the data rename. */
+  /**
+   * Publishes a fully written temp file under `name`, create-only: link(2) is the one atomic step that
+   * decides between racing writers, and it never replaces a stored object. Only the winner then writes
+   * the metadata sidecar (a loser never touches the winner's); if that fails the new object is
+   * unlinked again, so a put either succeeds whole or leaves nothing.
+   */
   private async install(tmp: string, name: string, metadata: Record<string, string>): Promise<void> {
     const dest = this.objectPath(name)
     await mkdir(dirname(dest), { recursive: true })
+    try {
+      await link(tmp, dest)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      // A "directory" prefix of other objects is no object: that is a plain failure, not a lost race.
+      if ((await stat(dest).catch(() => null))?.isDirectory()) throw err
+      throw new ObjectExistsError(name, { cause: err })
+    }
+    try {
+      await rm(tmp, { force: true })
+      await this.writeMeta(name, metadata)
+      await fsyncDir(dirname(dest))
+    } catch (err) {
+      await unlink(dest).catch(() => {})
+      throw err
+    }
+  }
+
+  /** The sidecar of an object this writer just created; a stale one of an earlier object is replaced. */
+  private async writeMeta(name: string, metadata: Record<string, string>): Promise<void> {
     const metaPath = this.metaPath(name)
     if (Object.keys(metadata).length === 0) {
       await rm(metaPath, { force: true })
-    } else {
-      const metaTmp = this.tmpPath()
+      return
+    }
+    const metaTmp = this.tmpPath()
+    try {
       await writeDurable(metaTmp, Buffer.from(JSON.stringify(metadata)))
       await mkdir(dirname(metaPath), { recursive: true })
       await rename(metaTmp, metaPath)
+    } catch (err) {
+      await rm(metaTmp, { force: true })
+      throw err
     }
-    await rename(tmp, dest)
-    await fsyncDir(dirname(dest))
   }
 
   private async readMeta(name: string): Promise<Record<string, string>> {

@@ -1,7 +1,8 @@
 /**
  * Multipart upload of the filesystem store: each part is a file in a hidden staging directory
  * (`{root}/.uploads/{id}/00001.part`); complete concatenates them, in order, into one temp file that is
- * fsynced and renamed into place (the object appears whole or not at all); abort removes the staging
+ * fsynced and linked into place, create-only (the object appears whole or not at all, and an existing
+ * object of that name is never replaced: ObjectExistsError, the parts stay for abort); abort removes the staging
  * directory. `upload.json` in the staging directory names the target, so a later process can clean
  * up after a crash (`FsStore.cleanupStaleUploads`). Parts are not fsynced: only the assembled file
  * is, before its rename, and a crash before that loses the upload anyway.
@@ -82,7 +83,7 @@ export class FsUpload implements MultipartUpload {
     return this.staging
   }
 
-  /** Stream-concatenates the parts into a temp file, then installs it (data rename last). */
+  /** Stream-concatenates the parts into a temp file, then installs it (create-only link last). */
   private async assemble(parts: PartInfo[], signal?: AbortSignal): Promise<void> {
     const tmp = this.host.tmpPath()
     try {

@@ -10,10 +10,15 @@
  *   `/storage/v1`), which fake-gcs-server answers with 404; the base URL is set explicitly instead.
  * - The SDK has no cancellation for non-stream requests: an aborted signal rejects at once, the request
  *   runs out in the background (bounded by the request timeout). Downloads are streams and are destroyed.
+ * - Create-only writes send `ifGenerationMatch=0` (412 → ObjectExistsError). fake-gcs-server v1.55.1,
+ *   the emulator of the tests, honours it on multipart (and resumable) uploads only: it ignores it on
+ *   `uploadType=media`, on compose and on copy/rewrite (it overwrites). So create-only puts always go
+ *   as multipart uploads, and a create-only compose is also checked for an existing destination first
+ *   (gcs-upload.ts); real GCS honours the precondition on compose, which is what makes it atomic there.
  */
 import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
 import { LimitError, SnapswarmError } from '../format/errors.ts'
-import { abortReason, NotFoundError, StorageError } from './store.ts'
+import { abortReason, NotFoundError, ObjectExistsError, StorageError } from './store.ts'
 import { raceSignal } from './upload-state.ts'
 
 export interface RetryPolicy {
@@ -40,6 +45,13 @@ export interface GcsClientOptions {
   authWithCustomEndpoint?: boolean
 }
 
+export interface UploadOptions {
+  metadata?: Record<string, string>
+  signal?: AbortSignal
+  /** Fail with ObjectExistsError rather than replace an existing object. */
+  createOnly?: boolean
+}
+
 export interface GcsObjectInfo {
   name: string
   size: number
@@ -59,6 +71,8 @@ export function gcsError(err: unknown, op: string, url: string): Error {
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return err as Error
   const status = typeof e?.code === 'number' ? e.code : undefined
   if (status === 404) return new NotFoundError(url, { cause: err })
+  // Only create-only writes carry a precondition: 412 means the name is taken.
+  if (status === 412) return new ObjectExistsError(url, { cause: err })
   const network =
     (typeof e?.code === 'string' && NETWORK_CODES.has(e.code)) ||
     e?.type === 'request-timeout' ||
@@ -101,28 +115,37 @@ export class GcsClient {
     return `gs://${this.bucketName}/${name}`
   }
 
-  /** One non-resumable request carrying the whole object, with Content-Length (DESIGN §9). */
-  upload(name: string, data: Uint8Array, metadata?: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  /**
+   * One non-resumable request carrying the whole object, with Content-Length. `createOnly`: fails with
+   * ObjectExistsError instead of replacing an existing object (sent as a multipart upload, the one
+   * form whose precondition the emulator honours too; see the file comment).
+   */
+  upload(name: string, data: Uint8Array, opts: UploadOptions = {}): Promise<void> {
+    const { metadata, signal, createOnly = false } = opts
     // Checked before the request starts: once started it cannot be called back.
     if (signal?.aborted) return Promise.reject(abortReason(signal))
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    const hasMeta = metadata !== undefined && Object.keys(metadata).length > 0
-    const req = hasMeta ? multipartBody(name, body, metadata) : { body, type: 'application/octet-stream' }
+    const multipart = createOnly || (metadata !== undefined && Object.keys(metadata).length > 0)
+    const req = multipart ? multipartBody(name, body, metadata ?? {}) : { body, type: 'application/octet-stream' }
     const p = this.call('upload', name, {
       method: 'POST',
       uri: `${this.uploadApi}/b/${encodeURIComponent(this.bucketName)}/o`,
-      qs: hasMeta ? { uploadType: 'multipart' } : { uploadType: 'media', name },
+      qs: { ...(multipart ? { uploadType: 'multipart' } : { uploadType: 'media', name }), ...(createOnly ? { ifGenerationMatch: 0 } : {}) },
       headers: { 'Content-Type': req.type, 'Content-Length': String(req.body.byteLength) },
       body: req.body,
     })
     return raceSignal(p.then(() => {}), signal)
   }
 
-  /** Concatenates ≤ 32 sources (pinned to their generations) into `dest`; returns dest's generation. */
-  async compose(sources: { name: string; generation: string }[], dest: string, metadata?: Record<string, string>) {
+  /**
+   * Concatenates ≤ 32 sources (pinned to their generations) into `dest`; returns dest's generation.
+   * `createOnly`: ObjectExistsError if `dest` exists (atomic on GCS; the emulator ignores it).
+   */
+  async compose(sources: { name: string; generation: string }[], dest: string, metadata?: Record<string, string>, createOnly = false) {
     const body = (await this.call('compose', dest, {
       method: 'POST',
       uri: `${this.jsonApi}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(dest)}/compose`,
+      qs: createOnly ? { ifGenerationMatch: 0 } : {},
       json: {
         destination: { contentType: 'application/octet-stream', metadata },
         sourceObjects: sources.map((s) => ({ name: s.name, generation: s.generation })),
@@ -209,9 +232,10 @@ function retryOptions(p: RetryPolicy): StorageOptions['retryOptions'] {
     retryDelayMultiplier: 2,
     maxRetryDelay: p.maxDelayMs / 1000,
     totalTimeout: p.totalTimeoutMs / 1000,
-    // Every write here is idempotent in effect: a put replaces the object with the same bytes, parts
-    // are private to one upload id, compose pins source generations, delete ignores 404. The default
-    // (RetryConditional) would skip retrying them all, and flips a client-wide autoRetry flag to do it.
+    // Every write here is safe to repeat: parts are private to one upload id, compose pins source
+    // generations, delete ignores 404, and a create-only write repeated after its first attempt landed
+    // fails with ObjectExistsError, which the build upload resolves by comparing what is stored. The
+    // default (RetryConditional) would skip retrying most of them, and flips a client-wide autoRetry flag.
     idempotencyStrategy: IdempotencyStrategy.RetryAlways,
   }
 }

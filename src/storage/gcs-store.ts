@@ -45,7 +45,7 @@ export class GcsStore implements ObjectStore {
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {
-    await this.client.upload(this.full(name), data, opts.metadata, opts.signal)
+    await this.client.upload(this.full(name), data, { metadata: opts.metadata, signal: opts.signal, createOnly: true })
   }
 
   startUpload(name: string, opts: { metadata?: Record<string, string> } = {}): MultipartUpload {

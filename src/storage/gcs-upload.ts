@@ -6,11 +6,17 @@
  *
  * Compose takes at most 32 sources per call, so more parts are composed in a tree: groups of 32 into
  * intermediates `{prefix}c{level}-{index:05}`, level by level, until one call can produce the target.
+ *
+ * The target is created only if absent (ObjectExistsError otherwise, the parts stay for abort): the
+ * last compose carries `ifGenerationMatch=0`, atomic on GCS. fake-gcs-server ignores that precondition
+ * on compose, so an existing target is also looked for just before; against the emulator two uploads
+ * racing for one name can therefore both "win" the last step, which the build upload's claim object
+ * (a create-only put, honoured there) rules out for build objects.
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '../obs/log.ts'
 import type { GcsClient, GcsObjectInfo } from './gcs-client.ts'
-import { abortReason, type MultipartUpload, UploadStateError } from './store.ts'
+import { abortReason, type MultipartUpload, ObjectExistsError, UploadStateError } from './store.ts'
 import { mapLimit, type PartInfo, raceSignal, UploadTracker } from './upload-state.ts'
 
 /** GCS limit on sources per compose call. */
@@ -69,7 +75,7 @@ export class GcsUpload implements MultipartUpload {
 
   private async assemble(parts: PartInfo[], signal?: AbortSignal): Promise<void> {
     if (parts.length === 0) {
-      await this.client.upload(this.target, new Uint8Array(0), this.metadata)
+      await this.client.upload(this.target, new Uint8Array(0), { metadata: this.metadata, createOnly: true })
       return
     }
     let sources = await this.storedParts(parts)
@@ -82,7 +88,8 @@ export class GcsUpload implements MultipartUpload {
       })
     }
     signal?.throwIfAborted()
-    await this.client.compose(sources, this.target, this.metadata)
+    if ((await this.client.stat(this.target)) !== null) throw new ObjectExistsError(this.client.url(this.target))
+    await this.client.compose(sources, this.target, this.metadata, true)
     try {
       await this.deleteTemporaries()
     } catch (err) {

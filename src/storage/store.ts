@@ -33,8 +33,15 @@ export interface CleanupOptions {
   olderThanMs: number
 }
 
+/**
+ * Writes are create-only: `put` and a multipart `complete` never replace a stored object, they fail
+ * with ObjectExistsError and leave it as it was (GCS: `ifGenerationMatch=0`; filesystem: link(2),
+ * which refuses an existing name). One build id names one content forever, so a second writer of a
+ * name must lose instead of overwriting what readers may already have read. Deleting is allowed.
+ */
 export interface ObjectStore {
   readonly url: string
+  /** Creates the object; ObjectExistsError if the name exists (nothing is changed then). */
   put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void>
   startUpload(name: string, opts?: { metadata?: Record<string, string> }): MultipartUpload
   /** Exactly `length` bytes at `offset`; ObjectRangeError if the object is shorter. */
@@ -59,7 +66,8 @@ export interface ObjectStore {
 export interface MultipartUpload {
   uploadPart(partNumber: number, data: Uint8Array, signal?: AbortSignal): Promise<void>
   /**
-   * The object appears atomically with its metadata; the parts are removed. An aborted signal rejects
+   * The object appears atomically with its metadata; the parts are removed. If the name exists it fails
+   * with ObjectExistsError and the upload stays open (abort it to remove the parts). An aborted signal rejects
    * at once, but an assembly already running on the server finishes (then abort() is a no-op).
    */
   complete(signal?: AbortSignal): Promise<void>
@@ -95,6 +103,18 @@ export class StorageError extends SnapswarmError {
     super('ERR_STORAGE', message, { cause: opts.cause })
     this.retryable = opts.retryable
     this.status = opts.status
+  }
+}
+
+/**
+ * A create-only write found its name taken: the stored object is left as it was. Not retryable (a
+ * retry finds the same object); a writer whose own earlier request may have landed compares contents.
+ */
+export class ObjectExistsError extends SnapswarmError {
+  readonly objectName: string
+  constructor(objectName: string, options?: { cause?: unknown }) {
+    super('ERR_OBJECT_EXISTS', `object ${JSON.stringify(objectName)}: expected no object of that name, found one (writes never overwrite)`, options)
+    this.objectName = objectName
   }
 }
 

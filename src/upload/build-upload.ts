@@ -2,9 +2,11 @@
  * Upload one build to object storage (issue 3, the `build` and `pause` use cases): each data file is
  * framed, compressed and uploaded in parallel parts; blobs go alongside; the headers are written LAST,
  * with final frame tables and SHA-256 checksums — a header's presence means "this build is complete"
- * (DESIGN §3). On failure or cancellation no header is written and nothing of this attempt remains,
- * so a retry of the same build starts clean.
+ * (DESIGN §3). Every object is written create-only under the build's claim (claim.ts): a second
+ * writer of an existing build fails with ERR_BUILD_EXISTS and the first build stays intact. On failure
+ * or cancellation no header is written and nothing of this attempt remains, so a retry starts clean.
  */
+import { createHash } from 'node:crypto'
 import { type FileHandle, open, readFile } from 'node:fs/promises'
 import { type CompressionConfig, type CompressionSettings, type UseCase, resolveCompression } from '../config/compression.ts'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
@@ -15,7 +17,8 @@ import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, } from '..
 import { frameFile } from '../pack/framer.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
 import { dataObjectName } from '../read/source.ts'
-import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
+import { MAX_PARTS, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
+import { acceptStoredData, BuildExistsError, contentDigest, fileSha256, pushWriter, putBuildObject, writeClaimedBuild } from './claim.ts'
 import { PartWriter } from './part-writer.ts'
 
 export interface ByteRange {
@@ -50,58 +53,93 @@ export interface UploadBuildOptions {
   readonly blockSize?: Partial<Record<FileKind, number>>
   readonly signal?: AbortSignal
   readonly onProgress?: (p: UploadProgress) => void
+  /** Who writes (named in the build's claim); default `push@{hostname}`. */
+  readonly writer?: string
 }
 
-export class BuildExistsError extends SnapswarmError {
-  constructor(buildId: BuildId, name: string) {
-    super('ERR_BUILD_EXISTS', `build ${buildId} is already complete in storage (${name} exists)`)
-  }
+/** One error class for "this build id is taken", shared with the node's pause (it lives in claim.ts). */
+export { BuildExistsError }
+
+/** What uploadBuild knows of one data file before it writes anything: enough to claim the build. */
+interface PlannedFile {
+  readonly kind: FileKind
+  readonly fh: FileHandle
+  readonly size: number
+  readonly sha256: Uint8Array
+  readonly parent: Header | null
+  readonly blockSize: number
+  readonly settings: CompressionSettings
 }
 
-
+/**
+ * Uploads one build under its claim (claim.ts): the inputs are hashed first, so the claim names the
+ * content before the first object is written; a build id taken by another writer or content fails
+ * with ERR_BUILD_EXISTS and nothing written. A source that changes during the upload fails the build.
+ */
 export async function uploadBuild(opts: UploadBuildOptions): Promise<Map<FileKind, Header>> {
   const { store, buildId } = opts
   const kinds = FILE_KINDS.filter((k) => opts.files[k])
   if (kinds.length === 0) throw new InvalidArgumentError('a build needs at least one of memfile, rootfs')
-  for (const kind of kinds) if (await store.exists(headerObjectName(buildId, kind))) throw new BuildExistsError(buildId, headerObjectName(buildId, kind))
-  const written: string[] = []
+  for (const kind of kinds) {
+    const name = headerObjectName(buildId, kind)
+    if (await store.exists(name)) throw new BuildExistsError(buildId, `expected no stored build, found ${name}`)
+  }
+  const planned: PlannedFile[] = []
   try {
-    const headers = new Map<FileKind, Header>()
-    for (const kind of kinds) headers.set(kind, await uploadFile(opts, kind, written))
-    for (const blob of ['snapfile', 'metadata'] as const) {
-      const path = opts.files[blob]
-      if (!path) continue
-      const name = `${buildId}/${blob === 'metadata' ? 'metadata.json' : 'snapfile'}`
-      await store.put(name, await readFile(path), { signal: opts.signal })
-      written.push(name)
-    }
-    opts.signal?.throwIfAborted()
-    for (const [kind, header] of headers) {
-      await store.put(headerObjectName(buildId, kind), encodeHeader(header), { signal: opts.signal })
-      written.push(headerObjectName(buildId, kind))
-    }
-    return headers
-  } catch (err) {
-    // Best effort: remove what this attempt completed so no half build is left behind.
-    await Promise.allSettled(written.map((n) => store.delete(n)))
-    throw err
+    for (const kind of kinds) planned.push(await planFile(opts, kind))
+    const blobs = await readBlobs(opts)
+    const digest = contentDigest(opts.parent, planned, blobs.map((b) => ({ name: b.name, sha256: sha256(b.data) })))
+    const claim = { writer: opts.writer ?? pushWriter(), digest }
+    return await writeClaimedBuild(store, buildId, claim, opts.signal, () => writeBuild(opts, planned, blobs))
+  } finally {
+    await Promise.allSettled(planned.map((p) => p.fh.close()))
   }
 }
 
-async function uploadFile(opts: UploadBuildOptions, kind: FileKind, written: string[]): Promise<Header> {
+async function planFile(opts: UploadBuildOptions, kind: FileKind): Promise<PlannedFile> {
   const parent = opts.parent ? await loadStoredHeader(opts.store, opts.parent, kind) : null
   const blockSize = parent?.blockSize ?? opts.blockSize?.[kind] ?? DEFAULT_BLOCK_SIZE[kind]
   const settings = resolveCompression(opts.compression, kind, opts.useCase, blockSize)
   const fh = await open(opts.files[kind]!, 'r')
   try {
     const size = (await fh.stat()).size
-    const dirty = parent ? checkDirty(opts.dirty?.[kind], size, parent, kind) : undefined
-    const info = await uploadDataFile({ store: opts.store, buildId: opts.buildId, kind, file: fh, settings, signal: opts.signal, onProgress: opts.onProgress })
-    written.push(dataObjectName(opts.buildId, kind, settings.codec))
-    return buildHeader(opts.buildId, blockSize, info, parent, dirty)
-  } finally {
+    if (parent) checkDirty(opts.dirty?.[kind], size, parent, kind)
+    return { kind, fh, size, sha256: await fileSha256(fh, opts.signal), parent, blockSize, settings }
+  } catch (err) {
     await fh.close()
+    throw err
   }
+}
+
+async function readBlobs(opts: UploadBuildOptions): Promise<{ name: string; data: Uint8Array }[]> {
+  const out: { name: string; data: Uint8Array }[] = []
+  for (const blob of ['snapfile', 'metadata'] as const) {
+    const path = opts.files[blob]
+    if (path) out.push({ name: `${opts.buildId}/${blob === 'metadata' ? 'metadata.json' : 'snapfile'}`, data: await readFile(path) })
+  }
+  return out
+}
+
+/** The objects of a claimed build: data files, blobs, then the headers (their presence means complete). */
+async function writeBuild(opts: UploadBuildOptions, planned: PlannedFile[], blobs: { name: string; data: Uint8Array }[]): Promise<Map<FileKind, Header>> {
+  const { store, buildId } = opts
+  const headers = new Map<FileKind, Header>()
+  for (const p of planned) {
+    const info = await uploadDataFile({ store, buildId, kind: p.kind, file: p.fh, settings: p.settings, signal: opts.signal, onProgress: opts.onProgress })
+    if (info.fileSize !== p.size || !Buffer.from(info.sha256).equals(Buffer.from(p.sha256))) {
+      throw new SnapswarmError('ERR_SOURCE_CHANGED', `${opts.files[p.kind]} changed during the upload: expected ${p.size} bytes with the SHA-256 hashed before it, found ${info.fileSize} bytes and another SHA-256`)
+    }
+    const dirty = p.parent ? checkDirty(opts.dirty?.[p.kind], info.fileSize, p.parent, p.kind) : undefined
+    headers.set(p.kind, buildHeader(buildId, p.blockSize, info, p.parent, dirty))
+  }
+  for (const b of blobs) await putBuildObject(store, buildId, b.name, b.data, opts.signal)
+  opts.signal?.throwIfAborted()
+  for (const [kind, header] of headers) await putBuildObject(store, buildId, headerObjectName(buildId, kind), encodeHeader(header), opts.signal)
+  return headers
+}
+
+function sha256(data: Uint8Array): Uint8Array {
+  return createHash('sha256').update(data).digest()
 }
 
 export interface DataUploadOptions {
@@ -145,7 +183,7 @@ export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo
   let framed: Awaited<ReturnType<typeof frameFile>>
   try {
     framed = await frameFile(opts.file, { ...settings, signal: opts.signal, onProgress: (read, compressed) => report({ read, compressed }) }, (stored) => writer.write(stored))
-    await writer.finish()
+    await finishData(opts, name, writer)
   } catch (err) {
     await writer.abort().catch(() => {})
     throw err
@@ -184,10 +222,25 @@ export async function uploadPrepacked(opts: Omit<DataUploadOptions, 'file'> & { 
       await writer.write(buf.subarray(0, bytesRead))
       pos += bytesRead
     }
-    await writer.finish()
+    await finishData(opts, name, writer)
   } catch (err) {
     await writer.abort().catch(() => {})
     throw err
+  }
+}
+
+/**
+ * Completes a data object, create-only. Callers hold the build's claim, so an object already stored
+ * under the name is this writer's own (an earlier attempt, or a request that landed before its retry)
+ * and is accepted if its size is what this attempt wrote; the parts are removed either way.
+ */
+async function finishData(opts: { store: ObjectStore; buildId: BuildId }, name: string, writer: PartWriter): Promise<void> {
+  try {
+    await writer.finish()
+  } catch (err) {
+    if (!(err instanceof ObjectExistsError)) throw err
+    await writer.abort()
+    await acceptStoredData(opts.store, opts.buildId, name, writer.bytesWritten, err)
   }
 }
 

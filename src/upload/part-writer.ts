@@ -28,6 +28,7 @@ export class PartWriter {
   private readonly inflight = new Set<Promise<void>>()
   private failure: unknown = null
   private uploaded = 0
+  private total = 0
 
   constructor(upload: MultipartUpload, opts: PartWriterOptions) {
     this.upload = upload
@@ -35,8 +36,14 @@ export class PartWriter {
     this.buf = Buffer.allocUnsafe(opts.partSize)
   }
 
+  /** Bytes handed to write() so far: the size of the object once finished. */
+  get bytesWritten(): number {
+    return this.total
+  }
+
   /** Append bytes; resolves once they are buffered (waiting for a free upload slot if all are busy). */
   async write(bytes: Uint8Array): Promise<void> {
+    this.total += bytes.byteLength
     let off = 0
     while (off < bytes.byteLength) {
       this.throwIfFailed()

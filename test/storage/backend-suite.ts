@@ -107,17 +107,38 @@ export function backendSuite(backend: Backend): void {
       assert.deepEqual(await store.list('../'), [])
     })
 
-    withStore('overwrite replaces data and metadata', async ({ store }) => {
-      await store.put('o', randomBytes(100), { metadata: { 'uncompressed-size': '1' } })
+    withStore('writes are create-only: put and complete never replace an object', async ({ store, raw }) => {
+      const v1 = randomBytes(100)
+      await store.put('o', v1, { metadata: { 'uncompressed-size': '1' } })
+      await assert.rejects(store.put('o', randomBytes(50)), code('ERR_OBJECT_EXISTS'))
+      await assert.rejects(store.put('o', randomBytes(50), { metadata: { 'uncompressed-size': '2' } }), code('ERR_OBJECT_EXISTS'))
+      const before = await raw()
+      const up = store.startUpload('o', { metadata: { 'uncompressed-size': '3' } })
+      await up.uploadPart(1, randomBytes(20))
+      await up.uploadPart(2, randomBytes(30))
+      await assert.rejects(up.complete(), code('ERR_OBJECT_EXISTS'))
+      await up.abort()
+      const empty = store.startUpload('o')
+      await assert.rejects(empty.complete(), code('ERR_OBJECT_EXISTS'))
+      await empty.abort()
+      assert.equal(sha(await store.get('o')), sha(v1), 'the first object is intact')
+      assert.deepEqual(await store.stat('o'), { size: 100, metadata: { 'uncompressed-size': '1' } })
+      assert.deepEqual(await raw(), before, 'the losers left no parts or temporaries')
+      // Deleting frees the name for a new object.
+      await store.delete('o')
       const v2 = randomBytes(50)
       await store.put('o', v2)
-      assert.equal(sha(await store.get('o')), sha(v2))
       assert.deepEqual(await store.stat('o'), { size: 50, metadata: {} })
-      const up = store.startUpload('o', { metadata: { 'uncompressed-size': '3' } })
-      await up.uploadPart(1, v2.subarray(0, 20))
-      await up.uploadPart(2, v2.subarray(20))
-      await up.complete()
-      assert.deepEqual(await store.stat('o'), { size: 50, metadata: { 'uncompressed-size': '3' } })
+      assert.equal(sha(await store.get('o')), sha(v2))
+    })
+
+    withStore('concurrent create-only writers of one name: exactly one wins, its bytes stay', async ({ store }) => {
+      const puts = Array.from({ length: 6 }, () => randomBytes(64 * 1024))
+      const results = await Promise.allSettled(puts.map((d) => store.put('race/put', d)))
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []))
+      assert.equal(won.length, 1, `exactly one put wins, found ${won.length}`)
+      for (const r of results) if (r.status === 'rejected') assert.ok(code('ERR_OBJECT_EXISTS')(r.reason), String(r.reason))
+      assert.equal(sha(await store.get('race/put')), sha(puts[won[0]]))
     })
 
     withStore('names that escape or collide with internals are rejected', async ({ store }) => {
