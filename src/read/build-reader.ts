@@ -7,7 +7,9 @@
  *
  * The header is treated as immutable for the reader's lifetime (DESIGN §9: headers mutated while
  * readers used them); a header switch opens a new reader over the same chunk cache, whose contents
- * are geometry-independent uncompressed bytes and stay valid.
+ * are geometry-independent uncompressed bytes. Each layer's cache file is keyed by the build id and
+ * the content the header promises for it (cache-key.ts): a new header that promises the same content
+ * reuses it, one that promises other content gets a file of its own.
  */
 import { FormatError, InvalidArgumentError } from '../format/errors.ts'
 import type { FrameTable } from '../format/frame-table.ts'
@@ -15,6 +17,7 @@ import type { BuildInfo, Header } from '../format/header.ts'
 import { resolve } from '../format/mapping.ts'
 import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { ChunkCache, ChunkFileLease } from './chunk-cache.ts'
+import { layerContentKey } from './cache-key.ts'
 import type { ChunkFile, FramePlanner } from './chunk-file.ts'
 import { RAW_CHUNK_SIZE } from './constants.ts'
 import { digestPlanner } from './raw-chunks.ts'
@@ -62,8 +65,8 @@ export class BuildReader {
     const layers = new Map<BuildId, Layer>()
     const leases: ChunkFileLease[] = []
     try {
-      for (const [buildId, plan] of plans) {
-        const lease = await opts.cache.acquire(buildId, opts.kind)
+      for (const [buildId, { plan, contentKey }] of plans) {
+        const lease = await opts.cache.acquire(buildId, opts.kind, contentKey)
         leases.push(lease)
         layers.set(buildId, { file: lease.file, plan })
       }
@@ -115,14 +118,14 @@ export class BuildReader {
   }
 }
 
-/** A fetch planner per layer the header's mappings use. */
-async function planLayers({ header, kind, lookupLayer }: BuildReaderOptions): Promise<Map<BuildId, FramePlanner>> {
+/** A fetch planner and a cache key (build id + promised content) per layer the header's mappings use. */
+async function planLayers({ header, kind, lookupLayer }: BuildReaderOptions): Promise<Map<BuildId, { plan: FramePlanner; contentKey: string }>> {
   const ends = new Map<BuildId, number>()
   for (const m of header.mappings) {
     if (m.buildId === NIL_BUILD_ID) continue
     ends.set(m.buildId, Math.max(ends.get(m.buildId) ?? 0, m.buildStorageOffset + m.length))
   }
-  const plans = new Map<BuildId, FramePlanner>()
+  const plans = new Map<BuildId, { plan: FramePlanner; contentKey: string }>()
   for (const [buildId, mappedEnd] of ends) {
     let info = header.builds.get(buildId)
     // DESIGN §9: in V4 an absent layer is unknown, not "known uncompressed": ask its own header.
@@ -133,8 +136,10 @@ async function planLayers({ header, kind, lookupLayer }: BuildReaderOptions): Pr
     const table = info?.frames
     // A V4 raw layer knows its data file's size; a V3 one only what this header maps of it.
     const rawEnd = info && info.fileSize >= mappedEnd ? info.fileSize : mappedEnd
-    if (info?.digests) plans.set(buildId, digestPlanner(buildId, kind, info.fileSize, info.digests))
-    else plans.set(buildId, table && table.codec !== 'none' ? framePlanner(buildId, kind, table) : rawPlanner(buildId, kind, rawEnd))
+    let plan: FramePlanner
+    if (info?.digests) plan = digestPlanner(buildId, kind, info.fileSize, info.digests)
+    else plan = table && table.codec !== 'none' ? framePlanner(buildId, kind, table) : rawPlanner(buildId, kind, rawEnd)
+    plans.set(buildId, { plan, contentKey: layerContentKey(header, buildId, kind, info) })
   }
   return plans
 }

@@ -1,6 +1,8 @@
 /**
- * The local chunk cache directory (DESIGN §7): one ChunkFile per (build, file) at
- * `{dir}/{buildId}/{memfile|rootfs.ext4}.data` with its presence record `.map` beside it.
+ * The local chunk cache directory (DESIGN §7): one ChunkFile per (build, promised content, file) at
+ * `{dir}/{buildId}.{contentKey}/{memfile|rootfs.ext4}.data` with its presence record `.map` beside
+ * it. The content key (cache-key.ts) comes from what the header promises, so a header that promises
+ * other content for the same build id never reads blocks cached for the old one.
  *
  * Size limit and eviction: the bytes present are accounted per build file; above `maxBytes` whole
  * build files are evicted, least recently released first, never one that is open (a lease holds a
@@ -8,12 +10,17 @@
  * candidate is in use the cache stays over its limit rather than break a reader.
  *
  * Restart: the directory is scanned at open; each presence record is reloaded, so a restart keeps
- * the cache (a data file without a record is deleted: its bytes cannot be trusted as present).
+ * the cache (a data file without a record is deleted: its bytes cannot be trusted as present). A
+ * directory not named `{buildId}.{contentKey}` (the older per-build-id layout, or anything else) is
+ * removed: nothing says what content it held.
  */
 import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { InvalidArgumentError } from '../format/errors.ts'
 import { type BuildId, type FileKind, storageName } from '../format/types.ts'
+import { isBuildId } from '../format/uuid.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
+import { CONTENT_KEY } from './cache-key.ts'
 import { ChunkFile } from './chunk-file.ts'
 import { PAGE_SIZE } from './constants.ts'
 import { CacheClosedError } from './errors.ts'
@@ -36,6 +43,7 @@ export interface ChunkFileLease extends AsyncDisposable {
 }
 
 interface Entry {
+  /** `{buildId}.{contentKey}/{file}`: the paths without their suffix, relative to the cache directory. */
   readonly key: string
   readonly buildId: BuildId
   refs: number
@@ -82,10 +90,16 @@ export class ChunkCache {
     return this.total
   }
 
-  /** Open the cache of one build file (refcounted). Release the lease when done reading. */
-  async acquire(buildId: BuildId, kind: FileKind): Promise<ChunkFileLease> {
+  /**
+   * Open the cache of one build file holding the content `contentKey` stands for (refcounted;
+   * cache-key.ts). Release the lease when done reading.
+   */
+  async acquire(buildId: BuildId, kind: FileKind, contentKey: string): Promise<ChunkFileLease> {
     if (this.closed) throw new CacheClosedError('chunk cache is closed')
-    const key = `${buildId}/${storageName(kind)}`
+    if (!isBuildId(buildId) || !CONTENT_KEY.test(contentKey)) {
+      throw new InvalidArgumentError(`chunk cache key: expected a build id and 32 hex digits, found ${JSON.stringify(buildId)} and ${JSON.stringify(contentKey)}`)
+    }
+    const key = `${buildId}.${contentKey}/${storageName(kind)}`
     // An eviction of these files must finish before they are reopened; then take the reference
     // synchronously, so no eviction can pick the entry in between.
     while (this.deleting.has(key)) await this.deleting.get(key)
@@ -165,7 +179,8 @@ export class ChunkCache {
   private grow(e: Entry, bytes: number): void {
     e.bytes += bytes
     this.total += bytes
-    this.metrics.cacheBytes.inc(bytes)
+    if (bytes >= 0) this.metrics.cacheBytes.inc(bytes)
+    else this.metrics.cacheBytes.dec(-bytes)
     if (this.total > this.maxBytes) void this.kickEviction()
   }
 
@@ -212,7 +227,7 @@ export class ChunkCache {
     this.metrics.evictions.inc()
     const base = join(this.dir, e.key)
     const done = Promise.all([rm(base + SUFFIX.map, { force: true }), rm(base + SUFFIX.data, { force: true })])
-      .then(() => rmdir(join(this.dir, e.buildId)).catch(() => {})) // the other file of the build may remain
+      .then(() => rmdir(join(this.dir, dirname(e.key))).catch(() => {})) // the other file of the build may remain
       .finally(() => this.deleting.delete(e.key))
     this.deleting.set(e.key, done)
     await done
@@ -222,10 +237,17 @@ export class ChunkCache {
   /** Rebuild the index from disk; the LRU order starts from the records' modification times. */
   private async scan(): Promise<void> {
     const found: { key: string; buildId: BuildId; bytes: number; mtime: number }[] = []
-    for (const buildId of await readdir(this.dir)) {
-      const names = await readdir(join(this.dir, buildId)).catch(() => [] as string[])
+    for (const dir of await readdir(this.dir)) {
+      const buildId = dir.slice(0, dir.indexOf('.'))
+      if (!isBuildId(buildId) || !CONTENT_KEY.test(dir.slice(buildId.length + 1))) {
+        // The older layout keyed by build id alone, or a stranger: it cannot be tied to any content.
+        this.log.info({ dir }, 'removing a chunk cache directory not keyed by build id and content')
+        await rm(join(this.dir, dir), { recursive: true, force: true })
+        continue
+      }
+      const names = await readdir(join(this.dir, dir)).catch(() => [] as string[])
       for (const name of names) {
-        const path = join(this.dir, buildId, name)
+        const path = join(this.dir, dir, name)
         const stem = name.slice(0, name.lastIndexOf('.'))
         const orphan =
           (name.endsWith(SUFFIX.data) && !names.includes(stem + SUFFIX.map)) ||
@@ -237,7 +259,7 @@ export class ChunkCache {
         } else if (name.endsWith(SUFFIX.map)) {
           const presence = await PresenceMap.load(path)
           const mtime = (await stat(path).catch(() => null))?.mtimeMs ?? 0
-          found.push({ key: `${buildId}/${stem}`, buildId, bytes: presence.count * PAGE_SIZE, mtime })
+          found.push({ key: `${dir}/${stem}`, buildId, bytes: presence.count * PAGE_SIZE, mtime })
         }
       }
     }

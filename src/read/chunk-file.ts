@@ -17,6 +17,11 @@
  * - A fetch runs under the file's own lifetime signal and a deadline, never a reader's: a reader that
  *   aborts stops only its own wait. Every fetch ends (success, error or deadline), so no waiter hangs;
  *   waiters are promises, so a wake-up cannot be lost.
+ * - Bytes on disk are not trusted across an open: each page's CRC is recorded from the verified buffer
+ *   when it is written, and a page loaded as present is checked against it the first time it is read
+ *   after the open (then never again while open: the hot path tests one in-memory bitmap). A page
+ *   that does not match, or that the file no longer holds (it was cut short: found at open, or by a
+ *   short read later), is dropped from the record and refetched through the normal sources.
  */
 import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open } from 'node:fs/promises'
@@ -28,9 +33,12 @@ import { BITMAP_FLUSH_MS, FETCH_TIMEOUT_MS, PAGE_SIZE, READ_AHEAD_BYTES, READ_AH
 import { CacheClosedError } from './errors.ts'
 import type { VerifiedFrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
-import { PresenceMap } from './presence.ts'
+import { PresenceMap, pageCrc, pageCrcs } from './presence.ts'
 import type { FrameRef } from './source.ts'
 import { describeRef } from './verify.ts'
+
+/** Pages checked against their CRCs per read of the file (1 MiB): bounds the buffer of a first read after an open. */
+const CHECK_BATCH_PAGES = 256
 
 /** The fetch unit (frame or raw chunk) of a layer that covers a data-file offset. */
 export type FramePlanner = (offset: number) => FrameRef
@@ -53,7 +61,7 @@ export interface ChunkFileDeps {
   readonly fetcher: VerifiedFrameFetcher
   readonly metrics?: ReadMetrics
   readonly logger?: Logger
-  /** Told how many bytes became present, for the cache directory's size accounting. */
+  /** Told how many bytes became present (negative: dropped), for the cache directory's size accounting. */
   readonly onGrow?: (bytes: number) => void
 }
 
@@ -93,7 +101,14 @@ export class ChunkFile {
     // 'a+' would force appends; 'r+' needs the file to exist, so create it first without truncating.
     await (await open(dataPath, 'a')).close()
     const fh = await open(dataPath, 'r+')
-    return new ChunkFile(dataPath, mapPath, fh, presence, deps)
+    const file = new ChunkFile(dataPath, mapPath, fh, presence, deps)
+    try {
+      await file.forgetLostTail(false)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+    return file
   }
 
   /** Bytes of verified data present (whole pages). */
@@ -106,14 +121,101 @@ export class ChunkFile {
     if (this.life.signal.aborted) throw this.life.signal.reason
     const first = Math.floor(offset / PAGE_SIZE)
     const end = Math.ceil((offset + dst.byteLength) / PAGE_SIZE)
-    if (this.presence.firstMissing(first, end) === -1) {
+    if (this.presence.allChecked(first, end)) {
       this.localHits.inc() // the hot path: one bitmap check, one pread
       if (this.isStreaming(first, end, dst.byteLength)) this.readAhead(end, plan)
-      return readFull(this.fh, dst, offset)
+      if (await readFull(this.fh, dst, offset)) return
+      await this.forgetLostTail(true) // the file was cut short under us: refetch what it lost
     }
+    return this.readSlow(dst, offset, first, end, plan, signal)
+  }
+
+  /** A read that needs pages fetched, or checked against their CRC first (the first read after an open). */
+  private async readSlow(dst: Uint8Array, offset: number, first: number, end: number, plan: FramePlanner, signal?: AbortSignal, retried = false): Promise<void> {
+    if (this.presence.firstMissing(first, end) === -1 && offset % PAGE_SIZE === 0 && dst.byteLength % PAGE_SIZE === 0) {
+      // Every page is here but not checked since the open: read them once, in place, and check them.
+      if (await this.readChecking(dst, first)) {
+        this.localHits.inc()
+        return
+      }
+    } else {
+      await this.checkPages(first, end)
+    }
+    // Now every page of the range is checked or missing; missing ones are fetched.
     const fetched = await this.fill(first, end, dst.byteLength, plan, signal)
     // Verified bytes in hand are copied (they may not be written yet); only pages present come from the file.
-    await assemble(this.fh, dst, offset, fetched)
+    if (await assemble(this.fh, dst, offset, fetched)) return
+    if (retried) throw new FormatError(`chunk cache file ${this.dataPath} is shorter than its pages marked present, again after a refetch`)
+    await this.forgetLostTail(true)
+    return this.readSlow(dst, offset, first, end, plan, signal, true)
+  }
+
+  /** Read whole present pages from `first` into `dst` and check each unchecked one; false if any was dropped. */
+  private async readChecking(dst: Uint8Array, first: number): Promise<boolean> {
+    await readPadded(this.fh, dst, first * PAGE_SIZE)
+    return this.checkRead(dst, first)
+  }
+
+  /** Check every present, unchecked page of [first, end) against its CRC (reads at most CHECK_BATCH at once). */
+  private async checkPages(first: number, end: number): Promise<void> {
+    const unchecked = (p: number) => this.presence.has(p) && !this.presence.isChecked(p)
+    for (let p = first; p < end; ) {
+      if (!unchecked(p)) {
+        p++
+        continue
+      }
+      let q = p + 1
+      while (q < end && q - p < CHECK_BATCH_PAGES && unchecked(q)) q++
+      const buf = Buffer.allocUnsafe((q - p) * PAGE_SIZE)
+      await readPadded(this.fh, buf, p * PAGE_SIZE)
+      this.checkRead(buf, p)
+      p = q
+    }
+  }
+
+  /**
+   * Compare whole pages read from the file (from page `first`) with their recorded CRCs: a match is
+   * marked checked, a mismatch dropped. Pages that changed state while the read ran (written by a
+   * fetch, or dropped by another reader) are left alone. False if any page was dropped.
+   */
+  private checkRead(buf: Uint8Array, first: number): boolean {
+    const bad: number[] = []
+    for (let i = 0; i * PAGE_SIZE < buf.byteLength; i++) {
+      const page = first + i
+      if (!this.presence.has(page) || this.presence.isChecked(page)) continue
+      if (pageCrc(buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)) === this.presence.crcOf(page)) this.presence.markChecked(page)
+      else bad.push(page)
+    }
+    for (const page of bad) this.forget(page, page + 1)
+    if (bad.length > 0) {
+      this.metrics.cacheCorruptPages.inc({ reason: 'mismatch' }, bad.length)
+      this.log.warn({ pages: bad.length, firstOffset: bad[0] * PAGE_SIZE }, 'chunk cache pages did not match their recorded CRC; dropped, refetching')
+    }
+    return bad.length === 0
+  }
+
+  /**
+   * The data file is shorter than the pages the record holds (cut while the node was stopped, or
+   * under us): forget the pages it no longer has. At open, pages wholly past its end; after a short
+   * read, also the page the end falls in (a read went past it, so that page lost bytes too).
+   */
+  private async forgetLostTail(shortRead: boolean): Promise<void> {
+    const size = (await this.fh.stat()).size
+    const from = shortRead ? Math.floor(size / PAGE_SIZE) : Math.ceil(size / PAGE_SIZE)
+    const n = this.forget(from, Infinity)
+    if (n === 0) return
+    this.metrics.cacheCorruptPages.inc({ reason: 'truncated' }, n)
+    this.log.warn({ size, pagesLost: n }, 'chunk cache data file is shorter than its record; lost pages dropped, refetching')
+  }
+
+  /** Drop pages from the record (and the cache's size), and save that soon. Returns pages dropped. */
+  private forget(first: number, end: number): number {
+    const n = end === Infinity ? this.presence.dropFrom(first) : this.presence.drop(first, end)
+    if (n > 0) {
+      this.deps.onGrow?.(-n * PAGE_SIZE)
+      this.scheduleFlush()
+    }
+    return n
   }
 
   /**
@@ -235,6 +337,8 @@ export class ChunkFile {
     const turn = this.writing
     let done!: () => void
     this.writing = new Promise<void>((r) => (done = r))
+    // Recorded from the verified buffer, before it goes to disk: what a later open checks the file against.
+    const crcs = pageCrcs(plain)
     let written = false
     try {
       await turn // also while closing: verified bytes are kept; close waits for every write
@@ -247,7 +351,7 @@ export class ChunkFile {
       done()
     }
     if (!written) return
-    const added = this.presence.setRange(ref.startU / PAGE_SIZE, Math.ceil((ref.startU + ref.sizeU) / PAGE_SIZE))
+    const added = this.presence.setRange(ref.startU / PAGE_SIZE, crcs)
     if (added > 0) this.deps.onGrow?.(added * PAGE_SIZE)
     this.scheduleFlush()
   }
@@ -289,9 +393,10 @@ export class ChunkFile {
 
 /**
  * Fill dst with [offset, offset + dst.length): from the verified units this read holds where they
- * cover it (written or not), else from the file, whose pages `fill` found present.
+ * cover it (written or not), else from the file, whose pages `fill` found present. False if the file
+ * ended before a page marked present.
  */
-async function assemble(fh: FileHandle, dst: Uint8Array, offset: number, fetched: Fetched[]): Promise<void> {
+async function assemble(fh: FileHandle, dst: Uint8Array, offset: number, fetched: Fetched[]): Promise<boolean> {
   fetched.sort((x, y) => x.startU - y.startU)
   const end = offset + dst.byteLength
   let pos = offset
@@ -300,23 +405,36 @@ async function assemble(fh: FileHandle, dst: Uint8Array, offset: number, fetched
     if (fEnd <= pos) continue
     if (f.startU >= end) break
     if (f.startU > pos) {
-      await readFull(fh, dst.subarray(pos - offset, f.startU - offset), pos)
+      if (!(await readFull(fh, dst.subarray(pos - offset, f.startU - offset), pos))) return false
       pos = f.startU
     }
     const to = Math.min(end, fEnd)
     dst.set(f.plain.subarray(pos - f.startU, to - f.startU), pos - offset)
     pos = to
   }
-  if (pos < end) await readFull(fh, dst.subarray(pos - offset), pos)
+  return pos >= end || readFull(fh, dst.subarray(pos - offset), pos)
 }
 
-async function readFull(fh: FileHandle, dst: Uint8Array, position: number): Promise<void> {
+/** Fill dst from the file at `position`; false if the file ends first. */
+async function readFull(fh: FileHandle, dst: Uint8Array, position: number): Promise<boolean> {
   let done = 0
   while (done < dst.byteLength) {
     const { bytesRead } = await fh.read(dst, done, dst.byteLength - done, position + done)
-    if (bytesRead === 0) throw new FormatError(`chunk cache file ended at ${position + done}, pages marked present`)
+    if (bytesRead === 0) return false
     done += bytesRead
   }
+  return true
+}
+
+/** Fill dst from the file at `position`, with zeros past its end (a page's CRC covers a zero-padded page). */
+async function readPadded(fh: FileHandle, dst: Uint8Array, position: number): Promise<void> {
+  let done = 0
+  while (done < dst.byteLength) {
+    const { bytesRead } = await fh.read(dst, done, dst.byteLength - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  dst.fill(0, done)
 }
 
 async function writeFull(fh: FileHandle, src: Uint8Array, position: number): Promise<void> {

@@ -28,6 +28,8 @@ export class ReadMetrics {
   /** A source with `retryAfterPenalty` asked again after a verification failure. */
   readonly penaltyRetries: Counter<'source'>
   readonly cacheBytes: Gauge
+  /** Chunk cache pages dropped when first read after an open: bytes unlike their recorded CRC, or cut from the file. */
+  readonly cacheCorruptPages: Counter<'reason'>
   /** Shared-cache writes by result: written, exists, locked, failed, dropped. */
   readonly sharedWrites: Counter<'result'>
 
@@ -56,6 +58,9 @@ export class ReadMetrics {
     ]) as Counter<'source'>
     this.evictions = counter(reg, 'snapswarm_chunk_cache_evictions_total', 'Build files evicted from the chunk cache')
     this.cacheBytes = gauge(reg, 'snapswarm_chunk_cache_bytes', 'Bytes present in the chunk cache')
+    this.cacheCorruptPages = counter(reg, 'snapswarm_chunk_cache_corrupt_pages_total', 'Chunk cache pages dropped and refetched: mismatch (bytes unlike their recorded CRC) or truncated (cut from the data file)', [
+      'reason',
+    ]) as Counter<'reason'>
     this.sharedWrites = counter(reg, 'snapswarm_shared_cache_writes_total', 'Shared frame cache writes by result', [
       'result',
     ]) as Counter<'result'>

@@ -42,6 +42,9 @@ async function setup(dir: string, opts: { size?: number; frameSize?: number; max
 }
 
 const slice = (b: Buffer, off: number, len: number) => b.subarray(off, off + len)
+/** A content key (cache-key.ts) for the tests that do not exercise keys. */
+const KEY = 'c0ffee'.padEnd(32, '0')
+const fileDir = (dir: string, id: string, key = KEY) => join(dir, `${id}.${key}`)
 
 test('storm: 64 concurrent readers of blocks inside one cold frame cause exactly one storage request', async () => {
   await withTmp(async (dir) => {
@@ -55,7 +58,7 @@ test('storm: 64 concurrent readers of blocks inside one cold frame cause exactly
     const metrics = new ReadMetrics(reg)
     const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, fetcher: new FrameFetcher({ storage, metrics }), metrics })
     const plan: FramePlanner = (offset) => ({ buildId, kind: 'memfile', codec: 'zstd', ...framed.table.frameAt(offset) })
-    const lease = await cache.acquire(buildId, 'memfile')
+    const lease = await cache.acquire(buildId, 'memfile', KEY)
     const frame = framed.table.frames[1]
     const reads = Array.from({ length: 64 }, (_, i) => {
       const off = frame.startU + ((i * 4 * KiB) % frame.sizeU)
@@ -74,7 +77,7 @@ test('a reader that aborts does not break other readers of the same frame; the f
   await withTmp(async (dir) => {
     const s = await setup(dir)
     s.storage.delayMs = 50
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     const ac = new AbortController()
     const first = lease.file.readInto(Buffer.alloc(4096), 0, s.plan, ac.signal)
     const others = Array.from({ length: 8 }, (_, i) => {
@@ -96,7 +99,7 @@ test('every waiter of a failing fetch gets the error (no hang), nothing is marke
     const s = await setup(dir)
     s.storage.tamper = flipByte
     s.storage.delayMs = 10
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     const results = await Promise.allSettled(Array.from({ length: 16 }, (_, i) => lease.file.readInto(Buffer.alloc(4096), i * 4096, s.plan)))
     assert.ok(results.every((r) => r.status === 'rejected' && /ERR_FRAME_UNAVAILABLE|no source produced/.test(String(r.reason))))
     assert.equal(lease.file.bytes, 0, 'a frame that failed verification is never cached')
@@ -120,7 +123,7 @@ test('regression §9 (zeroed pages after a header switch): readiness is judged b
     s.storage.put(s.buildId, 'memfile', b.stored, 'lz4')
     const planB: FramePlanner = (offset) => ({ buildId: s.buildId, kind: 'memfile', codec: 'lz4', ...b.table.frameAt(offset) })
     s.storage.delayMs = 30
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     const a = lease.file.readInto(Buffer.alloc(4096), 0, s.plan)
     let off = 300 * KiB
     while (slice(s.framed.plain, off, 4096).every((x) => x === 0)) off += 4096 // a page that is not zeros
@@ -141,7 +144,7 @@ test('regression §9 (zeroed pages after a header switch): readiness is judged b
 test('a planner that returns a unit not covering the page is an error, not a wrong read', async () => {
   await withTmp(async (dir) => {
     const s = await setup(dir)
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     const wrong: FramePlanner = () => s.plan(0)
     await assert.rejects(lease.file.readInto(Buffer.alloc(4096), 600 * KiB, wrong), { code: 'ERR_FORMAT' })
     await lease.release()
@@ -152,13 +155,13 @@ test('a planner that returns a unit not covering the page is an error, not a wro
 test('the cache survives a restart: presence is persisted, no refetch', async () => {
   await withTmp(async (dir) => {
     const s = await setup(dir)
-    let lease = await s.cache.acquire(s.buildId, 'memfile')
+    let lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     await lease.file.readInto(Buffer.alloc(8192), 0, s.plan)
     await lease.release()
     await s.cache.close()
     const reopened = await ChunkCache.open({ dir, maxBytes: 1024 * MiB, fetcher: { fetch: () => Promise.reject(new Error('no fetch expected')) } })
     assert.equal(reopened.bytes, 256 * KiB)
-    lease = await reopened.acquire(s.buildId, 'memfile')
+    lease = await reopened.acquire(s.buildId, 'memfile', KEY)
     const dst = Buffer.alloc(8192)
     await lease.file.readInto(dst, 100 * KiB, s.plan)
     assert.deepEqual(dst, slice(s.framed.plain, 100 * KiB, 8192))
@@ -177,13 +180,13 @@ test('eviction: least recently used build files first, never one in use or pinne
     const cache = await ChunkCache.open({ dir, maxBytes: 1.5 * MiB, fetcher: new FrameFetcher({ storage, metrics }), metrics })
     const planOf = (i: number) => (offset: number): FrameRef => ({ buildId: builds[i].id, kind: 'memfile', codec: 'lz4', ...builds[i].framed.table.frameAt(offset) })
     const fill = async (i: number, keep = false) => {
-      const lease = await cache.acquire(builds[i].id, 'memfile')
+      const lease = await cache.acquire(builds[i].id, 'memfile', KEY)
       await lease.file.readInto(Buffer.alloc(512 * KiB), 0, planOf(i))
       if (!keep) await lease.release() // settles eviction
       return lease
     }
     const dirs = async () => (await readdir(dir)).sort()
-    const ids = (...i: number[]) => i.map((j) => builds[j].id).sort()
+    const ids = (...i: number[]) => i.map((j) => `${builds[j].id}.${KEY}`).sort()
     const held = await fill(0, true) // in use the whole time
     cache.pin(builds[1].id) // a pending build
     await fill(1)
@@ -207,16 +210,16 @@ test('eviction: least recently used build files first, never one in use or pinne
 test('a corrupt presence record or an orphan file is discarded at open: refetch, never trust', async () => {
   await withTmp(async (dir) => {
     const s = await setup(dir)
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     await lease.file.readInto(Buffer.alloc(4096), 0, s.plan)
     await lease.release()
     await s.cache.close()
-    await writeFile(join(dir, s.buildId, 'memfile.map'), 'garbage')
-    await writeFile(join(dir, s.buildId, 'rootfs.ext4.data'), 'no record for me')
+    await writeFile(join(fileDir(dir, s.buildId), 'memfile.map'), 'garbage')
+    await writeFile(join(fileDir(dir, s.buildId), 'rootfs.ext4.data'), 'no record for me')
     const reopened = await ChunkCache.open({ dir, maxBytes: 1024 * MiB, fetcher: new FrameFetcher({ storage: s.storage }) })
     assert.equal(reopened.bytes, 0)
-    assert.deepEqual((await readdir(join(dir, s.buildId))).sort(), ['memfile.data'])
-    const l2 = await reopened.acquire(s.buildId, 'memfile')
+    assert.deepEqual((await readdir(fileDir(dir, s.buildId))).sort(), ['memfile.data'])
+    const l2 = await reopened.acquire(s.buildId, 'memfile', KEY)
     const dst = Buffer.alloc(4096)
     await l2.file.readInto(dst, 0, s.plan)
     assert.deepEqual(dst, slice(s.framed.plain, 0, 4096))
@@ -229,7 +232,7 @@ test('a corrupt presence record or an orphan file is discarded at open: refetch,
 test('read-ahead: a streaming reader (large sequential reads) gets the next frames fetched; 4 KiB faults do not', async () => {
   await withTmp(async (dir) => {
     const s = await setup(dir, { size: 4 * MiB, frameSize: 256 * KiB })
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     for (let off = 0; off < 64 * KiB; off += 4 * KiB) await lease.file.readInto(Buffer.alloc(4 * KiB), off, s.plan)
     assert.equal(s.storage.calls, 1, 'small sequential reads fetch only what they touch')
     const dst = Buffer.alloc(1 * MiB)
@@ -248,7 +251,7 @@ test('read-ahead: a streaming reader (large sequential reads) gets the next fram
 test('early release: waiters get the verified bytes before the write; pages are marked present only once written', async () => {
   await withTmp(async (dir) => {
     const s = await setup(dir)
-    const lease = await s.cache.acquire(s.buildId, 'memfile')
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
     // Hold every write to the chunk file until `open()` is called: the verified buffer exists, the file is holes.
     const probe = await openFile(join(dir, 'probe'), 'w')
     const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> }

@@ -1,0 +1,252 @@
+/**
+ * Cached bytes stay verified: the chunk cache checks what it hands a reader against the CRCs
+ * recorded when the bytes were written (once per page after an open), repairs a data file cut
+ * short, never trusts a broken presence record, and keys cached content by build id AND the content
+ * the header promises. Real files, a real filesystem object store, real codecs; every byte read is
+ * compared with the source.
+ */
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import type { Header } from '../../src/format/header.ts'
+import { singleLayerHeader } from '../../src/format/mapping.ts'
+import type { BuildId, CodecName } from '../../src/format/types.ts'
+import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
+import { BuildReader } from '../../src/read/build-reader.ts'
+import { ChunkCache } from '../../src/read/chunk-cache.ts'
+import { FrameFetcher } from '../../src/read/fetcher.ts'
+import { ReadMetrics } from '../../src/read/metrics.ts'
+import { dataObjectName, StorageSource } from '../../src/read/source.ts'
+import { FsStore } from '../../src/storage/fs-store.ts'
+import { CountingSource, KiB, MiB, frameData, newId, sleep, vmData, withTmp } from './helpers.ts'
+
+const SIZE = 1 * MiB
+const FRAME = 256 * KiB
+
+interface Fixture {
+  dir: string
+  store: FsStore
+  storage: CountingSource
+  reg: Registry
+  metrics: ReadMetrics
+  id: BuildId
+  plain: Buffer
+  header: Header
+}
+
+async function fixture(dir: string, seed = 1): Promise<Fixture> {
+  const store = await FsStore.open(join(dir, 'bucket'))
+  const id = newId()
+  const reg = createRegistry()
+  const { plain, header } = await publish(store, id, vmData(SIZE, seed), 'zstd', FRAME)
+  return { dir, store, storage: new CountingSource(new StorageSource(store)), reg, metrics: new ReadMetrics(reg), id, plain, header }
+}
+
+/** Store `plain` as build `id`'s memfile (replacing what was there) and return a header that describes it. */
+async function publish(store: FsStore, id: BuildId, plain: Buffer, codec: CodecName, frameSize: number, incomplete = false) {
+  const framed = await frameData(codec, plain, frameSize)
+  await store.delete(dataObjectName(id, 'memfile', codec)).catch(() => {})
+  await store.put(dataObjectName(id, 'memfile', codec), framed.stored)
+  const sha256 = createHash('sha256').update(plain).digest()
+  const header = singleLayerHeader({ buildId: id, blockSize: 4 * KiB, incomplete, info: { buildId: id, fileSize: plain.length, sha256, frames: framed.table } })
+  return { plain, header }
+}
+
+function openCache(f: Fixture): Promise<ChunkCache> {
+  return ChunkCache.open({ dir: join(f.dir, 'cache'), maxBytes: 1024 * MiB, fetcher: new FrameFetcher({ storage: f.storage, metrics: f.metrics }), metrics: f.metrics })
+}
+
+/** Read [offset, offset + length) of the build through a fresh BuildReader over `cache`. */
+async function readVia(cache: ChunkCache, header: Header, offset = 0, length = header.size, signal?: AbortSignal): Promise<Buffer> {
+  const reader = await BuildReader.open({ header, kind: 'memfile', cache })
+  try {
+    return Buffer.from(await reader.read(offset, length, signal))
+  } finally {
+    await reader.close()
+  }
+}
+
+/** Fill the cache with the whole build, then close it (as a node that stops). */
+async function fillAndClose(f: Fixture): Promise<void> {
+  const cache = await openCache(f)
+  assert.ok((await readVia(cache, f.header)).equals(f.plain))
+  await cache.close()
+}
+
+/** The cache's data and record files of the build (wherever the layout puts them). */
+async function cacheFiles(f: Fixture): Promise<{ data: string; map: string }> {
+  const root = join(f.dir, 'cache')
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && e.name === 'memfile.data' && e.parentPath.includes(f.id)) return { data: join(e.parentPath, e.name), map: join(e.parentPath, 'memfile.map') }
+  }
+  throw new Error(`no cached memfile of ${f.id} under ${root}`)
+}
+
+async function flip(path: string, at: number, n = 16): Promise<void> {
+  const bytes = await readFile(path)
+  for (let i = at; i < at + n; i++) bytes[i] ^= 0x5a
+  await writeFile(path, bytes)
+}
+
+async function metric(reg: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = reg.getSingleMetric(name)
+  if (!m) return 0
+  const values = (await m.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+  return values.reduce((s, v) => s + v.value, 0)
+}
+
+const slice = (b: Buffer, off: number, len: number) => b.subarray(off, off + len)
+
+test('regression: chunk cache rot is served as data after a restart (item 1)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    await fillAndClose(f)
+    assert.equal(f.storage.calls, SIZE / FRAME)
+    const { data } = await cacheFiles(f)
+    // 16 bytes inside one page of frame 1 (an aligned 4 KiB read finds them), and 16 bytes across a
+    // page boundary of frame 2 (an unaligned read across it finds them).
+    const a = 300 * KiB + 100
+    const b = 600 * KiB - 8
+    await flip(data, a)
+    await flip(data, b)
+    const cache = await openCache(f)
+    const page = a - (a % (4 * KiB))
+    assert.ok((await readVia(cache, f.header, page, 4 * KiB)).equals(slice(f.plain, page, 4 * KiB)), 'the aligned page read is the source')
+    assert.ok((await readVia(cache, f.header, b - 1000, 5000)).equals(slice(f.plain, b - 1000, 5000)), 'the unaligned read is the source')
+    assert.ok((await readVia(cache, f.header)).equals(f.plain), 'the whole file is the source')
+    assert.equal(f.storage.calls, SIZE / FRAME + 2, 'exactly the two frames with rotten pages were fetched again')
+    assert.equal(await metric(f.reg, 'snapswarm_chunk_cache_corrupt_pages_total', { reason: 'mismatch' }), 3, 'one page, then two across a boundary')
+    await cache.close()
+    // The repair was recorded: a third open reads everything from the cache, all of it right.
+    const again = await openCache(f)
+    assert.ok((await readVia(again, f.header)).equals(f.plain))
+    assert.equal(f.storage.calls, SIZE / FRAME + 2)
+    await again.close()
+  })
+})
+
+test('regression: a truncated chunk cache data file stalls reads of the lost range (item 8)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    await fillAndClose(f)
+    const { data } = await cacheFiles(f)
+    await truncate(data, 400 * KiB + 123) // frame 1 cut mid-page, frames 2 and 3 gone
+    const cache = await openCache(f)
+    // A bounded deadline, far below the old 30 s source timeout: the repair is a refetch, not a wait.
+    const got = await readVia(cache, f.header, 0, SIZE, AbortSignal.timeout(10_000))
+    assert.ok(got.equals(f.plain))
+    assert.equal(f.storage.calls, SIZE / FRAME + 3, 'frames 1-3 refetched, frame 0 still cached')
+    assert.ok((await metric(f.reg, 'snapswarm_chunk_cache_corrupt_pages_total', { reason: 'truncated' })) > 0)
+    assert.equal((await stat(data)).size, SIZE)
+    await cache.close()
+  })
+})
+
+test('regression: a chunk cache data file cut short while open is repaired on the next read (item 8)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    const cache = await openCache(f)
+    const reader = await BuildReader.open({ header: f.header, kind: 'memfile', cache })
+    try {
+      assert.ok(Buffer.from(await reader.read(0, SIZE)).equals(f.plain))
+      // Readers get verified bytes before they are written: wait until every page is written and present.
+      for (const deadline = Date.now() + 10_000; cache.bytes < SIZE; await sleep(5)) assert.ok(Date.now() < deadline, 'frames written')
+      await truncate((await cacheFiles(f)).data, 700 * KiB) // every page is checked and present: the hot path
+      const calls = f.storage.calls
+      const tail = Buffer.from(await reader.read(900 * KiB, 8 * KiB, AbortSignal.timeout(10_000)))
+      assert.ok(tail.equals(slice(f.plain, 900 * KiB, 8 * KiB)))
+      assert.ok(Buffer.from(await reader.read(0, SIZE, AbortSignal.timeout(10_000))).equals(f.plain))
+      assert.equal(f.storage.calls, calls + 2, 'frame 2 (cut mid-frame) and frame 3 were fetched again')
+    } finally {
+      await reader.close()
+      await cache.close()
+    }
+  })
+})
+
+test('regression: a corrupt presence record is trusted (item 1)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    const cache = await openCache(f)
+    // Frames 0 and 2 cached; frame 1's pages (64-127) are holes in the sparse data file.
+    assert.ok((await readVia(cache, f.header, 0, 4 * KiB)).equals(slice(f.plain, 0, 4 * KiB)))
+    assert.ok((await readVia(cache, f.header, 512 * KiB, 4 * KiB)).equals(slice(f.plain, 512 * KiB, 4 * KiB)))
+    await cache.close()
+    const { map } = await cacheFiles(f)
+    // Rot in the record: the bits of frame 1's pages (bytes 8-15 of the bitmap after a 16-byte header) set.
+    const record = await readFile(map)
+    record.fill(0xff, 16 + 8, 16 + 16)
+    await writeFile(map, record)
+    const reopened = await openCache(f)
+    assert.equal(reopened.bytes, 0, 'a record that fails its own checksum counts as nothing present')
+    assert.ok((await readVia(reopened, f.header)).equals(f.plain), 'never the holes of the data file')
+    await reopened.close()
+    // A record cut short: nothing present either, and no crash.
+    const cut = await readFile(map)
+    await writeFile(map, cut.subarray(0, cut.length - 7))
+    const third = await openCache(f)
+    assert.equal(third.bytes, 0)
+    assert.ok((await readVia(third, f.header)).equals(f.plain))
+    await third.close()
+  })
+})
+
+test('regression: cache directories of the older layout (build id only) are removed at start, never served (item 2)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    // The layout before content keys: {cache}/{buildId}/memfile.data + a valid version-1 record saying
+    // page 0 is present. Its bytes are not the source's.
+    const old = join(dir, 'cache', f.id)
+    await mkdir(old, { recursive: true })
+    await writeFile(join(old, 'memfile.data'), Buffer.alloc(4 * KiB, 0xee))
+    const v1 = Buffer.alloc(16 + 1)
+    v1.writeUInt32LE(0x4d505353, 0)
+    v1.writeUInt32LE(1, 4)
+    v1.writeUInt32LE(4 * KiB, 8)
+    v1.writeUInt32LE(8, 12)
+    v1[16] = 1
+    await writeFile(join(old, 'memfile.map'), v1)
+    const cache = await openCache(f)
+    await assert.rejects(stat(old), { code: 'ENOENT' })
+    assert.ok((await readVia(cache, f.header, 0, 4 * KiB)).equals(slice(f.plain, 0, 4 * KiB)))
+    await cache.close()
+  })
+})
+
+test('regression: a header with another digest is served from cached blocks of the old one (item 2, readers)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    await fillAndClose(f)
+    // The same build id now promises other content (its source was re-framed): same size, same geometry.
+    const other = await publish(f.store, f.id, vmData(SIZE, 99), 'zstd', FRAME)
+    assert.ok(!other.plain.equals(f.plain))
+    const cache = await openCache(f)
+    assert.ok((await readVia(cache, other.header)).equals(other.plain), 'the new header reads its own content')
+    // Both are cached side by side, each under its own key; the old header still reads the old content
+    // from its blocks (no fetch: storage now holds only the new content).
+    const calls = f.storage.calls
+    assert.ok((await readVia(cache, f.header)).equals(f.plain))
+    assert.equal(f.storage.calls, calls)
+    await cache.close()
+  })
+})
+
+test('a pending and a final header that promise the same content share the cache across geometries; a legacy header does not', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    // Pending: LZ4 in 1 MiB frames (the origin's local copy); final: zstd in 256 KiB frames. Same SHA-256.
+    const pending = await publish(f.store, f.id, f.plain, 'lz4', 1 * MiB, true)
+    const cache = await openCache(f)
+    assert.ok((await readVia(cache, pending.header)).equals(f.plain))
+    const calls = f.storage.calls
+    assert.ok((await readVia(cache, f.header)).equals(f.plain))
+    assert.equal(f.storage.calls, calls, 'the switchover keeps the cache')
+    // A header without a SHA-256 cannot be compared: its blocks are keyed by its own bytes.
+    const zeros = singleLayerHeader({ buildId: f.id, blockSize: 4 * KiB, info: { ...f.header.builds.get(f.id)!, sha256: new Uint8Array(32) } })
+    assert.ok((await readVia(cache, zeros)).equals(f.plain))
+    assert.equal(f.storage.calls, calls + SIZE / FRAME, 'fetched under its own key')
+    await cache.close()
+  })
+})
