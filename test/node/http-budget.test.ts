@@ -130,3 +130,30 @@ test('regression: 200 clients that open a 200 MiB read and do not read (item 10)
   assert.equal((await fetch(`${n.api}/healthz`)).status, 200)
   assert.equal(await metric(n.api, 'snapswarm_http_response_bytes_limit'), BUDGET)
 })
+
+test('clients that go away give back their buffers and their place in the queue at once; one more than the queue holds gets 503 + Retry-After', async () => {
+  // Long send timeout: whatever is given back here is given back because the clients left, not because they were cut.
+  const n = await node('vanish', { responseBufferBytes: 16 * MiB, maxWaitingReads: 6, responseWaitMs: 60_000, sendTimeoutMs: 600_000 })
+  const url = `${n.api}/v1/builds/${id}/memfile`
+  const clients: Socket[] = []
+  try {
+    for (let i = 0; i < 8; i++) clients.push(await stalledGet(url, whole()))
+    await waitFor('the budget full and 6 reads waiting', async () =>
+      (await metric(n.api, 'snapswarm_http_response_bytes')) === 16 * MiB && (await metric(n.api, 'snapswarm_http_reads_waiting')) === 6,
+    )
+    // One or two of the stalled clients hold the budget (the kernel may have taken a first chunk whole): a third may have been refused already.
+    const before = await metric(n.api, 'snapswarm_http_reads_refused_total', 'reason="queue_full"')
+    const refused = await rawGet(url, whole())
+    assert.equal(refused.status, 503, 'the queue is full: refused at once')
+    assert.ok(Number(refused.headers['retry-after']) >= 1)
+    assert.equal((JSON.parse(refused.body.toString()) as { error: string }).error, 'ERR_BUSY')
+    assert.equal(await metric(n.api, 'snapswarm_http_reads_refused_total', 'reason="queue_full"'), before + 1)
+  } finally {
+    for (const c of clients) c.destroy()
+  }
+  await waitFor('every buffer and queue place given back', async () =>
+    (await metric(n.api, 'snapswarm_http_response_bytes')) === 0 && (await metric(n.api, 'snapswarm_http_reads_waiting')) === 0,
+  )
+  assert.equal(await metric(n.api, 'snapswarm_http_responses_cut_total'), 0, 'nobody was cut: they left')
+  assertExact(await readWhole(n.api))
+})
