@@ -1,13 +1,14 @@
 /** The node's frame store (issue 5): index, verified reads for peers, LRU by build, restart, shared mode. */
 import assert from 'node:assert/strict'
-import { mkdir, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import type { BuildId } from '../../src/format/types.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
+import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { FrameStore, type StoreChange } from '../../src/read/frame-store.ts'
 import type { FrameRef } from '../../src/read/source.ts'
-import { flipByte, frameData, KiB, newId, refOf, vmData, withTmp } from './helpers.ts'
+import { flipByte, frameData, KiB, MemorySource, newId, refOf, vmData, withTmp } from './helpers.ts'
 
 const signal = new AbortController().signal
 const FRAME = 64 * KiB
@@ -201,4 +202,55 @@ test('owned: raw chunks are not kept (no checksum to re-verify them by before se
     assert.deepEqual(store.builds(), [])
     assert.deepEqual(await readdir(dir), [])
   })
+})
+
+/** Flip 16 bytes in the middle of r0's entry, cut r1's to half, delete r2's; r3's is left whole. */
+async function damageEntries(store: FrameStore, [r0, r1, r2]: FrameRef[]): Promise<void> {
+  const bytes = await readFile(store.entryPath(r0))
+  for (let i = (bytes.length >> 1) - 8; i < (bytes.length >> 1) + 8; i++) bytes[i] ^= 0x5a
+  await writeFile(store.entryPath(r0), bytes)
+  await truncate(store.entryPath(r1), r1.sizeC >> 1)
+  await rm(store.entryPath(r2))
+}
+
+test('a flipped, truncated or deleted frame-store entry is never served to a local reader or a peer after a restart; a local read repairs it (item 1, frame store)', async () => {
+  for (const reader of ['peer', 'local'] as const) {
+    await withTmp(async (dir) => {
+      // A node read the build (every frame verified, then written behind the read), and stopped.
+      const f = await frameData('zstd', vmData(4 * FRAME, 21), FRAME)
+      const id = newId()
+      const refs = f.table.frames.map((_, i) => refOf(id, 'memfile', f.table, i))
+      const storage = new MemorySource()
+      storage.put(id, 'memfile', f.stored)
+      const first = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+      const fetcher = new FrameFetcher({ storage, shared: first })
+      for (const r of refs) await fetcher.fetch(r, signal)
+      await first.idle()
+      await damageEntries(first, refs)
+      // Restarted: the index comes back from the names, the damaged files with it (but the deleted one).
+      const registry = createRegistry()
+      const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30, registry })
+      const stored = (r: FrameRef) => f.stored.subarray(r.startC, r.startC + r.sizeC)
+      const plain = (r: FrameRef) => f.plain.subarray(r.startU, r.startU + r.sizeU)
+      if (reader === 'peer') {
+        // What the peer server sends: each frame read whole and checked just before it leaves.
+        assert.equal(store.lookup(id, 'memfile', 'zstd', refs[2].startC, refs[2].sizeC), undefined, 'the deleted entry is not offered')
+        assert.equal(await store.readVerified(refs[0]), null, 'the flipped entry is not sent')
+        assert.equal(await store.present([refs[1]]), false, 'the cut entry is not offered')
+        assert.equal(await store.readVerified(refs[1]), null)
+        assert.ok(Buffer.from((await store.readVerified(refs[3]))!).equals(stored(refs[3])))
+        assert.equal(await metric(registry, 'snapswarm_frame_store_corrupt_total'), 2)
+        for (const r of refs.slice(0, 3)) await assert.rejects(stat(store.entryPath(r)), { code: 'ENOENT' })
+      } else {
+        // A local read goes through the fetcher, which verifies the entry, removes a bad one and refetches.
+        const local = new FrameFetcher({ storage, shared: store })
+        const calls = storage.calls
+        for (const r of refs) assert.ok(Buffer.from(await local.fetch(r, signal)).equals(plain(r)))
+        assert.equal(storage.calls, calls + 3, 'the three damaged frames came from storage, the whole one from the store')
+        await store.idle()
+        // Repaired: the store holds verified copies again, which a peer may get.
+        for (const r of refs) assert.ok(Buffer.from((await store.readVerified(r))!).equals(stored(r)))
+      }
+    })
+  }
 })
