@@ -1,6 +1,9 @@
 /** `snapswarm inspect <header-file> [--json]` (issue 2); `--storage` (issue 3) is added by the storage CLI. */
 import { readFile } from 'node:fs/promises'
 import { decodeHeader, type Header } from '../format/header.ts'
+import type { FileKind } from '../format/types.ts'
+import { type VerifyReport, verifyStoredHeader } from '../read/verify-stored.ts'
+import type { ObjectStore } from '../storage/store.ts'
 import { parse } from './args.ts'
 import { formatBytes } from './progress.ts'
 
@@ -36,10 +39,15 @@ export function headerSummary(h: Header): string {
     const frames = b.frames.frames
     const sizeU = frames.reduce((s, f) => s + f.sizeU, 0)
     const ratio = b.frames.compressedSize > 0 ? (sizeU / b.frames.compressedSize).toFixed(2) : '-'
+    const sha = `sha256 ${Buffer.from(b.sha256).toString('hex').slice(0, 16)}…`
+    if (b.frames.codec === 'none') {
+      const checks = b.digests ? `${b.digests.count} chunk digests of ${formatBytes(b.digests.chunkSize)}` : 'no chunk digests (lazy reads unverified)'
+      lines.push(`  layer ${b.buildId}: ${formatBytes(b.fileSize)}, raw, ${sha}, ${checks}`)
+      continue
+    }
     lines.push(
       `  layer ${b.buildId}: ${formatBytes(b.fileSize)}, ${b.frames.codec}, ${frames.length} frames, ` +
-        `${formatBytes(b.frames.compressedSize)} stored (ratio ${ratio}×), sha256 ${Buffer.from(b.sha256).toString('hex').slice(0, 16)}…` +
-          (b.digests ? `, ${b.digests.count} chunk digests of ${formatBytes(b.digests.chunkSize)}` : ''),
+        `${formatBytes(b.frames.compressedSize)} stored (ratio ${ratio}×), ${sha}`,
     )
   }
   return `${lines.join('\n')}\n`
@@ -50,4 +58,34 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const header = decodeHeader(await readFile(positionals[0]))
   process.stdout.write(values.json ? `${JSON.stringify(headerToJson(header))}\n` : headerSummary(header))
   return 0
+}
+
+/**
+ * `inspect --storage URL <id> --verify` for one file kind: verify every layer, print what was checked,
+ * and say whether the command must fail. A layer nothing can be checked against (a legacy V3 raw
+ * build) fails it too, unless `allowUnverifiable` accepts that: "verified" must never mean "unchecked".
+ */
+export async function verifyStoredKind(
+  store: ObjectStore,
+  kind: FileKind,
+  header: Header,
+  opts: { json: boolean; allowUnverifiable: boolean },
+): Promise<{ report: VerifyReport; failed: boolean }> {
+  const report = await verifyStoredHeader(store, kind, header)
+  let failed = false
+  for (const f of report.failures) {
+    failed = true
+    process.stderr.write(`snapswarm: verify failed: ${f.object}: ${f.detail}\n`)
+  }
+  for (const l of report.layers) {
+    if (l.status === 'unverifiable') {
+      if (!opts.allowUnverifiable) {
+        failed = true
+        process.stderr.write(`snapswarm: ERR_UNVERIFIABLE: ${l.object}: ${l.checked}; pass --allow-unverifiable to accept that\n`)
+      } else if (!opts.json) process.stdout.write(`  NOT verified (allowed by --allow-unverifiable) ${l.object}: ${l.checked}\n`)
+    } else if (!opts.json) {
+      process.stdout.write(`  verified ${l.object}: ${l.checked}, ${formatBytes(l.bytes)}, sha256 ${l.sha256}\n`)
+    }
+  }
+  return { report, failed }
 }

@@ -4,9 +4,8 @@ import { openStore } from '../storage/url.ts'
 import { loadConfig } from '../config/load.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
 import { type ByteRange, type UploadProgress, parseRanges, uploadBuild } from '../upload/build-upload.ts'
-import { verifyHeader } from '../upload/verify.ts'
 import { type Options, UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
-import { headerSummary, headerToJson } from './inspect-cmd.ts'
+import { headerSummary, headerToJson, verifyStoredKind } from './inspect-cmd.ts'
 import { ProgressBar, formatBytes } from './progress.ts'
 
 const STORAGE_FLAGS: Options = { storage: { type: 'string' }, 'gcs-endpoint': { type: 'string' }, config: { type: 'string' } }
@@ -115,7 +114,8 @@ export async function readCommand(argv: string[]): Promise<number> {
 }
 
 export async function inspectStoredCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { ...STORAGE_FLAGS, json: { type: 'boolean' }, verify: { type: 'boolean' } }, 1)
+  const flags: Options = { ...STORAGE_FLAGS, json: { type: 'boolean' }, verify: { type: 'boolean' }, 'allow-unverifiable': { type: 'boolean' } }
+  const { values, positionals } = parse(argv, flags, 1)
   const buildId = buildIdFlag({ id: positionals[0] }, 'id')!
   const store = await storeFrom(values)
   try {
@@ -129,13 +129,9 @@ export async function inspectStoredCommand(argv: string[]): Promise<number> {
       const entry: Record<string, unknown> = { header: headerToJson(header) }
       if (!values.json) process.stdout.write(`${storageName(kind)}: ${headerSummary(header)}`)
       if (values.verify) {
-        const report = await verifyHeader(store, kind, header)
-        entry.verify = report
-        for (const f of report.failures) {
-          failed = true
-          process.stderr.write(`snapswarm: verify failed: ${f.object}: ${f.detail}\n`)
-        }
-        if (!values.json) for (const l of report.layers) process.stdout.write(`  verified ${l.object}: ${l.frames} frames, ${formatBytes(l.bytes)}, sha256 ${l.sha256}\n`)
+        const verified = await verifyStoredKind(store, kind, header, { json: values.json === true, allowUnverifiable: values['allow-unverifiable'] === true })
+        entry.verify = verified.report
+        failed ||= verified.failed
       }
       out[kind] = entry
     }

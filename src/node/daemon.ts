@@ -184,6 +184,7 @@ export class SnapswarmNode {
       parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS),
       finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
       onState: announce,
+      writer: `node:${peer.peerId}`,
       log,
       registry,
     })

@@ -14,7 +14,8 @@
  * parent is itself still pending elsewhere), never from bytes a peer served.
  */
 import { createHash } from 'node:crypto'
-import { type FileHandle, open, rename, rm, writeFile } from 'node:fs/promises'
+import { type FileHandle, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { type CompressionConfig, type CompressionSettings, resolveCompression } from '../config/compression.ts'
 import { SnapswarmError } from '../format/errors.ts'
@@ -27,8 +28,8 @@ import { type Counter, counter, createRegistry, type Registry } from '../obs/met
 import { frameFile } from '../pack/framer.ts'
 import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
 import { headerObjectName } from '../read/open.ts'
-import { dataObjectName } from '../read/source.ts'
 import { type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
+import { BuildExistsError, type BuildWriter, contentDigest, putBuildObject, writeClaimedBuild } from '../upload/claim.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import { identityDiff, openRegularFile, readHandleFully, type RegularFile } from '../util/regular-file.ts'
 import type { FramedRecord, LocalBuild, LocalBuilds, PauseRequest, SourceName } from './local-builds.ts'
@@ -53,14 +54,10 @@ export interface PauseDeps {
   /** Why a real path may not be paused (the node's own files), or undefined. */
   readonly forbiddenPath?: (realPath: string) => string | undefined
   readonly onState: (b: LocalBuild) => void
+  /** This node as a writer in build claims (`node:{peerId}`): a restart of it may finish its own upload. */
+  readonly writer?: string
   readonly log: Logger
   readonly registry?: Registry
-}
-
-export class BuildConflictError extends SnapswarmError {
-  constructor(message: string) {
-    super('ERR_BUILD_EXISTS', message)
-  }
 }
 
 /** A source differs from what the build announced: the build fails instead of changing content. */
@@ -99,7 +96,7 @@ export class PauseManager {
       this.reserved.add(id)
       try {
         for (const kind of FILE_KINDS) {
-          if (req.files[kind] && (await this.deps.store.exists(headerObjectName(id, kind)))) throw new BuildConflictError(`build ${id} is already complete in storage`)
+          if (req.files[kind] && (await this.deps.store.exists(headerObjectName(id, kind)))) throw new BuildExistsError(id, 'expected no stored build, found its header in storage')
         }
         const sources = Object.fromEntries([...inputs.files].map(([name, f]) => [name, { path: f.path, identity: f.identity }]))
         const build = await this.deps.builds.add(id, req, sources)
@@ -166,7 +163,7 @@ export class PauseManager {
   }
 
   private refuseKnown(id: BuildId): void {
-    if (this.deps.builds.get(id) || this.reserved.has(id)) throw new BuildConflictError(`build ${id} is already known to this node`)
+    if (this.deps.builds.get(id) || this.reserved.has(id)) throw new BuildExistsError(id, 'expected an id new to this node, found it already paused here')
   }
 
   /** The largest data file the upload can carry: frame-table entries and multipart parts are bounded. */
@@ -226,7 +223,8 @@ export class PauseManager {
       }
       log.error({ err }, 'pause failed')
       this.uploads.inc({ result: 'failed' })
-      await this.deps.builds.setState(build, 'failed', (err as Error).message).catch((e) => log.error({ err: e }, 'recording the failure failed'))
+      const reason = err instanceof SnapswarmError ? `${err.code}: ${err.message}` : (err as Error).message
+      await this.deps.builds.setState(build, 'failed', reason).catch((e) => log.error({ err: e }, 'recording the failure failed'))
     } finally {
       await inputs?.close()
     }
@@ -330,15 +328,24 @@ export class PauseManager {
     const { store, limiter } = this.deps
     const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
     const headers = new Map<FileKind, Header>()
-    const written: string[] = []
-    try {
-      await this.uploadObjects(build, signal, throttle, headers, written, inputs)
-    } catch (err) {
-      // Nothing of a failed attempt stays in storage: no half build, and a header never outlives its
-      // data. Best effort: the storage that failed may refuse the deletes too.
-      await Promise.allSettled(written.map((n) => store.delete(n)))
-      throw err
+    // Under the build's claim: one writer wins the whole build (another gets ERR_BUILD_EXISTS before
+    // writing anything), and a failed attempt leaves nothing in storage.
+    await writeClaimedBuild(store, build.id, await this.claimOf(build), signal, () => this.uploadObjects(build, signal, throttle, headers, inputs))
+  }
+
+  /** The claim: this node and a digest of the content and upload settings it is about to store. */
+  private async claimOf(build: LocalBuild): Promise<BuildWriter> {
+    const files = [...build.files].map(([kind, f]) => {
+      const { upload } = this.settings(build, kind, f.header.blockSize)
+      return { kind, size: f.info.fileSize, sha256: f.info.sha256, settings: upload, blockSize: f.header.blockSize }
+    })
+    const blobs = []
+    for (const blob of ['snapfile', 'metadata'] as const) {
+      if (!build.request.files[blob]) continue
+      const bytes = await readFile(join(this.deps.builds.buildDir(build.id), blobName(blob)))
+      blobs.push({ name: blobName(blob), sha256: createHash('sha256').update(bytes).digest() })
     }
+    return { writer: this.deps.writer ?? `node@${hostname()}`, digest: contentDigest(build.request.parent, files, blobs) }
   }
 
   private async uploadObjects(
@@ -346,7 +353,6 @@ export class PauseManager {
     signal: AbortSignal,
     throttle: ((n: number) => Promise<void>) | undefined,
     headers: Map<FileKind, Header>,
-    written: string[],
     inputs: PauseInputs,
   ): Promise<void> {
     const { store } = this.deps
@@ -372,12 +378,10 @@ export class PauseManager {
           await fh.close()
         }
         info = localInfo
-        written.push(dataObjectName(build.id, kind, localInfo.frames.codec))
       } else {
         // From the handle the pause checked: a file renamed over the path since is never read.
         const src = inputs.get(kind)
         info = await uploadDataFile({ store, buildId: build.id, kind, file: src.handle, settings: upload, signal, throttle, onProgress })
-        written.push(dataObjectName(build.id, kind, upload.codec))
         if (!Buffer.from(info.sha256).equals(Buffer.from(localInfo.sha256))) {
           throw new SourceChangedError(`${src.path} changed while the build was pending (SHA-256 differs)`)
         }
@@ -388,15 +392,11 @@ export class PauseManager {
     for (const blob of ['snapfile', 'metadata'] as const) {
       if (!build.request.files[blob]) continue
       const name = `${build.id}/${blobName(blob)}`
-      await store.put(name, await this.blobBytes(build, blob, inputs.get(blob)), { signal })
-      written.push(name)
+      await putBuildObject(store, build.id, name, await this.blobBytes(build, blob, inputs.get(blob)), signal)
     }
     signal.throwIfAborted()
     // Headers last: their presence in storage means "complete".
-    for (const [kind, header] of headers) {
-      written.push(headerObjectName(build.id, kind))
-      await store.put(headerObjectName(build.id, kind), encodeHeader(header), { signal })
-    }
+    for (const [kind, header] of headers) await putBuildObject(store, build.id, headerObjectName(build.id, kind), encodeHeader(header), signal)
   }
 }
 

@@ -43,9 +43,9 @@ test('a failed upload: the origin answers UPLOAD_FAILED and readers of the pendi
   const src = join(dir, 'mem')
   await writeFile(src, data)
   const id = randomUUID()
-  // Sabotage: the build's prefix in the origin's bucket is a file, so writing any object under it fails.
-  await mkdir(join(dir, 'origin-bucket'), { recursive: true })
-  await writeFile(join(dir, 'origin-bucket', id), 'not a directory')
+  // Sabotage: a directory where the build's data object goes, so completing that upload fails (after
+  // the throttled parts, leaving the pending window readers need; the build's claim is written fine).
+  await mkdir(join(dir, 'origin-bucket', id, 'memfile.zstd'), { recursive: true })
   const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })
   assert.equal(res.status, 202, await res.text())
   const first = await waitFor('a read while pending', async () => {
