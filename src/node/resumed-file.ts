@@ -7,7 +7,9 @@
  * checks that it describes the same build and content, and swaps readers atomically. Reads in flight
  * retry under the new header, at most MAX_TRANSITIONS times; the switch happens once per file, so
  * later reads never see a "switch now" error. The chunk cache holds uncompressed bytes addressed by
- * data-file offset, so everything cached under the pending geometry stays valid.
+ * data-file offset and keys them by build id and the content each header promises (per layer: its
+ * SHA-256 and size), so a final header that promises what the pending one did reads the same cache
+ * files, whatever its frame geometry; one that promises other content never reads the old blocks.
  */
 import { SnapswarmError } from '../format/errors.ts'
 import type { Header } from '../format/header.ts'

@@ -17,7 +17,7 @@
 import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { InvalidArgumentError } from '../format/errors.ts'
-import { type BuildId, type FileKind, storageName } from '../format/types.ts'
+import { type BuildId, FILE_KINDS, type FileKind, storageName } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { CONTENT_KEY } from './cache-key.ts'
@@ -236,34 +236,47 @@ export class ChunkCache {
 
   /** Rebuild the index from disk; the LRU order starts from the records' modification times. */
   private async scan(): Promise<void> {
-    const found: { key: string; buildId: BuildId; bytes: number; mtime: number }[] = []
+    const found: Scanned[] = []
     for (const dir of await readdir(this.dir)) {
       const buildId = dir.slice(0, dir.indexOf('.'))
-      if (!isBuildId(buildId) || !CONTENT_KEY.test(dir.slice(buildId.length + 1))) {
-        // The older layout keyed by build id alone, or a stranger: it cannot be tied to any content.
-        this.log.info({ dir }, 'removing a chunk cache directory not keyed by build id and content')
-        await rm(join(this.dir, dir), { recursive: true, force: true })
+      if (isBuildId(buildId) && CONTENT_KEY.test(dir.slice(buildId.length + 1))) {
+        found.push(...(await this.scanDir(dir, buildId)))
         continue
       }
-      const names = await readdir(join(this.dir, dir)).catch(() => [] as string[])
-      for (const name of names) {
-        const path = join(this.dir, dir, name)
-        const stem = name.slice(0, name.lastIndexOf('.'))
-        const orphan =
-          (name.endsWith(SUFFIX.data) && !names.includes(stem + SUFFIX.map)) ||
-          (name.endsWith(SUFFIX.map) && !names.includes(stem + SUFFIX.data)) ||
-          name.endsWith('.tmp')
-        if (orphan) {
-          // Data without a record cannot be trusted as present; a record without data would read holes.
-          await rm(path, { force: true })
-        } else if (name.endsWith(SUFFIX.map)) {
-          const presence = await PresenceMap.load(path)
-          const mtime = (await stat(path).catch(() => null))?.mtimeMs ?? 0
-          found.push({ key: `${dir}/${stem}`, buildId, bytes: presence.count * PAGE_SIZE, mtime })
-        }
-      }
+      // The older layout keyed by build id alone, or a stranger: it cannot be tied to any content.
+      this.log.info({ dir }, 'removing a chunk cache entry not keyed by build id and content')
+      await rm(join(this.dir, dir), { recursive: true, force: true })
     }
     found.sort((a, b) => a.mtime - b.mtime)
     for (const f of found) this.addEntry(f.key, f.buildId, f.bytes, ++this.clock)
   }
+
+  /**
+   * The build files of one directory: a data file and its record, both regular files. Anything else
+   * is removed: data without a record cannot be trusted as present, a record without data would read
+   * holes, and temp files or strangers are what a crash (or someone else) left.
+   */
+  private async scanDir(dir: string, buildId: BuildId): Promise<Scanned[]> {
+    const entries = await readdir(join(this.dir, dir), { withFileTypes: true }).catch(() => [])
+    const files = new Set(entries.filter((e) => e.isFile()).map((e) => e.name))
+    const stems = FILE_KINDS.map(storageName).filter((stem) => files.has(stem + SUFFIX.data) && files.has(stem + SUFFIX.map))
+    const keep = new Set(stems.flatMap((stem) => [stem + SUFFIX.data, stem + SUFFIX.map]))
+    for (const e of entries) if (!keep.has(e.name)) await rm(join(this.dir, dir, e.name), { recursive: true, force: true })
+    if (stems.length === 0) await rmdir(join(this.dir, dir)).catch(() => {})
+    const out: Scanned[] = []
+    for (const stem of stems) {
+      const path = join(this.dir, dir, stem + SUFFIX.map)
+      const presence = await PresenceMap.load(path)
+      const mtime = (await stat(path).catch(() => null))?.mtimeMs ?? 0
+      out.push({ key: `${dir}/${stem}`, buildId, bytes: presence.count * PAGE_SIZE, mtime })
+    }
+    return out
+  }
+}
+
+interface Scanned {
+  readonly key: string
+  readonly buildId: BuildId
+  readonly bytes: number
+  readonly mtime: number
 }

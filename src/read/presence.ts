@@ -180,7 +180,7 @@ export class PresenceMap {
     if (size === undefined) return new PresenceMap()
     const buf = size <= MAX_RECORD_BYTES ? await readFile(path).catch(() => null) : null
     const map = buf === null ? null : PresenceMap.parse(buf)
-    if (map === null) await rm(path, { force: true })
+    if (map === null) await rm(path, { recursive: true, force: true }) // even a directory in its place
     return map ?? new PresenceMap()
   }
 

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import type { Header } from '../../src/format/header.ts'
@@ -247,6 +247,23 @@ test('a pending and a final header that promise the same content share the cache
     const zeros = singleLayerHeader({ buildId: f.id, blockSize: 4 * KiB, info: { ...f.header.builds.get(f.id)!, sha256: new Uint8Array(32) } })
     assert.ok((await readVia(cache, zeros)).equals(f.plain))
     assert.equal(f.storage.calls, calls + SIZE / FRAME, 'fetched under its own key')
+    await cache.close()
+  })
+})
+
+test('junk where cache files belong (directories, temp files, strangers) never stops an open nor is read as data', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    await fillAndClose(f)
+    const { data, map } = await cacheFiles(f)
+    await rm(data)
+    await mkdir(data) // a directory where the data file was
+    await writeFile(`${map}.tmp`, 'a crashed save')
+    await writeFile(join(dir, 'cache', 'stranger'), 'not a cache directory')
+    const cache = await openCache(f)
+    assert.equal(cache.bytes, 0)
+    assert.deepEqual(await readdir(join(dir, 'cache')), [], 'the build file went with its data, the stranger too')
+    assert.ok((await readVia(cache, f.header)).equals(f.plain))
     await cache.close()
   })
 })
