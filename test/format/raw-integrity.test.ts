@@ -2,7 +2,8 @@
  * Raw builds end to end: a raw build pushed to a real bucket (a directory and fake-gcs-server) carries
  * chunk digests, so bytes flipped in the stored object are never served: `read` fails, a cold node's
  * GET fails, `inspect --verify` names the chunk. Legacy V3 raw builds stay readable, and
- * `inspect --verify` says plainly that they cannot be verified.
+ * `inspect --verify` says plainly that they cannot be verified. A node pausing with compression none
+ * writes the same verifiable raw builds, and its peers verify the pending raw copy chunk by chunk.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -18,7 +19,7 @@ import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../helpers/cli.ts'
 import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
-import { type NodeProc, startNode } from '../cluster/procs.ts'
+import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../cluster/procs.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 9 * MiB + 1234
@@ -151,6 +152,41 @@ describe('raw builds are verified chunk by chunk', () => {
       assert.match(verify.stderr, /verify failed: .*\/memfile: chunk 2 at offset 4194304\+2097152: SHA-256 expected [0-9a-f]{64}, found [0-9a-f]{64}/)
     })
   }
+
+  test('regression: raw builds have no integrity at all (item 4): a node pausing with compression none stores chunk digests; peers read the pending raw copy verified', async () => {
+    const b = fileBackend()
+    const config = join(dir, 'raw-config.json')
+    await writeFile(config, JSON.stringify({ compression: { default: { codec: 'none' } }, peers: { announceIntervalMs: 300, announceTtlMs: 3000 } }))
+    const start = async (name: string, extra: string[] = []) => {
+      const n = await startNode(['--storage', b.storage, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
+      nodes.push(n)
+      return n
+    }
+    const origin = await start('pause-origin', ['--upload-rate', '2000000'])
+    const peer = await start('pause-peer', ['--bootstrap', origin.addrs[0]])
+    const id = randomUUID()
+    const accepted = await pause(origin.api, id, { files: { memfile: join(dir, 'memfile') } })
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body))
+    // While the upload runs (rate-limited), the peer reads the origin's raw copy, every chunk checked.
+    await waitFor('the build pending on the peer', async () => (await getJson(`${peer.api}/v1/builds/${id}`)).body.state === 'pending')
+    const pending = await readRange(peer.api, id, 'memfile', 3 * MiB, 7 * MiB - 1)
+    assert.equal(pending.status, 206, pending.text)
+    assert.ok(pending.bytes.equals(data.subarray(3 * MiB, 7 * MiB)))
+    await waitFor('the upload', async () => (await getJson(`${origin.api}/v1/builds/${id}`)).body.state === 'uploaded', 60_000)
+
+    const inspect = await runCli(['inspect', '--storage', b.storage, id, '--json'])
+    const h = JSON.parse(inspect.stdout.toString()).memfile.header
+    assert.equal(h.version, 4)
+    assert.deepEqual(h.builds[0].chunkDigests, { chunkSize: 2 * MiB, chunks: 5 })
+    await b.flip(`${id}/memfile`, FLIP_AT, 16)
+    const cold = await start('pause-cold')
+    const got = await getRange(cold.api, id, FLIP_AT - 100, FLIP_AT + 4000)
+    assert.ok(got.status === 0 || got.status >= 500, `expected an error status or a cut response, found ${got.status}`)
+    const verify = await runCli(['inspect', '--storage', b.storage, id, '--verify'])
+    assert.equal(verify.code, 1)
+    assert.match(verify.stderr, /chunk 2 at offset 4194304\+2097152: SHA-256 expected/)
+    await Promise.all([origin.stop(), peer.stop(), cold.stop()])
+  })
 
   test('regression: raw builds have no integrity at all (item 4): a legacy V3 raw build stays readable and inspect --verify says it cannot be verified', async () => {
     const b = fileBackend()
