@@ -4,9 +4,16 @@
  * temporaries included), so "no parts or temporaries remain" is checked on the real storage.
  */
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, test } from 'node:test'
+import type { FileKind } from '../../src/format/types.ts'
+import { openStoredBuildFile } from '../../src/read/open.ts'
 import type { ObjectStore } from '../../src/storage/store.ts'
+import { uploadBuild } from '../../src/upload/build-upload.ts'
+import { VmDataGenerator } from '../../src/util/vmdata.ts'
 
 export interface BackendUnderTest {
   store: ObjectStore
@@ -229,6 +236,38 @@ export function backendSuite(backend: Backend): void {
     })
   })
 
+  describe(`${backend.name}: builds`, () => {
+    withStore('two concurrent writers of one build: exactly one wins, every reader reads its bytes', async ({ store }) => {
+      const dir = await mkdtemp(join(tmpdir(), 'snapswarm-race-'))
+      try {
+        // Two contents of several objects each (memfile and rootfs data, a blob, two headers), so a
+        // writer could win some objects and lose others if nothing decided the whole build.
+        const writers = await Promise.all(['a', 'b'].map((w, i) => buildFiles(dir, w, 40 + i)))
+        const id = randomUUID()
+        const small = { default: { partSize: 5 * 1024 * 1024, frameSize: 2 * 1024 * 1024, uploadConcurrency: 2 } }
+        const results = await Promise.allSettled(
+          writers.map((w) => uploadBuild({ store, buildId: id, files: w.files, useCase: 'build', compression: small, writer: w.name })),
+        )
+        const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []))
+        assert.equal(won.length, 1, `exactly one writer wins, found ${won.length}: ${results.map((r) => r.status)}`)
+        const loser = results[1 - won[0]] as PromiseRejectedResult
+        assert.ok(code('ERR_BUILD_EXISTS')(loser.reason), String(loser.reason))
+        const winner = writers[won[0]]
+        for (const kind of ['memfile', 'rootfs'] as const) {
+          assert.equal(sha(await readStored(store, id, kind)), sha(winner.data[kind]), `${kind}: the winner's bytes`)
+        }
+        assert.equal(sha(await store.get(`${id}/snapfile`)), sha(winner.snapfile))
+        assert.deepEqual(await store.list(`${id}/`), [`${id}/memfile.header`, `${id}/memfile.zstd`, `${id}/rootfs.ext4.header`, `${id}/rootfs.ext4.zstd`, `${id}/snapfile`])
+        // A later writer of the finished build loses too, and changes nothing.
+        const late = writers[1 - won[0]]
+        await assert.rejects(uploadBuild({ store, buildId: id, files: late.files, useCase: 'build', compression: small, writer: late.name }), code('ERR_BUILD_EXISTS'))
+        assert.equal(sha(await readStored(store, id, 'memfile')), sha(winner.data.memfile))
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+    })
+  })
+
   describe(`${backend.name}: abort signals`, () => {
     withStore('an aborted signal rejects every call with AbortError', async ({ store }) => {
       await store.put('s', randomBytes(100))
@@ -256,4 +295,30 @@ export function backendSuite(backend: Backend): void {
       assert.ok(Date.now() - t0 < 1000)
     })
   })
+}
+
+interface WriterFiles {
+  name: string
+  files: { memfile: string; rootfs: string; snapfile: string }
+  data: Record<FileKind, Buffer>
+  snapfile: Buffer
+}
+
+async function buildFiles(dir: string, name: string, seed: number): Promise<WriterFiles> {
+  const gen = new VmDataGenerator(seed)
+  const data = { memfile: gen.next(6 * 1024 * 1024), rootfs: gen.next(3 * 1024 * 1024) }
+  const snapfile = randomBytes(10_000)
+  const files = { memfile: join(dir, `${name}-mem`), rootfs: join(dir, `${name}-rootfs`), snapfile: join(dir, `${name}-snap`) }
+  await Promise.all([writeFile(files.memfile, data.memfile), writeFile(files.rootfs, data.rootfs), writeFile(files.snapfile, snapfile)])
+  return { name, files, data, snapfile }
+}
+
+/** The whole virtual file of a stored build, read through the normal read path. */
+async function readStored(store: ObjectStore, buildId: string, kind: FileKind): Promise<Uint8Array> {
+  const f = await openStoredBuildFile({ store, buildId, kind })
+  try {
+    return await f.read(0, f.size)
+  } finally {
+    await f.close()
+  }
 }
