@@ -11,14 +11,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
+import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, startNode, waitFor } from '../cluster/procs.ts'
+import { getJson, type NodeProc, pause, startNode, waitFor } from '../cluster/procs.ts'
 import { runCli } from '../helpers/cli.ts'
-import { rawGet } from './http-helpers.ts'
+import { rawGet, stalledGet } from './http-helpers.ts'
 
 const MiB = 1024 * 1024
 let dir: string
 let node: NodeProc | undefined
+const others: NodeProc[] = []
 let id: string
 let data: Buffer
 
@@ -43,9 +45,22 @@ before(async () => {
 })
 
 after(async () => {
-  await node?.stop()
+  await Promise.allSettled([node, ...others].map((n) => n?.kill()))
   await rm(dir, { recursive: true, force: true })
 })
+
+/** The node's JSON log lines. */
+function logLines(n: NodeProc): Record<string, unknown>[] {
+  return n
+    .stderr()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+}
+
+function midStreamWarn(n: NodeProc, buildId: string): Promise<Record<string, unknown>> {
+  return waitFor('the warn line of the failed read', async () => logLines(n).find((l) => l.level === 40 && l.buildId === buildId && String(l.msg).includes('mid-stream')))
+}
 
 test('regression: a read that fails mid-stream leaves the client a cut 200 and logs nothing (item 9)', async () => {
   const api = node!.api
@@ -55,14 +70,7 @@ test('regression: a read that fails mid-stream leaves the client a cut 200 and l
   assert.ok(got.body.byteLength < data.byteLength, 'the body is incomplete')
   assert.ok(got.body.byteLength >= 8 * MiB, `the first chunk arrived (got ${got.body.byteLength} bytes)`)
   assert.ok(got.body.equals(data.subarray(0, got.body.byteLength)), 'what did arrive equals the source')
-  const line = await waitFor('the warn line of the failed read', async () =>
-    node!
-      .stderr()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.level === 40 && l.buildId === id && String(l.msg).includes('mid-stream')),
-  )
+  const line = await midStreamWarn(node!, id)
   assert.equal(line.kind, 'memfile')
   assert.equal(line.range, `0-${data.byteLength - 1}`)
   const err = line.err as { code?: string; message?: string }
@@ -80,4 +88,49 @@ test('regression: a read that fails mid-stream leaves the client a cut 200 and l
   assert.equal(good.status, 206)
   assert.equal(good.outcome, 'end')
   assert.ok(good.body.equals(data.subarray(3 * MiB + 5, 20 * MiB + 1)))
+})
+
+test('regression: a read that fails mid-stream leaves the client a cut 200 and logs nothing (item 9): the origin of a pending build dies mid-answer', async () => {
+  // A failure the API maps to a 4xx code (ERR_BUILD_UNAVAILABLE) once the answer is under way: before, such a cut was not logged at all.
+  const key = join(dir, 'cluster.key')
+  await writeClusterKey(key)
+  const cfg = join(dir, 'cluster.json')
+  await writeFile(cfg, JSON.stringify({ peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 }, switchover: { finalHeaderPollMs: 2000 } }))
+  const storage = pathToFileURL(join(dir, 'bucket2')).href
+  const reader = await startNode(['--storage', storage, '--data-dir', join(dir, 'reader'), '--cluster-key', key, '--config', cfg])
+  others.push(reader)
+  // The upload crawls, so the build stays pending: only its origin has it.
+  const origin = await startNode(['--storage', storage, '--data-dir', join(dir, 'origin'), '--cluster-key', key, '--config', cfg, '--upload-rate', '100000', '--pending-codec', 'lz4', '--bootstrap', reader.addrs[0]])
+  others.push(origin)
+  const pending = new VmDataGenerator(92).next(64 * MiB)
+  await writeFile(join(dir, 'mem2'), pending)
+  const pid = randomUUID()
+  assert.equal((await pause(origin.api, pid, { files: { memfile: join(dir, 'mem2') } })).status, 202)
+  await waitFor('the build announced pending to the reader', async () => (await getJson(`${reader.api}/v1/builds/${pid}`)).body.state === 'pending', 60_000)
+
+  // A client that takes the status line and nothing more while the origin dies, then reads on.
+  const sock = await stalledGet(`${reader.api}/v1/builds/${pid}/memfile`, `bytes=0-${pending.byteLength - 1}`)
+  const received: Buffer[] = []
+  let head = ''
+  await waitFor('the status line', async () => {
+    const d = sock.read() as Buffer | null
+    if (d) received.push(d)
+    head = Buffer.concat(received).toString('latin1')
+    return head.includes('\r\n\r\n')
+  })
+  assert.match(head, /^HTTP\/1\.1 206 /)
+  await origin.kill()
+  // The node closes the connection short of Content-Length: the only way HTTP/1.1 can say "this body is cut".
+  const closed = new Promise((resolve) => sock.once('close', resolve))
+  sock.on('data', (d: Buffer) => received.push(d))
+  sock.resume()
+  await closed
+  const all = Buffer.concat(received)
+  const body = all.subarray(all.indexOf('\r\n\r\n') + 4)
+  assert.ok(body.byteLength < pending.byteLength, `the body is cut (${body.byteLength} bytes)`)
+  assert.ok(body.equals(pending.subarray(0, body.byteLength)), 'what did arrive equals the source')
+  const line = await midStreamWarn(reader, pid)
+  assert.equal(line.kind, 'memfile')
+  assert.equal(line.range, `0-${pending.byteLength - 1}`)
+  assert.match(String((line.err as { code?: string }).code), /^ERR_(BUILD_UNAVAILABLE|UPLOAD_FAILED|FRAME_UNAVAILABLE)$/)
 })
