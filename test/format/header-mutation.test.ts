@@ -2,7 +2,8 @@
  * Hostile input: 10,000 random corruptions and truncations of valid V3 and V4 headers must each end
  * as a named error (SnapswarmError) or a valid header, never another exception, a hang, or an
  * allocation beyond the limits (DESIGN §4). Half of the V4 cases corrupt the *decompressed* body and
- * re-wrap it in a valid LZ4 frame, so the body parser sees them instead of the LZ4 checksum.
+ * re-wrap it in a valid LZ4 frame, so the body parser sees them instead of the LZ4 checksum. Some V4
+ * headers carry raw builds' chunk digest trailers, which are mutated with the rest.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -11,6 +12,7 @@ import { SnapswarmError } from '../../src/format/errors.ts'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { decodeHeader, encodeHeader, type Header } from '../../src/format/header.ts'
 import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'
+import { RawDigests } from '../../src/format/raw-digests.ts'
 import type { CodecName } from '../../src/format/types.ts'
 import { randomBuildId } from '../../src/format/uuid.ts'
 import { randInt, rng } from './helpers.ts'
@@ -18,7 +20,8 @@ import { randInt, rng } from './helpers.ts'
 const K = 4096
 const EXTREMES = [0, 1, 0x7f, 0x80, 0xff, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 0x0010_0001]
 
-function chainHeaders(codecs: CodecName[], seed: number): Header[] {
+/** `digests`: raw layers carry chunk digests (the digest trailer), as raw builds are written now. */
+function chainHeaders(codecs: CodecName[], seed: number, digests = false): Header[] {
   const r = rng(seed)
   const blocks = 48
   const info = (id: string, n: number, codec: CodecName) => ({
@@ -26,6 +29,7 @@ function chainHeaders(codecs: CodecName[], seed: number): Header[] {
     fileSize: n * K,
     sha256: new Uint8Array(32).fill(seed),
     frames: codec === 'none' ? new FrameTable('none', []) : FrameTable.fromSizes(codec, Array.from({ length: n }, () => ({ sizeU: K, sizeC: 999 }))),
+    ...(digests && codec === 'none' && n > 0 ? { digests: RawDigests.fromDigests(2 * K, new Uint8Array(Math.ceil(n / 2) * 32).fill(seed)) } : {}),
   })
   const base = randomBuildId()
   const out = [singleLayerHeader({ buildId: base, blockSize: K, info: info(base, blocks, codecs[0]) })]
@@ -65,10 +69,11 @@ function mutateBody(src: Uint8Array, r: () => number): Uint8Array {
 describe('header mutation test', () => {
   it('10,000 corruptions end in a named error or a valid header, within seconds', () => {
     const v3 = chainHeaders(['none', 'none', 'none', 'none'], 1).map(encodeHeader)
-    const v4 = [...chainHeaders(['zstd', 'lz4', 'none', 'zstd'], 2), ...chainHeaders(['none', 'lz4', 'zstd'], 3)]
+    const v4 = [...chainHeaders(['zstd', 'lz4', 'none', 'zstd'], 2), ...chainHeaders(['none', 'lz4', 'zstd'], 3), ...chainHeaders(['none', 'zstd', 'none'], 4, true)]
       .filter((h) => h.version === 4)
       .map(encodeHeader)
-    assert.ok(v3.length === 4 && v4.length >= 5)
+    assert.ok(v3.length === 4 && v4.length >= 8)
+    assert.ok(v4.some((b) => Buffer.from(decompressFrameSync(Buffer.from(b.subarray(69)))).includes('SSRD')), 'raw digest trailers are mutated too')
     const r = rng(42)
     const outcomes = new Map<string, number>()
     const start = performance.now()
