@@ -25,8 +25,12 @@ test('leases within the budget are granted at once; beyond it they wait first co
   assert.equal(b.bytesInUse, 64 * KiB)
   assert.equal(await value('snapswarm_http_response_bytes'), 64 * KiB)
   const order: string[] = []
-  const big = b.acquire(32 * KiB, never, true).then((l) => (order.push('big'), l))
-  const small = b.acquire(1 * KiB, never, true).then((l) => (order.push('small'), l))
+  const noted = (name: string) => (l: Lease) => {
+    order.push(name)
+    return l
+  }
+  const big = b.acquire(32 * KiB, never, true).then(noted('big'))
+  const small = b.acquire(1 * KiB, never, true).then(noted('small'))
   assert.equal(b.waiting, 2)
   assert.equal(b.fitsNow(1), false, 'someone waits: nobody jumps the queue')
   a.release()
