@@ -10,12 +10,14 @@
  *
  * This class never verifies: the fetcher verifies every frame (verify.ts) and only offers verified
  * bytes here; a corrupt entry found by the fetcher is removed with `remove` (DESIGN §9: partial or
- * corrupt frames written to the shared cache).
+ * corrupt frames written to the shared cache). So only what verification can check is kept or read
+ * here: compressed frames (codec checksums) and raw chunks whose header gives their SHA-256. A raw
+ * chunk without one (a legacy raw build) could rot on this disk and would still pass the size check:
+ * it is neither written nor read, and always comes from a source that holds the original.
  */
 import { randomBytes } from 'node:crypto'
 import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { InvalidArgumentError } from '../format/errors.ts'
 import { storageName } from '../format/types.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { RAW_CHUNK_SIZE, SHARED_LOCK_STALE_MS, SHARED_MAX_PENDING_WRITES } from './constants.ts'
@@ -60,20 +62,27 @@ export class SharedCacheSource implements FrameSource {
     this.fsync = opts.fsync ?? true
   }
 
-  /** `{buildId}/{file}/{startC as 16 hex}-{sizeC as hex}.frm`, raw `{buildId}/{file}/{index:012}-{size}.bin`. */
+  /**
+   * `{buildId}/{file}/{startC as 16 hex}-{sizeC as hex}.frm`, raw `{buildId}/{file}/{index:012}-{size}.bin`;
+   * a raw chunk off the 4 MiB grid (a raw build's digested chunks follow its frame size):
+   * `{buildId}/{file}/{startU as 16 hex}-{sizeU as hex}.raw`.
+   */
   entryPath(ref: FrameRef): string {
     const base = join(this.dir, ref.buildId, storageName(ref.kind))
-    if (ref.codec !== 'none') {
-      return join(base, `${ref.startC.toString(16).padStart(16, '0')}-${ref.sizeC.toString(16)}.frm`)
-    }
-    if (ref.startU % RAW_CHUNK_SIZE !== 0) {
-      throw new InvalidArgumentError(`raw chunk must start at a multiple of ${RAW_CHUNK_SIZE}, found ${ref.startU}`)
-    }
+    const hex16 = (n: number) => n.toString(16).padStart(16, '0')
+    if (ref.codec !== 'none') return join(base, `${hex16(ref.startC)}-${ref.sizeC.toString(16)}.frm`)
     // The size is the chunk's own length, so a last chunk cut shorter never collides with a full one.
-    return join(base, `${String(ref.startU / RAW_CHUNK_SIZE).padStart(12, '0')}-${ref.sizeU}.bin`)
+    if (ref.startU % RAW_CHUNK_SIZE === 0) return join(base, `${String(ref.startU / RAW_CHUNK_SIZE).padStart(12, '0')}-${ref.sizeU}.bin`)
+    return join(base, `${hex16(ref.startU)}-${ref.sizeU.toString(16)}.raw`)
+  }
+
+  /** Frames and digested raw chunks: what the fetcher can verify when it reads them back. */
+  keeps(ref: FrameRef): boolean {
+    return ref.codec !== 'none' || ref.digest !== undefined
   }
 
   async fetch(ref: FrameRef, _signal: AbortSignal): Promise<Uint8Array | null> {
+    if (!this.keeps(ref)) return null
     let fh: Awaited<ReturnType<typeof open>>
     try {
       fh = await open(this.entryPath(ref), 'r')
@@ -104,6 +113,7 @@ export class SharedCacheSource implements FrameSource {
 
   /** Fire-and-forget write of VERIFIED bytes: never blocks the read, errors are logged, bounded in flight. */
   offer(ref: FrameRef, verified: Uint8Array): void {
+    if (!this.keeps(ref)) return
     if (this.pending.size >= this.maxPending) {
       this.countWrite('dropped')
       return

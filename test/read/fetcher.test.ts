@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { test } from 'node:test'
 import { createRegistry } from '../../src/obs/metrics.ts'
+import { sha256Of } from '../../src/format/raw-digests.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
 import { SharedCacheSource } from '../../src/read/shared-cache.ts'
@@ -67,7 +68,8 @@ test('a corrupted shared-cache entry is detected, deleted, refetched from storag
 
 test('a wrong-sized shared entry counts as corrupt too', async () => {
   await withTmp(async (dir) => {
-    const { storage, ref } = await fixture('none')
+    const { storage, framed, ref: bare } = await fixture('none')
+    const ref = { ...bare, digest: sha256Of(framed.plain.subarray(bare.startU, bare.startU + bare.sizeU)) } // the shared cache keeps digested raw chunks only
     const shared = new SharedCacheSource({ dir })
     await mkdir(dirname(shared.entryPath(ref)), { recursive: true })
     await writeFile(shared.entryPath(ref), Buffer.alloc(ref.sizeC - 1))
@@ -302,4 +304,48 @@ test('retryAfterPenalty: a source that declares it is asked once more after a ve
   Object.assign(failing, { retryAfterPenalty: true, fail: new Error('reset') })
   await new FrameFetcher({ storage, peers: failing }).fetch(ref, signal)
   assert.equal(failing.calls, 1)
+})
+
+test('regression: a rotten raw chunk without a digest in the shared cache is served as data (item 1)', async () => {
+  await withTmp(async (dir) => {
+    // A legacy raw build: its header gives no SHA-256 per chunk, so a copy in the shared directory
+    // could only be checked for its size. One with the right size and rotten bytes sits there.
+    const { storage, framed, ref } = await fixture('none')
+    const good = framed.plain.subarray(ref.startU, ref.startU + ref.sizeU)
+    const shared = new SharedCacheSource({ dir })
+    await mkdir(dirname(shared.entryPath(ref)), { recursive: true })
+    await writeFile(shared.entryPath(ref), flipByte(good))
+    const fetcher = new FrameFetcher({ storage, shared })
+    assert.ok(Buffer.from(await fetcher.fetch(ref, signal)).equals(good), 'the bytes of the original, not the shared copy')
+    assert.equal(storage.calls, 1)
+    await shared.idle()
+    assert.ok(Buffer.from(await readFile(shared.entryPath(ref))).equals(flipByte(good)), 'and none written over it either')
+    // With the chunk's SHA-256 (a raw build that carries digests), the shared copy is checked, found
+    // rotten, removed and replaced by the verified one; then read from there.
+    const digested = { ...ref, digest: sha256Of(good) }
+    assert.ok(Buffer.from(await fetcher.fetch(digested, signal)).equals(good))
+    assert.equal(storage.calls, 2)
+    await shared.idle()
+    assert.ok(Buffer.from(await readFile(shared.entryPath(digested))).equals(good))
+    assert.ok(Buffer.from(await fetcher.fetch(digested, signal)).equals(good))
+    assert.equal(storage.calls, 2, 'read back from the shared cache')
+  })
+})
+
+test('a digested raw chunk off the 4 MiB grid is kept and read back by the shared cache, with no source error', async () => {
+  await withTmp(async (dir) => {
+    const reg = createRegistry()
+    const { storage, framed } = await fixture('none')
+    const bare = refOf(newId(), 'memfile', framed.table, 1) // starts at 64 KiB
+    storage.put(bare.buildId, 'memfile', framed.stored, 'none')
+    const good = framed.plain.subarray(bare.startU, bare.startU + bare.sizeU)
+    const ref = { ...bare, digest: sha256Of(good) }
+    const shared = new SharedCacheSource({ dir })
+    const fetcher = new FrameFetcher({ storage, shared, metrics: new ReadMetrics(reg) })
+    assert.ok(Buffer.from(await fetcher.fetch(ref, signal)).equals(good))
+    await shared.idle()
+    assert.ok(Buffer.from(await fetcher.fetch(ref, signal)).equals(good))
+    assert.equal(storage.calls, 1, 'the second read came from the shared cache')
+    assert.equal(await metricValue(reg, 'snapswarm_frame_source_errors_total', 'shared'), 0)
+  })
 })
