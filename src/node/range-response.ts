@@ -127,6 +127,10 @@ class ChunkWriter {
 
   send(lease: Lease): Promise<void> {
     const { buf } = lease
+    if (this.res.destroyed) {
+      lease.release() // the connection is gone: nothing will read this buffer
+      return Promise.resolve()
+    }
     return new Promise<void>((resolve) => {
       let left = Math.ceil(buf.byteLength / SLICE)
       let settled = false
@@ -137,15 +141,18 @@ class ChunkWriter {
         lease.release()
         resolve()
       }
+      // Every write's callback runs, with an error once the connection is gone; 'close' is the backstop.
       this.res.once('close', done)
       for (let off = 0; off < buf.byteLength; off += SLICE) {
         if (this.pending++ === 0) this.timer.refresh() // the clock runs only while the client owes us progress
         const slice = buf.subarray(off, off + SLICE)
         this.res.write(slice, (err) => {
           this.pending--
-          if (err) return this.onBroken(err) // the socket is gone: 'close' follows and releases the lease
-          this.taken += slice.byteLength
-          this.timer.refresh()
+          if (err) this.onBroken(err)
+          else {
+            this.taken += slice.byteLength
+            this.timer.refresh()
+          }
           if (--left === 0) done()
         })
       }
