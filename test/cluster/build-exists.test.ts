@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,10 +23,12 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
 let dir: string
 let storage: string
+let common: string[]
 let reader: NodeProc
 let slow: NodeProc
 let fast: NodeProc
 let seed = 60
+const extra: NodeProc[] = []
 
 async function memfile(size: number): Promise<{ path: string; data: Buffer }> {
   const data = new VmDataGenerator(++seed).next(size)
@@ -74,7 +77,7 @@ before(async () => {
   await writeClusterKey(key)
   const config = join(dir, 'config.json')
   await writeFile(config, JSON.stringify({ peers: { announceIntervalMs: 300, announceTtlMs: 3000 }, switchover: { finalHeaderPollMs: 2000 } }))
-  const common = ['--storage', storage, '--cluster-key', key, '--config', config]
+  common = ['--storage', storage, '--cluster-key', key, '--config', config]
   reader = await startNode([...common, '--data-dir', join(dir, 'reader')])
   const boot = ['--bootstrap', reader.addrs[0]]
   ;[slow, fast] = await Promise.all([
@@ -84,7 +87,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.allSettled([reader, slow, fast].map((n) => n?.kill()))
+  await Promise.allSettled([reader, slow, fast, ...extra].map((n) => n?.kill()))
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -123,4 +126,30 @@ test('regression: the same build id paused on two nodes, the later upload overwr
     assert.equal(late.body.error, 'ERR_BUILD_EXISTS')
     await checkStored(id, a.data)
   }
+})
+
+test('an origin killed -9 mid-upload keeps its claim: another node cannot take the id, the restarted origin finishes its own build', async () => {
+  const id = randomUUID()
+  const a = await memfile(8 * MiB)
+  const b = await memfile(8 * MiB)
+  const dataDir = join(dir, 'killed')
+  const boot = ['--bootstrap', reader.addrs[0]]
+  const origin = await startNode([...common, '--data-dir', dataDir, '--upload-rate', '200000', ...boot])
+  extra.push(origin)
+  assert.equal((await pause(origin.api, id, { files: { memfile: a.path } })).status, 202)
+  await waitFor('the upload to start (its claim stored)', async () => existsSync(join(dir, 'bucket', id, 'snapswarm.claim')))
+  await origin.kill()
+  assert.ok(!existsSync(join(dir, 'bucket', id, 'memfile.header')), 'killed before its header')
+
+  assert.equal((await pause(fast.api, id, { files: { memfile: b.path } })).status, 202)
+  const other = await outcome(fast, id)
+  assert.equal(other.state, 'failed')
+  assert.match(other.error ?? '', /ERR_BUILD_EXISTS/)
+
+  const again = await startNode([...common, '--data-dir', dataDir, ...boot])
+  extra.push(again)
+  assert.equal(again.peerId, origin.peerId, 'the same writer')
+  assert.equal((await outcome(again, id)).state, 'uploaded')
+  await checkStored(id, a.data)
+  await checkThirdNode(id, a.data)
 })
