@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { request } from 'node:http'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -157,4 +158,34 @@ test('clients that go away give back their buffers and their place in the queue 
   )
   assert.equal(await metric(n.api, 'snapswarm_http_responses_cut_total'), 0, 'nobody was cut: they left')
   assertExact(await readWhole(n.api))
+})
+
+test('a slow but steady reader is never cut, though its answer takes longer than http.sendTimeoutMs', async () => {
+  const n = await node('steady', { responseBufferBytes: 16 * MiB, maxWaitingReads: 4, responseWaitMs: 60_000, sendTimeoutMs: 2_000 })
+  const [s, e] = [5 * MiB + 3, 11 * MiB + 1]
+  const started = Date.now()
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const req = request(`${n.api}/v1/builds/${id}/memfile`, { headers: { range: `bytes=${s}-${e}` } }, (res) => {
+      const chunks: Buffer[] = []
+      let sincePause = 0
+      res.on('data', (d: Buffer) => {
+        chunks.push(d)
+        sincePause += d.byteLength
+        // About 1.25 MiB/s: six MiB take several send timeouts, yet the client takes bytes all along.
+        if (sincePause >= 128 * 1024) {
+          sincePause = 0
+          res.pause()
+          setTimeout(() => res.resume(), 100)
+        }
+      })
+      res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(new Error('cut'))))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  const took = Date.now() - started
+  assert.ok(body.equals(data.subarray(s, e + 1)), 'every byte as the source')
+  assert.equal(await metric(n.api, 'snapswarm_http_responses_cut_total'), 0, `not cut (the answer took ${took} ms)`)
+  assert.equal(await metric(n.api, 'snapswarm_http_response_bytes'), 0)
 })
