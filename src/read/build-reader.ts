@@ -136,19 +136,21 @@ async function planLayers({ header, kind, lookupLayer }: BuildReaderOptions): Pr
     const table = info?.frames
     // A V4 raw layer knows its data file's size; a V3 one only what this header maps of it.
     const rawEnd = info && info.fileSize >= mappedEnd ? info.fileSize : mappedEnd
+    const contentKey = layerContentKey(header, buildId, kind, info)
     let plan: FramePlanner
     if (info?.digests) plan = digestPlanner(buildId, kind, info.fileSize, info.digests)
-    else plan = table && table.codec !== 'none' ? framePlanner(buildId, kind, table) : rawPlanner(buildId, kind, rawEnd)
-    plans.set(buildId, { plan, contentKey: layerContentKey(header, buildId, kind, info) })
+    else plan = table && table.codec !== 'none' ? framePlanner(buildId, kind, table, contentKey) : rawPlanner(buildId, kind, rawEnd)
+    plans.set(buildId, { plan, contentKey })
   }
   return plans
 }
 
-function framePlanner(buildId: BuildId, kind: FileKind, table: FrameTable): FramePlanner {
+/** Compressed frames carry the layer's content key: the node's frame store keeps contents apart by it. */
+function framePlanner(buildId: BuildId, kind: FileKind, table: FrameTable, content: string): FramePlanner {
   const codec = table.codec
   return (offset) => {
     const f = table.frameAt(offset)
-    return { buildId, kind, codec, startU: f.startU, sizeU: f.sizeU, startC: f.startC, sizeC: f.sizeC }
+    return { buildId, kind, codec, startU: f.startU, sizeU: f.sizeU, startC: f.startC, sizeC: f.sizeC, content }
   }
 }
 

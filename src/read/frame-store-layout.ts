@@ -1,9 +1,11 @@
 /**
  * The layout of the node's own frame store (owned mode, frame-store.ts). An entry's name carries the
- * whole frame reference — `{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}.frm` under
+ * whole frame reference — `{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}[-{content}].frm` under
  * `{buildId}/{memfile|rootfs.ext4}/` — so a restarted node rebuilds its index from a directory listing
  * and can verify an entry (decoding needs the codec and the uncompressed size) without any other
- * record. The shared cache keeps DESIGN §3's names, which other nodes read.
+ * record. `content` is the content key of the header the frame was read under (cache-key.ts): frames
+ * of one build id read under headers that promise different contents never pass for each other. The
+ * shared cache keeps DESIGN §3's names, which other nodes read.
  */
 import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -11,11 +13,12 @@ import { type BuildId, type CodecName, FILE_KINDS, type FileKind, storageName } 
 import { isBuildId } from '../format/uuid.ts'
 import type { FrameRef } from './source.ts'
 
-const NAME = /^(none|zstd|lz4)-([0-9a-f]{16})-([0-9a-f]{1,13})-([0-9a-f]{1,13})-([0-9a-f]{1,13})\.frm$/
+const NAME = /^(none|zstd|lz4)-([0-9a-f]{16})-([0-9a-f]{1,13})-([0-9a-f]{1,13})-([0-9a-f]{1,13})(?:-([0-9a-f]{32}))?\.frm$/
 
 export function entryName(ref: FrameRef): string {
   const hex = (n: number) => n.toString(16)
-  return `${ref.codec}-${ref.startC.toString(16).padStart(16, '0')}-${hex(ref.sizeC)}-${hex(ref.startU)}-${hex(ref.sizeU)}.frm`
+  const content = ref.content === undefined ? '' : `-${ref.content}`
+  return `${ref.codec}-${ref.startC.toString(16).padStart(16, '0')}-${hex(ref.sizeC)}-${hex(ref.startU)}-${hex(ref.sizeU)}${content}.frm`
 }
 
 /** The reference an entry name stands for; null for anything else (temp files, locks, strangers). */
@@ -26,7 +29,9 @@ export function parseEntryName(buildId: BuildId, kind: FileKind, name: string): 
   if (![startC, sizeC, startU, sizeU].every(Number.isSafeInteger) || sizeC <= 0 || sizeU <= 0) return null
   const codec = m[1] as CodecName
   if (codec === 'none' && (startC !== startU || sizeC !== sizeU)) return null
-  return { buildId, kind, codec, startC, sizeC, startU, sizeU }
+  const ref: FrameRef = { buildId, kind, codec, startC, sizeC, startU, sizeU }
+  if (m[6] !== undefined) ref.content = m[6]
+  return ref
 }
 
 /** What a peer's GetFrames names: a frame of a file by codec and compressed range. */
@@ -34,8 +39,18 @@ export function frameKey(kind: FileKind, codec: CodecName, startC: number, sizeC
   return `${kind}/${codec}/${startC}/${sizeC}`
 }
 
+/** The same frame of the same promised content (a ref without a content key matches only one without). */
 export function sameRef(a: FrameRef, b: FrameRef): boolean {
-  return a.buildId === b.buildId && a.kind === b.kind && a.codec === b.codec && a.startC === b.startC && a.sizeC === b.sizeC && a.startU === b.startU && a.sizeU === b.sizeU
+  return (
+    a.buildId === b.buildId &&
+    a.kind === b.kind &&
+    a.codec === b.codec &&
+    a.startC === b.startC &&
+    a.sizeC === b.sizeC &&
+    a.startU === b.startU &&
+    a.sizeU === b.sizeU &&
+    a.content === b.content
+  )
 }
 
 export function kindFromDir(name: string): FileKind | undefined {

@@ -40,6 +40,8 @@ const MAX_FORBIDDEN = 4096
 
 interface BuildEntry {
   readonly id: BuildId
+  /** The content key every frame here was read under: one content per build (see `add`). */
+  readonly content: string | undefined
   /** By frameKey(kind, codec, startC, sizeC): what a peer's request names. */
   readonly frames: Map<string, FrameRef>
   bytes: number
@@ -56,6 +58,8 @@ export class FrameStore extends SharedCacheSource {
   private readonly byBuild = new Map<BuildId, BuildEntry>()
   private readonly pins = new Map<BuildId, number>()
   private readonly deleting = new Map<BuildId, Promise<void>>()
+  /** Deletions of frames replaced by another content of their build (see forgetContent). */
+  private readonly removing = new Set<Promise<void>>()
   private readonly forbidden = new Map<BuildId, true>()
   private readonly listeners = new Set<(c: StoreChange) => void>()
   private evicting: Promise<void> | null = null
@@ -82,7 +86,7 @@ export class FrameStore extends SharedCacheSource {
     return store
   }
 
-  /** Owned: `{buildId}/{file}/{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}.frm`; shared: DESIGN §3. */
+  /** Owned: `{buildId}/{file}/{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}[-{content}].frm`; shared: DESIGN §3. */
   override entryPath(ref: FrameRef): string {
     if (this.mode === 'shared') return super.entryPath(ref)
     return join(this.dir, ref.buildId, storageName(ref.kind), entryName(ref))
@@ -228,7 +232,9 @@ export class FrameStore extends SharedCacheSource {
   /** Background writes and deletions have ended (tests, shutdown). */
   override async idle(): Promise<void> {
     await super.idle()
-    while (this.evicting || this.deleting.size > 0) await Promise.all([this.evicting, ...this.deleting.values()])
+    while (this.evicting || this.deleting.size > 0 || this.removing.size > 0) {
+      await Promise.all([this.evicting, ...this.deleting.values(), ...this.removing])
+    }
   }
 
   protected override countWrite(result: SharedWriteResult | 'failed' | 'dropped'): void {
@@ -250,7 +256,11 @@ export class FrameStore extends SharedCacheSource {
     }
     let b = this.byBuild.get(ref.buildId)
     const isNew = b === undefined
-    b ??= { id: ref.buildId, frames: new Map(), bytes: 0 }
+    if (b && b.content !== ref.content) {
+      this.forgetContent(b)
+      b = undefined
+    }
+    b ??= { id: ref.buildId, content: ref.content, frames: new Map(), bytes: 0 }
     const key = frameKey(ref.kind, ref.codec, ref.startC, ref.sizeC)
     const had = b.frames.get(key)
     // Same key, other geometry (startU/sizeU): the newer one is served. Its file has another name
@@ -265,6 +275,24 @@ export class FrameStore extends SharedCacheSource {
     this.gauges()
     if (isNew) this.emit({ buildId: ref.buildId, present: true })
     this.evictIfNeeded()
+  }
+
+  /**
+   * A frame read under a header that promises other content than the build's frames here: those go
+   * (their files too, in owned mode), so the store holds one content per build id and a peer asking by
+   * compressed range gets frames of the content last read here.
+   */
+  private forgetContent(b: BuildEntry): void {
+    this.byBuild.delete(b.id)
+    this.total -= b.bytes
+    if (this.mode === 'owned') {
+      const gone = Promise.all([...b.frames.values()].map((f) => rm(this.entryPath(f), { force: true })))
+        .then(() => {})
+        .catch((err: unknown) => this.log.warn({ err, buildId: b.id }, 'frame store could not delete frames of another content'))
+        .finally(() => this.removing.delete(gone))
+      this.removing.add(gone)
+    }
+    this.log.info({ buildId: b.id, frames: b.frames.size }, 'frame store dropped frames read under another content of the build')
   }
 
   private unindex(ref: FrameRef): void {

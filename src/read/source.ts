@@ -25,6 +25,12 @@ export interface FrameRef {
    * build's chunk digest): checked before the bytes are used. Sources ignore it.
    */
   digest?: Uint8Array
+  /**
+   * The content the header promises for this layer (the chunk cache's content key, cache-key.ts): a
+   * store that keeps frames across headers keeps those of different contents apart by it, so a header
+   * that promises other content for the same build id is never served the old frames. Sources ignore it.
+   */
+  content?: string
 }
 
 export interface FrameSource {

@@ -6,7 +6,7 @@
  * compared with the source.
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -17,6 +17,7 @@ import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
 import { BuildReader } from '../../src/read/build-reader.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
+import { FrameStore } from '../../src/read/frame-store.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
 import { dataObjectName, StorageSource } from '../../src/read/source.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
@@ -264,6 +265,33 @@ test('junk where cache files belong (directories, temp files, strangers) never s
     assert.equal(cache.bytes, 0)
     assert.deepEqual(await readdir(join(dir, 'cache')), [], 'the build file went with its data, the stranger too')
     assert.ok((await readVia(cache, f.header)).equals(f.plain))
+    await cache.close()
+  })
+})
+
+test('regression: the frame store serves a frame of the old content to a header with another digest (item 2, readers)', async () => {
+  await withTmp(async (dir) => {
+    // Incompressible data: 16 flipped bytes leave every compressed frame the same size, so both
+    // contents have the same frame table and only the bytes (and the SHA-256) tell them apart.
+    const store = await FsStore.open(join(dir, 'bucket'))
+    const id = newId()
+    const a = randomBytes(SIZE)
+    const b = Buffer.from(a)
+    for (let i = 0; i < 16; i++) b[300 * KiB + i] ^= 0x5a
+    const frames = await FrameStore.open({ mode: 'owned', dir: join(dir, 'frames'), maxBytes: 1 << 30 })
+    const storage = new CountingSource(new StorageSource(store))
+    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 1 << 30, fetcher: new FrameFetcher({ storage, shared: frames }) })
+    const first = await publish(store, id, a, 'zstd', FRAME)
+    assert.ok((await readVia(cache, first.header)).equals(a))
+    await frames.idle() // every verified frame is in the frame store now
+    const second = await publish(store, id, b, 'zstd', FRAME)
+    assert.deepEqual(second.header.builds.get(id)!.frames.frames, first.header.builds.get(id)!.frames.frames, 'same geometry')
+    assert.ok((await readVia(cache, second.header)).equals(b), 'the new header reads its own content')
+    assert.equal(storage.calls, 2 * SIZE / FRAME, 'every frame of the new content came from storage, none from the frame store')
+    await frames.idle()
+    // The frame store now holds the new content only (a peer asking by range gets the content last read).
+    const reopened = await FrameStore.open({ mode: 'owned', dir: join(dir, 'frames'), maxBytes: 1 << 30 })
+    assert.equal(reopened.bytes, (await stat(join(dir, 'bucket', dataObjectName(id, 'memfile', 'zstd')))).size)
     await cache.close()
   })
 })

@@ -1,7 +1,7 @@
 /** The node's frame store (issue 5): index, verified reads for peers, LRU by build, restart, shared mode. */
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { test } from 'node:test'
 import type { BuildId } from '../../src/format/types.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
@@ -253,4 +253,27 @@ test('a flipped, truncated or deleted frame-store entry is never served to a loc
       }
     })
   }
+})
+
+test('owned: frames carry the content key they were read under; another content of the build replaces them, also after a restart', async () => {
+  await withTmp(async (dir) => {
+    const store = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    const b = await build(2, 31)
+    const [ka, kb] = ['a'.repeat(32), 'b'.repeat(32)]
+    const under = (r: FrameRef, content: string): FrameRef => ({ ...r, content })
+    for (const r of b.refs) await store.store(under(r, ka), bytesOf(b, r))
+    assert.match(store.entryPath(under(b.refs[0], ka)), new RegExp(`-${ka}\\.frm$`))
+    assert.ok(store.has(under(b.refs[0], ka)))
+    assert.ok(!store.has(under(b.refs[0], kb)), 'another promised content is another frame')
+    assert.equal(await store.fetch(under(b.refs[0], kb), signal), null)
+    // A frame of the other content arrives: the build's frames of the first one go, files included.
+    await store.store(under(b.refs[1], kb), bytesOf(b, b.refs[1]))
+    await store.idle()
+    assert.ok(!store.has(under(b.refs[0], ka)))
+    assert.equal(store.bytes, b.refs[1].sizeC)
+    assert.deepEqual(await readdir(dirname(store.entryPath(b.refs[0]))), [basename(store.entryPath(under(b.refs[1], kb)))])
+    const again = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
+    assert.ok(again.has(under(b.refs[1], kb)), 'the content key comes back from the name')
+    assert.deepEqual(again.lookup(b.id, 'memfile', 'zstd', b.refs[1].startC, b.refs[1].sizeC), under(b.refs[1], kb))
+  })
 })
