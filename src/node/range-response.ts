@@ -79,6 +79,7 @@ export async function sendRange(deps: RangeResponseDeps, a: RangeAnswer): Promis
       pos += n
     }
     await raceAbort(Promise.all(inflight), signal)
+    if (!res.headersSent) writeHead(res, a) // an empty file: no chunk was read
     res.end()
   } catch (err) {
     if (!res.headersSent && !signal.aborted) throw err
