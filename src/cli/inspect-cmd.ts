@@ -1,6 +1,6 @@
 /** `snapswarm inspect <header-file> [--json]` (issue 2); `--storage` (issue 3) is added by the storage CLI. */
-import { readFile } from 'node:fs/promises'
-import { decodeHeader, type Header } from '../format/header.ts'
+import { decodeHeader, HEADER_LIMITS, type Header } from '../format/header.ts'
+import { readRegularFile } from '../util/regular-file.ts'
 import type { FileKind } from '../format/types.ts'
 import { type VerifyReport, verifyStoredHeader } from '../read/verify-stored.ts'
 import type { ObjectStore } from '../storage/store.ts'
@@ -55,7 +55,8 @@ export function headerSummary(h: Header): string {
 
 export async function inspectCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 1)
-  const header = decodeHeader(await readFile(positionals[0]))
+  // Bounded by the format's header size limit, and a regular file only: `inspect /dev/zero` ends at once.
+  const header = decodeHeader(await readRegularFile(positionals[0], HEADER_LIMITS.maxHeaderBytes, 'header file'))
   process.stdout.write(values.json ? `${JSON.stringify(headerToJson(header))}\n` : headerSummary(header))
   return 0
 }

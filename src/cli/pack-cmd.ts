@@ -1,14 +1,15 @@
 /** `snapswarm pack` and `snapswarm unpack` (issue 2 CLI contract). */
-import { open, readFile, stat } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { decodeHeader } from '../format/header.ts'
+import { decodeHeader, HEADER_LIMITS } from '../format/header.ts'
 import { resolve } from '../format/mapping.ts'
 import { DEFAULT_BLOCK_SIZE, DEFAULT_FRAME_SIZE, NIL_BUILD_ID, codecSuffix, storageName, type FileKind } from '../format/types.ts'
 import { randomBuildId } from '../format/uuid.ts'
 import { writeFramedRange } from '../pack/local-reader.ts'
 import { pack } from '../pack/pack.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
+import { openRegularFile, readRegularFile } from '../util/regular-file.ts'
 import { ProgressBar, formatBytes } from './progress.ts'
 
 const KINDS = ['memfile', 'rootfs'] as const
@@ -62,11 +63,14 @@ export async function unpackCommand(argv: string[]): Promise<number> {
   const kind: FileKind = choiceFlag(values, 'kind', KINDS, 'memfile')
   const dir = positionals[0]
   const name = storageName(kind)
-  const header = decodeHeader(await readFile(join(dir, `${name}.header`)))
+  const header = decodeHeader(await readRegularFile(join(dir, `${name}.header`), HEADER_LIMITS.maxHeaderBytes))
   const info = header.builds.get(header.buildId)
   const dataPath = join(dir, name + codecSuffix(info?.frames.codec ?? 'none'))
-  const data = await open(dataPath, 'r')
-  const out = await open(requiredString(values, 'out'), 'w')
+  const data = (await openRegularFile(dataPath)).handle
+  const out = await open(requiredString(values, 'out'), 'w').catch(async (err) => {
+    await data.close()
+    throw err
+  })
   const bar = new ProgressBar(`unpack ${kind}`, header.size)
   try {
     const step = 16 * 1024 * 1024

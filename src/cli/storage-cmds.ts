@@ -1,6 +1,8 @@
 
 import { type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
+import { MAX_BLOB_BYTES } from '../p2p/constants.ts'
 import { openStore } from '../storage/url.ts'
+import { openRegularFile } from '../util/regular-file.ts'
 import { loadConfig } from '../config/load.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
 import { type ByteRange, type UploadProgress, parseRanges, uploadBuild } from '../upload/build-upload.ts'
@@ -34,6 +36,8 @@ export async function pushCommand(argv: string[]): Promise<number> {
   const config = await loadConfig({ file: values.config as string | undefined, codec: values.codec as string | undefined, level: values.level as string | undefined })
   const dirty = parseDirtyFlags(values.dirty as string[] | undefined, values)
   if (!parent && Object.keys(dirty).length > 0) throw new UsageError('--dirty needs --parent (without a parent each file is a whole single-layer build)')
+  const files = { memfile: values.memfile as string, rootfs: values.rootfs as string, snapfile: values.snapfile as string, metadata: values.metadata as string }
+  await checkInputFiles(files)
   const store = await storeFrom(values)
   const bars = new Map<FileKind, ProgressBar>()
   const started = performance.now()
@@ -42,7 +46,7 @@ export async function pushCommand(argv: string[]): Promise<number> {
       store,
       buildId,
       parent,
-      files: { memfile: values.memfile as string, rootfs: values.rootfs as string, snapfile: values.snapfile as string, metadata: values.metadata as string },
+      files,
       dirty,
       useCase: choiceFlag(values, 'use-case', ['build', 'pause'] as const, 'build'),
       compression: config.compression,
@@ -67,6 +71,19 @@ export async function pushCommand(argv: string[]): Promise<number> {
     return 0
   } finally {
     await store.close()
+  }
+}
+
+/**
+ * Every file push will read is a regular file (a FIFO or a device would block or never end) and a
+ * blob is within the size peers and the node accept; checked before anything is uploaded.
+ */
+async function checkInputFiles(files: Record<'memfile' | 'rootfs' | 'snapfile' | 'metadata', string | undefined>): Promise<void> {
+  for (const [name, path] of Object.entries(files)) {
+    if (!path) continue
+    const blob = name === 'snapfile' || name === 'metadata'
+    const f = await openRegularFile(path, { what: `--${name}`, maxBytes: blob ? MAX_BLOB_BYTES : undefined })
+    await f.handle.close()
   }
 }
 

@@ -10,6 +10,7 @@ import { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader, type Header } from '../format/header.ts'
 import { singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
+import { openRegularFile } from '../util/regular-file.ts'
 import { frameFile, type FramingResult } from './framer.ts'
 
 export interface PackOptions {
@@ -49,7 +50,8 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   const dataPath = join(opts.outDir, name + codecSuffix(opts.codec))
   const headerPath = join(opts.outDir, `${name}.header`)
   const tmp = `${dataPath}.tmp.${process.pid}`
-  const input = await open(opts.input, 'r')
+  // A regular file only (a FIFO or a device would block or never end), read up to the size it had when opened.
+  const { handle: input, identity } = await openRegularFile(opts.input, { what: 'input' })
   let framed: FramingResult
   try {
     const out = await open(tmp, 'w')
@@ -62,6 +64,7 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
           await out.write(stored, 0, stored.byteLength, pos)
           pos += stored.byteLength
         },
+        { offset: 0, length: identity.size },
       )
       await out.sync()
     } finally {
