@@ -151,13 +151,64 @@ export class PresenceMap {
     out.writeUInt32LE(PAGE_SIZE, 8)
     out.writeUInt32LE(pages, 12)
     out.set(this.bits, HEADER_BYTES)
-    let at = HEADER_BYTES + this.bits.length
-    forEachSet(this.bits, (p) => {
-      out.writeUInt32LE(this.crcOf(p), at)
-      at += 4
-    })
-    out.writeUInt32LE(crc32(out.subarray(0, at)), at)
+    const at = HEADER_BYTES + this.bits.length
+    putU32s(out, at, this.presentCrcs())
+    const end = at + 4 * this.count
+    out.writeUInt32LE(crc32(out.subarray(0, end)), end)
     return { bytes: out, generation: this.generation }
+  }
+
+  /** The CRCs of the present pages in page order (a chunk of CRCs at a time: an 8 GiB file is 2M pages). */
+  private presentCrcs(): Uint32Array {
+    const out = new Uint32Array(this.count)
+    let n = 0
+    this.eachChunk((key, chunk, full) => {
+      if (full) {
+        out.set(chunk, n) // the common case (a file read sequentially): one copy per chunk
+        n += CRC_CHUNK_PAGES
+        return
+      }
+      for (let i = 0; i < CRC_CHUNK_PAGES; i++) if (this.has(key * CRC_CHUNK_PAGES + i)) out[n++] = chunk[i]
+    })
+    return out
+  }
+
+  /** The inverse of presentCrcs: `list` holds the CRC of every present page in page order. */
+  private assignCrcs(list: Uint32Array): void {
+    let n = 0
+    this.eachChunk((key, chunk, full) => {
+      if (full) {
+        chunk.set(list.subarray(n, n + CRC_CHUNK_PAGES))
+        n += CRC_CHUNK_PAGES
+        return
+      }
+      for (let i = 0; i < CRC_CHUNK_PAGES; i++) if (this.has(key * CRC_CHUNK_PAGES + i)) chunk[i] = list[n++]
+    })
+  }
+
+  /**
+   * Calls `fn` for every CRC chunk with a present page (allocating it if needed), in page order, with
+   * whether all of its pages are present.
+   */
+  private eachChunk(fn: (key: number, chunk: Uint32Array, full: boolean) => void): void {
+    const perChunk = CRC_CHUNK_PAGES / 8
+    for (let key = 0; key * perChunk < this.bits.length; key++) {
+      const from = key * perChunk
+      const to = Math.min(this.bits.length, from + perChunk)
+      let or = 0
+      let and = 0xff
+      for (let i = from; i < to; i++) {
+        or |= this.bits[i]
+        and &= this.bits[i]
+      }
+      if (or === 0) continue
+      let chunk = this.crcs.get(key)
+      if (!chunk) {
+        chunk = new Uint32Array(CRC_CHUNK_PAGES)
+        this.crcs.set(key, chunk)
+      }
+      fn(key, chunk, to - from === perChunk && and === 0xff)
+    }
   }
 
   /** Write a snapshot atomically (temp + rename); the caller has made the data durable first. */
@@ -195,11 +246,7 @@ export class PresenceMap {
     const map = new PresenceMap(new Uint8Array(buf.subarray(HEADER_BYTES, bitsEnd)))
     const crcEnd = bitsEnd + 4 * map.count
     if (buf.length !== crcEnd + 4 || crc32(buf.subarray(0, crcEnd)) !== buf.readUInt32LE(crcEnd)) return null
-    let at = bitsEnd
-    forEachSet(map.bits, (p) => {
-      map.setCrc(p, buf.readUInt32LE(at))
-      at += 4
-    })
+    map.assignCrcs(getU32s(buf, bitsEnd, map.count))
     return map
   }
 
@@ -242,12 +289,20 @@ function firstClear(bits: Uint8Array, first: number, end: number): number {
   return -1
 }
 
-function forEachSet(bits: Uint8Array, fn: (page: number) => void): void {
-  for (let i = 0; i < bits.length; i++) {
-    const b = bits[i]
-    if (b === 0) continue
-    for (let j = 0; j < 8; j++) if (b & (1 << j)) fn(i * 8 + j)
-  }
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
+/** Write `list` as little-endian u32s at `at`. */
+function putU32s(out: Buffer, at: number, list: Uint32Array): void {
+  if (LITTLE_ENDIAN) out.set(new Uint8Array(list.buffer, list.byteOffset, list.byteLength), at)
+  else for (let i = 0; i < list.length; i++) out.writeUInt32LE(list[i], at + 4 * i)
+}
+
+/** `n` little-endian u32s from `at`. */
+function getU32s(buf: Buffer, at: number, n: number): Uint32Array {
+  const list = new Uint32Array(n)
+  if (LITTLE_ENDIAN) new Uint8Array(list.buffer).set(buf.subarray(at, at + 4 * n))
+  else for (let i = 0; i < n; i++) list[i] = buf.readUInt32LE(at + 4 * i)
+  return list
 }
 
 function copyInto(dst: Uint8Array, src: Uint8Array): Uint8Array {

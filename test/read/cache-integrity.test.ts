@@ -16,6 +16,7 @@ import type { BuildId, CodecName } from '../../src/format/types.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
 import { BuildReader } from '../../src/read/build-reader.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
+import { PresenceMap } from '../../src/read/presence.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { FrameStore } from '../../src/read/frame-store.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
@@ -293,5 +294,32 @@ test('regression: the frame store serves a frame of the old content to a header 
     const reopened = await FrameStore.open({ mode: 'owned', dir: join(dir, 'frames'), maxBytes: 1 << 30 })
     assert.equal(reopened.bytes, (await stat(join(dir, 'bucket', dataObjectName(id, 'memfile', 'zstd')))).size)
     await cache.close()
+  })
+})
+
+test('the presence record round-trips every present page and its CRC (full, partial and empty CRC chunks)', async () => {
+  await withTmp(async (dir) => {
+    const map = new PresenceMap()
+    let x = 7
+    const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0)
+    const want = new Map<number, number>()
+    const put = (first: number, n: number) => {
+      const crcs = Uint32Array.from({ length: n }, next)
+      map.setRange(first, crcs)
+      for (const [i, c] of crcs.entries()) want.set(first + i, c)
+    }
+    put(0, 2048) // two full chunks
+    put(5000, 3) // a partial chunk
+    put(4090, 10) // across a chunk boundary
+    put(70_000, 1) // far away, alone
+    assert.equal(map.drop(1000, 1002), 2)
+    want.delete(1000)
+    want.delete(1001)
+    await map.save(join(dir, 'm'), map.snapshot())
+    const loaded = await PresenceMap.load(join(dir, 'm'))
+    assert.equal(loaded.count, want.size)
+    for (const [page, crc] of want) assert.equal(loaded.crcOf(page), crc, `page ${page}`)
+    for (const page of [1000, 1001, 2048, 4089, 4100, 69_999, 70_001]) assert.ok(!loaded.has(page), `page ${page} absent`)
+    assert.ok(!loaded.isChecked(0), 'nothing loaded counts as checked')
   })
 })
