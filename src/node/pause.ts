@@ -29,7 +29,7 @@ import { frameFile } from '../pack/framer.ts'
 import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
 import { headerObjectName } from '../read/open.ts'
 import { type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
-import { BuildExistsError, type BuildWriter, contentDigest, putBuildObject, writeClaimedBuild } from '../upload/claim.ts'
+import { BuildExistsError, type BuildWriter, contentDigest, dropClaimOf, putBuildObject, writeClaimedBuild } from '../upload/claim.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import { identityDiff, openRegularFile, readHandleFully, type RegularFile } from '../util/regular-file.ts'
 import type { FramedRecord, LocalBuild, LocalBuilds, PauseRequest, SourceName } from './local-builds.ts'
@@ -141,6 +141,7 @@ export class PauseManager {
     const kinds = FILE_KINDS.filter((k) => build.request.files[k])
     const stored = await Promise.all(kinds.map((k) => this.deps.store.exists(headerObjectName(build.id, k)).catch(() => false)))
     if (kinds.length > 0 && stored.every(Boolean)) {
+      await dropClaimOf(this.deps.store, build.id, this.writer())
       await this.deps.builds.setState(build, 'uploaded')
       this.deps.onState(build)
       return
@@ -345,7 +346,11 @@ export class PauseManager {
       const bytes = await readFile(join(this.deps.builds.buildDir(build.id), blobName(blob)))
       blobs.push({ name: blobName(blob), sha256: createHash('sha256').update(bytes).digest() })
     }
-    return { writer: this.deps.writer ?? `node@${hostname()}`, digest: contentDigest(build.request.parent, files, blobs) }
+    return { writer: this.writer(), digest: contentDigest(build.request.parent, files, blobs) }
+  }
+
+  private writer(): string {
+    return this.deps.writer ?? `node@${hostname()}`
   }
 
   private async uploadObjects(

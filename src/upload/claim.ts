@@ -180,6 +180,19 @@ export async function releaseBuild(store: ObjectStore, buildId: BuildId): Promis
 }
 
 /**
+ * Removes the claim of a build found complete in storage if `writer` holds it: what an owner that
+ * died between its last header and dropping the claim left behind. Best effort.
+ */
+export async function dropClaimOf(store: ObjectStore, buildId: BuildId, writer: string): Promise<void> {
+  try {
+    const found = await readClaim(store, buildId)
+    if (typeof found !== 'string' && found.writer === writer) await store.delete(claimObjectName(buildId))
+  } catch {
+    // A claim left on a complete build is harmless: readers never open it, writers are refused anyway.
+  }
+}
+
+/**
  * A create-only put by the build's claim owner: an object already stored under the name is accepted
  * if it holds exactly these bytes (our own earlier attempt, or our request that landed before its
  * retry); other bytes are a BuildExistsError.

@@ -8,13 +8,15 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { openStoredBuildFile } from '../../src/read/open.ts'
 import { openStore } from '../../src/storage/url.ts'
+import { uploadBuild } from '../../src/upload/build-upload.ts'
+import { claimObjectName } from '../../src/upload/claim.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from './procs.ts'
 
@@ -150,6 +152,38 @@ test('an origin killed -9 mid-upload keeps its claim: another node cannot take t
   extra.push(again)
   assert.equal(again.peerId, origin.peerId, 'the same writer')
   assert.equal((await outcome(again, id)).state, 'uploaded')
+  await checkStored(id, a.data)
+  await checkThirdNode(id, a.data)
+})
+
+test('an origin killed after its headers were stored marks the build uploaded after a restart, uploads nothing twice and drops its claim', async () => {
+  const id = randomUUID()
+  const a = await memfile(8 * MiB)
+  const dataDir = join(dir, 'finished')
+  const boot = ['--bootstrap', reader.addrs[0]]
+  const origin = await startNode([...common, '--data-dir', dataDir, '--upload-rate', '200000', ...boot])
+  extra.push(origin)
+  assert.equal((await pause(origin.api, id, { files: { memfile: a.path } })).status, 202)
+  const claim = join(dir, 'bucket', claimObjectName(id))
+  await waitFor('the upload to start (its claim stored)', async () => existsSync(claim))
+  await origin.kill()
+  // Finish the upload as the origin would have (same writer, same content and settings: its claim
+  // lets it on), and leave the claim as if it died right after its last header.
+  const store = await openStore(storage)
+  try {
+    await uploadBuild({ store, buildId: id, files: { memfile: a.path }, useCase: 'pause', writer: `node:${origin.peerId}` })
+    await store.put(claimObjectName(id), Buffer.from(JSON.stringify({ writer: `node:${origin.peerId}`, digest: 'left' })))
+  } finally {
+    await store.close()
+  }
+  const data = join(dir, 'bucket', id, 'memfile.zstd')
+  const before = await stat(data)
+
+  const again = await startNode([...common, '--data-dir', dataDir, ...boot])
+  extra.push(again)
+  assert.equal((await outcome(again, id)).state, 'uploaded')
+  const after = await stat(data)
+  assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the data object was not written again')
   await checkStored(id, a.data)
   await checkThirdNode(id, a.data)
 })
