@@ -130,6 +130,20 @@ test('regression: FIFOs, /dev/zero and /proc files are refused before 202 and ne
   assert.ok((await readAll(node, id, data.byteLength)).equals(data))
 })
 
+test('files of the node itself (its data directory, directly or through a symlink) are refused before 202', async () => {
+  const own = join(dir, 'node', 'own-file')
+  await writeFile(own, Buffer.alloc(4096, 1))
+  const link = join(dir, 'link-into-data-dir')
+  await symlink(own, link)
+  for (const path of [own, link]) {
+    const id = randomUUID()
+    const r = await post(node, id, { files: { memfile: path } })
+    assert.equal(r.status, 400, JSON.stringify(r.body))
+    assert.match(r.body.message!, /is inside the node's data directory or is its cluster key or API token/)
+    assert.equal(await state(node, id), undefined)
+  }
+})
+
 test('a build holds the bytes of the file that was checked, even when another file is renamed over the path right after 202', async () => {
   const original = gen.next(4 * MiB)
   const other = gen.next(4 * MiB)
