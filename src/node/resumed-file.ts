@@ -130,7 +130,8 @@ export class ResumedFile {
       try {
         return await cur.reader.readInto(dst, offset, signal)
       } catch (err) {
-        if (signal?.aborted || !cur.header.incomplete) throw err
+        // A local disk error (the chunk cache file) is not the pending copy's fault: no switchover wait.
+        if (signal?.aborted || !cur.header.incomplete || isLocalIoError(err)) throw err
         if (this.deps.board.get(this.deps.buildId) === 'failed') throw new UploadFailedError(this.deps.buildId)
         if (transitions >= MAX_TRANSITIONS) throw err
         // The pending copy could not serve this read: the upload finished (switch), or the origin is
@@ -188,6 +189,14 @@ export class ResumedFile {
     this.active.retired = true
     if (this.active.inflight === 0) await this.active.reader.close()
   }
+}
+
+/**
+ * An error of this node's own files: sources' failures reach a reader as FrameUnavailableError (the
+ * fetcher wraps them), so a raw system error from a read is the local chunk cache's.
+ */
+function isLocalIoError(err: unknown): boolean {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string'
 }
 
 /**

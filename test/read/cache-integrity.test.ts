@@ -7,12 +7,15 @@
  */
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, open as openFile, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import type { Header } from '../../src/format/header.ts'
 import { singleLayerHeader } from '../../src/format/mapping.ts'
 import type { BuildId, CodecName } from '../../src/format/types.ts'
+import { BuildStatusBoard } from '../../src/node/build-status.ts'
+import { ResumedFile } from '../../src/node/resumed-file.ts'
+import { silentLogger } from '../../src/obs/log.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
 import { BuildReader } from '../../src/read/build-reader.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
@@ -323,3 +326,53 @@ test('the presence record round-trips every present page and its CRC (full, part
     assert.ok(!loaded.isChecked(0), 'nothing loaded counts as checked')
   })
 })
+
+test('regression: a disk error reading the chunk cache of a pending build waits on the switchover and blames the origin (item 8)', async () => {
+  await withTmp(async (dir) => {
+    const f = await fixture(dir)
+    const pending = await publish(f.store, newId(), f.plain, 'zstd', FRAME, true)
+    const id = pending.header.buildId
+    const cache = await openCache(f)
+    const board = new BuildStatusBoard()
+    board.set(id, 'pending')
+    const file = await ResumedFile.open(
+      {
+        buildId: id,
+        kind: 'memfile',
+        board,
+        log: silentLogger,
+        openReader: (header) => BuildReader.open({ header, kind: 'memfile', cache }),
+        // The final header never shows up (a long upload): a read that waited for it would hang here.
+        loadFinal: (signal) => new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason))),
+      },
+      pending.header,
+    )
+    // One read of the cache file fails as a failing disk does.
+    const probe = await openFile(join(dir, 'probe'), 'w')
+    const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => Promise<unknown> }
+    await probe.close()
+    const read = proto.read
+    try {
+      assert.ok(Buffer.from(await file.read(0, 8 * KiB)).equals(slice(f.plain, 0, 8 * KiB)))
+      await waitUntil(() => cache.bytes >= FRAME) // written: the next read of it goes to the file
+      let failNext = true
+      proto.read = async function (this: unknown, ...args: unknown[]) {
+        if (failNext) {
+          failNext = false
+          throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' })
+        }
+        return read.apply(this, args)
+      }
+      await assert.rejects(file.read(0, 4 * KiB, AbortSignal.timeout(5_000)), { code: 'EIO' })
+      assert.ok(Buffer.from(await file.read(0, 4 * KiB)).equals(slice(f.plain, 0, 4 * KiB)), 'the next read works')
+    } finally {
+      proto.read = read
+      await file.close()
+      await cache.close()
+    }
+  })
+})
+
+async function waitUntil(ok: () => boolean, ms = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !ok(); await sleep(5)) assert.ok(Date.now() < deadline, 'condition within the deadline')
+}
