@@ -1,10 +1,13 @@
 /** Load and validate configuration: JSON file ← SNAPSWARM_* environment ← command-line flags. */
-import { readFile } from 'node:fs/promises'
 import type { z } from 'zod'
 import { SnapswarmError } from '../format/errors.ts'
 import { FILE_KINDS } from '../format/types.ts'
 import { USE_CASES, resolveCompression } from './compression.ts'
 import { type Config, configSchema } from './schema.ts'
+import { readRegularFile } from '../util/regular-file.ts'
+
+/** A config file is a few KiB; anything near this is not one. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 export class ConfigError extends SnapswarmError {
   constructor(message: string) {
@@ -39,7 +42,8 @@ export async function loadConfig(src: ConfigSources = {}): Promise<Config> {
   if (path) {
     let text: string
     try {
-      text = await readFile(path, 'utf8')
+      // A regular file of bounded size: `--config /dev/zero` (or a FIFO) is refused, not read forever.
+      text = (await readRegularFile(path, MAX_CONFIG_BYTES, 'config file')).toString('utf8')
     } catch (err) {
       throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`)
     }

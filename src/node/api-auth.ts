@@ -6,9 +6,9 @@
  * error message.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { BlockList, isIP } from 'node:net'
 import { ConfigError } from '../config/load.ts'
+import { readRegularFile } from '../util/regular-file.ts'
 
 /** RFC 6750 b64token characters. */
 const TOKEN_RE = /^[A-Za-z0-9._~+/=-]+$/
@@ -16,6 +16,8 @@ const TOKEN_RE = /^[A-Za-z0-9._~+/=-]+$/
 export const MIN_TOKEN_CHARS = 32
 /** Far above any real token, far below Node's 16 KiB header limit (a longer one would fail every request with 431). */
 export const MAX_TOKEN_CHARS = 4096
+/** A token file holds one token and whitespace around it; a bigger file is refused unread. */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024
 
 /** 127.0.0.0/8 and ::1 (IPv4-mapped forms such as ::ffff:127.0.0.1 included). */
 const LOOPBACK = new BlockList()
@@ -55,9 +57,11 @@ export function checkApiToken(raw: string, where: string): string {
 export async function readApiToken(path: string, setting: string): Promise<string> {
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = (await readRegularFile(path, MAX_TOKEN_FILE_BYTES, 'token file')).toString('utf8')
   } catch (err) {
-    throw new ConfigError(`${setting} ${path}: cannot read the token file: ${(err as Error).message}`)
+    // The system's own words when there are some (ENOENT, EACCES), else why the file was refused.
+    const cause = (err as Error).cause
+    throw new ConfigError(`${setting} ${path}: cannot read the token file: ${(cause instanceof Error ? cause : (err as Error)).message}`)
   }
   return checkApiToken(text, `${setting} ${path}`)
 }

@@ -27,21 +27,24 @@
  * lists); pnet hid even that. It learns nothing else and runs no protocol.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { readRegularFile } from '../util/regular-file.ts'
 import { AdmissionConfigError } from './errors.ts'
 
 const SWARM_KEY_HEADER = '/key/swarm/psk/1.0.0/\n/base16/\n'
 const SWARM_KEY_RE = /^\/key\/swarm\/psk\/1\.0\.0\/\r?\n\/base16\/\r?\n([0-9a-fA-F]{64})\s*$/
 /** Domain separation: the same key used by some other protocol yields an unrelated prologue. */
 const PROLOGUE_TAG = 'snapswarm/cluster/1'
+/** A swarm key file is under 100 bytes; a bigger file is refused unread. */
+const MAX_KEY_FILE_BYTES = 4096
 
 /** Read and validate a swarm key file; pass the bytes as `clusterKey` (PeerNodeOptions). */
 export async function readClusterKey(path: string): Promise<Uint8Array> {
   let bytes: Uint8Array
   try {
-    bytes = await readFile(path)
+    bytes = await readRegularFile(path, MAX_KEY_FILE_BYTES, 'cluster key')
   } catch (err) {
     throw new AdmissionConfigError(`cluster key ${path}: ${(err as Error).message}`, { cause: err })
   }

@@ -80,3 +80,18 @@ test('regression: files are read only up to the format limits: a header file abo
     assertRefused(await runCli(['push', '--storage', storage, '--build-id', randomUUID(), '--memfile', mem, '--snapfile', blob], { timeoutMs: 20_000 }), /ERR_LIMIT: --snapfile/)
   })
 })
+
+test('a config file, cluster key or API token file that is a device is refused at once, not read without end', async () => {
+  await withDir(async (dir) => {
+    const storage = pathToFileURL(join(dir, 'bucket')).href
+    const mem = join(dir, 'mem')
+    await writeFile(mem, Buffer.alloc(4096, 1))
+    assertRefused(await runCli(['push', '--config', '/dev/zero', '--storage', storage, '--build-id', randomUUID(), '--memfile', mem], { timeoutMs: 20_000 }), /ERR_CONFIG: cannot read config file \/dev\/zero: .*found a character device/)
+    for (const flag of ['--cluster-key', '--api-token-file']) {
+      const r = await runCli(['node', flag, '/dev/zero', '--storage', storage, '--data-dir', join(dir, 'node')], { timeoutMs: 20_000 })
+      assert.notEqual(r.code, null, `the node hung: ${r.stderr}`)
+      assert.notEqual(r.code, 0)
+      assert.match(r.stderr, /snapswarm: ERR_[A-Z_]+: .*\/dev\/zero: .*expected a regular file, found a character device/)
+    }
+  })
+})
