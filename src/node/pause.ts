@@ -39,6 +39,8 @@ export { parsePauseRequest } from './pause-input.ts'
 
 /** How long stop() waits for pauses to end after aborting them before it gives up on them. */
 const STOP_WAIT_MS = 5000
+/** How long a pause's answer waits for the parent's header to check the dirty ranges against it. */
+const PARENT_CHECK_MS = 1000
 
 export interface PauseDeps {
   readonly store: ObjectStore
@@ -92,6 +94,7 @@ export class PauseManager {
     const inputs = await openPauseInputs(req, { maxDataBytes: (kind) => this.maxDataBytes(req, kind), forbidden: this.deps.forbiddenPath })
     let started = false
     try {
+      if (req.parent) await this.checkAgainstParent(req, inputs)
       this.refuseKnown(id)
       this.reserved.add(id)
       try {
@@ -161,6 +164,19 @@ export class PauseManager {
       this.deps.log.warn({ builds: [...this.running.keys()], waitMs }, 'pauses did not stop in time; leaving them (their records resume or fail at the next start)')
     }
     clearTimeout(timer)
+  }
+
+  /**
+   * Dirty ranges against the parent (inside its size, aligned to its blocks), when its header can be
+   * had at once: a parent not visible yet (paused a moment ago elsewhere) is waited for, and the ranges
+   * checked, in the background.
+   */
+  private async checkAgainstParent(req: PauseRequest, inputs: PauseInputs): Promise<void> {
+    for (const kind of FILE_KINDS) {
+      if (!req.files[kind]) continue
+      const parent = await this.deps.parentHeader(req.parent!, kind, AbortSignal.timeout(PARENT_CHECK_MS)).catch(() => null)
+      if (parent) checkDirty(toRanges(req.dirty[kind]), inputs.get(kind).identity.size, parent, kind)
+    }
   }
 
   private refuseKnown(id: BuildId): void {

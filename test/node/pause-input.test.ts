@@ -88,6 +88,34 @@ test('regression: bad pause input gets 400 with the reason and nothing reserved;
   assert.ok((await readAll(node, id, data.byteLength)).equals(data))
 })
 
+test('regression: dirty ranges outside the parent or off its blocks get 400 before 202 when the parent is known (item 11)', async () => {
+  const base = gen.next(4 * MiB)
+  const baseSrc = join(dir, 'base-11')
+  await writeFile(baseSrc, base)
+  const parent = randomUUID()
+  assert.equal((await post(node, parent, { files: { memfile: baseSrc } })).status, 202)
+  await waitFor('parent uploaded', async () => (await state(node, parent)) === 'uploaded', 30_000)
+  const diff = gen.next(2 * MiB)
+  const src = join(dir, 'diff-11')
+  await writeFile(src, diff)
+  const id = randomUUID()
+  const bad: [string, [number, number][], RegExp][] = [
+    ['beyond the parent', [[4 * MiB, 6 * MiB]], /inside the parent's size 4194304; found 4194304-6291456/],
+    ['off the block size', [[100, 2 * MiB + 100]], /not aligned to the block size 2097152/],
+  ]
+  for (const [what, ranges, reason] of bad) {
+    const r = await post(node, id, { parent, files: { memfile: src }, dirty: { memfile: ranges } })
+    assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`)
+    assert.match(r.body.message!, reason, what)
+    assert.equal(await state(node, id), undefined, what)
+  }
+  assert.equal((await post(node, id, { parent, files: { memfile: src }, dirty: { memfile: [[2 * MiB, 4 * MiB]] } })).status, 202)
+  await waitFor('child uploaded', async () => (await state(node, id)) === 'uploaded', 30_000)
+  const expected = Buffer.from(base)
+  diff.copy(expected, 2 * MiB)
+  assert.ok((await readAll(node, id, expected.byteLength)).equals(expected))
+})
+
 test('dirty ranges are bounded in count before they are looked at (a body within the HTTP limit cannot reach it; an in-process caller can)', () => {
   const many = Array.from({ length: MAX_DIRTY_RANGES + 1 }, (_, i): [number, number] => [i * 2, i * 2 + 1])
   assert.throws(() => parsePauseRequest({ parent: randomUUID(), files: { memfile: '/x' }, dirty: { memfile: many } }), { code: 'ERR_LIMIT', message: /dirty\.memfile: expected <= 65536 ranges, found 65537/ })
