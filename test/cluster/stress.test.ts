@@ -141,7 +141,7 @@ test(`rapid pause/resume: ${CYCLES} cycles of layered pauses with concurrent rea
  * wrong byte; every build read eventually succeeds.
  */
 const KILLS = Number(process.env.STRESS_KILLS ?? 6)
-const KILL_CYCLES = Number(process.env.STRESS_KILL_CYCLES ?? 60)
+const KILL_CYCLES = Number(process.env.STRESS_KILL_CYCLES ?? CYCLES)
 
 test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycles, ${KILLS} kills, 0 wrong bytes`, async () => {
   const pdir = await mkdtemp(join(tmpdir(), 'snapswarm-stress-kill-'))
@@ -162,7 +162,7 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
   const procs: NodeProc[] = []
   const argsOf: string[][] = []
   const start = async (i: number, bootstrap: string[]) => {
-    const base = ['--storage', storage, '--data-dir', join(pdir, `p${i}`), '--cluster-key', key, '--config', config, '--upload-rate', '3000000', '--pending-codec', codecs[i]]
+    const base = ['--storage', storage, '--data-dir', join(pdir, `p${i}`), '--cluster-key', key, '--config', config, '--upload-rate', '1000000', '--pending-codec', codecs[i]]
     // A restart keeps the node's ports, so the others' bootstrap addresses stay valid.
     const pinned = argsOf[i] ?? []
     procs[i] = await startNode([...base, ...pinned, ...bootstrap.flatMap((a) => ['--bootstrap', a])])
@@ -231,11 +231,13 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
       chain.push(build)
       for (let r = 0; r < READS_PER_CYCLE; r++) inflight.push(readOk(r === 0 ? build : chain[rand(chain.length)]))
       if (cycle % killEvery === killEvery - 1 && stats.kills < KILLS) {
-        // Kill the origin while this build is pending (its upload runs at 3 MB/s), then restart it.
-        await waitFor('the build pending on its origin', async () => {
+        // Kill the origin while this build is pending (its upload runs at 1 MB/s), then restart it.
+        const state = await waitFor('the build framed on its origin', async () => {
           const r = await fetch(`${procs[o].api}/v1/builds/${id}`)
-          return r.status === 200 && ((await r.json()) as { state: string }).state !== 'framing'
+          const st = r.status === 200 ? ((await r.json()) as { state: string }).state : 'framing'
+          return st !== 'framing' && st
         })
+        assert.equal(state, 'pending', 'the origin is killed mid-upload')
         await procs[o].kill()
         stats.kills++
         await start(o, procs.filter((_, i) => i !== o).map((p) => p.addrs[0]))
