@@ -22,6 +22,8 @@ import type { Lease, ResponseBudget } from './response-budget.ts'
 
 /** A chunk goes to the socket in slices this big: each one the socket takes counts as the client's progress. */
 const SLICE = 256 * 1024
+/** Slices handed to the socket at once: one being written, one ready behind it. */
+const MAX_OUTSTANDING = 2
 
 /** The client took none of the bytes sent to it for too long; its connection was closed. */
 export class SendTimeoutError extends SnapswarmError {
@@ -106,22 +108,26 @@ function writeHead(res: ServerResponse, a: RangeAnswer): void {
 }
 
 /**
- * Sends leased chunks in slices and gives each lease back once every slice was taken by the socket
- * or the connection closed (then nothing reads the buffer any more). Cuts the client through
- * `onStall` when slices are waiting and none was taken for `timeoutMs`.
+ * Sends leased chunks in order, slice by slice, and gives each lease back once every slice of it was
+ * taken by the socket or the connection closed (then nothing reads the buffer any more). At most
+ * MAX_OUTSTANDING slices are handed to the socket at a time: a stream that gets many writes at once
+ * flushes them as one batch with one completion, which would hide a slow reader's progress. Cuts the
+ * client through `onStall` when bytes wait to be sent and none was taken for `timeoutMs`.
  */
 class ChunkWriter {
   private readonly res: ServerResponse
   private readonly timer: NodeJS.Timeout
   private readonly onBroken: (err: Error) => void
-  private pending = 0
-  private taken = 0
+  /** Slices not handed to the socket yet, in answer order; `taken` runs once the socket took the slice. */
+  private readonly queue: { slice: Buffer; taken?: () => void }[] = []
+  private outstanding = 0
+  private sent = 0
 
   constructor(res: ServerResponse, timeoutMs: number, onStall: (err: Error) => void, onBroken: (err: Error) => void) {
     this.res = res
     this.onBroken = onBroken
     this.timer = setTimeout(() => {
-      if (this.pending > 0 && !res.destroyed) onStall(new SendTimeoutError(timeoutMs, this.taken))
+      if (this.outstanding > 0 && !res.destroyed) onStall(new SendTimeoutError(timeoutMs, this.sent))
     }, timeoutMs)
     this.timer.unref()
   }
@@ -133,7 +139,6 @@ class ChunkWriter {
       return Promise.resolve()
     }
     return new Promise<void>((resolve) => {
-      let left = Math.ceil(buf.byteLength / SLICE)
       let settled = false
       const done = (): void => {
         if (settled) return
@@ -142,22 +147,33 @@ class ChunkWriter {
         lease.release()
         resolve()
       }
-      // Every write's callback runs, with an error once the connection is gone; 'close' is the backstop.
+      // The last slice's write callback ends it; 'close' does when the connection goes first.
       this.res.once('close', done)
       for (let off = 0; off < buf.byteLength; off += SLICE) {
-        if (this.pending++ === 0) this.timer.refresh() // the clock runs only while the client owes us progress
-        const slice = buf.subarray(off, off + SLICE)
-        this.res.write(slice, (err) => {
-          this.pending--
-          if (err) this.onBroken(err)
-          else {
-            this.taken += slice.byteLength
-            this.timer.refresh()
-          }
-          if (--left === 0) done()
-        })
+        const last = off + SLICE >= buf.byteLength
+        this.queue.push({ slice: buf.subarray(off, off + SLICE), taken: last ? done : undefined })
       }
+      this.pump()
     })
+  }
+
+  private pump(): void {
+    while (this.outstanding < MAX_OUTSTANDING && this.queue.length > 0) {
+      const item = this.queue.shift() as { slice: Buffer; taken?: () => void }
+      if (this.outstanding++ === 0) this.timer.refresh() // the clock runs only while the client owes us progress
+      this.res.write(item.slice, (err) => {
+        this.outstanding--
+        if (err) {
+          // The connection is gone: nothing more goes out; 'close' gives the leases back.
+          this.queue.length = 0
+          return this.onBroken(err)
+        }
+        this.sent += item.slice.byteLength
+        this.timer.refresh()
+        item.taken?.()
+        this.pump()
+      })
+    }
   }
 
   dispose(): void {
