@@ -29,7 +29,7 @@ import { frameFile } from '../pack/framer.ts'
 import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
 import { headerObjectName } from '../read/open.ts'
 import { type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
-import { BuildExistsError, type BuildWriter, contentDigest, dropClaimOf, putBuildObject, writeClaimedBuild } from '../upload/claim.ts'
+import { BuildExistsError, type BuildWriter, contentDigest, dropClaimOf, putBuildObject, takeClaim, writeClaimedBuild } from '../upload/claim.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import { identityDiff, openRegularFile, readHandleFully, type RegularFile } from '../util/regular-file.ts'
 import type { FramedRecord, LocalBuild, LocalBuilds, PauseRequest, SourceName } from './local-builds.ts'
@@ -225,6 +225,9 @@ export class PauseManager {
     try {
       inputs ??= await this.reopenSources(build)
       await this.frameLocally(build, signal, inputs)
+      // Claimed before it is announced: a node that loses the id to another writer never serves
+      // its content under that id.
+      await takeClaim(this.deps.store, build.id, await this.claimOf(build), signal)
       await this.deps.builds.setState(build, 'pending')
       this.deps.onState(build)
       log.info('pending: serving to peers, uploading')
@@ -345,8 +348,8 @@ export class PauseManager {
     const { store, limiter } = this.deps
     const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
     const headers = new Map<FileKind, Header>()
-    // Under the build's claim: one writer wins the whole build (another gets ERR_BUILD_EXISTS before
-    // writing anything), and a failed attempt leaves nothing in storage.
+    // Under the build's claim (taken again: ours since before pending): one writer wins the whole
+    // build, and a failed attempt leaves nothing in storage.
     await writeClaimedBuild(store, build.id, await this.claimOf(build), signal, () => this.uploadObjects(build, signal, throttle, headers, inputs))
   }
 
