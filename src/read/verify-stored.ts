@@ -137,8 +137,7 @@ async function verifyChunks(store: ObjectStore, object: string, info: BuildInfo,
 async function verifyRawWhole(store: ObjectStore, object: string, info: BuildInfo | undefined, mappedEnd: number, signal?: AbortSignal): Promise<Checked> {
   const stat = await store.stat(object)
   if (!stat) throw new Error('data object missing')
-  const known = info !== undefined && info.sha256.some((b) => b !== 0)
-  if (!known) {
+  if (info === undefined || !info.sha256.some((b) => b !== 0)) {
     if (stat.size < mappedEnd) throw new Error(`expected at least ${mappedEnd} bytes (what the header maps), found ${stat.size}`)
     const why = info === undefined ? 'a legacy V3 raw layer carries no checksum' : 'its header records no checksum for this raw layer'
     return { frames: 0, bytes: 0, sha256: 'unknown', status: 'unverifiable', checked: `cannot be verified: ${why}; checked only that it exists and holds ${stat.size} bytes (>= ${mappedEnd} mapped)` }
