@@ -18,7 +18,7 @@ import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { MAX_DIRTY_RANGES, parsePauseRequest } from '../../src/node/pause-input.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { waitFor } from '../cluster/procs.ts'
+import { getJson, pause, readRange, startNode, waitFor } from '../cluster/procs.ts'
 
 const MiB = 1024 * 1024
 let dir: string
@@ -156,6 +156,32 @@ test('regression: FIFOs, /dev/zero and /proc files are refused before 202 and ne
   assert.equal((await post(node, id, { files: { memfile: mem } })).status, 202)
   await waitFor('uploaded', async () => (await state(node, id)) === 'uploaded', 30_000)
   assert.ok((await readAll(node, id, data.byteLength)).equals(data))
+})
+
+test('regression: a node process given four FIFO pauses keeps answering reads, pauses and metrics, and SIGTERM ends it cleanly (item 5)', async () => {
+  const proc = await startNode(['--storage', storage, '--data-dir', join(dir, 'proc-node')])
+  try {
+    const fifos = await Promise.all([0, 1, 2, 3].map(async (i) => {
+      const f = join(dir, `proc-fifo-${i}`)
+      execFileSync('mkfifo', [f])
+      return f
+    }))
+    const answers = await Promise.all(fifos.map((f) => pause(proc.api, randomUUID(), { files: { memfile: f } })))
+    for (const a of answers) assert.equal(a.body.error, 'ERR_NOT_REGULAR_FILE', JSON.stringify(a.body))
+    assert.equal((await fetch(`${proc.api}/metrics`)).status, 200)
+    const mem = join(dir, 'proc-mem')
+    const data = gen.next(MiB)
+    await writeFile(mem, data)
+    const id = randomUUID()
+    assert.equal((await pause(proc.api, id, { files: { memfile: mem } })).status, 202)
+    await waitFor('uploaded', async () => ((await getJson(`${proc.api}/v1/builds/${id}`)).body.state === 'uploaded'), 30_000)
+    const r = await readRange(proc.api, id, 'memfile', 0, data.byteLength - 1)
+    assert.equal(r.status, 206, r.text)
+    assert.ok(r.bytes.equals(data))
+  } finally {
+    // stop() sends SIGTERM and falls back to SIGKILL after 10 s: a clean exit code says SIGTERM sufficed.
+    assert.equal(await proc.stop(), 0, proc.stderr().slice(-2000))
+  }
 })
 
 test('files of the node itself (its data directory, directly or through a symlink) are refused before 202', async () => {
