@@ -25,7 +25,7 @@ RUN node -e " \
         console.error('base image runs Node ' + process.versions.node + ', package-lock.json pins ' + want + ': set NODE_VERSION=' + want); \
         process.exit(1); \
       }" \
- && npm install --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
 COPY bin ./bin
