@@ -3,15 +3,18 @@
  * the process dies with the test run: stop()/kill() in `after`, plus a synchronous kill on process exit
  * for runs that end abruptly (`--test-force-exit`, a failed assertion in a hook).
  *
- * The binary: $FAKE_GCS_SERVER, else /root/.cache/snapswarm-bin/fake-gcs-server (where CI installs it).
+ * The binary: $FAKE_GCS_SERVER, else $HOME/.cache/snapswarm-bin/fake-gcs-server (where `.ci/run` installs
+ * it), else `fake-gcs-server` on the PATH.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { homedir } from 'node:os'
+import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const FAKE_GCS_VERSION = 'v1.55.1'
-const DEFAULT_BIN = '/root/.cache/snapswarm-bin/fake-gcs-server'
+const BIN_NAME = 'fake-gcs-server'
 const READY_TIMEOUT_MS = 10_000
 
 export interface FakeGcs {
@@ -40,16 +43,32 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL')
 })
 
-export function fakeGcsBinary(): string {
-  const bin = process.env.FAKE_GCS_SERVER ?? DEFAULT_BIN
-  if (!existsSync(bin)) {
-    throw new Error(
-      `fake-gcs-server not found at ${bin}. Install it with ` +
-        `\`GOBIN=/root/.cache/snapswarm-bin go install github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}\` ` +
-        'or point FAKE_GCS_SERVER at the binary.',
-    )
+/** Where the emulator is looked for, in order; an explicit $FAKE_GCS_SERVER is the only candidate. */
+export function fakeGcsCandidates(env: NodeJS.ProcessEnv = process.env, home = env.HOME || homedir()): string[] {
+  if (env.FAKE_GCS_SERVER) return [env.FAKE_GCS_SERVER]
+  const onPath = (env.PATH ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, BIN_NAME))
+  return [join(home, '.cache', 'snapswarm-bin', BIN_NAME), ...onPath]
+}
+
+export function fakeGcsBinary(env: NodeJS.ProcessEnv = process.env): string {
+  const candidates = fakeGcsCandidates(env)
+  const found = candidates.find(isExecutableFile)
+  if (found) return found
+  const cache = join(env.HOME || homedir(), '.cache', 'snapswarm-bin')
+  throw new Error(
+    `fake-gcs-server not found (looked at ${candidates.join(', ')}). Install it with ` +
+      `\`GOBIN=${cache} go install github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}\` ` +
+      '(what `bash .ci/run` does) or point FAKE_GCS_SERVER at the binary.',
+  )
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    const st = statSync(path)
+    return st.isFile() && (st.mode & 0o111) !== 0
+  } catch {
+    return false
   }
-  return bin
 }
 
 export async function startFakeGcs(bucket = 'snapswarm-test'): Promise<FakeGcs> {

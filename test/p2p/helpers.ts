@@ -72,12 +72,21 @@ export interface TestPeer extends SnapswarmPeer {
 export async function startPeer(opts: Partial<SnapswarmPeerOptions> = {}): Promise<TestPeer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'snapswarm-p2p-')))
   const provider = (opts.provider as MemoryProvider | undefined) ?? new MemoryProvider()
-  const peer = await createSnapswarmPeer({ ...opts, dataDir, provider })
-  await peer.start()
-  // Bootstrap dials run in the background: wait for them so tests start from a connected cluster.
-  const ids = (opts.bootstrap ?? []).map((a) => a.split('/p2p/')[1]).filter(Boolean)
-  await waitFor(() => ids.every((id) => peer.node.isConnected(id)), 5000, 'bootstrap connections')
-  return Object.assign(peer, { provider, dataDir })
+  let peer: SnapswarmPeer | undefined
+  try {
+    peer = await createSnapswarmPeer({ ...opts, dataDir, provider })
+    await peer.start()
+    // Bootstrap dials run in the background: wait for them so tests start from a connected cluster.
+    const ids = (opts.bootstrap ?? []).map((a) => a.split('/p2p/')[1]).filter(Boolean)
+    const started = peer
+    await waitFor(() => ids.every((id) => started.node.isConnected(id)), 5000, 'bootstrap connections')
+    return Object.assign(peer, { provider, dataDir })
+  } catch (err) {
+    // A peer that fails to start (a refused option, a failed bootstrap) leaves no directory behind.
+    await peer?.stop().catch(() => {})
+    if (opts.dataDir === undefined) await rm(dataDir, { recursive: true, force: true })
+    throw err
+  }
 }
 
 export async function stopPeers(...peers: TestPeer[]): Promise<void> {

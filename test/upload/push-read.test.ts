@@ -25,9 +25,9 @@ test('push a 3-layer chain to file:// storage: object names, stock zstd -d, lazy
     assert.deepEqual((await readdir(join(bucket, a))).sort(), ['memfile.header', 'memfile.zstd', 'snapfile'])
     assert.deepEqual((await readdir(join(bucket, b))).sort(), ['memfile', 'memfile.header'])
     assert.deepEqual((await readdir(join(bucket, c))).sort(), ['memfile.header', 'memfile.lz4'])
-    const base = execFileSync('zstd', ['-d', '-c', join(bucket, a, 'memfile.zstd')], { maxBuffer: 64 * MiB })
+    const base = execFileSync('zstd', ['-d', '-q', '-c', join(bucket, a, 'memfile.zstd')], { maxBuffer: 64 * MiB, stdio: ['ignore', 'pipe', 'pipe'] })
     assert.equal(base.byteLength, 12 * MiB)
-    execFileSync('lz4', ['-t', join(bucket, c, 'memfile.lz4')])
+    execFileSync('lz4', ['-q', '-t', join(bucket, c, 'memfile.lz4')], { stdio: ['ignore', 'pipe', 'pipe'] })
 
     const inspect = await runCli(['inspect', '--storage', storage, c, '--json', '--verify'])
     assert.equal(inspect.code, 0, inspect.stderr)
