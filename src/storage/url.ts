@@ -1,5 +1,6 @@
 /**
- * Storage URLs → stores: `file:///absolute/path` (FsStore) and `gs://bucket[/prefix]` (GcsStore).
+ * Storage URLs → stores: `file:///absolute/path` (FsStore), `gs://bucket[/prefix]` (GcsStore) and
+ * `s3://bucket[/prefix]` (S3Store).
  * The GCS endpoint is `opts.gcsEndpoint` (`--gcs-endpoint`), else STORAGE_EMULATOR_HOST, else real GCS.
  */
 import { fileURLToPath } from 'node:url'
@@ -8,18 +9,21 @@ import type { Logger } from '../obs/log.ts'
 import { FsStore } from './fs-store.ts'
 import type { RetryPolicy } from './gcs-client.ts'
 import { GcsStore } from './gcs-store.ts'
+import { S3Store, type S3StoreOptions } from './s3-store.ts'
 import type { ObjectStore } from './store.ts'
 
 export interface OpenStoreOptions {
   gcsEndpoint?: string
-  /** GCS only: retry policy of the client (default gcs-client.ts DEFAULT_RETRY). */
+  /** Retry policy of the client (GCS: default gcs-client.ts DEFAULT_RETRY; S3 uses maxRetries only). */
   retry?: Partial<RetryPolicy>
-  /** GCS only: per-request timeout. */
+  /** GCS and S3: per-request timeout. */
   timeoutMs?: number
   logger?: Logger
+  /** s3:// only: endpoint, region, credentials, retries, timeout (default: the AWS environment). */
+  s3?: Partial<Omit<S3StoreOptions, 'bucket' | 'prefix'>>
 }
 
-const EXPECTED = 'expected file:///absolute/path or gs://bucket[/prefix]'
+const EXPECTED = 'expected file:///absolute/path, gs://bucket[/prefix] or s3://bucket[/prefix]'
 /** GCS bucket names: 3-63 chars (222 with dots) of lowercase letters, digits, `-`, `_`, `.`. */
 const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/
 
@@ -54,5 +58,20 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
       logger: opts.logger,
     })
   }
+  if (parsed.protocol === 's3:') return openS3(parsed, bad, opts)
   throw bad(`unsupported scheme ${JSON.stringify(parsed.protocol)}`)
+}
+
+/** S3 bucket names: 3-63 chars of lowercase letters, digits, `-` and `.`, starting and ending alphanumeric. */
+const S3_BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
+
+/** `s3://bucket[/prefix]`; endpoint, region and credentials come from the AWS environment (s3-client.ts). */
+function openS3(parsed: URL, bad: (why: string) => Error, opts: OpenStoreOptions): ObjectStore {
+  const bucket = parsed.hostname
+  if (!S3_BUCKET_RE.test(bucket)) throw bad(`invalid bucket name ${JSON.stringify(bucket)}`)
+  if (parsed.search !== '' || parsed.hash !== '' || parsed.port !== '' || parsed.username !== '') {
+    throw bad('port, credentials, query and fragment are not allowed (the endpoint comes from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)')
+  }
+  const prefix = decodeURIComponent(parsed.pathname).replace(/^\/+|\/+$/g, '')
+  return new S3Store({ logger: opts.logger, timeoutMs: opts.timeoutMs, retry: opts.retry, ...opts.s3, bucket, prefix })
 }

@@ -1,0 +1,173 @@
+/**
+ * Starts a real S3-compatible server for a test file: moto's server mode (`moto_server`, the PyPI
+ * package `moto[server]`), on a free 127.0.0.1 port, with its own temp dir (moto spools large objects
+ * to files there), and guarantees the process dies with the test run: stop()/kill() in `after`, plus a
+ * synchronous kill on process exit for runs that end abruptly.
+ *
+ * The binary: $SNAPSWARM_S3_SERVER, else ~/.cache/snapswarm-bin/moto-5.2.5/bin/moto_server (where
+ * `.ci/run` installs it in a virtualenv).
+ *
+ * `raw(bucket)` lists everything the server holds for a bucket, straight from the S3 API: objects, and
+ * multipart uploads in progress with each of their parts (`{key}#upload/{part}`), so "no orphan parts"
+ * is checked on the server itself.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, rmSync } from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, S3Client } from '@aws-sdk/client-s3'
+
+export const MOTO_VERSION = '5.2.5'
+const READY_TIMEOUT_MS = 20_000
+const CREDENTIALS = { accessKeyId: 'snapswarm-test', secretAccessKey: 'snapswarm-test-secret' }
+
+export interface S3Server {
+  /** `http://127.0.0.1:PORT`. */
+  endpoint: string
+  port: number
+  pid: number
+  /** The AWS environment that points a `snapswarm` process (or the SDK) at this server. */
+  env: Record<string, string>
+  /** What `openStore(url, { s3 })` needs in process (the same as `env`, without touching process.env). */
+  storeOptions: { endpoint: string; region: string; credentials: typeof CREDENTIALS }
+  /** Creates an (empty) bucket; returns its name. */
+  createBucket(name: string): Promise<string>
+  /** Objects and in-progress multipart uploads with their parts, sorted (see the file comment). */
+  raw(bucket: string): Promise<string[]>
+  /** Multipart uploads in progress in a bucket (keys). */
+  uploads(bucket: string): Promise<string[]>
+  /** SIGTERM, then SIGKILL if it has not exited after 2 s; removes its temp dir. Idempotent. */
+  stop(): Promise<void>
+  /** SIGKILL at once (fault tests: the server dies mid-operation). Idempotent. */
+  kill(): Promise<void>
+}
+
+const running = new Map<ChildProcess, string>()
+process.once('exit', () => {
+  for (const [child, dir] of running) {
+    child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+export function s3ServerBinary(): string {
+  const bin = process.env.SNAPSWARM_S3_SERVER ?? join(homedir(), '.cache', 'snapswarm-bin', `moto-${MOTO_VERSION}`, 'bin', 'moto_server')
+  if (!existsSync(bin)) {
+    throw new Error(
+      `moto_server not found at ${bin}. Install it with \`python3 -m venv ~/.cache/snapswarm-bin/moto-${MOTO_VERSION} && ` +
+        `~/.cache/snapswarm-bin/moto-${MOTO_VERSION}/bin/pip install 'moto[server]==${MOTO_VERSION}'\` ` +
+        '(bash .ci/run does) or point SNAPSWARM_S3_SERVER at the binary.',
+    )
+  }
+  return bin
+}
+
+/**
+ * `minPartSize`: the server's minimum size of a non-last multipart part (S3's is 5 MiB, moto's default
+ * too); the shared backend suite uses small parts, so its file lowers it.
+ */
+export async function startS3Server(opts: { minPartSize?: number } = {}): Promise<S3Server> {
+  const bin = s3ServerBinary()
+  const port = await freePort()
+  const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-'))
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, MOTO_ALLOW_NONEXISTENT_REGION: 'true' }
+  if (opts.minPartSize !== undefined) env.S3_UPLOAD_PART_MIN_SIZE = String(opts.minPartSize)
+  const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+  running.set(child, dir)
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  exited.then(() => running.delete(child))
+  const endpoint = `http://127.0.0.1:${port}`
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
+    await exited
+    clearTimeout(timer)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const storeOptions = { endpoint, region: 'us-east-1', credentials: CREDENTIALS }
+  const sdk = new S3Client({ ...storeOptions, forcePathStyle: true, maxAttempts: 1 })
+  try {
+    await waitReady(endpoint, child, () => stderr)
+    return {
+      endpoint,
+      port,
+      pid: child.pid!,
+      env: {
+        AWS_ENDPOINT_URL_S3: endpoint,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      },
+      storeOptions,
+      createBucket: async (name) => {
+        await sdk.send(new CreateBucketCommand({ Bucket: name }))
+        return name
+      },
+      raw: (bucket) => rawListing(sdk, bucket),
+      uploads: async (bucket) => (await listUploads(sdk, bucket)).map((u) => u.key).sort(),
+      stop: async () => {
+        sdk.destroy()
+        await end('SIGTERM')
+      },
+      kill: () => end('SIGKILL'),
+    }
+  } catch (err) {
+    sdk.destroy()
+    await end('SIGKILL')
+    throw err
+  }
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as { port: number }
+  await new Promise((resolve) => srv.close(resolve))
+  return port
+}
+
+/** Polls the server until it answers; bounded, and fails fast if the process exits. */
+async function waitReady(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`moto_server exited (code ${child.exitCode}): ${stderr()}`)
+    try {
+      const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) })
+      await res.arrayBuffer()
+      if (res.ok) return
+    } catch {
+      // not listening yet
+    }
+    await sleep(50)
+  }
+  throw new Error(`moto_server did not answer on ${endpoint} within ${READY_TIMEOUT_MS} ms: ${stderr()}`)
+}
+
+async function listUploads(sdk: S3Client, bucket: string): Promise<{ key: string; uploadId: string }[]> {
+  const out = await sdk.send(new ListMultipartUploadsCommand({ Bucket: bucket, MaxUploads: 1000 }))
+  if (out.IsTruncated) throw new Error(`listing uploads of ${bucket}: more than 1000 (a test leaks uploads)`)
+  return (out.Uploads ?? []).map((u) => ({ key: u.Key ?? '', uploadId: u.UploadId ?? '' }))
+}
+
+async function rawListing(sdk: S3Client, bucket: string): Promise<string[]> {
+  const names: string[] = []
+  let token: string | undefined
+  do {
+    const out = await sdk.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }))
+    names.push(...(out.Contents ?? []).map((o) => o.Key ?? ''))
+    token = out.IsTruncated ? out.NextContinuationToken : undefined
+  } while (token)
+  for (const u of await listUploads(sdk, bucket)) {
+    names.push(`${u.key}#upload`)
+    const parts = await sdk.send(new ListPartsCommand({ Bucket: bucket, Key: u.key, UploadId: u.uploadId, MaxParts: 1000 }))
+    for (const p of parts.Parts ?? []) names.push(`${u.key}#upload/${p.PartNumber}`)
+  }
+  return names.sort()
+}
