@@ -1,0 +1,206 @@
+/**
+ * Fault injection under the S3 store: a proxy in front of moto's S3 server answers 500, drops the
+ * connection or stalls on chosen requests; another server is killed mid-upload. The store must surface
+ * a clear, coded StorageError (never hang), retry what its policy retries, and abort must still leave
+ * no multipart upload or part behind on the server, also when a whole build upload fails.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import type { ObjectStore } from '../../src/storage/store.ts'
+import { openStore } from '../../src/storage/url.ts'
+import { uploadBuild } from '../../src/upload/build-upload.ts'
+import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
+import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
+import { type FaultProxy, startFaultProxy } from './fault-proxy.ts'
+
+let s3: S3Server
+let proxy: FaultProxy
+let buckets = 0
+const stores: ObjectStore[] = []
+before(async () => {
+  s3 = await startS3Server({ minPartSize: 1 })
+  proxy = await startFaultProxy(s3.endpoint)
+})
+after(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  await proxy?.close()
+  await s3?.stop()
+})
+
+const NO_RETRY = { maxRetries: 0, maxDelayMs: 10, totalTimeoutMs: 5000 }
+const FAST_RETRY = { maxRetries: 2, maxDelayMs: 20, totalTimeoutMs: 5000 }
+
+/** A store on a fresh bucket, reached through the fault proxy (plan reset to pass-through). */
+async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
+  const bucket = await s3.createBucket(`faults-${++buckets}`)
+  proxy.plan = () => 'pass'
+  const store = await openStore(`s3://${bucket}`, { retry, timeoutMs, s3: { ...s3.storeOptions, endpoint: proxy.endpoint } })
+  stores.push(store)
+  return { store, bucket, raw: () => s3.raw(bucket) }
+}
+
+const query = (req: IncomingMessage) => new URL(req.url ?? '/', 'http://x').searchParams
+/** UploadPart number `n` of any upload. */
+const isPart = (req: IncomingMessage, n: number) => req.method === 'PUT' && query(req).has('uploadId') && query(req).get('partNumber') === String(n)
+/** CompleteMultipartUpload of any upload. */
+const isComplete = (req: IncomingMessage) => req.method === 'POST' && query(req).has('uploadId')
+
+/** Rejects if `p` has not settled within `ms`: the property under test is "no hang". */
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, hung])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+type StoreErr = Error & { code?: string; retryable?: boolean; status?: number }
+const storageError = (retryable: boolean, re: RegExp) => (e: unknown) => {
+  const err = e as StoreErr
+  assert.equal(err.code, 'ERR_STORAGE', String(err))
+  assert.equal(err.retryable, retryable, err.message)
+  assert.match(err.message, re)
+  return true
+}
+
+describe('s3 faults: errors surface clearly and abort still cleans up', () => {
+  for (const fault of ['fail500', 'drop'] as const) {
+    test(`${fault} on the 2nd part upload → retryable StorageError; abort leaves no upload`, async () => {
+      const { store, raw } = await proxied()
+      const up = store.startUpload('b/memfile.zstd')
+      const parts = makeParts(3, 8192)
+      proxy.plan = (req) => (isPart(req, 2) ? fault : 'pass')
+      await up.uploadPart(1, parts[0])
+      const expected = fault === 'fail500' ? /upload part 2 s3:\/\/.*b\/memfile\.zstd: HTTP 500/ : /upload part 2 .*ECONNRESET/i
+      await assert.rejects(up.uploadPart(2, parts[1]), storageError(true, expected))
+      await up.uploadPart(3, parts[2])
+      assert.equal((await raw()).length, 3, 'an upload with two parts on the server')
+      await up.abort()
+      assert.deepEqual(await raw(), [])
+    })
+  }
+
+  test('transient faults are retried by the client; parts carry Content-Length', async () => {
+    const { store } = await proxied(FAST_RETRY)
+    const parts = makeParts(12, 2048)
+    const seen = new Map<string, number>()
+    const once = (key: string, fault: 'fail500' | 'drop') => {
+      seen.set(key, (seen.get(key) ?? 0) + 1)
+      return seen.get(key) === 1 ? fault : 'pass'
+    }
+    proxy.plan = (req) => {
+      if (isPart(req, 2)) return once('p2', 'fail500')
+      if (isPart(req, 3)) return once('p3', 'drop')
+      if (isComplete(req)) return once('complete', 'fail500')
+      return 'pass'
+    }
+    const first = proxy.requests.length
+    const up = store.startUpload('retried', { metadata: { 'uncompressed-size': '1' } })
+    await uploadShuffled(up, parts)
+    await up.complete()
+    assert.equal(sha(await store.get('retried')), sha(Buffer.concat(parts)))
+    assert.deepEqual(await store.stat('retried'), { size: 12 * 2048 - 1024, metadata: { 'uncompressed-size': '1' } })
+    assert.deepEqual([seen.get('p2'), seen.get('p3'), seen.get('complete')], [2, 2, 2], 'each faulty request was sent again')
+    const uploads = proxy.requests.slice(first).filter((r) => r.method === 'PUT' && r.url.includes('partNumber=') && r.fault === 'pass')
+    assert.equal(uploads.length, 12)
+    for (const r of uploads) {
+      assert.ok(Number(r.contentLength) > 0, `Content-Length on ${r.url}`)
+      assert.equal(r.transferEncoding, undefined)
+    }
+  })
+
+  test('a failed complete leaves the upload open; abort removes it with its parts', async () => {
+    const { store, bucket, raw } = await proxied()
+    const up = store.startUpload('tree')
+    await uploadShuffled(up, makeParts(10, 512))
+    proxy.plan = (req) => (isComplete(req) ? 'fail500' : 'pass')
+    await assert.rejects(up.complete(), storageError(true, /complete upload s3:\/\/.*\/tree: HTTP 500/))
+    assert.deepEqual(await s3.uploads(bucket), ['tree'])
+    await up.abort()
+    assert.deepEqual(await raw(), [])
+    await assert.rejects(up.complete(), { code: 'ERR_UPLOAD_STATE' })
+  })
+
+  test('a stalled server: timeout → retryable error; an aborted signal rejects at once', async () => {
+    const { store, raw } = await proxied(NO_RETRY, 300)
+    await store.put('obj', randomBytes(1000))
+    proxy.plan = (req) => (req.method === 'GET' || isPart(req, 1) ? 'stall' : 'pass')
+    const up = store.startUpload('stalled')
+    await within(3000, assert.rejects(up.uploadPart(1, randomBytes(100)), storageError(true, /timeout/i)))
+    const ac = new AbortController()
+    const p = store.getRange('obj', 0, 10, ac.signal)
+    // Abort once the request has reached the (stalled) server.
+    await waitFor(() => proxy.requests.some((r) => r.method === 'GET'))
+    ac.abort()
+    await within(1000, assert.rejects(p, { name: 'AbortError' }))
+    proxy.plan = () => 'pass'
+    await up.abort()
+    assert.deepEqual(await raw(), ['obj'])
+  })
+})
+
+describe('s3 faults: failed uploads leave nothing', () => {
+  test('a build upload whose part keeps failing: the build fails, no multipart upload or object remains', async () => {
+    const { store, bucket, raw } = await proxied(NO_RETRY)
+    const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-fail-'))
+    try {
+      const memfile = join(dir, 'memfile')
+      // Incompressible, so the compressed object needs three 5 MiB parts.
+      await writeFile(memfile, randomBytes(12 * 1024 * 1024))
+      proxy.plan = (req) => (isPart(req, 2) ? 'fail500' : 'pass')
+      const compression = { default: { partSize: 5 * 1024 * 1024, frameSize: 2 * 1024 * 1024, uploadConcurrency: 2 } }
+      await assert.rejects(
+        uploadBuild({ store, buildId: randomUUID(), files: { memfile }, useCase: 'build', compression, writer: 'fault-test' }),
+        storageError(true, /upload part 2 .*HTTP 500/),
+      )
+      assert.ok(proxy.requests.filter((r) => r.fault === 'fail500').length >= 2, 'the part was retried before giving up')
+      assert.deepEqual(await s3.uploads(bucket), [], 'no multipart upload left on the server')
+      assert.deepEqual(await raw(), [], 'no object, part or claim left')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('s3 faults: the server dies mid-upload', () => {
+  test('killed S3 server → clear retryable errors, nothing hangs', async () => {
+    const victim = await startS3Server()
+    try {
+      await victim.createBucket('victim')
+      const store = await openStore('s3://victim', { retry: FAST_RETRY, timeoutMs: 2000, s3: victim.storeOptions })
+      stores.push(store)
+      const up = store.startUpload('b/memfile.zstd')
+      await up.uploadPart(1, randomBytes(64 * 1024))
+      const inflight = [2, 3, 4].map((n) => up.uploadPart(n, randomBytes(1024 * 1024)))
+      await victim.kill()
+      for (const r of await within(10_000, Promise.allSettled(inflight))) {
+        if (r.status === 'rejected') storageError(true, /ECONNRESET|ECONNREFUSED|socket hang up/i)(r.reason)
+      }
+      const dead = storageError(true, /ECONNREFUSED/)
+      await within(10_000, assert.rejects(up.uploadPart(5, randomBytes(10)), dead))
+      await within(10_000, assert.rejects(up.complete(), dead))
+      await within(10_000, assert.rejects(up.abort(), dead))
+      await within(10_000, assert.rejects(store.get('anything'), dead))
+    } finally {
+      await victim.kill()
+    }
+  })
+})
+
+/** Polls `cond` every 10 ms for at most 5 s. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
