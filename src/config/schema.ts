@@ -87,6 +87,67 @@ export const configSchema = z
       })
       .strict()
       .default({ finalHeaderPollMs: 30_000, onUploadFailed: 'error' }),
+    /** NBD exports of build files (src/nbd). */
+    nbd: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Unix socket path; unset: {dataDir}/nbd.sock. */
+        socket: z.string().min(1).optional(),
+        /** Also listen on TCP `HOST:PORT` (no TLS: loopback only unless allowRemoteTcp). */
+        tcp: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d+$/, 'expected HOST:PORT ([IPV6]:PORT for IPv6)').optional(),
+        /** Let nbd.tcp be a non-loopback address: anyone who reaches it reads builds and writes overlays. */
+        allowRemoteTcp: z.boolean().default(false),
+        /** Serve `{buildId}/{kind}` read-only to a client that names it, without it being started first. */
+        autoExport: z.boolean().default(true),
+        maxConnections: z.number().int().min(1).max(65_536).default(256),
+        /** Requests one connection runs at once; beyond it the socket is not read. */
+        maxInFlight: z.number().int().min(1).max(4096).default(64),
+        /** Payload bytes (read data, write data) one connection holds at once; one request alone always fits. */
+        maxInFlightBytes: z.number().int().min(MiB).default(64 * MiB),
+        handshakeTimeoutMs: z.number().int().positive().default(10_000),
+        /** Exports started with the node. */
+        exports: z
+          .array(
+            z
+              .object({
+                build: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a build id (lower-case UUID)'),
+                file: z.enum(['memfile', 'rootfs']),
+                overlay: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected 1-64 characters of [A-Za-z0-9._-]').optional(),
+              })
+              .strict(),
+          )
+          .max(1024)
+          .default([]),
+      })
+      .strict()
+      .default({
+        enabled: true,
+        allowRemoteTcp: false,
+        autoExport: true,
+        maxConnections: 256,
+        maxInFlight: 64,
+        maxInFlightBytes: 64 * MiB,
+        handshakeTimeoutMs: 10_000,
+        exports: [],
+      }),
+    /** Access traces and prefetch on resume (src/prefetch). */
+    prefetch: z
+      .object({
+        /** Fetch a file's traced frames ahead in the background when it is opened and a trace exists. */
+        enabled: z.boolean().default(true),
+        /** Record the order frames are first read in, for files that have no trace yet. */
+        record: z.boolean().default(true),
+        /** Prefetches in flight on the node at most; each demand fetch in flight takes one of these slots. */
+        concurrency: z.number().int().min(1).max(64).default(8),
+        /** Uncompressed bytes one open file prefetches at most. */
+        budgetBytes: z.number().int().min(0).default(4 * 1024 * MiB),
+        /** A recording ends this long after the file opened (or when it closes, or is full). */
+        recordWindowMs: z.number().int().positive().default(60_000),
+        /** Frames one trace records at most. */
+        maxEntries: z.number().int().min(1).max(262_144).default(65_536),
+      })
+      .strict()
+      .default({ enabled: true, record: true, concurrency: 8, budgetBytes: 4 * 1024 * MiB, recordWindowMs: 60_000, maxEntries: 65_536 }),
   })
   .strict()
 

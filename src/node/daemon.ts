@@ -34,6 +34,10 @@ import { PauseManager, parsePauseRequest } from './pause.ts'
 import { PeerFrameSource } from './peer-source.ts'
 import { LocalBuildProvider } from './provider.ts'
 import { type FileHandleLike, OpenFiles } from './open-files.ts'
+import { PrefetchGate } from '../prefetch/gate.ts'
+import { blobFromServingPeers } from '../prefetch/peers.ts'
+import { PrefetchService } from '../prefetch/service.ts'
+import { TraceStore } from '../prefetch/traces.ts'
 
 /** How long a read waits for a build that is not visible yet (its origin still framing it, its announcement on the way). */
 const VISIBILITY_WAIT_MS = 10_000
@@ -59,6 +63,7 @@ export class SnapswarmNode {
     pauses: PauseManager
     cache: ChunkCache
     files: OpenFiles
+    prefetch: { service: PrefetchService; traces: TraceStore }
     shared?: SharedCacheSource
     cachedAnnouncer?: CachedAnnouncer
     timer: NodeJS.Timeout
@@ -108,7 +113,14 @@ export class SnapswarmNode {
     // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
     const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.forbid(id)) })
     const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
-    const provider = new LocalBuildProvider(builds, cachedServer)
+    // Access traces: a pending build's waits here for its upload (and is served to peers by its origin).
+    const traces = new TraceStore({
+      store,
+      status: board,
+      fromPeers: (id, name, signal) => blobFromServingPeers(peer, board.holdersOf(id), id, name, signal),
+      log: log.child({ component: 'prefetch' }),
+    })
+    const provider = new LocalBuildProvider(builds, cachedServer, traces)
     const peer = await createSnapswarmPeer({
       dataDir,
       listen: config.node.listen,
@@ -140,6 +152,13 @@ export class SnapswarmNode {
       },
     })
     const cache = await ChunkCache.open({ dir: join(dataDir, 'cache'), maxBytes: config.cache.maxBytes, fetcher, metrics, logger: opts.logger })
+    const prefetch = new PrefetchService({
+      // A file's prefetch never takes more than half the chunk cache: demand reads keep room.
+      settings: { ...config.prefetch, budgetBytes: Math.min(config.prefetch.budgetBytes, Math.floor(config.cache.maxBytes / 2)) },
+      traces,
+      gate: new PrefetchGate(fetcher, config.prefetch.concurrency),
+      log: log.child({ component: 'prefetch' }),
+    })
     peer.directory.subscribe((change) => {
       if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
       else if (change.current === 'pending') board.set(change.buildId, 'pending')
@@ -155,6 +174,7 @@ export class SnapswarmNode {
       onSwitch: () => switchovers.inc(),
       onUploadFailed: config.switchover.onUploadFailed,
       openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
+      prefetch,
     })
     const announce = (b: LocalBuild) => {
       // Readers on this node follow its own builds too (proactive switchover, failure at once).
@@ -256,7 +276,7 @@ export class SnapswarmNode {
         .catch((err) => log.warn({ err }, 'evicting finished builds failed'))
     }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
     timer.unref()
-    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, shared, cachedAnnouncer, timer }, builds, log })
+    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, prefetch: { service: prefetch, traces }, shared, cachedAnnouncer, timer }, builds, log })
   }
 
   /**
@@ -274,12 +294,15 @@ export class SnapswarmNode {
   }
 
   async stop(): Promise<void> {
-    const { api, pauses, cache, files, shared, cachedAnnouncer, timer } = this.parts
+    const { api, pauses, cache, files, prefetch, shared, cachedAnnouncer, timer } = this.parts
     clearInterval(timer)
     cachedAnnouncer?.stop()
     await api.close()
     await pauses.stop()
     await files.closeAll()
+    // Recordings of the files just closed are written before storage closes.
+    await prefetch.service.idle()
+    prefetch.traces.close()
     await this.peer.stop() // withdraws announcements, resets streams
     await cache.close()
     await shared?.idle()

@@ -7,6 +7,7 @@ import type { Header } from '../format/header.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { BuildReader } from '../read/build-reader.ts'
+import type { PrefetchSession } from '../prefetch/service.ts'
 import type { BuildStatusBoard } from './build-status.ts'
 import { raceAbort } from '../read/abort.ts'
 import { ResumedFile } from './resumed-file.ts'
@@ -19,6 +20,8 @@ export interface OpenFilesDeps {
   readonly openReader: (header: Header, kind: FileKind) => Promise<BuildReader>
   readonly onSwitch?: (from: Header, to: Header) => void
   readonly onUploadFailed?: 'error' | 'read-from-origin'
+  /** Access recording and prefetch (src/prefetch): one session per open file, closed with it. */
+  readonly prefetch?: { attach(id: BuildId, kind: FileKind, file: ResumedFile): PrefetchSession }
 }
 
 export interface FileHandleLike {
@@ -34,6 +37,7 @@ interface Entry {
   readonly file: Promise<ResumedFile>
   users: number
   idle?: NodeJS.Timeout
+  session?: PrefetchSession
 }
 
 /** A file nobody reads is kept open this long, so range requests in a row share one file (and one switchover). */
@@ -53,8 +57,8 @@ export class OpenFiles {
     if (!entry) {
       // Shared by every opener: it runs without any one caller's signal (a client that goes away must
       // not fail the others); each caller only stops waiting on its own signal below.
-      const file = this.deps.initialHeader(id, kind).then((header) =>
-        ResumedFile.open(
+      const file = this.deps.initialHeader(id, kind).then(async (header) => {
+        const f = await ResumedFile.open(
           {
             buildId: id,
             kind,
@@ -66,9 +70,12 @@ export class OpenFiles {
             onUploadFailed: this.deps.onUploadFailed,
           },
           header,
-        ),
-      )
-      entry = { file, users: 0 } as Entry
+        )
+        if (this.deps.prefetch) created.session = this.deps.prefetch.attach(id, kind, f)
+        return f
+      })
+      const created: Entry = { file, users: 0 }
+      entry = created
       this.files.set(key, entry)
       file.catch(() => this.files.delete(key))
     }
@@ -104,7 +111,7 @@ export class OpenFiles {
       if (e.users > 0 || this.files.get(key) !== e) return
       this.files.delete(key)
       e.file.then(
-        (file) => file.close().catch((err) => this.deps.log.warn({ err }, 'closing an idle build file failed')),
+        () => closeEntry(e).catch((err) => this.deps.log.warn({ err }, 'closing an idle build file failed')),
         () => {}, // it never opened: nothing to close
       )
     }, IDLE_CLOSE_MS)
@@ -115,6 +122,12 @@ export class OpenFiles {
     const all = [...this.files.values()]
     this.files.clear()
     for (const e of all) clearTimeout(e.idle)
-    await Promise.allSettled(all.map(async (e) => (await e.file).close()))
+    await Promise.allSettled(all.map(closeEntry))
   }
+}
+
+/** Close an opened file and its prefetch session (which saves what it recorded). */
+async function closeEntry(e: Entry): Promise<void> {
+  const file = await e.file
+  await Promise.all([file.close(), e.session?.close()])
 }

@@ -19,6 +19,7 @@ import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
+import { traceKindOf } from '../prefetch/trace.ts'
 import type { CachedFrameServer } from './cached-frames.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
@@ -29,10 +30,13 @@ export class LocalBuildProvider implements PeerContentProvider {
   private readonly cached: CachedFrameServer | undefined
   /** Encoded pending headers, built once per file: headers are immutable once derived. */
   private readonly encoded = new Map<string, Uint8Array>()
+  /** Access traces recorded for pending builds (src/prefetch/traces.ts), served as blobs. */
+  private readonly traces: { heldBlob(buildId: BuildId, name: string): Uint8Array | undefined } | undefined
 
-  constructor(builds: LocalBuilds, cached?: CachedFrameServer) {
+  constructor(builds: LocalBuilds, cached?: CachedFrameServer, traces?: LocalBuildProvider['traces']) {
     this.builds = builds
     this.cached = cached
+    this.traces = traces
   }
 
   async getHeader(buildId: BuildId, kind: FileKind): Promise<HeaderAnswer> {
@@ -91,6 +95,11 @@ export class LocalBuildProvider implements PeerContentProvider {
     const b = this.builds.get(buildId)
     const refusal = statusOf(b)
     if (refusal) return { status: refusal }
+    // A pending build's access trace, while its origin holds one (`memfile.prefetch`, `rootfs.ext4.prefetch`).
+    if (traceKindOf(name)) {
+      const bytes = this.traces?.heldBlob(buildId, name)
+      return bytes ? { status: 'OK', bytes } : { status: 'NOT_AVAILABLE' }
+    }
     if (name !== 'snapfile' && name !== 'metadata.json') return { status: 'NOT_AVAILABLE' }
     if (!b!.request.files[name === 'snapfile' ? 'snapfile' : 'metadata']) return { status: 'NOT_AVAILABLE' }
     const fh = await open(join(this.builds.buildDir(buildId), name), 'r')

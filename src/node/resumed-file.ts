@@ -22,6 +22,9 @@ import type { BuildStatusBoard } from './build-status.ts'
 /** DESIGN §8: the number of header transitions one read may go through. */
 export const MAX_TRANSITIONS = 2
 
+/** Called with each read's range and the reader it starts on (which resolves the range to fetch units). */
+export type DemandObserver = (offset: number, length: number, reader: BuildReader) => void
+
 export class UploadFailedError extends SnapswarmError {
   constructor(buildId: BuildId) {
     super('ERR_UPLOAD_FAILED', `build ${buildId} is not readable: its origin reports the upload failed, and it is not in storage`)
@@ -71,6 +74,8 @@ export class ResumedFile {
   private readonly lifetime = new AbortController()
   /** Set when the final header contradicts the pending one: nothing more is served from this file. */
   private broken: Error | null = null
+  /** Told of every read before it runs (the access recorder, src/prefetch); prefetches are not reads. */
+  private observer: DemandObserver | null = null
 
   private constructor(deps: ResumedFileDeps, reader: BuildReader) {
     this.deps = deps
@@ -119,6 +124,7 @@ export class ResumedFile {
    * nothing writes into `dst` any more (BuildReader.readInto), so the caller may reuse it at once.
    */
   async readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void> {
+    if (this.observer && !this.closed) this.observer(offset, dst.byteLength, this.active.reader)
     for (let transitions = 0; ; transitions++) {
       if (this.closed) throw new BuildUnavailableError(`build file ${this.deps.buildId}/${this.deps.kind} is closed`)
       if (this.broken) throw this.broken
@@ -147,6 +153,27 @@ export class ResumedFile {
         cur.inflight--
         if (cur.retired && cur.inflight === 0) await cur.reader.close().catch(() => {})
       }
+    }
+  }
+
+  /** Observe every read from now on (null: stop). One observer at a time. */
+  observe(observer: DemandObserver | null): void {
+    this.observer = observer
+  }
+
+  /**
+   * Fetch ahead the unit holding `offset` under the current header (BuildReader.prefetch); the bytes
+   * fetched. Best effort: nothing on a closed or broken file, and an error is the caller's to log.
+   */
+  async prefetchAt(offset: number): Promise<number> {
+    if (this.closed || this.broken) return 0
+    const cur = this.active
+    cur.inflight++
+    try {
+      return await cur.reader.prefetch(offset)
+    } finally {
+      cur.inflight--
+      if (cur.retired && cur.inflight === 0) await cur.reader.close().catch(() => {})
     }
   }
 

@@ -111,6 +111,42 @@ export class BuildReader {
     for (const r of results) if (r.status === 'rejected') throw r.reason
   }
 
+  /**
+   * Fetch ahead the unit (frame or raw chunk) holding virtual offset `offset`, at prefetch priority
+   * (ChunkFile.prefetch); the bytes fetched, 0 when it was here, in flight or reads as zeros.
+   */
+  async prefetch(offset: number): Promise<number> {
+    if (this.closed || !Number.isSafeInteger(offset) || offset < 0 || offset >= this.size) return 0
+    const r = resolve(this.header, offset)
+    if (r.buildId === NIL_BUILD_ID) return 0
+    const layer = this.layers.get(r.buildId)!
+    return layer.file.prefetch(r.storageOffset, layer.plan)
+  }
+
+  /**
+   * Call `unit` once per fetch unit that [offset, offset + length) touches, in order, with the unit's
+   * identity (layer and start in its data file) and the first virtual offset of the range inside it.
+   * Zero-filled pieces name no unit. Used to record which units a reader demands.
+   */
+  forEachUnit(offset: number, length: number, unit: (key: string, virtualOffset: number) => void): void {
+    const end = Math.min(offset + length, this.size)
+    for (let pos = offset; pos < end; ) {
+      const r = resolve(this.header, pos)
+      const n = Math.min(r.remaining, end - pos)
+      if (r.buildId === NIL_BUILD_ID) {
+        pos += n
+        continue
+      }
+      const { plan } = this.layers.get(r.buildId)!
+      for (let s = r.storageOffset; s < r.storageOffset + n; ) {
+        const ref = plan(s)
+        unit(`${r.buildId}:${ref.startU}`, pos + (s - r.storageOffset))
+        s = ref.startU + ref.sizeU
+      }
+      pos += n
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true

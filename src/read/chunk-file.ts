@@ -82,6 +82,8 @@ export class ChunkFile {
   private writing: Promise<void> = Promise.resolve()
   /** The page after the last large read: a large read starting here is streaming (read-ahead). */
   private sequentialNext = -1
+  /** Units (by startU) the prefetcher fetched that no demand read has used yet. */
+  private readonly prefetched = new Set<number>()
 
   private constructor(dataPath: string, mapPath: string, fh: FileHandle, presence: PresenceMap, deps: ChunkFileDeps) {
     this.dataPath = dataPath
@@ -121,6 +123,7 @@ export class ChunkFile {
     if (this.life.signal.aborted) throw this.life.signal.reason
     const first = Math.floor(offset / PAGE_SIZE)
     const end = Math.ceil((offset + dst.byteLength) / PAGE_SIZE)
+    if (this.prefetched.size > 0) this.notePrefetchUse(offset, dst.byteLength, plan)
     if (this.presence.allChecked(first, end)) {
       this.localHits.inc() // the hot path: one bitmap check, one pread
       if (this.isStreaming(first, end, dst.byteLength)) this.readAhead(end, plan)
@@ -295,28 +298,79 @@ export class ChunkFile {
     }
   }
 
-  /** The fetch in flight whose own range covers `page`, or a new one for the unit `plan` gives. */
-  private fetchCovering(page: number, plan: FramePlanner, reader = true): Fetch {
-    const pos = page * PAGE_SIZE
-    for (const f of this.inflight.values()) {
-      if (f.startU <= pos && pos < f.endU) {
-        if (reader) this.metrics.dedupJoins.inc()
-        return f
-      }
+  /**
+   * Background prefetch of the unit covering data-file offset `offset`: nothing when its first page is
+   * here or a fetch covering it runs (waited for, so the caller's slot stays taken until it ends),
+   * else a fetch at prefetch priority, waited for until written. Returns the bytes it fetched (0 when
+   * it fetched nothing). A failed fetch is not thrown: a demand read of the unit fetches it again.
+   */
+  async prefetch(offset: number, plan: FramePlanner): Promise<number> {
+    if (this.life.signal.aborted) return 0
+    const page = Math.floor(offset / PAGE_SIZE)
+    if (this.presence.has(page)) return 0
+    const running = this.findInflight(page * PAGE_SIZE)
+    if (running) {
+      await running.settled
+      return 0
     }
+    const ref = this.checkedPlan(page * PAGE_SIZE, plan)
+    const f = this.start(ref, true)
+    this.prefetched.add(ref.startU)
+    await f.settled
+    if (!this.presence.has(page)) {
+      this.prefetched.delete(ref.startU)
+      return 0
+    }
+    this.metrics.prefetchFrames.inc()
+    return ref.sizeU
+  }
+
+  /** A demand read over prefetched units: each one counts as a prefetch hit, once. */
+  private notePrefetchUse(offset: number, length: number, plan: FramePlanner): void {
+    for (let pos = offset - (offset % PAGE_SIZE); pos < offset + length; ) {
+      let ref: FrameRef
+      try {
+        ref = plan(pos)
+      } catch {
+        return // past the layer's table: the read itself reports it
+      }
+      if (this.prefetched.delete(ref.startU)) this.metrics.prefetchHits.inc()
+      pos = ref.startU + ref.sizeU
+    }
+  }
+
+  private findInflight(pos: number): Fetch | undefined {
+    for (const f of this.inflight.values()) if (f.startU <= pos && pos < f.endU) return f
+    return undefined
+  }
+
+  private checkedPlan(pos: number, plan: FramePlanner): FrameRef {
     const ref = plan(pos)
     if (ref.startU % PAGE_SIZE !== 0 || pos < ref.startU || pos >= ref.startU + ref.sizeU) {
       throw new FormatError(`${describeRef(ref)} does not cover page offset ${pos} on a ${PAGE_SIZE}-byte boundary`)
     }
-    return this.start(ref)
+    return ref
+  }
+
+  /** The fetch in flight whose own range covers `page`, or a new one for the unit `plan` gives. */
+  private fetchCovering(page: number, plan: FramePlanner, reader = true): Fetch {
+    const pos = page * PAGE_SIZE
+    const running = this.findInflight(pos)
+    if (running) {
+      if (reader) this.metrics.dedupJoins.inc()
+      return running
+    }
+    const f = this.start(this.checkedPlan(pos, plan))
+    if (reader) this.metrics.demandFetches.inc()
+    return f
   }
 
   /**
    * Waiters are released by `verified`; the entry stays in flight (so later readers join it and copy
    * its buffer) until `settled`: written and marked present, or failed. Every fetch ends (deadline).
    */
-  private start(ref: FrameRef): Fetch {
-    const verified = this.deps.fetcher.fetch(ref, withDeadline(this.life.signal, FETCH_TIMEOUT_MS))
+  private start(ref: FrameRef, prefetch = false): Fetch {
+    const verified = this.deps.fetcher.fetch(ref, withDeadline(this.life.signal, FETCH_TIMEOUT_MS), prefetch ? 'prefetch' : 'demand')
     verified.catch(() => {}) // waiters that gave up no longer observe it; the error is theirs, not unhandled
     const settled = verified
       .then((plain) => this.store(ref, plain))
@@ -380,6 +434,9 @@ export class ChunkFile {
   /** Stop fetches (nobody waits on them once the cache releases the file), save the record, close. */
   async close(): Promise<void> {
     if (!this.life.signal.aborted) this.life.abort(new CacheClosedError(`chunk file ${this.dataPath} closed`))
+    // Prefetched units no demand read used while the file was open.
+    this.metrics.prefetchUnused.inc(this.prefetched.size)
+    this.prefetched.clear()
     await Promise.all([...this.inflight.values()].map((f) => f.settled)) // writes end before the handle closes
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined

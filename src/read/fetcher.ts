@@ -25,9 +25,22 @@ import type { SharedCacheSource } from './shared-cache.ts'
 import type { FrameRef, FrameSource } from './source.ts'
 import { type DigestCheck, describeRef, verifyFrame } from './verify.ts'
 
+/**
+ * Why a frame is fetched: a reader waits for it (`demand`), or the prefetcher fetches it ahead of use
+ * (`prefetch`). Demand fetches are never queued; prefetches take slots only demand leaves free
+ * (src/prefetch/gate.ts), and the count of demand fetches in flight is what decides that.
+ */
+export type FetchPriority = 'demand' | 'prefetch'
+
 /** What the chunk cache needs: verified, uncompressed bytes of a frame (or chunk). */
 export interface VerifiedFrameFetcher {
-  fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array>
+  fetch(ref: FrameRef, signal: AbortSignal, priority?: FetchPriority): Promise<Uint8Array>
+}
+
+/** Demand fetches in flight, and a way to hear when one ends (the prefetch gate's input). */
+export interface DemandLoad {
+  readonly demandInFlight: number
+  onDemandEnd(listener: () => void): () => void
 }
 
 export type PenaltyReason = 'corrupt' | 'error'
@@ -59,8 +72,10 @@ interface Run {
   timer: CoarseTimeout | undefined
 }
 
-export class FrameFetcher implements VerifiedFrameFetcher {
+export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
   private peers: FrameSource | undefined
+  private demand = 0
+  private readonly demandEnded = new Set<() => void>()
   private readonly opts: FetcherOptions
   private readonly metrics: ReadMetrics
   private readonly log: Logger
@@ -83,8 +98,29 @@ export class FrameFetcher implements VerifiedFrameFetcher {
     this.peers = peers
   }
 
+  get demandInFlight(): number {
+    return this.demand
+  }
+
+  onDemandEnd(listener: () => void): () => void {
+    this.demandEnded.add(listener)
+    return () => this.demandEnded.delete(listener)
+  }
+
   /** Verified uncompressed bytes of `ref` from the first source that has good ones (hedged, see above). */
-  fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
+  fetch(ref: FrameRef, signal: AbortSignal, priority: FetchPriority = 'demand'): Promise<Uint8Array> {
+    if (priority === 'prefetch') return this.fetchChain(ref, signal)
+    this.demand++
+    const done = this.fetchChain(ref, signal)
+    const end = (): void => {
+      this.demand--
+      for (const l of [...this.demandEnded]) l()
+    }
+    done.then(end, end)
+    return done
+  }
+
+  private fetchChain(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
     if (signal.aborted) return Promise.reject(signal.reason)
     const chain = this.chain()
     return new Promise<Uint8Array>((resolve, reject) => {

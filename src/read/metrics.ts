@@ -32,6 +32,12 @@ export class ReadMetrics {
   readonly cacheCorruptPages: Counter<'reason'>
   /** Shared-cache writes by result: written, exists, locked, failed, dropped. */
   readonly sharedWrites: Counter<'result'>
+  /** Demand misses: reads that had to start a fetch (not served locally nor by a fetch already running). */
+  readonly demandFetches: Counter
+  /** Prefetch (src/prefetch): units fetched ahead, those a demand read then used, those never used. */
+  readonly prefetchFrames: Counter
+  readonly prefetchHits: Counter
+  readonly prefetchUnused: Counter
 
   constructor(reg: Registry = createRegistry()) {
     this.reads = counter(reg, 'snapswarm_reads_total', 'Reads of virtual build files')
@@ -64,6 +70,10 @@ export class ReadMetrics {
     this.sharedWrites = counter(reg, 'snapswarm_shared_cache_writes_total', 'Shared frame cache writes by result', [
       'result',
     ]) as Counter<'result'>
+    this.demandFetches = counter(reg, 'snapswarm_demand_fetches_total', 'Demand reads that started a frame fetch (misses not joined to a fetch or prefetch in flight)')
+    this.prefetchFrames = counter(reg, 'snapswarm_prefetch_frames_total', 'Frames (or raw chunks) fetched ahead from an access trace')
+    this.prefetchHits = counter(reg, 'snapswarm_prefetch_hits_total', 'Prefetched frames a demand read then used (present or still in flight)')
+    this.prefetchUnused = counter(reg, 'snapswarm_prefetch_unused_total', 'Prefetched frames no demand read used before their file closed')
   }
 }
 
