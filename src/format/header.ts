@@ -1,21 +1,28 @@
 /**
- * V3 and V4 headers, byte-exactly as e2b-dev/infra writes them (DESIGN §4):
+ * Headers byte-exactly as e2b-dev/infra writes and reads them (docs/FORMAT.md has every byte):
  *   metadata (64): version u64 · blockSize u64 · size u64 · generation u64 · buildId [16] · baseBuildId [16]
- *   V3: mappings to end of input, 40 bytes each: offset u64 · length u64 · buildId [16] · bso u64
- *   V4: flags u8 (bit 0 incomplete) · u32 body length · body as ONE LZ4 frame:
+ *   versions 1, 2, 3 (the V3 layout): mappings to end of input, 40 bytes each:
+ *       offset u64 · length u64 · buildId [16] · bso u64
+ *   versions 4 and 5: flags u8 (bit 0 incomplete) · u32 body length · body as ONE LZ4 frame:
  *       u32 numBuilds · per build (sorted by raw id): id [16] · fileSize i64 · sha256 [32] ·
- *       codec u32 · n u32 · n × {startU i64 · startC i64 · sizeU i32 · sizeC i32} · u32 numMappings · mappings
+ *       codec u32 · n u32 · n × {startU i64 · startC i64 · sizeU i32 · sizeC i32} ·
+ *       V4: u32 numMappings · mappings (40 bytes each, as above); V5: the columnar section of header-v5.ts
  *       [· raw-build digest trailer, raw-digests.ts: per-chunk SHA-256 of raw builds, ignored by e2b]
+ *
+ * As e2b: only the low 16 bits of the version field count; flag bits other than bit 0 are ignored; a
+ * V3 or V4 header without mappings maps the whole file (rounded up to 4 KiB) to its own build.
  *
  * Decoding is safe on hostile input: every count is checked against the bytes that remain and every
  * declared length against HEADER_LIMITS before allocating; any failure is a FormatError or LimitError.
- * Decoded headers are frozen: readers share them (DESIGN §9: headers mutated while readers used them).
+ * Decoded headers are frozen: readers share them, and a header changed under a reader would hand it
+ * bytes of another layout.
  */
 import { ByteReader, ByteWriter } from './bytes.ts'
 import { CorruptFrameError, FormatError, LimitError } from './errors.ts'
 import { type ByteRange, FrameTable } from './frame-table.ts'
 import { FRAME_BYTES, HEADER_LIMITS, MAPPING_BYTES, METADATA_BYTES, rangesByBuild, validateHeader } from './header-validate.ts'
 import { lz4CompressFrameSync, lz4DecompressFrameSync } from './lz4.ts'
+import { alignUp, readV5Mappings, v5MappingsBytes, writeV5Mappings } from './header-v5.ts'
 import { DIGEST_ENTRY_BYTES, RAW_DIGESTS_MAGIC, RAW_DIGESTS_VERSION, RawDigests, SHA256_BYTES } from './raw-digests.ts'
 import { type BuildId, CODEC_IDS, type CodecName, type Frame, type Mapping } from './types.ts'
 import { compareBuildIds } from './uuid.ts'
@@ -38,31 +45,41 @@ export interface BuildInfo {
   readonly digests?: RawDigests
 }
 
+/** The version numbers e2b has written: 1 and 2 use the V3 layout (they predate V4). */
+export type HeaderVersion = 1 | 2 | 3 | 4 | 5
+
+/** The byte layout of a version: 3 (mappings only), 4 (builds + mapping records) or 5 (builds + columnar mappings). */
+export function headerLayout(version: HeaderVersion): 3 | 4 | 5 {
+  return version === 4 || version === 5 ? version : 3
+}
+
 export interface Header {
-  readonly version: 3 | 4
+  readonly version: HeaderVersion
   readonly blockSize: number
   /** Virtual size of the file. */
   readonly size: number
   readonly generation: number
   readonly buildId: BuildId
   readonly baseBuildId: BuildId
-  /** V4 flag bit 0: served by a peer while the upload runs; must never be stored (DESIGN §4). */
+  /** V4/V5 flag bit 0: served by a peer while the upload runs; never stored. */
   readonly incomplete: boolean
-  /** V4 only. A build mapped but absent here is *unknown*, not "known uncompressed" (DESIGN §9). */
+  /** V4/V5 only. What a mapped build absent here is, layer-info.ts decides (e2b's rule). */
   readonly builds: Map<BuildId, BuildInfo>
   readonly mappings: Mapping[]
 }
 
 const FLAG_INCOMPLETE = 0x01
+const VERSION_MASK = 0xffff
 /** Smallest encoded build entry: id + fileSize + sha256 + codec + n. */
 const MIN_BUILD_BYTES = 16 + 8 + 32 + 4 + 4
 const CODEC_BY_ID: readonly CodecName[] = ['none', 'zstd', 'lz4']
 
 export function encodeHeader(h: Header): Uint8Array {
   validateHeader(h)
-  const w = new ByteWriter(METADATA_BYTES + 5 + (h.version === 3 ? h.mappings.length * MAPPING_BYTES : 0))
+  const layout = headerLayout(h.version)
+  const w = new ByteWriter(METADATA_BYTES + 5 + (layout === 3 ? h.mappings.length * MAPPING_BYTES : 0))
   w.u64(h.version).u64(h.blockSize).u64(h.size).u64(h.generation).uuid(h.buildId).uuid(h.baseBuildId)
-  if (h.version === 3) {
+  if (layout === 3) {
     writeMappings(w, h.mappings)
     return w.finish()
   }
@@ -72,11 +89,13 @@ export function encodeHeader(h: Header): Uint8Array {
 }
 
 /**
- * Builds sorted by raw id; each table trimmed to the frames the mappings touch (DESIGN §4). The body
- * size is computed and checked against the limit before anything is written (DESIGN §9).
+ * Builds sorted by raw id; each table trimmed to the frames the mappings touch. The body size is
+ * computed and checked against the limit before anything is written: a header over the limit would
+ * be stored and then refused by every reader.
  */
 function encodeBody(h: Header): Uint8Array {
-  const used = rangesByBuild(h.mappings)
+  const v5 = h.version === 5
+  const used = rangesByBuild(h.mappings, h.size)
   const ids = [...h.builds.keys()].sort(compareBuildIds)
   const tables = ids.map((id) => {
     const ranges = used.get(id)
@@ -84,10 +103,10 @@ function encodeBody(h: Header): Uint8Array {
     return ranges === undefined ? frames : frames.trim(ranges)
   })
   const digests = rawDigestsToWrite(h, ids, used)
-  let size = 4 + 4 + h.mappings.length * MAPPING_BYTES + digestTrailerBytes(digests)
+  let size = 4 + (v5 ? v5MappingsBytes(h.mappings) : 4 + h.mappings.length * MAPPING_BYTES) + digestTrailerBytes(digests)
   for (const t of tables) size += MIN_BUILD_BYTES + t.frames.length * FRAME_BYTES
   if (size > HEADER_LIMITS.maxBodyBytes) {
-    throw new LimitError(`V4 header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${size}`)
+    throw new LimitError(`V${h.version} header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${size}`)
   }
   const w = new ByteWriter(size)
   w.u32(ids.length)
@@ -97,8 +116,11 @@ function encodeBody(h: Header): Uint8Array {
     w.uuid(id).i64(info.fileSize).bytes(info.sha256).u32(CODEC_IDS[table.codec]).u32(table.frames.length)
     for (const f of table.frames) w.i64(f.startU).i64(f.startC).i32(f.sizeU).i32(f.sizeC)
   })
-  w.u32(h.mappings.length)
-  writeMappings(w, h.mappings)
+  if (v5) writeV5Mappings(w, h.mappings)
+  else {
+    w.u32(h.mappings.length)
+    writeMappings(w, h.mappings)
+  }
   writeDigestTrailer(w, digests)
   return w.finish()
 }
@@ -143,10 +165,8 @@ export function decodeHeader(bytes: Uint8Array): Header {
     throw new LimitError(`header: expected <= ${HEADER_LIMITS.maxHeaderBytes} bytes, found ${bytes.byteLength}`)
   }
   const r = new ByteReader(bytes, 'header')
-  const version = r.u64('version')
-  if (version !== 3 && version !== 4) r.fail('version', '3 or 4', version, 0)
   const meta = {
-    version: version as 3 | 4,
+    version: readVersion(r),
     blockSize: r.u64('blockSize'),
     size: r.u64('size'),
     generation: r.u64('generation'),
@@ -154,17 +174,34 @@ export function decodeHeader(bytes: Uint8Array): Header {
     baseBuildId: r.uuid('baseBuildId'),
   }
   let header: Header
-  if (version === 3) {
-    header = { ...meta, incomplete: false, builds: new Map(), mappings: readV3Mappings(r) }
+  if (headerLayout(meta.version) === 3) {
+    header = { ...meta, incomplete: false, builds: new Map(), mappings: withDefaultMapping(meta, readV3Mappings(r)) }
   } else {
+    // Unknown flag bits are ignored, as e2b does: a later writer may define them.
     const flags = r.u8('flags')
-    if (flags & ~FLAG_INCOMPLETE) r.fail('flags', 'only bit 0 (incomplete) set', `0x${flags.toString(16)}`, r.offset - 1)
-    const body = readV4Body(r)
-    header = { ...meta, incomplete: (flags & FLAG_INCOMPLETE) !== 0, ...body }
+    const body = readV4Body(r, meta.version === 5, meta.size)
+    const mappings = meta.version === 5 ? body.mappings : withDefaultMapping(meta, body.mappings)
+    header = { ...meta, incomplete: (flags & FLAG_INCOMPLETE) !== 0, builds: body.builds, mappings }
   }
   validateHeader(header, FormatError)
   Object.freeze(header.mappings)
   return Object.freeze(header)
+}
+
+/** e2b reads the version as `u64 & 0xFFFF`: the upper 48 bits are ignored (and written back as zero). */
+function readVersion(r: ByteReader): HeaderVersion {
+  r.need(8, 'version')
+  const lo = r.u32('version')
+  r.u32('version')
+  const version = lo & VERSION_MASK
+  if (version < 1 || version > 5) r.fail('version', '1 to 5 in the low 16 bits', version, 0)
+  return version as HeaderVersion
+}
+
+/** e2b's NewHeader: a V3/V4 header without mappings maps the whole file, in 4 KiB pages, to itself. */
+function withDefaultMapping(meta: { size: number; buildId: BuildId }, mappings: Mapping[]): Mapping[] {
+  if (mappings.length > 0 || meta.size === 0) return mappings
+  return [Object.freeze({ offset: 0, length: alignUp(meta.size), buildId: meta.buildId, buildStorageOffset: 0 })]
 }
 
 function readV3Mappings(r: ByteReader): Mapping[] {
@@ -177,24 +214,29 @@ function readV3Mappings(r: ByteReader): Mapping[] {
   return readMappings(r, r.remaining / MAPPING_BYTES)
 }
 
-function readV4Body(r: ByteReader): Pick<Header, 'builds' | 'mappings'> {
+function readV4Body(r: ByteReader, v5: boolean, size: number): Pick<Header, 'builds' | 'mappings'> {
+  const what = v5 ? 'V5' : 'V4'
   const length = r.u32('body length')
-  // Checked before decompressing: the declared length is what the decoder may allocate (DESIGN §9).
+  // Checked before decompressing: the declared length is what the decoder may allocate.
   if (length > HEADER_LIMITS.maxBodyBytes) {
-    throw new LimitError(`V4 header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${length} declared`)
+    throw new LimitError(`${what} header body: expected <= ${HEADER_LIMITS.maxBodyBytes} bytes, found ${length} declared`)
   }
   let body: Uint8Array
   try {
     body = lz4DecompressFrameSync(r.rest(), length)
   } catch (err) {
     if (!(err instanceof CorruptFrameError)) throw err
-    throw new FormatError(`V4 header body (LZ4 frame at offset ${METADATA_BYTES + 5}): ${err.message}`, { cause: err })
+    throw new FormatError(`${what} header body (LZ4 frame at offset ${METADATA_BYTES + 5}): ${err.message}`, { cause: err })
   }
-  const br = new ByteReader(body, 'V4 header body')
+  const br = new ByteReader(body, `${what} header body`)
   const builds = readBuilds(br)
-  const count = br.u32('numMappings')
-  br.need(count * MAPPING_BYTES, `${count} mappings`)
-  const mappings = readMappings(br, count)
+  let mappings: Mapping[]
+  if (v5) mappings = readV5Mappings(br, size)
+  else {
+    const count = br.u32('numMappings')
+    br.need(count * MAPPING_BYTES, `${count} mappings`)
+    mappings = readMappings(br, count)
+  }
   if (br.remaining > 0) readDigestTrailer(br, builds)
   br.expectEnd()
   return { builds, mappings }

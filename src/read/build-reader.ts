@@ -11,9 +11,11 @@
  * the content the header promises for it (cache-key.ts): a new header that promises the same content
  * reuses it, one that promises other content gets a file of its own.
  */
-import { FormatError, InvalidArgumentError } from '../format/errors.ts'
+import { InvalidArgumentError } from '../format/errors.ts'
 import type { FrameTable } from '../format/frame-table.ts'
 import type { BuildInfo, Header } from '../format/header.ts'
+import { mappedEnds } from '../format/header-validate.ts'
+import { resolveLayerInfo } from '../format/layer-info.ts'
 import { resolve } from '../format/mapping.ts'
 import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { ChunkCache, ChunkFileLease } from './chunk-cache.ts'
@@ -156,19 +158,10 @@ export class BuildReader {
 
 /** A fetch planner and a cache key (build id + promised content) per layer the header's mappings use. */
 async function planLayers({ header, kind, lookupLayer }: BuildReaderOptions): Promise<Map<BuildId, { plan: FramePlanner; contentKey: string }>> {
-  const ends = new Map<BuildId, number>()
-  for (const m of header.mappings) {
-    if (m.buildId === NIL_BUILD_ID) continue
-    ends.set(m.buildId, Math.max(ends.get(m.buildId) ?? 0, m.buildStorageOffset + m.length))
-  }
   const plans = new Map<BuildId, { plan: FramePlanner; contentKey: string }>()
-  for (const [buildId, mappedEnd] of ends) {
-    let info = header.builds.get(buildId)
-    // DESIGN §9: in V4 an absent layer is unknown, not "known uncompressed": ask its own header.
-    if (header.version >= 4 && info === undefined) info = await lookupLayer?.(buildId, kind)
-    if (header.version >= 4 && info === undefined) {
-      throw new FormatError(`V${header.version} header of ${header.buildId} has no build info for layer ${buildId}, and no lookup found one`)
-    }
+  for (const [buildId, mappedEnd] of mappedEnds(header)) {
+    // The same decision `inspect --verify` makes (layer-info.ts); undefined: raw, size unknown.
+    const info = await resolveLayerInfo(header, buildId, lookupLayer && ((id) => lookupLayer(id, kind)))
     const table = info?.frames
     // A V4 raw layer knows its data file's size; a V3 one only what this header maps of it.
     const rawEnd = info && info.fileSize >= mappedEnd ? info.fileSize : mappedEnd

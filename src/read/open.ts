@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { FormatError } from '../format/errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
 import { type BuildInfo, decodeHeader, HEADER_LIMITS, type Header } from '../format/header.ts'
+import { describeLayer } from '../format/layer-info.ts'
 import { type BuildId, type FileKind, storageName } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { ObjectStore } from '../storage/store.ts'
@@ -49,7 +50,7 @@ export function headerObjectName(buildId: BuildId, kind: FileKind): string {
   return `${buildId}/${storageName(kind)}.header`
 }
 
-/** The final header of a stored build. A stored header with the pending flag is refused (DESIGN §4). */
+/** The final header of a stored build. A stored header with the pending flag is refused: it was never meant to be stored. */
 export async function loadStoredHeader(store: ObjectStore, buildId: BuildId, kind: FileKind): Promise<Header> {
   const bytes = await benchThrottled(() => store.get(headerObjectName(buildId, kind), { maxBytes: HEADER_LIMITS.maxHeaderBytes }))
   const header = decodeHeader(bytes)
@@ -57,12 +58,16 @@ export async function loadStoredHeader(store: ObjectStore, buildId: BuildId, kin
   return header
 }
 
-/** Finds a layer's BuildInfo in its own stored header; a V3 (raw) layer's size from its data object. */
+/**
+ * Finds a layer's BuildInfo in its own stored header, by the same decision as every read
+ * (layer-info.ts); a layer that header says is uncompressed gets its size from its data object.
+ */
 export function storageLayerLookup(store: ObjectStore): LayerLookup {
   return async (buildId, kind) => {
     if (!(await store.exists(headerObjectName(buildId, kind)))) return undefined
-    const own = await loadStoredHeader(store, buildId, kind)
-    if (own.version === 4) return own.builds.get(buildId)
+    const own = describeLayer(await loadStoredHeader(store, buildId, kind), buildId)
+    if (own.kind === 'described') return own.info
+    if (own.kind === 'ask-own-header') return undefined
     const st = await store.stat(dataObjectName(buildId, kind, 'none'))
     if (st === null) return undefined
     const info: BuildInfo = { buildId, fileSize: st.size, sha256: new Uint8Array(32), frames: new FrameTable('none', []) }

@@ -15,7 +15,9 @@ import { createHash } from 'node:crypto'
 import { getCodec } from '../format/codec.ts'
 import type { BuildInfo, Header } from '../format/header.ts'
 import { hexDigest, sameDigest, sha256Of } from '../format/raw-digests.ts'
-import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
+import { mappedEnds } from '../format/header-validate.ts'
+import { resolveLayerInfo } from '../format/layer-info.ts'
+import type { BuildId, FileKind } from '../format/types.ts'
 import type { ObjectStore } from '../storage/store.ts'
 import { storageLayerLookup } from './open.ts'
 import { dataObjectName } from './source.ts'
@@ -53,16 +55,14 @@ export async function verifyStoredHeader(store: ObjectStore, kind: FileKind, hea
   const layers: LayerReport[] = []
   const failures: VerifyFailure[] = []
   const lookup = storageLayerLookup(store)
-  const mappedEnd = new Map<BuildId, number>()
-  for (const m of header.mappings) {
-    if (m.buildId !== NIL_BUILD_ID) mappedEnd.set(m.buildId, Math.max(mappedEnd.get(m.buildId) ?? 0, m.buildStorageOffset + m.length))
-  }
-  for (const [buildId, end] of mappedEnd) {
-    // A V4 header that does not describe a layer is not "known raw" (DESIGN §9): ask the layer's own header.
-    const info = header.builds.get(buildId) ?? (header.version === 4 ? await lookup(buildId, kind) : undefined)
-    const codec = info?.frames.codec ?? 'none'
-    const object = dataObjectName(buildId, kind, codec)
+  for (const [buildId, end] of mappedEnds(header)) {
+    let info: BuildInfo | undefined
+    let object = dataObjectName(buildId, kind, 'none')
     try {
+      // The decision every read makes (layer-info.ts): verify passes only what a read can read.
+      info = await resolveLayerInfo(header, buildId, (id) => lookup(id, kind))
+      const codec = info?.frames.codec ?? 'none'
+      object = dataObjectName(buildId, kind, codec)
       const layer = { buildId, object, codec }
       if (codec !== 'none') layers.push({ ...layer, ...(await verifyFrames(store, object, info!, signal)) })
       else if (info?.digests) layers.push({ ...layer, ...(await verifyChunks(store, object, info, signal)) })
@@ -139,7 +139,7 @@ async function verifyRawWhole(store: ObjectStore, object: string, info: BuildInf
   if (!stat) throw new Error('data object missing')
   if (info === undefined || !info.sha256.some((b) => b !== 0)) {
     if (stat.size < mappedEnd) throw new Error(`expected at least ${mappedEnd} bytes (what the header maps), found ${stat.size}`)
-    const why = info === undefined ? 'a legacy V3 raw layer carries no checksum' : 'its header records no checksum for this raw layer'
+    const why = info === undefined ? 'an uncompressed layer described by no build entry (a version 1-3 header, or a version 4/5 header without its own entry) carries no checksum' : 'its header records no checksum for this raw layer'
     return { frames: 0, bytes: 0, sha256: 'unknown', status: 'unverifiable', checked: `cannot be verified: ${why}; checked only that it exists and holds ${stat.size} bytes (>= ${mappedEnd} mapped)` }
   }
   if (stat.size !== info.fileSize) throw new Error(`expected ${info.fileSize} bytes, found ${stat.size}`)

@@ -51,17 +51,17 @@ describe('header round trips', () => {
     assert.deepEqual(encodeHeader(back), encodeHeader(h))
   })
 
-  it('V3 and V4 with no mappings, and the incomplete flag, round-trip', () => {
-    for (const h of [
-      sample({ version: 3, builds: new Map(), mappings: [] }),
-      sample({ mappings: [], builds: new Map() }),
-      sample({ incomplete: true }),
-    ]) {
-      const back = decodeHeader(encodeHeader(h))
-      assert.equal(back.version, h.version)
-      assert.equal(back.incomplete, h.incomplete)
-      assert.deepEqual(back.mappings, h.mappings)
+  it('the incomplete flag round-trips; V3 and V4 with no mappings read as e2b reads them: the whole file, in 4 KiB pages, from the build itself', () => {
+    const back = decodeHeader(encodeHeader(sample({ incomplete: true })))
+    assert.equal(back.incomplete, true)
+    assert.deepEqual(back.mappings, sample().mappings)
+    for (const h of [sample({ version: 3, builds: new Map(), mappings: [] }), sample({ mappings: [], builds: new Map() }), sample({ version: 1, size: 5 * K + 1, builds: new Map(), mappings: [] })]) {
+      const read = decodeHeader(encodeHeader(h))
+      assert.equal(read.version, h.version)
+      assert.deepEqual(read.mappings, [{ offset: 0, length: Math.ceil(h.size / K) * K, buildId: h.buildId, buildStorageOffset: 0 }])
     }
+    const empty = decodeHeader(encodeHeader(sample({ version: 3, size: 0, builds: new Map(), mappings: [] })))
+    assert.deepEqual(empty.mappings, [], 'an empty file keeps no mapping')
   })
 
   it('decoded headers are frozen: readers share them (DESIGN §9)', () => {
@@ -105,14 +105,23 @@ describe('the same validation on encode and decode (DESIGN §4)', () => {
     })
   }
 
-  it('refuses unknown versions and unknown flag bits', () => {
+  it('reads the version as e2b does (u64 & 0xFFFF), refuses versions other than 1-5, and ignores unknown flag bits', () => {
     const good = encodeHeader(sample())
-    const v5 = Uint8Array.from(good)
-    v5[0] = 5
-    assert.throws(() => decodeHeader(v5), { name: 'FormatError', message: /version: expected 3 or 4, found 5 at offset 0/ })
+    for (const v of [0, 6, 0xffff]) {
+      const bad = Uint8Array.from(good)
+      new DataView(bad.buffer).setUint16(0, v, true)
+      assert.throws(() => decodeHeader(bad), { name: 'FormatError', message: new RegExp(`version: expected 1 to 5 in the low 16 bits, found ${v} at offset 0`) })
+    }
+    const high = Uint8Array.from(good)
+    new DataView(high.buffer).setUint32(4, 0xdead_beef, true)
+    high[2] = 0x01
+    assert.equal(decodeHeader(high).version, 4, 'bits above the low 16 are not part of the version')
+    assert.deepEqual(encodeHeader(decodeHeader(high)), good, 'and are written back as zero')
     const flags = Uint8Array.from(good)
-    flags[64] = 0x02
-    assert.throws(() => decodeHeader(flags), /flags: expected only bit 0/)
+    flags[64] = 0xfe
+    const h = decodeHeader(flags)
+    assert.equal(h.incomplete, false, 'bit 0 clear: complete; bits 1-7 ignored')
+    assert.deepEqual(encodeHeader(h), good)
   })
 
   it('checks the declared body length before decompressing (LimitError, no allocation)', () => {

@@ -93,7 +93,7 @@ function chain(seed: number, blocks: number, layers: number, baseCodec: CodecNam
     const child = layerHeader(h, { buildId: id, dirty: toRanges(dirty), empty: toRanges(empty), info: buildInfo(id, dirty.length * K, codec, randInt(r, 1, 4)) })
     assert.deepEqual(encodeHeader(h), parentBytes, 'parent unchanged')
     assert.equal(JSON.stringify(h.mappings), parentMappings)
-    assert.equal(child.generation, layer)
+    assert.equal(child.generation, layer + 1, 'e2b: the first layer is generation 1')
     assert.equal(child.baseBuildId, base)
     checkAgainstModel(child, model)
     const back = decodeHeader(encodeHeader(child))
@@ -174,7 +174,8 @@ describe('layerHeader', () => {
       { offset: 7 * K, length: K, buildId: A, buildStorageOffset: 7 * K },
     ])
     assert.equal(child.version, 4)
-    assert.equal(child.generation, 1)
+    assert.equal(parent.generation, 1, 'a first layer is generation 1, as e2b stores it')
+    assert.equal(child.generation, 2)
     // A's frames are 2 blocks; all four are still touched.
     assert.equal(child.builds.get(A)?.frames.frames.length, 4)
     const G = randomBuildId()
@@ -193,7 +194,11 @@ describe('layerHeader', () => {
     const v3 = singleLayerHeader({ buildId: A, blockSize: K, info: buildInfo(A, 8 * K, 'none') })
     const b = layerHeader(v3, { buildId: B, dirty: [{ start: 0, end: 4 * K }], info: buildInfo(B, 4 * K, 'zstd', 1) })
     assert.equal(b.version, 4)
-    assert.equal(b.builds.has(A), false, 'a V3 ancestor has no info: unknown, not raw (DESIGN §9)')
+    assert.deepEqual(
+      { ...b.builds.get(A), frames: b.builds.get(A)?.frames.codec },
+      { buildId: A, fileSize: 0, sha256: new Uint8Array(32), frames: 'none' },
+      "a V3 parent's raw layer gets e2b's empty placeholder entry (uncompressed, size unknown)",
+    )
     const c = layerHeader(b, { buildId: C, dirty: [{ start: 0, end: K }], empty: [{ start: 4 * K, end: 8 * K }], info: buildInfo(C, K, 'none') })
     assert.deepEqual(
       c.builds.get(B)?.frames.frames.map((f) => f.startU),

@@ -67,13 +67,13 @@ describe('raw build header with chunk digests', () => {
     const body = golden([
       u32(1), // numBuilds
       raw(ID_RAW), u64(FILE_SIZE), raw(sha(data)), u32(0), u32(0), // e2b's V4 form of an uncompressed build
-      u32(1), u64(0), u64(FILE_SIZE), raw(ID_RAW), u64(0), // one mapping
+      u32(1), u64(0), u64(5 * 4096), raw(ID_RAW), u64(0), // one mapping, its length the size rounded up to 4 KiB (e2b's NewHeader)
       u32(RAW_DIGESTS_MAGIC), u32(1), u32(1), // trailer: magic "SSRD", version 1, one build
       raw(ID_RAW), u32(CHUNK), u32(3),
       u32(0), raw(d[0]), u32(1), raw(d[1]), u32(2), raw(d[2]),
     ])
     assert.deepEqual([...body.subarray(4 + 64 + 4 + 40, 4 + 64 + 4 + 40 + 4)], [0x53, 0x53, 0x52, 0x44], 'the magic reads "SSRD"')
-    const prefix = golden([u64(4), u64(4096), u64(FILE_SIZE), u64(0), raw(ID_RAW), raw(ID_RAW), u8(0), u32(body.byteLength)])
+    const prefix = golden([u64(4), u64(4096), u64(FILE_SIZE), u64(1), raw(ID_RAW), raw(ID_RAW), u8(0), u32(body.byteLength)]) // generation 1: a first layer
 
     const encoded = encodeHeader(header)
     assert.deepEqual(encoded.subarray(0, 69), prefix)
