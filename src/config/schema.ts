@@ -12,8 +12,8 @@ const FRAME_STORE_BYTES = 5 * 1024 * MiB
 
 export const configSchema = z
   .object({
-    /** Object storage URL: file:///path or gs://bucket[/prefix]. */
-    storage: z.string().regex(/^(file|gs):\/\//, 'expected file:///path or gs://bucket[/prefix]').optional(),
+    /** Object storage URL: file:///path, gs://bucket[/prefix] or s3://bucket[/prefix]. */
+    storage: z.string().regex(/^(file|gs|s3):\/\//, 'expected file:///path, gs://bucket[/prefix] or s3://bucket[/prefix]').optional(),
     gcsEndpoint: z.string().url().optional(),
     dataDir: z.string().min(1).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
