@@ -30,6 +30,10 @@ export interface LocalFile {
   readonly header: Header
   /** This layer's frame table (local geometry) and the SHA-256 of its uncompressed data. */
   readonly info: BuildInfo
+  /** Source ranges of all-zero blocks left out of the data file (nil mappings); none when absent. */
+  readonly holes?: readonly { start: number; end: number }[]
+  /** SHA-256 of the whole source file (holes included); absent: equal to info.sha256. */
+  readonly sourceSha256?: Uint8Array
 }
 
 export interface PauseRequest {
@@ -58,10 +62,16 @@ export interface FramedRecord {
   readonly fileSize: number
   /** [sizeU, sizeC] per frame, in file order (empty for codec none). */
   readonly frames: [number, number][]
-  /** SHA-256 (hex) of the uncompressed content. */
+  /** SHA-256 (hex) of the source's content (holes included). */
   readonly sha256: string
   /** SHA-256 (hex) of the local framed file's bytes. */
   readonly storedSha256: string
+  /**
+   * Source ranges [start, end) of zero blocks left out, and the SHA-256 (hex) of the stored
+   * uncompressed bytes; both absent when nothing was left out (then `fileSize` is the source's size).
+   */
+  readonly holes?: [number, number][]
+  readonly dataSha256?: string
 }
 
 export interface LocalBuild {

@@ -21,14 +21,14 @@ import { type CompressionConfig, type CompressionSettings, resolveCompression } 
 import { SnapswarmError } from '../format/errors.ts'
 import { FrameTable, MAX_FRAMES_PER_TABLE } from '../format/frame-table.ts'
 import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
-import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
-import { frameFile } from '../pack/framer.ts'
+import { frameFile, framedInfo } from '../pack/framer.ts'
 import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
 import { headerObjectName } from '../read/open.ts'
-import { type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
+import { zeroBlockFor } from '../pack/holes.ts'
+import { buildHeader, type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
 import { BuildExistsError, type BuildWriter, contentDigest, dropClaimOf, putBuildObject, takeClaim, writeClaimedBuild } from '../upload/claim.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import { identityDiff, openRegularFile, readHandleFully, type RegularFile } from '../util/regular-file.ts'
@@ -89,9 +89,11 @@ export class PauseManager {
    * Check the input, register the build and start its background work; resolves once it is recorded
    * (the 202). Bad input throws before the id is reserved; a failed record releases it.
    */
-  async pause(id: BuildId, req: PauseRequest): Promise<LocalBuild> {
+  async pause(id: BuildId, req: PauseRequest, trusted: ReadonlySet<string> = new Set()): Promise<LocalBuild> {
     this.refuseKnown(id)
-    const inputs = await openPauseInputs(req, { maxDataBytes: (kind) => this.maxDataBytes(req, kind), forbidden: this.deps.forbiddenPath })
+    // `trusted`: real paths the node itself wrote for this pause (an overlay's diff), allowed inside the data dir.
+    const forbidden = (real: string) => (trusted.has(real) ? undefined : this.deps.forbiddenPath?.(real))
+    const inputs = await openPauseInputs(req, { maxDataBytes: (kind) => this.maxDataBytes(req, kind), forbidden })
     let started = false
     try {
       if (req.parent) await this.checkAgainstParent(req, inputs)
@@ -285,12 +287,11 @@ export class PauseManager {
       const parent = req.parent ? await this.deps.parentHeader(req.parent, kind, signal) : null
       const blockSize = parent?.blockSize ?? DEFAULT_BLOCK_SIZE[kind]
       const { local } = this.settings(build, kind, blockSize)
-      const { dataPath, info } = await this.localCopy(build, kind, inputs.get(kind), local, signal)
-      const dirty = parent ? checkDirty(toRanges(req.dirty[kind]), info.fileSize, parent, kind) : undefined
-      const header = parent
-        ? layerHeader(parent, { buildId: build.id, dirty: dirty!, info, incomplete: true })
-        : singleLayerHeader({ buildId: build.id, blockSize, info, incomplete: true })
-      build.files.set(kind, { dataPath, header, info })
+      const src = inputs.get(kind)
+      const copy = await this.localCopy(build, kind, src, local, zeroBlockFor(blockSize, local.frameSize), signal)
+      const dirty = parent ? checkDirty(toRanges(req.dirty[kind]), src.identity.size, parent, kind) : undefined
+      const header = buildHeader({ buildId: build.id, blockSize, info: copy.info, parent, dirty, holes: copy.holes, incomplete: true })
+      build.files.set(kind, { ...copy, header })
     }
     for (const blob of ['snapfile', 'metadata'] as const) {
       if (!req.files[blob]) continue
@@ -306,20 +307,20 @@ export class PauseManager {
    * hash to what was recorded, else framed now from the source, whose content must then hash to
    * what the build announced (if it announced anything yet).
    */
-  private async localCopy(build: LocalBuild, kind: FileKind, src: RegularFile, settings: CompressionSettings, signal: AbortSignal): Promise<{ dataPath: string; info: BuildInfo }> {
+  private async localCopy(build: LocalBuild, kind: FileKind, src: RegularFile, settings: CompressionSettings, zeroBlock: number | undefined, signal: AbortSignal): Promise<LocalCopy> {
     const dir = this.deps.builds.buildDir(build.id)
     const rec = build.framed[kind]
     const source = build.sources[kind]
     // A raw copy carries per-chunk digests derived while framing; it is cheap to frame again.
     if (rec && rec.codec !== 'none') {
       const dataPath = join(dir, rec.file)
-      if (await localCopyIntact(dataPath, rec)) return { dataPath, info: infoFromRecord(build.id, rec) }
+      if (recordFits(rec, src.identity.size) && (await localCopyIntact(dataPath, rec))) return copyFromRecord(build.id, dataPath, rec)
       this.deps.log.warn({ buildId: build.id, kind, file: dataPath }, 'the local framed copy does not match its record: framing it again from the source')
     }
     const file = storageName(kind) + codecSuffix(settings.codec)
     const dataPath = join(dir, file)
-    const { info, storedSha256 } = await frameToFile(build.id, src, `${dataPath}.tmp`, settings, signal)
-    const sha256 = hex(info.sha256)
+    const { info, holes, sourceSha256, storedSha256 } = await frameToFile(build.id, src, `${dataPath}.tmp`, { ...settings, zeroBlock }, signal)
+    const sha256 = hex(sourceSha256)
     const expected = rec?.sha256 ?? source?.sha256
     if (expected && expected !== sha256) {
       await rm(`${dataPath}.tmp`, { force: true })
@@ -327,9 +328,10 @@ export class PauseManager {
     }
     await rename(`${dataPath}.tmp`, dataPath)
     const frames = info.frames.frames.map((f): [number, number] => [f.sizeU, f.sizeC])
-    build.framed[kind] = { file, codec: info.frames.codec, fileSize: info.fileSize, frames, sha256, storedSha256 }
+    const holeList = holes.length > 0 ? { holes: holes.map((h): [number, number] => [h.start, h.end]), dataSha256: hex(info.sha256) } : {}
+    build.framed[kind] = { file, codec: info.frames.codec, fileSize: info.fileSize, frames, sha256, storedSha256, ...holeList }
     if (source) source.sha256 = sha256
-    return { dataPath, info }
+    return { dataPath, info, holes, sourceSha256 }
   }
 
   /** A blob's bytes from its checked source handle; they must hash to what the build recorded, if anything. */
@@ -357,7 +359,10 @@ export class PauseManager {
   private async claimOf(build: LocalBuild): Promise<BuildWriter> {
     const files = [...build.files].map(([kind, f]) => {
       const { upload } = this.settings(build, kind, f.header.blockSize)
-      return { kind, size: f.info.fileSize, sha256: f.info.sha256, settings: upload, blockSize: f.header.blockSize }
+      // The source's size and SHA-256, and the hole geometry when the stored bytes leave zeros out.
+      const holes = f.holes ?? []
+      const zeroBlock = holes.length > 0 ? zeroBlockFor(f.header.blockSize, upload.frameSize) : undefined
+      return { kind, size: f.info.fileSize + holeBytes(holes), sha256: f.sourceSha256 ?? f.info.sha256, settings: upload, blockSize: f.header.blockSize, zeroBlock }
     })
     const blobs = []
     for (const blob of ['snapfile', 'metadata'] as const) {
@@ -394,6 +399,7 @@ export class PauseManager {
       acked = 0
       const localInfo = local.info
       let info: BuildInfo
+      let holes = local.holes ?? []
       if (sameGeometry(localInfo.frames, upload)) {
         const fh = await open(local.dataPath, 'r')
         try {
@@ -405,13 +411,18 @@ export class PauseManager {
       } else {
         // From the handle the pause checked: a file renamed over the path since is never read.
         const src = inputs.get(kind)
-        info = await uploadDataFile({ store, buildId: build.id, kind, file: src.handle, settings: upload, signal, throttle, onProgress })
+        // The same block size and frame size as the local copy, so the same holes and stored bytes.
+        // (A copy without holes is the same bytes either way, even one framed before holes existed.)
+        const zeroBlock = holes.length > 0 ? zeroBlockFor(blockSize, upload.frameSize) : undefined
+        const data = await uploadDataFile({ store, buildId: build.id, kind, file: src.handle, settings: upload, zeroBlock, storedSize: localInfo.fileSize, signal, throttle, onProgress })
+        info = data.info
+        holes = data.holes
         if (!Buffer.from(info.sha256).equals(Buffer.from(localInfo.sha256))) {
           throw new SourceChangedError(`${src.path} changed while the build was pending (SHA-256 differs)`)
         }
       }
-      const dirty = parent ? checkDirty(toRanges(build.request.dirty[kind]), info.fileSize, parent, kind) : undefined
-      headers.set(kind, parent ? layerHeader(parent, { buildId: build.id, dirty: dirty!, info }) : singleLayerHeader({ buildId: build.id, blockSize, info }))
+      const dirty = parent ? checkDirty(toRanges(build.request.dirty[kind]), info.fileSize + holeBytes(holes), parent, kind) : undefined
+      headers.set(kind, buildHeader({ buildId: build.id, blockSize, info, parent, dirty, holes }))
     }
     for (const blob of ['snapfile', 'metadata'] as const) {
       if (!build.request.files[blob]) continue
@@ -428,8 +439,22 @@ function blobName(blob: 'snapfile' | 'metadata'): string {
   return blob === 'metadata' ? 'metadata.json' : 'snapfile'
 }
 
+/** A local framed copy: where it is, its layer info, its holes and the source's SHA-256. */
+interface LocalCopy {
+  readonly dataPath: string
+  readonly info: BuildInfo
+  readonly holes: readonly ByteRange[]
+  readonly sourceSha256: Uint8Array
+}
+
 /** Frame exactly the bytes the pause saw (its size then), from its checked handle, into `tmpPath`. */
-async function frameToFile(buildId: BuildId, src: RegularFile, tmpPath: string, settings: CompressionSettings, signal: AbortSignal): Promise<{ info: BuildInfo; storedSha256: string }> {
+async function frameToFile(
+  buildId: BuildId,
+  src: RegularFile,
+  tmpPath: string,
+  settings: CompressionSettings & { zeroBlock?: number },
+  signal: AbortSignal,
+): Promise<{ info: BuildInfo; holes: readonly ByteRange[]; sourceSha256: Uint8Array; storedSha256: string }> {
   const out = await open(tmpPath, 'w')
   const stored = createHash('sha256')
   try {
@@ -440,9 +465,7 @@ async function frameToFile(buildId: BuildId, src: RegularFile, tmpPath: string, 
       pos += bytes.byteLength
     }, { offset: 0, length: src.identity.size })
     await out.sync()
-    const frames = settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table
-    const info: BuildInfo = { buildId, fileSize: framed.size, sha256: framed.sha256, frames, ...(framed.digests ? { digests: framed.digests } : {}) }
-    return { info, storedSha256: stored.digest('hex') }
+    return { info: framedInfo(buildId, settings.codec, framed), holes: framed.holes, sourceSha256: framed.sourceSha256, storedSha256: stored.digest('hex') }
   } catch (err) {
     await out.close().catch(() => {})
     await rm(tmpPath, { force: true })
@@ -481,10 +504,26 @@ async function hashHandle(fh: FileHandle, size: number): Promise<string> {
   return hash.digest('hex')
 }
 
-function infoFromRecord(buildId: BuildId, rec: FramedRecord): BuildInfo {
+function copyFromRecord(buildId: BuildId, dataPath: string, rec: FramedRecord): LocalCopy {
   const frames = FrameTable.fromSizes(rec.codec, rec.frames.map(([sizeU, sizeC]) => ({ sizeU, sizeC })))
   if (frames.uncompressedSize !== rec.fileSize) throw new SnapswarmError('ERR_PAUSE_RECORD', `the recorded frame table covers ${frames.uncompressedSize} bytes, the file ${rec.fileSize}`)
-  return { buildId, fileSize: rec.fileSize, sha256: Buffer.from(rec.sha256, 'hex'), frames }
+  const info = { buildId, fileSize: rec.fileSize, sha256: Buffer.from(rec.dataSha256 ?? rec.sha256, 'hex'), frames }
+  return { dataPath, info, holes: (rec.holes ?? []).map(([start, end]) => ({ start, end })), sourceSha256: Buffer.from(rec.sha256, 'hex') }
+}
+
+/** The record's holes are well-formed and, with its stored bytes, make up the source's size. */
+function recordFits(rec: FramedRecord, sourceSize: number): boolean {
+  const holes = rec.holes ?? []
+  let prevEnd = 0
+  for (const h of holes) {
+    if (!Array.isArray(h) || !Number.isSafeInteger(h[0]) || !Number.isSafeInteger(h[1]) || h[0] < prevEnd || h[1] <= h[0]) return false
+    prevEnd = h[1]
+  }
+  return prevEnd <= sourceSize && rec.fileSize + holeBytes(holes.map(([start, end]) => ({ start, end }))) === sourceSize
+}
+
+function holeBytes(holes: readonly ByteRange[]): number {
+  return holes.reduce((n, h) => n + (h.end - h.start), 0)
 }
 
 function hex(b: Uint8Array): string {

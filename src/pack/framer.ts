@@ -14,15 +14,23 @@
  * Memory is bounded whatever the file size: `workers + 2` input buffers (reused) and at most
  * `2 × workers + 2` frames between read and emitted. Reads and writes share the libuv pool (4 threads
  * unless UV_THREADPOOL_SIZE says more) with the compressions: more than 2 workers needs a larger pool.
+ *
+ * With `zeroBlock`, all-zero blocks are dropped as they are read (holes.ts): each read fills the rest
+ * of the current frame's buffer, its zero blocks are recorded as holes and the others moved down in
+ * place, and reading goes on until the frame is full of stored bytes. Frames, the table and the
+ * digests then cover only the stored bytes; no second pass over the input is made.
  */
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
 import { ByteWriter } from '../format/bytes.ts'
 import { getCodec } from '../format/codec.ts'
 import { InvalidArgumentError } from '../format/errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
+import type { ByteRange } from '../format/frame-table.ts'
 import { checkDigestChunk, RawDigests, sha256Of } from '../format/raw-digests.ts'
-import type { CodecName } from '../format/types.ts'
+import type { BuildInfo } from '../format/header.ts'
+import type { BuildId, CodecName } from '../format/types.ts'
+import { checkZeroBlock, dropZeroBlocks, HoleList } from './holes.ts'
 
 export interface FramingOptions {
   readonly codec: CodecName
@@ -31,6 +39,8 @@ export interface FramingOptions {
   /** Frames compressed concurrently (each on a libuv pool thread; the pool has 4 by default). */
   readonly workers: number
   readonly signal?: AbortSignal
+  /** Drop all-zero blocks of this size as holes (zeroBlockFor); undefined stores every byte. */
+  readonly zeroBlock?: number
   /** Called after each frame is emitted: uncompressed bytes read so far, compressed bytes emitted. */
   readonly onProgress?: (readU: number, emittedC: number) => void
 }
@@ -43,8 +53,16 @@ export type FrameSink = (stored: Uint8Array, sizeU: number) => Promise<void>
 
 export interface FramingResult {
   readonly table: FrameTable
+  /** SHA-256 of the stored uncompressed bytes (the data file's content, what a header records). */
   readonly sha256: Uint8Array
+  /** Bytes of input framed. */
   readonly size: number
+  /** Uncompressed bytes stored: `size` minus the holes. */
+  readonly storedSize: number
+  /** SHA-256 of the whole input range, holes included (equal to `sha256` when there are none). */
+  readonly sourceSha256: Uint8Array
+  /** Input ranges of zero blocks that were left out, sorted and disjoint (empty without `zeroBlock`). */
+  readonly holes: readonly ByteRange[]
   /** Raw (`none`) only: the SHA-256 of each frame-sized chunk, so readers can verify every chunk. */
   readonly digests?: RawDigests
 }
@@ -93,17 +111,30 @@ export async function frameFile(
     throw new InvalidArgumentError(`frame size must be a positive integer, found ${opts.frameSize}`)
   }
   if (opts.codec === 'none') checkDigestChunk(opts.frameSize)
+  if (opts.zeroBlock !== undefined) checkZeroBlock(opts.zeroBlock, opts.frameSize)
   const start = range?.offset ?? 0
   const length = range?.length ?? (await file.stat()).size - start
   const pipeline = new FramePipeline(file, opts, sink)
   await pipeline.run(start, length)
   const table = FrameTable.fromSizes(opts.codec, pipeline.sizes)
   const digests = opts.codec === 'none' ? RawDigests.fromDigests(opts.frameSize, pipeline.chunkDigests.finish()) : undefined
-  return { table, sha256: pipeline.hash.digest(), size: length, ...(digests ? { digests } : {}) }
+  const sha256 = pipeline.hash.digest()
+  const sourceSha256 = pipeline.sourceHash?.digest() ?? sha256
+  const storedSize = length - pipeline.holes.bytes
+  return { table, sha256, size: length, storedSize, sourceSha256, holes: pipeline.holes.ranges, ...(digests ? { digests } : {}) }
+}
+
+/** The BuildInfo of a framed data file (a raw one has no frame table, only its chunk digests). */
+export function framedInfo(buildId: BuildId, codec: CodecName, framed: FramingResult): BuildInfo {
+  const frames = codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table
+  return { buildId, fileSize: framed.storedSize, sha256: framed.sha256, frames, ...(framed.digests ? { digests: framed.digests } : {}) }
 }
 
 class FramePipeline {
+  /** Over the stored bytes; `sourceHash` over every input byte, only when holes can be made. */
   readonly hash = createHash('sha256')
+  readonly sourceHash: Hash | undefined
+  readonly holes = new HoleList()
   readonly sizes: { sizeU: number; sizeC: number }[] = []
   /** Raw frames' own SHA-256, 32 bytes each, in one growing buffer (the count is bounded like a frame table). */
   readonly chunkDigests = new ByteWriter()
@@ -137,6 +168,7 @@ class FramePipeline {
     this.maxPending = 2 * this.workers + 2
     const codec = getCodec(opts.codec)
     this.compress = (src) => codec.compress(src, opts.level)
+    this.sourceHash = opts.zeroBlock === undefined ? undefined : createHash('sha256')
   }
 
   async run(start: number, length: number): Promise<void> {
@@ -161,23 +193,46 @@ class FramePipeline {
     if (this.failure) throw this.failure.err
   }
 
+  /**
+   * Fill a frame buffer with stored bytes (reading more while holes leave room), then queue it. A
+   * buffer that ends empty (only holes were read into it) goes back to the free list.
+   */
   private async produce(start: number, length: number): Promise<void> {
+    let frame: { whole: Buffer; fill: number } | null = null
     for (let pos = 0; pos < length && !this.failure; ) {
-      while (!this.failure && (this.pending.length >= this.maxPending || !this.canTakeBuffer())) {
-        await this.producerWake.wait()
+      if (frame === null) {
+        while (!this.failure && (this.pending.length >= this.maxPending || !this.canTakeBuffer())) {
+          await this.producerWake.wait()
+        }
+        if (this.failure) return
+        const size = this.opts.codec === 'none' ? Math.min(this.opts.frameSize, length - pos) : Math.min(this.opts.frameSize, length)
+        frame = { whole: this.takeBuffer(size), fill: 0 }
       }
-      if (this.failure) return
-      const sizeU = Math.min(this.opts.frameSize, length - pos)
-      const whole = this.takeBuffer(this.opts.codec === 'none' ? sizeU : Math.min(this.opts.frameSize, length))
-      const buf = whole.subarray(0, sizeU)
-      await readFully(this.file, buf, start + pos)
-      this.hash.update(buf)
-      if (this.opts.codec === 'none') this.chunkDigests.bytes(sha256Of(buf))
-      pos += sizeU
-      this.readU += sizeU
-      this.pending.push({ sizeU, stored: this.enqueue(buf, whole) })
-      this.consumerWake.notify()
+      const n = Math.min(frame.whole.byteLength - frame.fill, length - pos)
+      const chunk = frame.whole.subarray(frame.fill, frame.fill + n)
+      await readFully(this.file, chunk, start + pos)
+      frame.fill += this.keep(chunk, pos)
+      pos += n
+      this.readU += n
+      if (frame.fill < frame.whole.byteLength && pos < length) continue
+      if (frame.fill > 0) this.queue(frame.whole.subarray(0, frame.fill), frame.whole)
+      else if (this.opts.codec !== 'none') this.free.push(frame.whole)
+      frame = null
     }
+  }
+
+  /** Hashes a chunk just read and drops its zero blocks; returns the bytes kept at its start. */
+  private keep(chunk: Buffer, pos: number): number {
+    if (this.sourceHash === undefined) return chunk.byteLength
+    this.sourceHash.update(chunk)
+    return dropZeroBlocks(chunk, pos, this.opts.zeroBlock!, this.holes, true)
+  }
+
+  private queue(buf: Buffer, whole: Buffer): void {
+    this.hash.update(buf)
+    if (this.opts.codec === 'none') this.chunkDigests.bytes(sha256Of(buf))
+    this.pending.push({ sizeU: buf.byteLength, stored: this.enqueue(buf, whole) })
+    this.consumerWake.notify()
   }
 
   /** The frame's stored bytes, once a slot has compressed it. Raw frames are their own stored bytes. */

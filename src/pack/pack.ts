@@ -6,12 +6,12 @@
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '../format/errors.ts'
-import { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader, type Header } from '../format/header.ts'
 import { singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
 import { openRegularFile } from '../util/regular-file.ts'
-import { frameFile, type FramingResult } from './framer.ts'
+import { frameFile, framedInfo, type FramingResult } from './framer.ts'
+import { zeroBlockFor } from './holes.ts'
 
 export interface PackOptions {
   readonly input: string
@@ -25,6 +25,11 @@ export interface PackOptions {
   readonly workers: number
   readonly onProgress?: (readU: number, emittedC: number) => void
   readonly signal?: AbortSignal
+  /**
+   * Leave all-zero blocks out as holes (nil mappings), as push and pause do. Off by default: then
+   * the data file decodes with stock tools to the input itself.
+   */
+  readonly elideZeros?: boolean
 }
 
 export interface PackResult extends FramingResult {
@@ -59,7 +64,15 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
       let pos = 0
       framed = await frameFile(
         input,
-        { codec: opts.codec, level: opts.level, frameSize: opts.frameSize, workers: opts.workers, signal: opts.signal, onProgress: opts.onProgress },
+        {
+          codec: opts.codec,
+          level: opts.level,
+          frameSize: opts.frameSize,
+          workers: opts.workers,
+          zeroBlock: opts.elideZeros ? zeroBlockFor(opts.blockSize, opts.frameSize) : undefined,
+          signal: opts.signal,
+          onProgress: opts.onProgress,
+        },
         async (stored) => {
           await out.write(stored, 0, stored.byteLength, pos)
           pos += stored.byteLength
@@ -76,8 +89,8 @@ export async function pack(opts: PackOptions): Promise<PackResult> {
   } finally {
     await input.close()
   }
-  const info = { buildId: opts.buildId, fileSize: framed.size, sha256: framed.sha256, frames: opts.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table, digests: framed.digests }
-  const header = singleLayerHeader({ buildId: opts.buildId, blockSize: opts.blockSize, info })
+  const info = framedInfo(opts.buildId, opts.codec, framed)
+  const header = singleLayerHeader({ buildId: opts.buildId, blockSize: opts.blockSize, info, empty: framed.holes })
   const headerBytes = encodeHeader(header)
   await rename(tmp, dataPath)
   await writeFile(`${headerPath}.tmp`, headerBytes)

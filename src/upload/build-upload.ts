@@ -5,20 +5,23 @@
  * (DESIGN §3). Every object is written create-only under the build's claim (claim.ts): a second
  * writer of an existing build fails with ERR_BUILD_EXISTS and the first build stays intact. On failure
  * or cancellation no header is written and nothing of this attempt remains, so a retry starts clean.
+ *
+ * All-zero blocks are left out of the data files (holes, src/pack/holes.ts) unless `keepZeros` is set:
+ * the header maps them to the nil build, in a child too, where they shadow the parent's bytes.
  */
 import { createHash } from 'node:crypto'
 import { type FileHandle, open, readFile } from 'node:fs/promises'
 import { type CompressionConfig, type CompressionSettings, type UseCase, resolveCompression } from '../config/compression.ts'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
-import { FrameTable } from '../format/frame-table.ts'
 import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
 import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, } from '../format/types.ts'
-import { frameFile } from '../pack/framer.ts'
+import { frameFile, framedInfo } from '../pack/framer.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
 import { dataObjectName } from '../read/source.ts'
 import { MAX_PARTS, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
-import { acceptStoredData, BuildExistsError, contentDigest, fileSha256, pushWriter, putBuildObject, writeClaimedBuild } from './claim.ts'
+import { splitDirty, zeroBlockFor } from '../pack/holes.ts'
+import { acceptStoredData, BuildExistsError, contentDigest, pushWriter, putBuildObject, scanSource, writeClaimedBuild } from './claim.ts'
 import { PartWriter } from './part-writer.ts'
 
 export interface ByteRange {
@@ -55,6 +58,8 @@ export interface UploadBuildOptions {
   readonly onProgress?: (p: UploadProgress) => void
   /** Who writes (named in the build's claim); default `push@{hostname}`. */
   readonly writer?: string
+  /** Store all-zero blocks like any others instead of as holes (nil mappings). */
+  readonly keepZeros?: boolean
 }
 
 /** One error class for "this build id is taken", shared with the node's pause (it lives in claim.ts). */
@@ -69,6 +74,9 @@ interface PlannedFile {
   readonly parent: Header | null
   readonly blockSize: number
   readonly settings: CompressionSettings
+  readonly zeroBlock: number | undefined
+  /** Uncompressed bytes the data object will hold (the file minus its holes). */
+  readonly storedSize: number
 }
 
 /**
@@ -104,7 +112,9 @@ async function planFile(opts: UploadBuildOptions, kind: FileKind): Promise<Plann
   try {
     const size = (await fh.stat()).size
     if (parent) checkDirty(opts.dirty?.[kind], size, parent, kind)
-    return { kind, fh, size, sha256: await fileSha256(fh, opts.signal), parent, blockSize, settings }
+    const zeroBlock = opts.keepZeros ? undefined : zeroBlockFor(blockSize, settings.frameSize)
+    const { sha256, storedSize } = await scanSource(fh, zeroBlock, opts.signal)
+    return { kind, fh, size, sha256, parent, blockSize, settings, zeroBlock, storedSize }
   } catch (err) {
     await fh.close()
     throw err
@@ -125,12 +135,12 @@ async function writeBuild(opts: UploadBuildOptions, planned: PlannedFile[], blob
   const { store, buildId } = opts
   const headers = new Map<FileKind, Header>()
   for (const p of planned) {
-    const info = await uploadDataFile({ store, buildId, kind: p.kind, file: p.fh, settings: p.settings, signal: opts.signal, onProgress: opts.onProgress })
-    if (info.fileSize !== p.size || !Buffer.from(info.sha256).equals(Buffer.from(p.sha256))) {
-      throw new SnapswarmError('ERR_SOURCE_CHANGED', `${opts.files[p.kind]} changed during the upload: expected ${p.size} bytes with the SHA-256 hashed before it, found ${info.fileSize} bytes and another SHA-256`)
+    const data = await uploadDataFile({ store, buildId, kind: p.kind, file: p.fh, settings: p.settings, zeroBlock: p.zeroBlock, storedSize: p.storedSize, signal: opts.signal, onProgress: opts.onProgress })
+    if (data.size !== p.size || !Buffer.from(data.sourceSha256).equals(Buffer.from(p.sha256))) {
+      throw new SnapswarmError('ERR_SOURCE_CHANGED', `${opts.files[p.kind]} changed during the upload: expected ${p.size} bytes with the SHA-256 hashed before it, found ${data.size} bytes and another SHA-256`)
     }
-    const dirty = p.parent ? checkDirty(opts.dirty?.[p.kind], info.fileSize, p.parent, p.kind) : undefined
-    headers.set(p.kind, buildHeader(buildId, p.blockSize, info, p.parent, dirty))
+    const dirty = p.parent ? checkDirty(opts.dirty?.[p.kind], data.size, p.parent, p.kind) : undefined
+    headers.set(p.kind, buildHeader({ buildId, blockSize: p.blockSize, info: data.info, parent: p.parent, dirty, holes: data.holes }))
   }
   for (const b of blobs) await putBuildObject(store, buildId, b.name, b.data, opts.signal)
   opts.signal?.throwIfAborted()
@@ -153,21 +163,42 @@ export interface DataUploadOptions {
   readonly onProgress?: (p: UploadProgress) => void
   /** Called before each part is sent, with its size: the node's upload bandwidth limit. */
   readonly throttle?: (bytes: number) => Promise<void>
+  /** Leave all-zero blocks of this size out as holes (zeroBlockFor); undefined stores every byte. */
+  readonly zeroBlock?: number
+  /**
+   * The uncompressed bytes the object will hold (the file minus its holes), for the object's
+   * `uncompressed-size` metadata, which some backends need before the first part; the framing must
+   * agree (else ERR_SOURCE_CHANGED). Defaults to the file size, so it is required with `zeroBlock`.
+   */
+  readonly storedSize?: number
+}
+
+/** One uploaded data file: its layer's BuildInfo, and what the header derivation needs besides. */
+export interface UploadedData {
+  readonly info: BuildInfo
+  /** Input ranges left out as zeros (sorted, disjoint). */
+  readonly holes: readonly ByteRange[]
+  /** Bytes of input and their SHA-256 (holes included): what the source held. */
+  readonly size: number
+  readonly sourceSha256: Uint8Array
 }
 
 /**
  * Frame, compress and upload one plain data file as `{buildId}/{name}{suffix}` in parallel parts.
- * Returns the layer's BuildInfo (frame table + SHA-256); on failure the multipart upload is aborted.
+ * Returns the layer's BuildInfo (frame table + SHA-256 of the stored bytes) and its holes; on failure
+ * the multipart upload is aborted.
  */
-export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo> {
+export async function uploadDataFile(opts: DataUploadOptions): Promise<UploadedData> {
   const { settings } = opts
   const size = (await opts.file.stat()).size
   // Checked before a byte is sent: the stored object (≤ the raw size) must fit in MAX_PARTS parts.
   if (Math.ceil(size / settings.partSize) > MAX_PARTS) {
     throw new InvalidArgumentError(`${opts.kind} is ${size} bytes: more than ${MAX_PARTS} parts of ${settings.partSize} bytes; raise compression.*.partSize`)
   }
+  if (opts.zeroBlock !== undefined && opts.storedSize === undefined) throw new InvalidArgumentError('uploadDataFile: expected storedSize with zeroBlock, found none')
+  const storedSize = opts.storedSize ?? size
   const name = dataObjectName(opts.buildId, opts.kind, settings.codec)
-  const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(size) } })
+  const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(storedSize) } })
   let progress: UploadProgress = { kind: opts.kind, total: size, read: 0, compressed: 0, uploaded: 0 }
   const report = (p: Partial<UploadProgress>) => {
     progress = { ...progress, ...p }
@@ -182,20 +213,19 @@ export async function uploadDataFile(opts: DataUploadOptions): Promise<BuildInfo
   })
   let framed: Awaited<ReturnType<typeof frameFile>>
   try {
-    framed = await frameFile(opts.file, { ...settings, signal: opts.signal, onProgress: (read, compressed) => report({ read, compressed }) }, (stored) => writer.write(stored))
+    const framing = { ...settings, zeroBlock: opts.zeroBlock, signal: opts.signal, onProgress: (read: number, compressed: number) => report({ read, compressed }) }
+    framed = await frameFile(opts.file, framing, (stored) => writer.write(stored), { offset: 0, length: size })
+    if (framed.storedSize !== storedSize) {
+      throw new SnapswarmError('ERR_SOURCE_CHANGED', `${opts.kind} changed during the upload: expected ${storedSize} bytes to store (counted before), found ${framed.storedSize}`)
+    }
     await finishData(opts, name, writer)
   } catch (err) {
     await writer.abort().catch(() => {})
     throw err
   }
-  return {
-    buildId: opts.buildId,
-    fileSize: size,
-    sha256: framed.sha256,
-    frames: settings.codec === 'none' ? FrameTable.fromSizes('none', []) : framed.table,
-    digests: framed.digests,
-  }
+  return { info: framedInfo(opts.buildId, settings.codec, framed), holes: framed.holes, size: framed.size, sourceSha256: framed.sourceSha256 }
 }
+
 
 /**
  * Upload a data file that is already framed on local disk (the origin's pending copy) byte for byte:
@@ -244,9 +274,26 @@ async function finishData(opts: { store: ObjectStore; buildId: BuildId }, name: 
   }
 }
 
+export interface NewLayer {
+  readonly buildId: BuildId
+  readonly blockSize: number
+  readonly info: BuildInfo
+  readonly parent: Header | null
+  /** With a parent: the virtual ranges the input file holds, packed in order. */
+  readonly dirty?: readonly ByteRange[]
+  /** Input ranges left out as zeros: nil mappings (in a child, they shadow the parent). */
+  readonly holes?: readonly ByteRange[]
+  readonly incomplete?: boolean
+}
+
 /** The header of a new layer: single-layer without a parent, else derived from the parent's header. */
-export function buildHeader(buildId: BuildId, blockSize: number, info: BuildInfo, parent: Header | null, dirty: ByteRange[] | undefined): Header {
-  return parent ? layerHeader(parent, { buildId, dirty: dirty!, info }) : singleLayerHeader({ buildId, blockSize, info })
+export function buildHeader(l: NewLayer): Header {
+  const holes = l.holes ?? []
+  const { buildId, info, incomplete } = l
+  if (!l.parent) return singleLayerHeader({ buildId, blockSize: l.blockSize, info, incomplete, empty: holes })
+  if (!l.dirty) throw new InvalidArgumentError('a layer with a parent needs its dirty ranges')
+  const { dirty, empty } = splitDirty(l.dirty, holes)
+  return layerHeader(l.parent, { buildId, dirty, empty, info, incomplete })
 }
 
 export function checkDirty(ranges: ByteRange[] | undefined, diffSize: number, parent: Header, kind: FileKind): ByteRange[] {

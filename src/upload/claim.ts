@@ -31,6 +31,7 @@ import { hostname } from 'node:os'
 import type { CompressionSettings } from '../config/compression.ts'
 import { LimitError, SnapswarmError } from '../format/errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
+import { dropZeroBlocks, HoleList } from '../pack/holes.ts'
 import { NotFoundError, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
 
 export const CLAIM_OBJECT = 'snapswarm.claim'
@@ -38,6 +39,8 @@ export const CLAIM_OBJECT = 'snapswarm.claim'
 const MAX_CLAIM_BYTES = 4096
 /** A claim that vanished between our failed create and our read (its owner gave up): try again. */
 const CLAIM_ATTEMPTS = 3
+/** Read size of scanSource. */
+const SCAN_STEP = 1024 * 1024
 
 /** The build id is taken in storage by another writer or another content; nothing of ours was written. */
 export class BuildExistsError extends SnapswarmError {
@@ -58,6 +61,8 @@ export interface ClaimedFile {
   readonly sha256: Uint8Array
   readonly settings: Pick<CompressionSettings, 'codec' | 'level' | 'frameSize'>
   readonly blockSize: number
+  /** Zero blocks of this size are left out as holes (they change the stored bytes); undefined: kept. */
+  readonly zeroBlock?: number
 }
 
 export function claimObjectName(buildId: BuildId): string {
@@ -77,24 +82,43 @@ export function contentDigest(parent: BuildId | null | undefined, files: Claimed
     parent: parent ?? null,
     files: files.map((f) => {
       const geometry = f.settings.codec === 'none' ? ['none'] : [f.settings.codec, f.settings.level, f.settings.frameSize]
-      return [f.kind, f.size, hex(f.sha256), f.blockSize, ...geometry]
+      return [f.kind, f.size, hex(f.sha256), f.blockSize, ...geometry, ...(f.zeroBlock === undefined ? [] : [`holes:${f.zeroBlock}`])]
     }),
     blobs: blobs.map((b) => [b.name, hex(b.sha256)]),
   }
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex')
 }
 
-/** SHA-256 of a whole file, read in 1 MiB steps. */
-export async function fileSha256(fh: FileHandle, signal?: AbortSignal): Promise<Uint8Array> {
+/**
+ * SHA-256 of a whole file, read in ~1 MiB steps, and the bytes its framing will store: with
+ * `zeroBlock`, zero blocks are counted out exactly as the framer drops them (the same HoleList rule),
+ * so the data object's uncompressed size is known before its upload starts (object metadata).
+ */
+export async function scanSource(fh: FileHandle, zeroBlock: number | undefined, signal?: AbortSignal): Promise<{ sha256: Uint8Array; storedSize: number }> {
   const hash = createHash('sha256')
-  const buf = Buffer.allocUnsafe(1024 * 1024)
+  const step = zeroBlock === undefined ? SCAN_STEP : Math.ceil(SCAN_STEP / zeroBlock) * zeroBlock
+  const buf = Buffer.allocUnsafe(step)
+  const holes = new HoleList()
   for (let pos = 0; ; ) {
     signal?.throwIfAborted()
-    const { bytesRead } = await fh.read(buf, 0, buf.byteLength, pos)
-    if (bytesRead === 0) return hash.digest()
-    hash.update(buf.subarray(0, bytesRead))
+    const bytesRead = await readUpTo(fh, buf, pos)
+    if (bytesRead === 0) return { sha256: hash.digest(), storedSize: pos - holes.bytes }
+    const chunk = buf.subarray(0, bytesRead)
+    hash.update(chunk)
+    if (zeroBlock !== undefined) dropZeroBlocks(chunk, pos, zeroBlock, holes, false)
     pos += bytesRead
   }
+}
+
+/** Reads until `buf` is full or the file ends: block boundaries must not depend on short reads. */
+async function readUpTo(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
+  let done = 0
+  while (done < buf.byteLength) {
+    const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
 }
 
 /**

@@ -49,6 +49,16 @@ export async function pushChain(storage: string, dir: string, env: NodeJS.Proces
   return { ids, virtual }
 }
 
+/** The 4 KiB pages of `b` that are not all zero, in order: what a data file stores once holes are left out. */
+export function nonZeroPages(b: Buffer): Buffer {
+  const pages: Buffer[] = []
+  for (let p = 0; p < b.byteLength; p += 4096) {
+    const page = b.subarray(p, p + 4096)
+    if (page.some((x) => x !== 0)) pages.push(page)
+  }
+  return Buffer.concat(pages)
+}
+
 export async function checkRandomReads(storage: string, model: ChainModel, count: number, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const top = model.ids[2]
   const whole = await runCli(['read', '--storage', storage, top, 'memfile'], { env })
