@@ -33,7 +33,7 @@ test('config: an unknown key or a bad value is rejected with a message naming th
     const path = join(dir, 'bad.json')
     await writeFile(path, JSON.stringify({ peers: { hedgeAfterMs: -1 } }))
     const r = await runCli(['node', '--data-dir', join(dir, 'd'), '--config', path])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2, 'a config error is a usage error')
     assert.match(r.stderr, /^snapswarm: ERR_CONFIG: .*bad\.json: peers\.hedgeAfterMs/)
     assert.equal(r.stderr.trim().split('\n').length, 1)
   } finally {
@@ -56,12 +56,12 @@ test('snapswarm node: a bad API token file, or a non-loopback --api without one,
     const short = join(dir, 'short.token')
     await writeFile(short, 'short-secret-token\n')
     const r = await runCli(['node', '--data-dir', join(dir, 'd'), '--api-token-file', short], { timeoutMs: 20_000 })
-    assert.equal(r.code, 1, r.stderr)
+    assert.equal(r.code, 2, r.stderr)
     assert.equal(r.stderr, `snapswarm: ERR_CONFIG: node.apiTokenFile ${short}: expected a bearer token of 32 to 4096 characters from [A-Za-z0-9._~+/=-], found 18 characters\n`)
     assert.ok(!r.stderr.includes('short-secret-token'), 'the token is never shown')
     // 192.0.2.1 (TEST-NET-1) is no local address: even a broken check could not bind it.
     const exposed = await runCli(['node', '--data-dir', join(dir, 'e'), '--api', '192.0.2.1:0'], { timeoutMs: 20_000 })
-    assert.equal(exposed.code, 1, exposed.stderr)
+    assert.equal(exposed.code, 2, exposed.stderr)
     assert.match(exposed.stderr, /^snapswarm: ERR_CONFIG: node\.api 192\.0\.2\.1:0 is not a loopback address \(127\.0\.0\.0\/8, ::1, localhost\) and node\.apiTokenFile is not set: .*--api-token-file FILE\)\n$/)
   } finally {
     await rm(dir, { recursive: true, force: true })

@@ -1,14 +1,10 @@
-/** Flag parsing shared by the commands: node:util parseArgs plus typed, validated accessors. */
+/** Typed, validated accessors of parsed flags; `parse` (node:util parseArgs) for commands that take raw argv. */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { SnapswarmError } from '../format/errors.ts'
 import { parseBuildId } from '../format/uuid.ts'
 import type { BuildId } from '../format/types.ts'
+import { UsageError } from './exit-codes.ts'
 
-export class UsageError extends SnapswarmError {
-  constructor(message: string) {
-    super('ERR_USAGE', message)
-  }
-}
+export { UsageError }
 
 export type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -53,6 +49,21 @@ export function buildIdFlag(values: Record<string, unknown>, name: string): Buil
   } catch {
     throw new UsageError(`--${name}: expected a UUID, found '${raw}'`)
   }
+}
+
+/** A positional build id; `name` is how the usage shows it (`<build-id>`). */
+export function buildIdArg(raw: string | undefined, name: string): BuildId {
+  try {
+    return parseBuildId(String(raw))
+  } catch {
+    throw new UsageError(`${name}: expected a UUID, found '${raw}'`)
+  }
+}
+
+/** A positional file kind. */
+export function kindArg(raw: string | undefined, name = '<kind>'): 'memfile' | 'rootfs' {
+  if (raw !== 'memfile' && raw !== 'rootfs') throw new UsageError(`${name}: expected memfile or rootfs, found '${raw}'`)
+  return raw
 }
 
 export function requiredString(values: Record<string, unknown>, name: string): string {

@@ -4,7 +4,8 @@ import { readRegularFile } from '../util/regular-file.ts'
 import type { FileKind } from '../format/types.ts'
 import { type VerifyReport, verifyStoredHeader } from '../read/verify-stored.ts'
 import type { ObjectStore } from '../storage/store.ts'
-import { parse } from './args.ts'
+import { UsageError } from './args.ts'
+import type { CommandInput } from './command.ts'
 import { formatBytes } from './progress.ts'
 
 export function headerToJson(h: Header): Record<string, unknown> {
@@ -53,8 +54,10 @@ export function headerSummary(h: Header): string {
   return `${lines.join('\n')}\n`
 }
 
-export async function inspectCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 1)
+export async function inspectCommand({ values, positionals }: CommandInput): Promise<number> {
+  for (const flag of ['verify', 'allow-unverifiable', 'gcs-endpoint', 'config']) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to a stored build: give --storage URL and a build id`)
+  }
   // Bounded by the format's header size limit, and a regular file only: `inspect /dev/zero` ends at once.
   const header = decodeHeader(await readRegularFile(positionals[0], HEADER_LIMITS.maxHeaderBytes, 'header file'))
   process.stdout.write(values.json ? `${JSON.stringify(headerToJson(header))}\n` : headerSummary(header))
@@ -76,7 +79,7 @@ export async function verifyStoredKind(
   let failed = false
   for (const f of report.failures) {
     failed = true
-    process.stderr.write(`snapswarm: verify failed: ${f.object}: ${f.detail}\n`)
+    process.stderr.write(`snapswarm: ERR_VERIFY_FAILED: ${f.object}: ${f.detail}\n`)
   }
   for (const l of report.layers) {
     if (l.status === 'unverifiable') {

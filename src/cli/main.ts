@@ -1,64 +1,65 @@
 #!/usr/bin/env node
 /**
- * `snapswarm <command>`: the command-line contract other tools script against (issues 2-7). Every
- * failure is one clear line on stderr and a non-zero exit; never a stack trace (set SNAPSWARM_DEBUG=1
- * to see one).
+ * `snapswarm <command>`: the command-line contract other tools script against. Parsing, `--help` and
+ * `--version` are commander's; the subcommands are the table in specs.ts. Every failure is one line
+ * `snapswarm: ERR_X: message` on stderr and an exit status from the one table in exit-codes.ts;
+ * never a stack trace (set SNAPSWARM_DEBUG=1 to see one).
  */
-import { SnapswarmError } from '../format/errors.ts'
-import { UsageError } from './args.ts'
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { addCommand } from './command.ts'
+import { EXIT, InterruptedError, StdoutClosedError, UsageError, errorLine, exitStatusFor, exitTableHelp, toCliError } from './exit-codes.ts'
+import { COMMAND_SPECS } from './specs.ts'
 
-type Command = (argv: string[]) => Promise<number>
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
-const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  pack: { summary: 'frame a local file into a single-layer build directory', load: async () => (await import('./pack-cmd.ts')).packCommand },
-  unpack: { summary: 'reconstruct the virtual file of a packed build directory', load: async () => (await import('./pack-cmd.ts')).unpackCommand },
-  inspect: {
-    summary: 'show a header file, or a stored build with --storage [--verify]',
-    load: async () => async (argv) =>
-      argv.some((a) => a === '--storage' || a.startsWith('--storage='))
-        ? (await import('./storage-cmds.ts')).inspectStoredCommand(argv)
-        : (await import('./inspect-cmd.ts')).inspectCommand(argv),
-  },
-  push: { summary: 'upload one build (or a layered child) straight to storage', load: async () => (await import('./storage-cmds.ts')).pushCommand },
-  node: { summary: 'run a cluster node: serve builds to peers, read lazily, pause and upload', load: async () => (await import('./node-cmd.ts')).nodeCommand },
-  pause: { summary: "pause a build on a node (its API), announce it pending, upload it", load: async () => (await import('./node-cmd.ts')).pauseCommand },
-  demo: { summary: 'run a local 3-node cluster: pause, resume while pending, switch over, verify', load: async () => (await import('./demo.ts')).demoCommand },
-  keygen: {
-    summary: 'write a new cluster key file (one per cluster, copied to every node)',
-    load: async () => async (argv) => {
-      const { writeClusterKey } = await import('../p2p/admission.ts')
-      const { parse } = await import('./args.ts')
-      const { positionals } = parse(argv, {}, 1)
-      await writeClusterKey(positionals[0])
-      process.stdout.write(`wrote cluster key ${positionals[0]} (mode 0600)\n`)
-      return 0
-    },
-  },
-  read: { summary: 'write bytes of a stored build file to stdout, reading lazily', load: async () => (await import('./storage-cmds.ts')).readCommand },
+let status: number = EXIT.ok
+
+function buildProgram(): Command {
+  const program = new Command('snapswarm')
+    .description('Peer-to-peer distribution of framed, compressed VM snapshots (memfile, rootfs) over object storage and libp2p.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help (also: snapswarm help <command>)')
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+    .showSuggestionAfterError(true)
+  for (const spec of COMMAND_SPECS) {
+    addCommand(program, spec, (s) => {
+      status = s
+    })
+  }
+  program.addHelpText('after', `\n${exitTableHelp()}`)
+  return program
 }
 
-function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
-  return `usage: snapswarm <command> [options]\n\ncommands:\n${lines.join('\n')}\n`
+/** A commander parse error as our usage error, or null for help/version (already printed: success). */
+function fromCommander(err: CommanderError, argv: string[]): UsageError | null {
+  if (err.exitCode === 0) return null
+  // No command at all: commander printed the help on stderr.
+  if (err.code === 'commander.help') return new UsageError('no command given; run snapswarm --help')
+  const name = COMMAND_SPECS.find((s) => argv.includes(s.name))?.name
+  const hint = name ? `snapswarm ${name} --help` : 'snapswarm --help'
+  return new UsageError(`${err.message.replace(/^error:\s*/, '').replace(/\.$/, '')}; run ${hint}`)
 }
+
+/** A reader that closes our stdout early (`| head`) must not crash us: commands see it as StdoutClosedError. */
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') process.stderr.write(errorLine(toCliError(err)))
+})
 
 async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage())
-    return name ? 0 : 2
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' })
+    return status
+  } catch (raw) {
+    if (process.env.SNAPSWARM_DEBUG) console.error(raw)
+    if (raw instanceof StdoutClosedError) return EXIT.ok
+    const err = raw instanceof CommanderError ? fromCommander(raw, argv) : toCliError(raw)
+    if (err === null) return EXIT.ok
+    process.stderr.write(errorLine(err))
+    if (err instanceof InterruptedError) return err.signal === 'SIGTERM' ? 143 : 130
+    return exitStatusFor(err.code)
   }
-  const entry = COMMANDS[name]
-  if (!entry) throw new UsageError(`unknown command '${name}'; run 'snapswarm --help'`)
-  return (await entry.load())(rest)
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2))
-} catch (err) {
-  if (process.env.SNAPSWARM_DEBUG) console.error(err)
-  const message = err instanceof Error ? err.message : String(err)
-  const code = err instanceof SnapswarmError ? `${err.code}: ` : ''
-  process.stderr.write(`snapswarm: ${code}${message}\n`)
-  process.exitCode = err instanceof UsageError ? 2 : 1
-}
+process.exitCode = await main(process.argv.slice(2))

@@ -9,20 +9,12 @@ import { createLogger } from '../obs/log.ts'
 import { parseRanges } from '../upload/build-upload.ts'
 import { checkApiToken, readApiToken } from '../node/api-auth.ts'
 import { SnapswarmNode } from '../node/daemon.ts'
-import { UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
+import { SnapswarmError } from '../format/errors.ts'
+import { UsageError, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
+import type { CommandInput } from './command.ts'
+import { ProgressBar, progressWanted } from './progress.ts'
 
-export async function nodeCommand(argv: string[]): Promise<number> {
-  const { values } = parse(
-    argv,
-    {
-      storage: { type: 'string' }, 'data-dir': { type: 'string' }, listen: { type: 'string', multiple: true },
-      api: { type: 'string' }, bootstrap: { type: 'string', multiple: true }, 'cluster-key': { type: 'string' },
-      'allow-peer': { type: 'string', multiple: true }, config: { type: 'string' }, 'gcs-endpoint': { type: 'string' },
-      'upload-rate': { type: 'string' }, 'shared-cache': { type: 'string' }, 'log-level': { type: 'string' },
-      'pending-codec': { type: 'string' }, 'api-token-file': { type: 'string' },
-    },
-    0,
-  )
+export async function nodeCommand({ values }: CommandInput): Promise<number> {
   const config = await loadConfig({
     file: values.config as string | undefined,
     overrides: {
@@ -62,16 +54,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   return 0
 }
 
-export async function pauseCommand(argv: string[]): Promise<number> {
-  const { values } = parse(
-    argv,
-    {
-      api: { type: 'string' }, 'build-id': { type: 'string' }, parent: { type: 'string' }, 'use-case': { type: 'string' },
-      memfile: { type: 'string' }, rootfs: { type: 'string' }, snapfile: { type: 'string' }, metadata: { type: 'string' },
-      dirty: { type: 'string', multiple: true }, wait: { type: 'boolean' }, 'api-token-file': { type: 'string' },
-    },
-    0,
-  )
+export async function pauseCommand({ values }: CommandInput): Promise<number> {
   const api = requiredString(values, 'api').replace(/\/$/, '')
   const auth = await apiAuthHeader(values['api-token-file'] as string | undefined)
   const id = buildIdFlag(values, 'build-id')
@@ -87,28 +70,70 @@ export async function pauseCommand(argv: string[]): Promise<number> {
     dirty[kind] = parseRanges(m ? m[2] : flag).map((r) => [r.start, r.end])
   }
   const body = { parent: buildIdFlag(values, 'parent') ?? null, useCase: choiceFlag(values, 'use-case', ['pause', 'build'] as const, 'pause'), files, dirty }
-  const res = await fetch(`${api}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) })
-  const answer = (await res.json()) as Record<string, unknown>
-  if (res.status === 401) throw new UsageError(`pause refused (401): ${answer.message}; give the node's token with --api-token-file FILE or SNAPSWARM_API_TOKEN`)
-  if (res.status !== 202) throw new UsageError(`pause refused (${res.status}): ${answer.message ?? JSON.stringify(answer)}`)
+  const url = `${api}/v1/builds/${id}`
+  const res = await callApi(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) })
+  const answer = await answerOf(res, url)
+  if (res.status !== 202) throw refusal(res.status, answer, 'pause')
   process.stdout.write(`${JSON.stringify(answer)}\n`)
   if (!values.wait) return 0
+  const info = await waitForUpload(url, auth, new ProgressBar(`pause ${id}`, 1, progressWanted(values)))
+  process.stdout.write(`${JSON.stringify(info)}\n`)
+  if (info.state === 'failed') throw new SnapswarmError('ERR_UPLOAD_FAILED', `the node reports the upload of build ${id} failed: ${info.error ?? 'no detail'}`)
+  return 0
+}
+
+/** Polls the build on its node until its upload ended (uploaded or failed); a node gone for ~10 s is an error. */
+async function waitForUpload(url: string, auth: Record<string, string>, bar: ProgressBar): Promise<Record<string, unknown>> {
   for (let misses = 0; ; ) {
     await new Promise((r) => setTimeout(r, 200))
-    const res = await fetch(`${api}/v1/builds/${id}`, { headers: auth }).catch((err) => err as Error)
-    if (!(res instanceof Error) && res.status === 401) throw new UsageError(`lost track of build ${id} on ${api}: HTTP 401 (the node's token changed?)`)
+    const res = await callApi(url, { headers: auth }).catch((err: SnapswarmError) => err)
+    if (!(res instanceof Error) && (res.status === 401 || res.status === 403)) throw refusal(res.status, await answerOf(res, url), 'lost track of the build')
     if (res instanceof Error || res.status !== 200) {
       // The node went away or forgot the build: give up after ~10 s rather than wait forever.
-      if (++misses > 50) throw new UsageError(`lost track of build ${id} on ${api}: ${res instanceof Error ? res.message : `HTTP ${res.status}`}`)
+      if (++misses > 50) throw res instanceof Error ? res : refusal(res.status, await answerOf(res, url), 'lost track of the build')
       continue
     }
     misses = 0
-    const info = (await res.json()) as Record<string, unknown>
+    const info = await answerOf(res, url)
+    bar.update(info.state === 'uploaded' || info.state === 'failed' ? 1 : 0, String(info.state))
     if (info.state === 'uploaded' || info.state === 'failed') {
-      process.stdout.write(`${JSON.stringify(info)}\n`)
-      return info.state === 'uploaded' ? 0 : 1
+      bar.done()
+      return info
     }
   }
+}
+
+/** fetch, with a connection that fails reported as ERR_UNREACHABLE naming the address. */
+async function callApi(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init)
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause
+    const why = cause?.code ?? cause?.message ?? (err as Error).message
+    throw new SnapswarmError('ERR_UNREACHABLE', `cannot reach the node's API at ${new URL(url).origin}: ${why}`, { cause: err })
+  }
+}
+
+/** The JSON body of an API answer; a body that is not JSON is the node's (or a proxy's) fault. */
+async function answerOf(res: Response, url: string): Promise<Record<string, unknown>> {
+  const text = await res.text()
+  try {
+    return JSON.parse(text) as Record<string, unknown>
+  } catch {
+    throw new SnapswarmError('ERR_REMOTE', `${url} answered HTTP ${res.status} with a body that is not JSON: ${JSON.stringify(text.slice(0, 120))}`)
+  }
+}
+
+/**
+ * A refusal from the node as an error with its own code (the node's `error` field: ERR_UNAUTHORIZED,
+ * ERR_BUILD_EXISTS, ERR_FILE_NOT_FOUND...); a server-side failure (5xx) is ERR_REMOTE, naming the node's code.
+ */
+function refusal(status: number, answer: Record<string, unknown>, what: string): SnapswarmError {
+  const code = typeof answer.error === 'string' && /^ERR_[A-Z0-9_]+$/.test(answer.error) ? answer.error : undefined
+  const message = String(answer.message ?? JSON.stringify(answer))
+  if (status >= 500 || !code) return new SnapswarmError('ERR_REMOTE', `${what} failed on the node (HTTP ${status}${code ? ` ${code}` : ''}): ${message}`)
+  const hint = status === 401 ? "; give the node's token with --api-token-file FILE or SNAPSWARM_API_TOKEN" : ''
+  return new SnapswarmError(code, `${what} refused (HTTP ${status}): ${message}${hint}`)
 }
 
 /**

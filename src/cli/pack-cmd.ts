@@ -8,23 +8,15 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_FRAME_SIZE, NIL_BUILD_ID, codecSuffix, stor
 import { randomBuildId } from '../format/uuid.ts'
 import { writeFramedRange } from '../pack/local-reader.ts'
 import { pack } from '../pack/pack.ts'
-import { UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
+import { UsageError, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
+import type { CommandInput } from './command.ts'
 import { openRegularFile, readRegularFile } from '../util/regular-file.ts'
 import { ProgressBar, formatBytes } from './progress.ts'
 
 const KINDS = ['memfile', 'rootfs'] as const
 const CODECS = ['zstd', 'lz4', 'none'] as const
 
-export async function packCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    argv,
-    {
-      out: { type: 'string' }, codec: { type: 'string' }, level: { type: 'string' },
-      'frame-size': { type: 'string' }, 'block-size': { type: 'string' }, 'build-id': { type: 'string' },
-      kind: { type: 'string' }, workers: { type: 'string' },
-    },
-    1,
-  )
+export async function packCommand({ values, positionals }: CommandInput): Promise<number> {
   const kind = choiceFlag(values, 'kind', KINDS, 'memfile')
   const codec = choiceFlag(values, 'codec', CODECS, 'zstd')
   const level = intFlag(values, 'level', codec === 'zstd' ? 3 : 0)
@@ -57,8 +49,7 @@ export async function packCommand(argv: string[]): Promise<number> {
   return 0
 }
 
-export async function unpackCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { kind: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' } }, 1)
+export async function unpackCommand({ values, positionals }: CommandInput): Promise<number> {
   const workers = intFlag(values, 'workers', 2)
   const kind: FileKind = choiceFlag(values, 'kind', KINDS, 'memfile')
   const dir = positionals[0]

@@ -1,35 +1,56 @@
-
-import { type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
+/**
+ * The commands that talk to object storage directly: `push`, `inspect --storage` (with `--verify`)
+ * and the shared `--storage` / `--gcs-endpoint` / `--config` handling (`read` is read-cmd.ts).
+ */
+import { SnapswarmError } from '../format/errors.ts'
+import type { Header } from '../format/header.ts'
+import { type BuildId, type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
 import { MAX_BLOB_BYTES } from '../p2p/constants.ts'
+import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 import { openStore } from '../storage/url.ts'
 import { openRegularFile } from '../util/regular-file.ts'
 import { loadConfig } from '../config/load.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
 import { type ByteRange, type UploadProgress, parseRanges, uploadBuild } from '../upload/build-upload.ts'
-import { type Options, UsageError, buildIdFlag, choiceFlag, intFlag, parse, requiredString } from './args.ts'
+import { UsageError, buildIdArg, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
+import type { CommandInput } from './command.ts'
+import { exitStatusFor } from './exit-codes.ts'
 import { headerSummary, headerToJson, verifyStoredKind } from './inspect-cmd.ts'
-import { ProgressBar, formatBytes } from './progress.ts'
+import { ProgressBar, countingStore, formatBytes, progressWanted } from './progress.ts'
 
-const STORAGE_FLAGS: Options = { storage: { type: 'string' }, 'gcs-endpoint': { type: 'string' }, config: { type: 'string' } }
-
-/** `--storage` / `--gcs-endpoint`, else `storage` / `gcsEndpoint` from the config file or environment. */
-async function storeFrom(values: Record<string, unknown>) {
+/**
+ * `--storage` / `--gcs-endpoint`, else `storage` / `gcsEndpoint` from the config file or environment.
+ * `readOnly`: the command only reads, so a `file:` directory must exist already (nothing is created).
+ */
+export async function storeFrom(values: CommandInput['values'], opts: { readOnly?: boolean } = {}): Promise<ObjectStore> {
   const config = await loadConfig({ file: values.config as string | undefined })
   const url = (values.storage as string | undefined) ?? config.storage
   if (!url) return openStore(requiredString(values, 'storage'))
-  return openStore(url, { gcsEndpoint: (values['gcs-endpoint'] as string | undefined) ?? config.gcsEndpoint })
+  return openStore(url, { gcsEndpoint: (values['gcs-endpoint'] as string | undefined) ?? config.gcsEndpoint, readOnly: opts.readOnly })
 }
 
-export async function pushCommand(argv: string[]): Promise<number> {
-  const { values } = parse(
-    argv,
-    {
-      ...STORAGE_FLAGS, 'build-id': { type: 'string' }, parent: { type: 'string' }, memfile: { type: 'string' },
-      rootfs: { type: 'string' }, snapfile: { type: 'string' }, metadata: { type: 'string' }, dirty: { type: 'string', multiple: true },
-      'use-case': { type: 'string' }, codec: { type: 'string' }, level: { type: 'string' }, 'block-size': { type: 'string' },
-    },
-    0,
-  )
+/**
+ * The error for a build file whose header is not in storage: the whole build missing, or only this
+ * kind (the other kind's header is there). Code ERR_NOT_FOUND either way.
+ */
+export async function missingBuildError(store: ObjectStore, buildId: BuildId, kind?: FileKind): Promise<SnapswarmError> {
+  const others: FileKind[] = []
+  for (const k of FILE_KINDS) if (k !== kind && (await store.exists(headerObjectName(buildId, k)))) others.push(k)
+  if (kind && others.length > 0) return new SnapswarmError('ERR_NOT_FOUND', `build ${buildId} has no ${kind} in ${store.url} (it has: ${others.join(', ')})`)
+  return new SnapswarmError('ERR_NOT_FOUND', `build ${buildId} is not in ${store.url}: expected ${kind ? headerObjectName(buildId, kind) : 'a memfile or rootfs header'}, found none`)
+}
+
+/** `loadStoredHeader`, with a missing header reported as a missing build (or file kind). */
+export async function loadBuildHeader(store: ObjectStore, buildId: BuildId, kind: FileKind): Promise<Header> {
+  try {
+    return await loadStoredHeader(store, buildId, kind)
+  } catch (err) {
+    if (err instanceof NotFoundError && err.objectName.endsWith(headerObjectName(buildId, kind))) throw await missingBuildError(store, buildId, kind)
+    throw err
+  }
+}
+
+export async function pushCommand({ values }: CommandInput): Promise<number> {
   const buildId = buildIdFlag(values, 'build-id')
   if (!buildId) throw new UsageError('--build-id is required')
   const parent = buildIdFlag(values, 'parent')
@@ -54,7 +75,7 @@ export async function pushCommand(argv: string[]): Promise<number> {
       onProgress: (p: UploadProgress) => {
         let bar = bars.get(p.kind)
         if (!bar) {
-          bar = new ProgressBar(`push ${p.kind}`, p.total)
+          bar = new ProgressBar(`push ${p.kind}`, p.total, progressWanted(values))
           bars.set(p.kind, bar)
         }
         bar.update(p.read, `stored ${formatBytes(p.compressed)} uploaded ${formatBytes(p.uploaded)}`)
@@ -104,37 +125,10 @@ function parseDirtyFlags(flags: string[] | undefined, values: Record<string, unk
   return out
 }
 
-export async function readCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { ...STORAGE_FLAGS, offset: { type: 'string' }, length: { type: 'string' }, 'cache-dir': { type: 'string' } }, 2)
-  const buildId = buildIdFlag({ id: positionals[0] }, 'id')!
-  const kind = choiceFlag({ kind: positionals[1] }, 'kind', ['memfile', 'rootfs'] as const, 'memfile')
-  const store = await storeFrom(values)
-  try {
-    const { openStoredBuildFile } = await import('../read/open.ts')
-    const file = await openStoredBuildFile({ store, buildId, kind, cacheDir: values['cache-dir'] as string | undefined })
-    try {
-      const offset = intFlag(values, 'offset', 0)
-      const length = intFlag(values, 'length', Math.max(0, file.size - offset))
-      if (offset + length > file.size) throw new UsageError(`range ${offset}+${length} is beyond the file's size ${file.size}`)
-      const step = 8 * 1024 * 1024
-      for (let pos = offset; pos < offset + length; pos += step) {
-        const bytes = await file.read(pos, Math.min(step, offset + length - pos))
-        if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once('drain', r))
-      }
-    } finally {
-      await file.close()
-    }
-    return 0
-  } finally {
-    await store.close()
-  }
-}
-
-export async function inspectStoredCommand(argv: string[]): Promise<number> {
-  const flags: Options = { ...STORAGE_FLAGS, json: { type: 'boolean' }, verify: { type: 'boolean' }, 'allow-unverifiable': { type: 'boolean' } }
-  const { values, positionals } = parse(argv, flags, 1)
-  const buildId = buildIdFlag({ id: positionals[0] }, 'id')!
-  const store = await storeFrom(values)
+export async function inspectStoredCommand({ values, positionals }: CommandInput): Promise<number> {
+  const buildId = buildIdArg(positionals[0], '<target> (a build id with --storage)')
+  if (values['allow-unverifiable'] && !values.verify) throw new UsageError('--allow-unverifiable applies to --verify only')
+  const store = await storeFrom(values, { readOnly: true })
   try {
     const out: Record<string, unknown> = { buildId }
     let failed = false
@@ -146,16 +140,25 @@ export async function inspectStoredCommand(argv: string[]): Promise<number> {
       const entry: Record<string, unknown> = { header: headerToJson(header) }
       if (!values.json) process.stdout.write(`${storageName(kind)}: ${headerSummary(header)}`)
       if (values.verify) {
-        const verified = await verifyStoredKind(store, kind, header, { json: values.json === true, allowUnverifiable: values['allow-unverifiable'] === true })
+        const bar = new ProgressBar(`verify ${kind}`, storedBytes(header), progressWanted(values))
+        const counted = countingStore(store, (n) => bar.update(n))
+        const verified = await verifyStoredKind(counted, kind, header, { json: values.json === true, allowUnverifiable: values['allow-unverifiable'] === true }).finally(() => bar.done())
         entry.verify = verified.report
         failed ||= verified.failed
       }
       out[kind] = entry
     }
-    if (found === 0) throw new UsageError(`no headers for build ${buildId} in ${store.url}`)
+    if (found === 0) throw await missingBuildError(store, buildId)
     if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`)
-    return failed ? 1 : 0
+    return failed ? exitStatusFor('ERR_VERIFY_FAILED') : 0
   } finally {
     await store.close()
   }
+}
+
+/** Bytes `--verify` reads: every layer's stored data (compressed size; a raw layer's file size). */
+function storedBytes(header: Header): number {
+  let total = 0
+  for (const b of header.builds.values()) total += b.frames.codec === 'none' ? b.fileSize : b.frames.compressedSize
+  return total
 }

@@ -21,6 +21,7 @@ import { InvalidArgumentError, LimitError } from '../format/errors.ts'
 import { FsUpload } from './fs-upload.ts'
 import { fsError, fsyncDir, readFully, writeDurable } from './fs-util.ts'
 import {
+  BucketNotFoundError,
   type CleanupOptions,
   checkName,
   checkRange,
@@ -47,10 +48,21 @@ export class FsStore implements ObjectStore {
     this.url = pathToFileURL(root).href
   }
 
-  /** Opens (creating if needed) the store rooted at the absolute directory `root`. */
-  static async open(root: string): Promise<FsStore> {
+  /**
+   * Opens the store rooted at the absolute directory `root`, creating it if needed; with
+   * `create: false` (a reader) the directory must exist and nothing is created.
+   */
+  static async open(root: string, opts: { create?: boolean } = {}): Promise<FsStore> {
     if (!root.startsWith('/')) throw new InvalidArgumentError(`fs store root: expected an absolute path, found ${root}`)
     const store = new FsStore(resolve(root))
+    if (opts.create === false) {
+      const st = await stat(store.root).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw new BucketNotFoundError(`storage directory ${store.root}`, { cause: err })
+        throw fsError(err, 'open', store.root, false)
+      })
+      if (!st.isDirectory()) throw new InvalidArgumentError(`storage directory ${store.root}: expected a directory, found another kind of file`)
+      return store
+    }
     await Promise.all([TMP_DIR, META_DIR, UPLOADS_DIR].map((d) => mkdir(join(store.root, d), { recursive: true })))
     return store
   }

@@ -92,6 +92,13 @@ export class NotFoundError extends SnapswarmError {
   }
 }
 
+/** The bucket (a GCS/S3 bucket, or a `file:` store's directory) does not exist: nothing in it can be. */
+export class BucketNotFoundError extends SnapswarmError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('ERR_BUCKET_NOT_FOUND', `${what} does not exist`, options)
+  }
+}
+
 /**
  * The storage service failed. `retryable` is true for failures that may pass on a retry (5xx, 408,
  * 429, dropped or refused connections, timeouts); the build upload's per-part retry keys on it.

@@ -3,6 +3,7 @@
  * `s3://bucket[/prefix]` (S3Store).
  * The GCS endpoint is `opts.gcsEndpoint` (`--gcs-endpoint`), else STORAGE_EMULATOR_HOST, else real GCS.
  */
+import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from '../format/errors.ts'
 import type { Logger } from '../obs/log.ts'
@@ -19,6 +20,8 @@ export interface OpenStoreOptions {
   /** GCS and S3: per-request timeout. */
   timeoutMs?: number
   logger?: Logger
+  /** file:// only: the command only reads, so the directory must exist; nothing is created. */
+  readOnly?: boolean
   /** s3:// only: endpoint, region, credentials, retries, timeout (default: the AWS environment). */
   s3?: Partial<Omit<S3StoreOptions, 'bucket' | 'prefix'>>
 }
@@ -35,11 +38,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
   } catch {
     throw bad('not a URL')
   }
-  if (parsed.protocol === 'file:') {
-    if (parsed.host !== '') throw bad(`file URLs with a host (${parsed.host}) are not supported`)
-    if (parsed.search !== '' || parsed.hash !== '') throw bad('query and fragment are not allowed')
-    return FsStore.open(fileURLToPath(parsed))
-  }
+  if (parsed.protocol === 'file:') return openFs(url, parsed, bad, opts)
   if (parsed.protocol === 'gs:') {
     const bucket = parsed.hostname
     if (!BUCKET_RE.test(bucket) || (!bucket.includes('.') && bucket.length > 63)) {
@@ -74,4 +73,17 @@ function openS3(parsed: URL, bad: (why: string) => Error, opts: OpenStoreOptions
   }
   const prefix = decodeURIComponent(parsed.pathname).replace(/^\/+|\/+$/g, '')
   return new S3Store({ logger: opts.logger, timeoutMs: opts.timeoutMs, retry: opts.retry, ...opts.s3, bucket, prefix })
+}
+
+/**
+ * `file:///absolute/path` only: `file:store3` or `file://store3` would silently mean `/store3`
+ * (a relative-looking name resolved at the filesystem root), so both are refused with the URL meant.
+ */
+function openFs(url: string, parsed: URL, bad: (why: string) => Error, opts: OpenStoreOptions): Promise<ObjectStore> {
+  const rest = url.replace(/^file:(\/\/)?/i, '')
+  const hint = `did you mean file://${resolvePath(rest)}?`
+  if (!/^file:\/\//i.test(url)) throw bad(`a relative path after "file:"; ${hint}`)
+  if (parsed.host !== '') throw bad(`file URLs with a host (${parsed.host}) are not supported; ${hint}`)
+  if (parsed.search !== '' || parsed.hash !== '') throw bad('query and fragment are not allowed')
+  return FsStore.open(fileURLToPath(parsed), { create: !opts.readOnly })
 }

@@ -134,8 +134,8 @@ test('snapswarm pause sends the token from --api-token-file or SNAPSWARM_API_TOK
   const { path, data } = await memfile(2 * MiB, 3)
   const noEnv = { SNAPSWARM_API_TOKEN: '' }
   const refused = await runCli(['pause', '--api', node.apiUrl, '--build-id', randomUUID(), '--memfile', path], { env: noEnv })
-  assert.equal(refused.code, 2, refused.stderr)
-  assert.match(refused.stderr, /^snapswarm: ERR_USAGE: pause refused \(401\): .*--api-token-file FILE or SNAPSWARM_API_TOKEN\n$/)
+  assert.equal(refused.code, 5, refused.stderr)
+  assert.match(refused.stderr, /^snapswarm: ERR_UNAUTHORIZED: pause refused \(HTTP 401\): .*--api-token-file FILE or SNAPSWARM_API_TOKEN\n$/)
 
   const id = randomUUID()
   const viaFile = await runCli(['pause', '--api', node.apiUrl, '--api-token-file', tokenFile, '--build-id', id, '--memfile', path, '--wait'], { env: noEnv })
@@ -152,8 +152,8 @@ test('snapswarm pause sends the token from --api-token-file or SNAPSWARM_API_TOK
   const wrong = join(dir, 'wrong.token')
   await writeFile(wrong, wrongToken())
   const r = await runCli(['pause', '--api', node.apiUrl, '--api-token-file', wrong, '--build-id', randomUUID(), '--memfile', path], { env: { SNAPSWARM_API_TOKEN: token } })
-  assert.equal(r.code, 2, 'the flag wins over the environment')
-  assert.match(r.stderr, /pause refused \(401\)/)
+  assert.equal(r.code, 5, 'the flag wins over the environment')
+  assert.match(r.stderr, /ERR_UNAUTHORIZED: pause refused \(HTTP 401\)/)
 })
 
 test('the node refuses to serve its token file (or cluster key) through a pause', async () => {
