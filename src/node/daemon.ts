@@ -38,6 +38,7 @@ import { PrefetchGate } from '../prefetch/gate.ts'
 import { blobFromServingPeers } from '../prefetch/peers.ts'
 import { PrefetchService } from '../prefetch/service.ts'
 import { TraceStore } from '../prefetch/traces.ts'
+import { NbdService } from '../nbd/service.ts'
 
 /** How long a read waits for a build that is not visible yet (its origin still framing it, its announcement on the way). */
 const VISIBILITY_WAIT_MS = 10_000
@@ -63,6 +64,7 @@ export class SnapswarmNode {
     pauses: PauseManager
     cache: ChunkCache
     files: OpenFiles
+    nbd: NbdService
     prefetch: { service: PrefetchService; traces: TraceStore }
     shared?: SharedCacheSource
     cachedAnnouncer?: CachedAnnouncer
@@ -103,6 +105,8 @@ export class SnapswarmNode {
     const log = opts.logger.child({ component: 'node' })
     await mkdir(dataDir, { recursive: true })
     const registry = createRegistry()
+    // NBD exports read through `files` (below); a bad nbd.* setting refuses the start here.
+    const nbd = NbdService.create({ config, dataDir, openFile: (id, kind) => files.open(id, kind), registry, log: log.child({ component: 'nbd' }) })
     const metrics = new ReadMetrics(registry)
     const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger: opts.logger })
     const builds = new LocalBuilds(dataDir)
@@ -177,6 +181,7 @@ export class SnapswarmNode {
       prefetch,
     })
     const announce = (b: LocalBuild) => {
+      if (b.state === 'uploaded' || b.state === 'failed') nbd.buildFinished(b.id)
       // Readers on this node follow its own builds too (proactive switchover, failure at once).
       if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') board.set(b.id, b.state)
       const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
@@ -226,8 +231,14 @@ export class SnapswarmNode {
         }),
         buildInfo: (id) => resolver.describe(id),
         openRead: (id, kind, signal) => files.open(id, kind, signal),
+        exports: {
+          list: () => nbd.list(),
+          start: (body) => nbd.start(body),
+          stop: (name, discard) => nbd.stop(name, discard),
+        },
         pause: async (id, body) => {
-          const b = await pauses.pause(id, parsePauseRequest(body))
+          // A body naming an NBD overlay pauses the overlay's written blocks as a child of its build.
+          const b = await nbd.pause(id, body, (req, trusted) => pauses.pause(id, parsePauseRequest(req), trusted))
           return { id: b.id, state: b.state }
         },
       },
@@ -253,13 +264,14 @@ export class SnapswarmNode {
       // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
       // sources check out (or failed), damaged records never resumed.
       await pauses.recover()
+      await nbd.listen(config)
       const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
       if (frames && cachedServer && announceMax > 0) {
         cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: announceMax })
       }
     } catch (err) {
       // A node that cannot start must not linger with open sockets (the CLI would never exit).
-      await Promise.allSettled([api.close(), pauses.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
+      await Promise.allSettled([api.close(), nbd.close(), pauses.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
       throw err
     }
     const timer = setInterval(() => {
@@ -276,7 +288,7 @@ export class SnapswarmNode {
         .catch((err) => log.warn({ err }, 'evicting finished builds failed'))
     }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
     timer.unref()
-    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, prefetch: { service: prefetch, traces }, shared, cachedAnnouncer, timer }, builds, log })
+    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, nbd, prefetch: { service: prefetch, traces }, shared, cachedAnnouncer, timer }, builds, log })
   }
 
   /**
@@ -288,16 +300,22 @@ export class SnapswarmNode {
     return this.parts.files.open(id, kind, signal)
   }
 
+  /** The NBD server's addresses (`unix:/path`, `tcp:host:port`) and exports. */
+  get nbd(): NbdService {
+    return this.parts.nbd
+  }
+
   /** Wait for a build this node originated to leave `pending` (tests, the demo). */
   localBuild(id: BuildId): LocalBuild | undefined {
     return this.builds.get(id)
   }
 
   async stop(): Promise<void> {
-    const { api, pauses, cache, files, prefetch, shared, cachedAnnouncer, timer } = this.parts
+    const { api, pauses, cache, files, nbd, prefetch, shared, cachedAnnouncer, timer } = this.parts
     clearInterval(timer)
     cachedAnnouncer?.stop()
     await api.close()
+    await nbd.close()
     await pauses.stop()
     await files.closeAll()
     // Recordings of the files just closed are written before storage closes.

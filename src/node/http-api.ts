@@ -7,6 +7,7 @@
  *   GET  /v1/builds/{id}                       what this node knows of a build
  *   GET  /v1/builds/{id}/{memfile|rootfs}      lazy read through the cluster (Range → 206)
  *   POST /v1/builds/{id}                       pause: frame locally, announce pending, upload (202)
+ *   GET|POST /v1/exports, DELETE /v1/exports?name=…   NBD exports: list, start, stop
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -29,6 +30,12 @@ export interface ApiHandlers {
   /** Size of the virtual file, then a reader of ranges (an OpenFiles handle). */
   openRead(id: string, kind: FileKind, signal: AbortSignal): Promise<Pick<FileHandleLike, 'size' | 'read' | 'readInto' | 'close'>>
   pause(id: string, body: unknown): Promise<unknown>
+  /** NBD exports (src/nbd): list, start, stop. */
+  exports?: {
+    list(): Promise<unknown>
+    start(body: unknown): Promise<unknown>
+    stop(name: string, discard: boolean): Promise<boolean>
+  }
 }
 
 const MAX_BODY = 64 * 1024
@@ -120,6 +127,7 @@ export class HttpApi {
       return void res.end(m.body)
     }
     if (req.method === 'GET' && url.pathname === '/v1/peers') return json(res, 200, this.handlers.peers())
+    if (url.pathname === '/v1/exports' && this.handlers.exports) return this.routeExports(req, res, url, this.handlers.exports)
     if (parts[0] === 'v1' && parts[1] === 'builds' && parts[2]) {
       if (!isBuildId(parts[2])) return json(res, 400, { error: 'ERR_INVALID_ARGUMENT', message: `expected a build id (UUID), found '${parts[2]}'` })
       if (parts.length === 3 && req.method === 'GET') {
@@ -130,6 +138,17 @@ export class HttpApi {
       if (parts.length === 4 && req.method === 'GET' && (parts[3] === 'memfile' || parts[3] === 'rootfs')) return this.serveRange(req, res, parts[2], parts[3])
     }
     json(res, 404, { error: 'ERR_NOT_FOUND', message: `no route ${req.method} ${url.pathname}` })
+  }
+
+  private async routeExports(req: IncomingMessage, res: ServerResponse, url: URL, exports: NonNullable<ApiHandlers['exports']>): Promise<void> {
+    if (req.method === 'GET') return json(res, 200, await exports.list())
+    if (req.method === 'POST') return json(res, 201, await exports.start(await readJson(req)))
+    if (req.method === 'DELETE') {
+      const name = url.searchParams.get('name') ?? ''
+      const found = await exports.stop(name, url.searchParams.get('discard') === 'true')
+      return found ? json(res, 200, { name, stopped: true }) : json(res, 404, { error: 'ERR_NOT_FOUND', message: `no NBD export named ${JSON.stringify(name.slice(0, 200))}` })
+    }
+    json(res, 405, { error: 'ERR_INVALID_ARGUMENT', message: `expected GET, POST or DELETE on /v1/exports, found ${req.method}` })
   }
 
   private async serveRange(req: IncomingMessage, res: ServerResponse, id: string, kind: FileKind): Promise<void> {

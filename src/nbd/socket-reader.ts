@@ -1,0 +1,62 @@
+/**
+ * Exact-length reads from a socket in paused mode: nothing is read from the kernel until the
+ * connection asks for it, so a connection that stops asking (its in-flight budget is full) leaves the
+ * client's bytes in the socket buffers and the client blocks: memory stays bounded.
+ */
+import type { Socket } from 'node:net'
+import { NbdProtocolError } from './protocol.ts'
+
+/** The client closed the connection (cleanly or not) before the bytes a message needs arrived. */
+export class ClientClosedError extends NbdProtocolError {
+  constructor(wanted: number) {
+    super(`the client closed the connection while ${wanted} more bytes were expected`)
+  }
+}
+
+export class SocketReader {
+  private readonly sock: Socket
+  private ended = false
+  private wake: (() => void) | null = null
+
+  constructor(sock: Socket) {
+    this.sock = sock
+    const poke = () => {
+      const w = this.wake
+      this.wake = null
+      w?.()
+    }
+    sock.on('readable', poke)
+    const end = () => {
+      this.ended = true
+      poke()
+    }
+    sock.on('end', end)
+    sock.on('close', end)
+    sock.on('error', end)
+  }
+
+  /** Exactly `n` bytes (n ≤ what the caller bounded), or ClientClosedError. */
+  async read(n: number): Promise<Buffer> {
+    if (n === 0) return Buffer.alloc(0)
+    for (;;) {
+      const b = this.sock.read(n) as Buffer | null
+      if (b) {
+        if (b.byteLength < n) throw new ClientClosedError(n - b.byteLength)
+        return b
+      }
+      if (this.ended || this.sock.destroyed) throw new ClientClosedError(n)
+      await new Promise<void>((resolve) => {
+        this.wake = resolve
+      })
+    }
+  }
+
+  /** Read and drop `n` bytes, a bounded piece at a time (a payload the server refuses). */
+  async skip(n: number): Promise<void> {
+    for (let left = n; left > 0; ) {
+      const step = Math.min(left, 1024 * 1024)
+      await this.read(step)
+      left -= step
+    }
+  }
+}
