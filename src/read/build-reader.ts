@@ -100,8 +100,10 @@ export class BuildReader {
       const r = resolve(this.header, pos)
       const n = Math.min(r.remaining, end - pos)
       const piece = dst.subarray(pos - offset, pos - offset + n)
-      if (r.buildId === NIL_BUILD_ID) piece.fill(0)
-      else {
+      if (r.buildId === NIL_BUILD_ID) {
+        piece.fill(0)
+        this.metrics.holeBytes.inc(n)
+      } else {
         const layer = this.layers.get(r.buildId)!
         pieces.push(layer.file.readInto(piece, r.storageOffset, layer.plan, signal))
       }

@@ -32,6 +32,8 @@ export class ReadMetrics {
   readonly cacheCorruptPages: Counter<'reason'>
   /** Shared-cache writes by result: written, exists, locked, failed, dropped. */
   readonly sharedWrites: Counter<'result'>
+  /** Bytes of reads answered with zeros from holes (nil mappings: zero blocks, never stored), without I/O. */
+  readonly holeBytes: Counter
   /** Demand misses: reads that had to start a fetch (not served locally nor by a fetch already running). */
   readonly demandFetches: Counter
   /** Prefetch (src/prefetch): units fetched ahead, those a demand read then used, those never used. */
@@ -70,6 +72,7 @@ export class ReadMetrics {
     this.sharedWrites = counter(reg, 'snapswarm_shared_cache_writes_total', 'Shared frame cache writes by result', [
       'result',
     ]) as Counter<'result'>
+    this.holeBytes = counter(reg, 'snapswarm_read_hole_bytes_total', 'Bytes read as zeros from holes (nil mappings), with no fetch and no cache')
     this.demandFetches = counter(reg, 'snapswarm_demand_fetches_total', 'Demand reads that started a frame fetch (misses not joined to a fetch or prefetch in flight)')
     this.prefetchFrames = counter(reg, 'snapswarm_prefetch_frames_total', 'Frames (or raw chunks) fetched ahead from an access trace')
     this.prefetchHits = counter(reg, 'snapswarm_prefetch_hits_total', 'Prefetched frames a demand read then used (present or still in flight)')

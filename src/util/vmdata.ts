@@ -18,8 +18,11 @@ const WORDS = (
 export class VmDataGenerator {
   private readonly noise
   private state: number
+  private readonly zeroPercent: number
 
-  constructor(seed = 1) {
+  /** `zeroPercent`: the share of zero pages (38 by default); the other kinds keep their proportions. */
+  constructor(seed = 1, zeroPercent = 38) {
+    this.zeroPercent = zeroPercent
     const key = createHash('sha256').update(`vmdata:${seed}`).digest()
     this.noise = createCipheriv('aes-128-ctr', key.subarray(0, 16), key.subarray(16, 32))
     this.state = (seed * 2654435761) >>> 0 || 1
@@ -42,8 +45,9 @@ export class VmDataGenerator {
   }
 
   private fillPage(page: Buffer): void {
-    const kind = this.rand() % 100
-    if (kind < 38) return // zero page
+    const roll = this.rand() % 100
+    if (roll < this.zeroPercent) return // zero page
+    const kind = 38 + Math.floor(((roll - this.zeroPercent) * 62) / (100 - this.zeroPercent))
     if (kind < 62) this.structPage(page)
     else if (kind < 82) this.textPage(page)
     else this.noise.update(page).copy(page) // incompressible
@@ -69,8 +73,8 @@ export class VmDataGenerator {
 }
 
 /** Write `size` bytes of VM-like data to `path`; returns nothing, the file is the product. */
-export async function writeVmData(path: string, size: number, seed = 1): Promise<void> {
-  const gen = new VmDataGenerator(seed)
+export async function writeVmData(path: string, size: number, seed = 1, zeroPercent?: number): Promise<void> {
+  const gen = new VmDataGenerator(seed, zeroPercent)
   const fh = await open(path, 'w')
   try {
     const chunk = 4 * 1024 * 1024
