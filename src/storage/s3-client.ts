@@ -22,6 +22,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -104,6 +105,7 @@ export function s3Error(err: unknown, op: string, url: string): Error {
   if (name === 'CredentialsProviderError') {
     return fail(`no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): ${detail}`, false)
   }
+  if (/region is missing/i.test(detail)) return fail('no AWS region (set AWS_REGION, or a region in the AWS profile)', false)
   if (status === 401 || status === 403) return fail(`permission denied: HTTP ${status} ${name}: ${detail}`, false)
   const net = networkCode(e)
   if (status === undefined && net !== undefined) return fail(`unreachable: ${net}: ${detail}`, true)
@@ -173,6 +175,18 @@ export class S3Api {
     }
   }
 
+  /** Whether the bucket exists: HeadBucket's 404 is false, other failures are errors. */
+  async bucketExists(): Promise<boolean> {
+    try {
+      await this.send('bucket', '', (sdk, o) => sdk.send(new HeadBucketCommand({ Bucket: this.bucket }), o))
+      return true
+    } catch (err) {
+      if (err instanceof NotFoundError) return false
+      if (err instanceof StorageError && err.status === 404) return false
+      throw err
+    }
+  }
+
   /**
    * Downloads `[start, end]` (inclusive; the whole object without a range), refusing more than `limit`
    * bytes: before reading when the length is announced, while reading otherwise.
@@ -188,7 +202,10 @@ export class S3Api {
         body?.destroy?.()
         throw new LimitError(`object ${this.url(key)}: expected at most ${limit} bytes, found ${out.ContentLength}`)
       }
-      return body === undefined ? new Uint8Array(0) : readLimited(body, limit, () => this.url(key), (e) => s3Error(e, 'get', this.url(key)))
+      if (body === undefined) return new Uint8Array(0)
+      // An abort after the headers arrived must stop the body too, not only the caller's wait.
+      local.signal.addEventListener('abort', () => body.destroy?.(), { once: true })
+      return readLimited(body, limit, () => this.url(key), (e) => s3Error(e, 'get', this.url(key)))
     }
     return raceSignal(run(), signal, () => local.abort(signal?.reason))
   }

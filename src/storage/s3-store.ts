@@ -87,6 +87,11 @@ export class S3Store implements ObjectStore {
     return (await this.stat(name)) !== null
   }
 
+  /** Whether the bucket exists, so a missing bucket is reported as one rather than as a missing object. */
+  bucketExists(): Promise<boolean> {
+    return this.api.bucketExists()
+  }
+
   async delete(name: string): Promise<void> {
     await this.api.delete(this.full(name))
   }

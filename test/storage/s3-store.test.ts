@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import type { S3Store } from '../../src/storage/s3-store.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
 import { backendSuite, sha } from './backend-suite.ts'
@@ -94,6 +95,14 @@ describe('s3: prefix, environment, errors', () => {
       await assert.rejects(store.get('b/memfile.header'), missingBucket)
       await assert.rejects(store.put('b/memfile.header', randomBytes(4)), missingBucket)
       await assert.rejects(store.list('b/'), /the bucket does not exist/)
+      assert.equal(await store.stat('b/memfile.header'), null, 'HEAD cannot tell a missing bucket from a missing object')
+      assert.equal(await (store as S3Store).bucketExists(), false, 'but bucketExists can')
+      const present = (await openStore(`s3://${await s3.createBucket('present')}`, { s3: s3.storeOptions })) as S3Store
+      try {
+        assert.equal(await present.bucketExists(), true)
+      } finally {
+        await present.close()
+      }
     } finally {
       await store.close()
     }
