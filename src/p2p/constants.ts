@@ -31,8 +31,11 @@ export const MAX_FRAMES_RESPONSE_BYTES = 1 * KiB
 export const MAX_BLOB_BYTES = 64 * MiB
 /** BlobResponse: status + one length. */
 export const MAX_BLOB_RESPONSE_BYTES = 64
-/** Blob names a peer may ask for (DESIGN §1); the provider is never asked for any other name. */
-export const BLOB_NAMES: readonly string[] = ['snapfile', 'metadata.json']
+/**
+ * Blob names a peer may ask for (DESIGN §1) and a pending build's access traces (src/prefetch/trace.ts);
+ * the provider is never asked for any other name.
+ */
+export const BLOB_NAMES: readonly string[] = ['snapfile', 'metadata.json', 'memfile.prefetch', 'rootfs.ext4.prefetch']
 /** An announcement entry is ~45 bytes; 1 MiB carries ~20,000 builds per node. */
 export const MAX_ANNOUNCE_BYTES = 1 * MiB
 export const MAX_ANNOUNCE_ENTRIES = 16_384

@@ -101,6 +101,7 @@ export class TraceStore {
       unwatch()
     }
     this.held.set(key, { bytes, stop })
+    this.deps.log.info({ buildId, kind, bytes: bytes.byteLength }, 'holding the access trace of a pending build until its upload completes')
   }
 
   private drop(key: string): void {
