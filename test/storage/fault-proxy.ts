@@ -73,3 +73,16 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   }
   return proxy
 }
+
+/** Rejects if `p` has not settled within `ms`: for tests whose property is "no hang". */
+export async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, hung])
+  } finally {
+    clearTimeout(timer)
+  }
+}

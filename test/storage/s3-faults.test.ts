@@ -16,7 +16,8 @@ import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
 import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
-import { type FaultProxy, startFaultProxy } from './fault-proxy.ts'
+import { waitFor } from '../cluster/procs.ts'
+import { type FaultProxy, startFaultProxy, within } from './fault-proxy.ts'
 
 let s3: S3Server
 let proxy: FaultProxy
@@ -49,19 +50,6 @@ const query = (req: IncomingMessage) => new URL(req.url ?? '/', 'http://x').sear
 const isPart = (req: IncomingMessage, n: number) => req.method === 'PUT' && query(req).has('uploadId') && query(req).get('partNumber') === String(n)
 /** CompleteMultipartUpload of any upload. */
 const isComplete = (req: IncomingMessage) => req.method === 'POST' && query(req).has('uploadId')
-
-/** Rejects if `p` has not settled within `ms`: the property under test is "no hang". */
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([p, hung])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 type StoreErr = Error & { code?: string; retryable?: boolean; status?: number }
 const storageError = (retryable: boolean, re: RegExp) => (e: unknown) => {
@@ -139,7 +127,7 @@ describe('s3 faults: errors surface clearly and abort still cleans up', () => {
     const ac = new AbortController()
     const p = store.getRange('obj', 0, 10, ac.signal)
     // Abort once the request has reached the (stalled) server.
-    await waitFor(() => proxy.requests.some((r) => r.method === 'GET'))
+    await waitFor('the GET to reach the proxy', async () => proxy.requests.some((r) => r.method === 'GET'), 5000)
     ac.abort()
     await within(1000, assert.rejects(p, { name: 'AbortError' }))
     proxy.plan = () => 'pass'
@@ -195,12 +183,3 @@ describe('s3 faults: the server dies mid-upload', () => {
     }
   })
 })
-
-/** Polls `cond` every 10 ms for at most 5 s. */
-async function waitFor(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s')
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
