@@ -15,10 +15,22 @@ import { SnapswarmNode } from '../node/daemon.ts'
 import { createLogger, silentLogger } from '../obs/log.ts'
 import { writeVmData } from '../util/vmdata.ts'
 import { writeClusterKey } from '../p2p/admission.ts'
-import { intFlag, parse } from './args.ts'
+import { parse, UsageError } from './args.ts'
 import { ProgressBar, formatBytes } from './progress.ts'
 
 const MiB = 1024 * 1024
+/** The generated memfile is written to the temp dir and read three times: 64 GiB is past any sensible demo. */
+export const DEMO_MAX_SIZE_MIB = 65_536
+
+/** `--size-mib`: a whole number of MiB from 1 to DEMO_MAX_SIZE_MIB; anything else is a usage error, refused before any work. */
+export function demoSizeMiB(raw: unknown): number {
+  if (raw === undefined) return 256
+  const n = typeof raw === 'string' && /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < 1 || n > DEMO_MAX_SIZE_MIB) {
+    throw new UsageError(`--size-mib: expected a whole number of MiB from 1 to ${DEMO_MAX_SIZE_MIB}, found '${String(raw)}'`)
+  }
+  return n
+}
 
 interface Check {
   name: string
@@ -28,7 +40,7 @@ interface Check {
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { 'size-mib': { type: 'string' }, keep: { type: 'boolean' }, verbose: { type: 'boolean' } }, 0)
-  const size = intFlag(values, 'size-mib', 256) * MiB
+  const size = demoSizeMiB(values['size-mib']) * MiB
   const dir = await mkdtemp(join(tmpdir(), 'snapswarm-demo-'))
   const say = (s: string) => process.stdout.write(`${s}\n`)
   const checks: Check[] = []
@@ -82,12 +94,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const resume = await readAll(nodes[1], id, size, 'resume on node 2')
     const stateAfter = (await info(nodes[1], id)).state
     check('resume on node 2 returned every byte', resume.sha === sourceSha, `sha256 ${resume.sha.slice(0, 16)}…`)
-    check('resume ran while the upload was pending', resume.pendingAtStart, `build state at first byte: pending; after the read: ${stateAfter}`)
+    check(
+      'resume ran while the upload was pending',
+      resume.stateAtStart === 'pending',
+      `build state when the read started: ${resume.stateAtStart}, at its first byte: ${resume.stateAtFirstByte}; after the read: ${stateAfter}`,
+    )
 
     say('waiting for node 1 to finish its upload and node 2 to switch over…')
     await waitUntil(async () => (await info(nodes[1], id)).state === 'uploaded', 300_000, 'the upload')
     await waitUntil(async () => (await switchovers(nodes[1])) > 0, 30_000, 'node 2 to switch over')
-    check('node 2 switched over to the final header from storage', true, `${await switchovers(nodes[1])} switchover(s)`)
+    const switched = await switchovers(nodes[1])
+    check('node 2 switched over to the final header from storage', switched > 0, `${switched} switchover(s)`)
     const again = await readAll(nodes[1], id, size, 'read again on node 2')
     check('after the switchover node 2 reads the final build', again.sha === sourceSha, `sha256 ${again.sha.slice(0, 16)}…`)
     const third = await readAll(nodes[2], id, size, 'cold read on node 3')
@@ -119,7 +136,8 @@ async function info(node: SnapswarmNode, id: string): Promise<Record<string, unk
 }
 
 async function readAll(node: SnapswarmNode, id: string, size: number, label: string) {
-  const pendingAtStart = (await info(node, id)).state === 'pending'
+  const stateAtStart = String((await info(node, id)).state ?? 'unknown')
+  let stateAtFirstByte = 'unknown'
   const bar = new ProgressBar(label, size)
   const hash = createHash('sha256')
   const t0 = performance.now()
@@ -128,13 +146,16 @@ async function readAll(node: SnapswarmNode, id: string, size: number, label: str
   const res = await fetch(`${node.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: `bytes=0-${size - 1}` } })
   if (res.status !== 206) throw new Error(`${label}: HTTP ${res.status} ${await res.text()}`)
   for await (const chunk of res.body!) {
-    if (got === 0) ttfbMs = performance.now() - t0
+    if (got === 0) {
+      ttfbMs = performance.now() - t0
+      stateAtFirstByte = String((await info(node, id)).state ?? 'unknown')
+    }
     hash.update(chunk)
     got += chunk.byteLength
     bar.update(got)
   }
   bar.done()
-  return { sha: hash.digest('hex'), secs: (performance.now() - t0) / 1000, ttfbMs, pendingAtStart }
+  return { sha: hash.digest('hex'), secs: (performance.now() - t0) / 1000, ttfbMs, stateAtStart, stateAtFirstByte }
 }
 
 async function switchovers(node: SnapswarmNode): Promise<number> {

@@ -84,22 +84,30 @@ test('a slow client: buffers are refilled only once the socket took them (the by
   assert.ok(body.equals(data), 'every byte as stored, though the client kept stalling')
 })
 
-test('a client that goes away mid-answer: the node keeps serving, and the next answer is exact', async () => {
+test('a client that goes away mid-answer: the node notices, frees the answer\'s buffers, keeps serving, and the next answer is exact', { timeout: 120_000 }, async () => {
   for (let i = 0; i < 3; i++) {
-    await new Promise<void>((resolve, reject) => {
+    const received = await new Promise<number>((resolve, reject) => {
+      let got = 0
+      let left = false
       const req = request(`${node.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: `bytes=0-${data.byteLength - 1}` } }, (res) => {
-        let got = 0
+        if (res.statusCode !== 206) reject(new Error(`expected 206, got ${res.statusCode}`))
         res.on('data', (d: Buffer) => {
           got += d.byteLength
-          if (got > 9 * MiB) req.destroy() // past the first read: the reused buffers are in play
+          if (got > 9 * MiB && !left) {
+            left = true // past the first read: the reused buffers are in play
+            req.destroy()
+          }
         })
-        res.on('close', () => resolve())
-        res.on('error', () => resolve())
+        // Only the client's own leaving may end this answer: a node that ends it first is a failure.
+        res.on('end', () => reject(new Error(`the answer ended by itself after ${got} bytes`)))
+        res.on('close', () => (left ? resolve(got) : reject(new Error(`the node closed the answer after ${got} bytes`))))
       })
-      req.on('error', () => resolve())
-      req.on('timeout', () => reject(new Error('request hung')))
+      req.on('error', (err) => (left ? resolve(got) : reject(err)))
       req.end()
     })
+    assert.ok(received > 9 * MiB && received < data.byteLength, `left after ${received} of ${data.byteLength} bytes`)
+    // The node sees the disconnect and gives back every buffer the answer held.
+    await waitFor('the response buffers to be freed', async () => /^snapswarm_http_response_bytes 0$/m.test(await node.registry.metrics()), 30_000)
   }
   assert.ok((await range(5 * MiB, 21 * MiB)).equals(data.subarray(5 * MiB, 21 * MiB + 1)))
 })
