@@ -139,7 +139,7 @@ async function verifyRawWhole(store: ObjectStore, object: string, info: BuildInf
   if (!stat) throw new Error('data object missing')
   if (info === undefined || !info.sha256.some((b) => b !== 0)) {
     if (stat.size < mappedEnd) throw new Error(`expected at least ${mappedEnd} bytes (what the header maps), found ${stat.size}`)
-    const why = info === undefined ? 'an uncompressed layer described by no build entry (a version 1-3 header, or a version 4/5 header without its own entry) carries no checksum' : 'its header records no checksum for this raw layer'
+    const why = info === undefined ? 'a legacy raw layer carries no checksum (a version 1-3 header, or a version 4/5 header without its own entry)' : 'its header records no checksum for this raw layer'
     return { frames: 0, bytes: 0, sha256: 'unknown', status: 'unverifiable', checked: `cannot be verified: ${why}; checked only that it exists and holds ${stat.size} bytes (>= ${mappedEnd} mapped)` }
   }
   if (stat.size !== info.fileSize) throw new Error(`expected ${info.fileSize} bytes, found ${stat.size}`)

@@ -9,6 +9,7 @@ import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { type BuildInfo, decodeHeader, encodeHeader, type Header } from '../../src/format/header.ts'
 import { NIL_BUILD_ID } from '../../src/format/types.ts'
+import { Golden } from './helpers.ts'
 
 const ID_A = 'a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf'
 const ID_B = 'b0b1b2b3-b4b5-b6b7-b8b9-babbbcbdbebf'
@@ -20,49 +21,6 @@ const RAW: Record<string, number[]> = {
   [NIL_BUILD_ID]: new Array(16).fill(0),
 }
 const SHA_C = Uint8Array.from({ length: 32 }, (_, i) => i)
-
-/** Little-endian field writer over a DataView, for the expected bytes only. */
-class Golden {
-  readonly view: DataView
-  pos = 0
-  constructor(size: number) {
-    this.view = new DataView(new ArrayBuffer(size))
-  }
-  u8(v: number) {
-    this.view.setUint8(this.pos, v)
-    this.pos += 1
-    return this
-  }
-  u32(v: number) {
-    this.view.setUint32(this.pos, v, true)
-    this.pos += 4
-    return this
-  }
-  i32(v: number) {
-    this.view.setInt32(this.pos, v, true)
-    this.pos += 4
-    return this
-  }
-  u64(v: number) {
-    this.view.setBigUint64(this.pos, BigInt(v), true)
-    this.pos += 8
-    return this
-  }
-  i64(v: number) {
-    this.view.setBigInt64(this.pos, BigInt(v), true)
-    this.pos += 8
-    return this
-  }
-  raw(b: ArrayLike<number>) {
-    for (let i = 0; i < b.length; i++) this.view.setUint8(this.pos + i, b[i])
-    this.pos += b.length
-    return this
-  }
-  bytes(): Uint8Array {
-    assert.equal(this.pos, this.view.byteLength, 'golden buffer filled exactly')
-    return new Uint8Array(this.view.buffer)
-  }
-}
 
 const MAPPINGS = [
   { offset: 0x0000, length: 0x2000, buildId: ID_A, buildStorageOffset: 0 },

@@ -105,7 +105,7 @@ describe('the same validation on encode and decode (DESIGN §4)', () => {
     })
   }
 
-  it('reads the version as e2b does (u64 & 0xFFFF), refuses versions other than 1-5, and ignores unknown flag bits', () => {
+  it('regression: unknown flag bits were refused: reads the version as e2b does (u64 & 0xFFFF), refuses versions other than 1-5, and ignores unknown flag bits', () => {
     const good = encodeHeader(sample())
     for (const v of [0, 6, 0xffff]) {
       const bad = Uint8Array.from(good)

@@ -2,6 +2,7 @@
  * Shared test helpers for the format tests: deterministic data and random numbers (no dependency on
  * anything outside src/format, so these tests stand alone).
  */
+import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 
 /** mulberry32: small, fast, deterministic. */
@@ -48,4 +49,47 @@ export function vmLike(n: number, seed = 1): Buffer {
 /** Hex string → bytes (for hand-written golden values). */
 export function hex(s: string): Uint8Array {
   return Uint8Array.from(Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex'))
+}
+
+/** Little-endian field writer over a DataView, for the expected bytes only. */
+export class Golden {
+  readonly view: DataView
+  pos = 0
+  constructor(size: number) {
+    this.view = new DataView(new ArrayBuffer(size))
+  }
+  u8(v: number) {
+    this.view.setUint8(this.pos, v)
+    this.pos += 1
+    return this
+  }
+  u32(v: number) {
+    this.view.setUint32(this.pos, v, true)
+    this.pos += 4
+    return this
+  }
+  i32(v: number) {
+    this.view.setInt32(this.pos, v, true)
+    this.pos += 4
+    return this
+  }
+  u64(v: number) {
+    this.view.setBigUint64(this.pos, BigInt(v), true)
+    this.pos += 8
+    return this
+  }
+  i64(v: number) {
+    this.view.setBigInt64(this.pos, BigInt(v), true)
+    this.pos += 8
+    return this
+  }
+  raw(b: ArrayLike<number>) {
+    for (let i = 0; i < b.length; i++) this.view.setUint8(this.pos + i, b[i])
+    this.pos += b.length
+    return this
+  }
+  bytes(): Uint8Array {
+    assert.equal(this.pos, this.view.byteLength, 'golden buffer filled exactly')
+    return new Uint8Array(this.view.buffer)
+  }
 }

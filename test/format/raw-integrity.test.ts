@@ -148,8 +148,8 @@ describe('raw builds are verified chunk by chunk', () => {
 
       // inspect --verify names the chunk, and exits non-zero.
       const verify = await runCli(['inspect', '--storage', b.storage, id, '--verify', ...b.args], { env: b.env })
-      assert.equal(verify.code, 1, verify.stderr)
-      assert.match(verify.stderr, /verify failed: .*\/memfile: chunk 2 at offset 4194304\+2097152: SHA-256 expected [0-9a-f]{64}, found [0-9a-f]{64}/)
+      assert.equal(verify.code, 4, verify.stderr)
+      assert.match(verify.stderr, /ERR_VERIFY_FAILED: .*\/memfile: chunk 2 at offset 4194304\+2097152: SHA-256 expected [0-9a-f]{64}, found [0-9a-f]{64}/)
     })
   }
 
@@ -183,7 +183,7 @@ describe('raw builds are verified chunk by chunk', () => {
     const got = await getRange(cold.api, id, FLIP_AT - 100, FLIP_AT + 4000)
     assert.ok(got.status === 0 || got.status >= 500, `expected an error status or a cut response, found ${got.status}`)
     const verify = await runCli(['inspect', '--storage', b.storage, id, '--verify'])
-    assert.equal(verify.code, 1)
+    assert.equal(verify.code, 4)
     assert.match(verify.stderr, /chunk 2 at offset 4194304\+2097152: SHA-256 expected/)
     await Promise.all([origin.stop(), peer.stop(), cold.stop()])
   })
@@ -204,7 +204,7 @@ describe('raw builds are verified chunk by chunk', () => {
 
     const refused = await runCli(['inspect', '--storage', b.storage, id, '--verify'])
     assert.notEqual(refused.code, 0)
-    assert.match(refused.stderr, /ERR_UNVERIFIABLE: .*\/memfile: cannot be verified: a legacy V3 raw layer carries no checksum.*--allow-unverifiable/)
+    assert.match(refused.stderr, /ERR_UNVERIFIABLE: .*\/memfile: cannot be verified: a legacy raw layer carries no checksum.*--allow-unverifiable/)
     assert.doesNotMatch(refused.stdout.toString(), /verified .*memfile/, 'never reported as verified')
 
     const allowed = await runCli(['inspect', '--storage', b.storage, id, '--verify', '--allow-unverifiable'])
