@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { openStoredBuildFile } from '../../src/read/open.ts'
 import type { ObjectStore } from '../../src/storage/store.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
@@ -137,22 +138,33 @@ describe('s3 faults: errors surface clearly and abort still cleans up', () => {
 })
 
 describe('s3 faults: failed uploads leave nothing', () => {
-  test('a build upload whose part keeps failing: the build fails, no multipart upload or object remains', async () => {
+  test('a build upload whose part keeps failing: the build fails, no multipart upload or object remains; the rerun succeeds', async () => {
     const { store, bucket, raw } = await proxied(NO_RETRY)
     const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-fail-'))
     try {
       const memfile = join(dir, 'memfile')
       // Incompressible, so the compressed object needs three 5 MiB parts.
-      await writeFile(memfile, randomBytes(12 * 1024 * 1024))
+      const data = randomBytes(12 * 1024 * 1024)
+      await writeFile(memfile, data)
+      const buildId = randomUUID()
       proxy.plan = (req) => (isPart(req, 2) ? 'fail500' : 'pass')
       const compression = { default: { partSize: 5 * 1024 * 1024, frameSize: 2 * 1024 * 1024, uploadConcurrency: 2 } }
       await assert.rejects(
-        uploadBuild({ store, buildId: randomUUID(), files: { memfile }, useCase: 'build', compression, writer: 'fault-test' }),
+        uploadBuild({ store, buildId, files: { memfile }, useCase: 'build', compression, writer: 'fault-test' }),
         storageError(true, /upload part 2 .*HTTP 500/),
       )
       assert.ok(proxy.requests.filter((r) => r.fault === 'fail500').length >= 2, 'the part was retried before giving up')
       assert.deepEqual(await s3.uploads(bucket), [], 'no multipart upload left on the server')
       assert.deepEqual(await raw(), [], 'no object, part or claim left')
+      proxy.plan = () => 'pass'
+      await uploadBuild({ store, buildId, files: { memfile }, useCase: 'build', compression, writer: 'fault-test' })
+      const f = await openStoredBuildFile({ store, buildId, kind: 'memfile' })
+      try {
+        assert.equal(sha(await f.read(0, f.size)), sha(data), 'the rerun stored the source intact')
+      } finally {
+        await f.close()
+      }
+      assert.deepEqual(await raw(), [`${buildId}/memfile.header`, `${buildId}/memfile.zstd`])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
