@@ -1,0 +1,130 @@
+/**
+ * Zero blocks as holes on pause, with real `snapswarm node` processes and a filesystem bucket: the
+ * origin frames its local copy without the zero blocks (raw, while the upload is zstd: the upload
+ * frames the source again and must find the same holes), a peer reads the pending build byte-exact,
+ * the stored headers map the zero blocks to the nil build (2 MiB memfile blocks, 4 KiB rootfs
+ * pages), and a child paused on top with an all-zero dirty block reads zeros there, not its parent.
+ */
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { pathToFileURL } from 'node:url'
+import type { Header } from '../../src/format/header.ts'
+import { checkE2bAlignment } from '../../src/format/header-validate.ts'
+import { resolve } from '../../src/format/mapping.ts'
+import { type FileKind, NIL_BUILD_ID } from '../../src/format/types.ts'
+import { writeClusterKey } from '../../src/p2p/admission.ts'
+import { loadStoredHeader } from '../../src/read/open.ts'
+import { FsStore } from '../../src/storage/fs-store.ts'
+import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { getJson, type NodeProc, pause, startNode, waitFor } from '../cluster/procs.ts'
+
+const MiB = 1024 * 1024
+let dir: string
+let bucket: string
+let key: string
+let config: string
+const procs: NodeProc[] = []
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapswarm-zero-pause-'))
+  bucket = join(dir, 'bucket')
+  key = join(dir, 'cluster.key')
+  await writeClusterKey(key)
+  config = join(dir, 'config.json')
+  await writeFile(config, JSON.stringify({ peers: { announceIntervalMs: 300, announceTtlMs: 3000 }, node: { pendingGraceMs: 600_000 } }))
+})
+
+after(async () => {
+  await Promise.allSettled(procs.map((n) => n.kill()))
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function node(name: string, extra: string[] = []): Promise<NodeProc> {
+  const n = await startNode(['--storage', pathToFileURL(bucket).href, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
+  procs.push(n)
+  return n
+}
+
+async function stateOn(n: NodeProc, id: string): Promise<string | undefined> {
+  const r = await getJson(`${n.api}/v1/builds/${id}`)
+  return r.status === 200 ? (r.body as { state?: string }).state : undefined
+}
+
+async function readAll(n: NodeProc, id: string, kind: FileKind): Promise<Buffer> {
+  const res = await fetch(`${n.api}/v1/builds/${id}/${kind}`)
+  assert.equal(res.status, 200, `${kind} of ${id}: ${res.status}`)
+  return Buffer.from(await res.arrayBuffer())
+}
+
+async function storedHeader(id: string, kind: FileKind): Promise<Header> {
+  const store = await FsStore.open(bucket)
+  try {
+    return await loadStoredHeader(store, id, kind)
+  } finally {
+    await store.close()
+  }
+}
+
+const nilBytes = (h: Header) => h.mappings.filter((m) => m.buildId === NIL_BUILD_ID).reduce((n, m) => n + m.length, 0)
+
+test('pause: zero blocks become nil mappings (memfile 2 MiB blocks, rootfs pages); a peer reads pending and final byte-exact; a child zero block shadows its parent', async () => {
+  const gen = new VmDataGenerator(5, 45)
+  // memfile: 2 MiB blocks 1 and 3 all zero; the others VM-like (their zero pages are no whole block).
+  const memfile = Buffer.concat([gen.next(2 * MiB), Buffer.alloc(2 * MiB), gen.next(2 * MiB), Buffer.alloc(2 * MiB)])
+  const rootfs = gen.next(4 * MiB)
+  await writeFile(join(dir, 'memfile'), memfile)
+  await writeFile(join(dir, 'rootfs'), rootfs)
+
+  // A serves raw frames while pending and uploads zstd, slowly: the upload frames the source again.
+  const a = await node('a', ['--pending-codec', 'none', '--upload-rate', '1500000'])
+  const b = await node('b', ['--bootstrap', a.addrs[0]])
+  const id = randomUUID()
+  const accepted = await pause(a.api, id, { files: { memfile: join(dir, 'memfile'), rootfs: join(dir, 'rootfs') } })
+  assert.equal(accepted.status, 202, JSON.stringify(accepted.body))
+  await waitFor('B sees the build pending or uploaded', async () => ['pending', 'uploaded'].includes((await stateOn(b, id)) ?? ''))
+  assert.ok((await readAll(b, id, 'memfile')).equals(memfile), 'B reads the memfile (pending or final) byte-exact')
+  assert.ok((await readAll(b, id, 'rootfs')).equals(rootfs), 'B reads the rootfs byte-exact')
+  await waitFor('A uploads the build', async () => (await stateOn(a, id)) === 'uploaded', 60_000)
+
+  const mem = await storedHeader(id, 'memfile')
+  assert.deepEqual(
+    mem.mappings.map((m) => [m.offset / MiB, m.length / MiB, m.buildId === NIL_BUILD_ID ? 'nil' : 'own']),
+    [
+      [0, 2, 'own'],
+      [2, 2, 'nil'],
+      [4, 2, 'own'],
+      [6, 2, 'nil'],
+    ],
+  )
+  assert.equal(mem.builds.get(id)?.fileSize, 4 * MiB, 'the memfile object holds its two non-zero blocks')
+  const root = await storedHeader(id, 'rootfs')
+  assert.ok(nilBytes(root) >= 0.4 * rootfs.byteLength, `rootfs holes: ${nilBytes(root)} of ${rootfs.byteLength}`)
+  assert.equal(root.builds.get(id)?.fileSize, rootfs.byteLength - nilBytes(root))
+  checkE2bAlignment(mem)
+  checkE2bAlignment(root)
+  assert.ok((await readAll(b, id, 'memfile')).equals(memfile), 'B reads the final memfile byte-exact')
+  assert.ok((await readAll(a, id, 'rootfs')).equals(rootfs), 'A reads the final rootfs byte-exact')
+
+  // The child: [0, 2M) rewritten all zero (its parent has data there), [4M, 6M) new data.
+  const childDiff = Buffer.concat([Buffer.alloc(2 * MiB), gen.next(2 * MiB)])
+  await writeFile(join(dir, 'child.diff'), childDiff)
+  const model = Buffer.from(memfile)
+  childDiff.copy(model, 0, 0, 2 * MiB)
+  childDiff.copy(model, 4 * MiB, 2 * MiB)
+  const child = randomUUID()
+  const dirty = { memfile: [[0, 2 * MiB], [4 * MiB, 6 * MiB]] }
+  const c = await pause(a.api, child, { parent: id, files: { memfile: join(dir, 'child.diff') }, dirty })
+  assert.equal(c.status, 202, JSON.stringify(c.body))
+  await waitFor('A uploads the child', async () => (await stateOn(a, child)) === 'uploaded', 60_000)
+  const ch = await storedHeader(child, 'memfile')
+  assert.equal(resolve(ch, 0).buildId, NIL_BUILD_ID, "the child's zero block is a nil mapping over the parent's data")
+  assert.equal(resolve(ch, 4 * MiB).buildId, child)
+  assert.equal(ch.builds.get(child)?.fileSize, 2 * MiB)
+  checkE2bAlignment(ch)
+  await waitFor('B sees the child', async () => (await stateOn(b, child)) !== undefined)
+  assert.ok((await readAll(b, child, 'memfile')).equals(model), 'B reads the child: zeros where it zeroed its parent')
+})
