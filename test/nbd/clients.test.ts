@@ -174,4 +174,5 @@ test('qemu-io writes to an overlay, reads back, flushes; a child paused from it 
   const out = join(dir, 'child-rootfs')
   await runOk('nbdcopy', [nbdUri(socketOf(join(dir, 'third')), `${child}/rootfs`), out])
   assert.equal(sha(await readFile(out)), sha(expected))
+  assert.equal(await state(third.api, child), 'uploaded')
 })
