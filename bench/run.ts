@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<void>> = {
   cluster: async () => (await import('./cluster-bench.ts')).clusterBench(),
   upload: async () => (await import('./upload-bench.ts')).uploadBench(),
   p2p: async () => (await import('./p2p-throughput.ts')).p2pThroughputBench(),
+  prefetch: async () => (await import('./prefetch-bench.ts')).prefetchBench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')
