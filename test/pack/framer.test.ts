@@ -5,11 +5,12 @@
  * real codecs throughout (the CLI tests cover `pack`/`unpack` end to end on one large file).
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { truncateSync } from 'node:fs'
 import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { getCodec } from '../../src/format/codec.ts'
 import { CorruptFrameError, InvalidArgumentError } from '../../src/format/errors.ts'
@@ -18,7 +19,10 @@ import type { CodecName } from '../../src/format/types.ts'
 import { frameFile, type FramingResult } from '../../src/pack/framer.ts'
 import { readFramedRange, writeFramedRange } from '../../src/pack/local-reader.ts'
 import { pack } from '../../src/pack/pack.ts'
+import { openStoredBuildFile } from '../../src/read/open.ts'
+import { openStore } from '../../src/storage/url.ts'
 import { vmLike } from '../format/helpers.ts'
+import { runCli } from '../helpers/cli.ts'
 
 const F = 16 * 1024
 const CODECS: readonly CodecName[] = ['zstd', 'lz4', 'none']
@@ -34,6 +38,15 @@ after(async () => {
 })
 
 let fileNo = 0
+/** What an output file holds before a write: a frame still equal to it was never written. */
+const SENTINEL = 0xa5
+
+/** VM-like bytes whose first, third, fourth and last frames are all zeros, ending in a zero tail shorter than a frame. */
+function zeroFramed(): Buffer {
+  const src = Buffer.from(vmLike(6 * F + 100, 11))
+  for (const [start, end] of [[0, F], [2 * F, 4 * F], [5 * F, 6 * F + 100]]) src.fill(0, start, end)
+  return src
+}
 async function fileWith(bytes: Uint8Array): Promise<string> {
   const path = join(dir, `f${fileNo++}`)
   await writeFile(path, bytes)
@@ -148,6 +161,61 @@ describe('frameFile → writeFramedRange round trips', () => {
     }
   })
 
+  test('all-zero frames (first, middle, last, a short zero tail) and an all-zero file: written over a sentinel as zeros, read back as zeros', async () => {
+    for (const codec of CODECS) {
+      for (const src of [zeroFramed(), Buffer.alloc(3 * F + 100)]) {
+        const framed = await frame(src, codec, 2)
+        assert.equal(framed.size, src.length)
+        assert.equal(Buffer.from(framed.sha256).toString('hex'), sha(src))
+        const data = await fileWith(Buffer.concat(framed.emitted.map((e) => e.stored)))
+        for (const workers of [1, 2]) {
+          const outPath = await fileWith(Buffer.alloc(src.length, SENTINEL))
+          await withFile(data, 'r', (fh) => withFile(outPath, 'r+', (out) => writeFramedRange(fh, framed.table, 0, src.length, out, 0, { workers })))
+          assert.ok((await readFile(outPath)).equals(src), `${codec}, ${workers} workers: every zero frame was written, every byte exact`)
+        }
+        for (const f of framed.table.frames) {
+          const plain = await withFile(data, 'r', (fh) => readFramedRange(fh, framed.table, f.startU, f.sizeU))
+          assert.ok(Buffer.from(plain).equals(src.subarray(f.startU, f.startU + f.sizeU)), `${codec}: frame at ${f.startU}`)
+        }
+      }
+    }
+  })
+
+  test('pack, with and without zero blocks left out as holes: the stored build and unpack give back every byte, zero frames included', async () => {
+    const src = zeroFramed()
+    const input = await fileWith(src)
+    for (const codec of CODECS) {
+      for (const elideZeros of [false, true]) {
+        const bucket = join(dir, `bucket${fileNo++}`)
+        const buildId = randomUUID()
+        const packed = await pack({ input, outDir: join(bucket, buildId), kind: 'memfile', buildId, codec, level: 1, frameSize: F, blockSize: 4096, workers: 2, elideZeros })
+        const what = `${codec}, elideZeros ${elideZeros}`
+        // Left out, the zero frames are holes (nil mappings); kept, they are stored frames like any other.
+        assert.equal(packed.holes.length > 0, elideZeros, `${what}: holes ${JSON.stringify(packed.holes)}`)
+        const store = await openStore(pathToFileURL(bucket).href)
+        try {
+          const file = await openStoredBuildFile({ store, buildId, kind: 'memfile' })
+          try {
+            assert.equal(file.size, src.length, what)
+            assert.ok(Buffer.from(await file.read(0, src.length)).equals(src), `${what}: whole file`)
+            for (const [offset, length] of [...rangesOf(src.length), [2 * F - 1, 2 * F + 2], [src.length - 150, 150]]) {
+              const got = Buffer.from(await file.read(offset, length))
+              assert.ok(got.equals(src.subarray(offset, offset + length)), `${what}: [${offset}, +${length})`)
+            }
+          } finally {
+            await file.close()
+          }
+        } finally {
+          await store.close()
+        }
+        const restored = join(dir, `restored${fileNo++}`)
+        const u = await runCli(['unpack', join(bucket, buildId), '--kind', 'memfile', '--out', restored])
+        assert.equal(u.code, 0, `${what}: ${u.stderr}`)
+        assert.ok((await readFile(restored)).equals(src), `${what}: unpack`)
+      }
+    }
+  })
+
   test('raw ranges larger than one copy piece (4 MiB) cross piece boundaries intact', async () => {
     const MiB = 1024 * 1024
     const src = vmLike(8 * MiB + 4099, 3)
@@ -249,6 +317,7 @@ describe('input errors', () => {
 
   test('writeFramedRange: a truncated data file or a corrupt frame rejects; no write lands after the rejection', async () => {
     const src = vmLike(8 * F + 100, 8)
+    src.fill(0, 2 * F, 3 * F) // an all-zero frame before the corrupt one: it must be written too, as zeros
     const framed = await frame(src, 'zstd', 2)
     const stored = Buffer.concat(framed.emitted.map((e) => e.stored))
     const last = framed.table.frames.at(-1)!
@@ -262,9 +331,10 @@ describe('input errors', () => {
     for (const [what, bytes, message] of cases) {
       const data = await fileWith(bytes)
       for (const workers of [1, 2]) {
-        const outPath = join(dir, `out${fileNo++}`)
+        // The output starts as a sentinel, not zeros: a frame left unwritten is told apart from a zero frame.
+        const outPath = await fileWith(Buffer.alloc(src.length, SENTINEL))
         await withFile(data, 'r', (fh) =>
-          withFile(outPath, 'w', async (out) => {
+          withFile(outPath, 'r+', async (out) => {
             await assert.rejects(writeFramedRange(fh, framed.table, 0, src.length, out, 0, { workers }), (err: Error) => {
               assert.ok(err instanceof CorruptFrameError, `${what}: ${err}`)
               assert.match(err.message, message)
@@ -275,13 +345,15 @@ describe('input errors', () => {
             assert.equal((await stat(outPath)).size, atReject, `${what}, ${workers} workers: a write after the rejection`)
           }),
         )
-        // What was written is a correct prefix-by-frame of the source, never bytes from a bad frame.
+        // Each frame is either untouched (the sentinel) or exactly its source bytes, zero frames included;
+        // the bad frame is never written.
         const written = await readFile(outPath)
-        for (const f of framed.table.frames) {
+        assert.equal(written.length, src.length, `${what}: nothing written past the file`)
+        for (const [i, f] of framed.table.frames.entries()) {
           const got = written.subarray(f.startU, f.startU + f.sizeU)
-          if (got.length === f.sizeU && got.some((b) => b !== 0)) {
-            assert.ok(got.equals(src.subarray(f.startU, f.startU + f.sizeU)), `${what}: frame at ${f.startU} written wrong`)
-          }
+          const untouched = got.every((b) => b === SENTINEL)
+          assert.ok(untouched || got.equals(src.subarray(f.startU, f.startU + f.sizeU)), `${what}, ${workers} workers: frame ${i} written wrong`)
+          if (what === 'corrupt' && i === 5) assert.ok(untouched, `${what}: the corrupt frame was written`)
         }
       }
     }
