@@ -172,4 +172,18 @@ const demo: CommandSpec = {
 }
 
 /** In the order `snapswarm --help` lists them. */
-export const COMMAND_SPECS: readonly CommandSpec[] = [pack, unpack, inspect, push, read, node, pause, keygen, demo]
+const trace: CommandSpec = {
+  name: 'trace',
+  summary: "show a stored build's access trace (the frames a resume read first, in order)",
+  args: ['<build-id>'],
+  flags: [
+    ...STORAGE,
+    { flags: '--kind <kind>', description: 'memfile or rootfs', default: 'memfile' },
+    { flags: '--json', description: 'one JSON object with every entry' },
+  ],
+  examples: [`snapswarm trace --storage gs://my-bucket ${ID}`, `snapswarm trace --storage file:///srv/bucket ${ID} --kind rootfs --json`],
+  notes: 'A trace is {build-id}/{memfile|rootfs.ext4}.prefetch beside the build (README, Access traces and prefetch).',
+  run: async (input) => (await import('./trace-cmd.ts')).traceCommand(input),
+}
+
+export const COMMAND_SPECS: readonly CommandSpec[] = [pack, unpack, inspect, push, read, node, pause, keygen, demo, trace]
