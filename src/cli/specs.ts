@@ -84,6 +84,7 @@ const push: CommandSpec = {
     { flags: '--codec <codec>', description: 'zstd, lz4 or none', default: 'the config, else zstd' },
     { flags: '--level <n>', description: 'compression level', default: 'the config, else 3' },
     { flags: '--block-size <bytes>', description: 'block size of the headers', default: '2MiB for memfile, 4096 for rootfs' },
+    { flags: '--header-version <4|5>', description: 'header version written when build entries are needed (docs/FORMAT.md)', default: 'format.headerVersion from the config, else 4' },
     PROGRESS,
   ],
   examples: [

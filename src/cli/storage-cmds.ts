@@ -54,7 +54,8 @@ export async function pushCommand({ values }: CommandInput): Promise<number> {
   const buildId = buildIdFlag(values, 'build-id')
   if (!buildId) throw new UsageError('--build-id is required')
   const parent = buildIdFlag(values, 'parent')
-  const config = await loadConfig({ file: values.config as string | undefined, codec: values.codec as string | undefined, level: values.level as string | undefined })
+  const headerVersion = values['header-version'] === undefined ? undefined : choiceFlag(values, 'header-version', ['4', '5'] as const, '4')
+  const config = await loadConfig({ file: values.config as string | undefined, codec: values.codec as string | undefined, level: values.level as string | undefined, headerVersion })
   const dirty = parseDirtyFlags(values.dirty as string[] | undefined, values)
   if (!parent && Object.keys(dirty).length > 0) throw new UsageError('--dirty needs --parent (without a parent each file is a whole single-layer build)')
   const files = { memfile: values.memfile as string, rootfs: values.rootfs as string, snapfile: values.snapfile as string, metadata: values.metadata as string }
@@ -71,6 +72,7 @@ export async function pushCommand({ values }: CommandInput): Promise<number> {
       dirty,
       useCase: choiceFlag(values, 'use-case', ['build', 'pause'] as const, 'build'),
       compression: config.compression,
+      headerVersion: config.format.headerVersion,
       blockSize: values['block-size'] ? { memfile: intFlag(values, 'block-size', 0), rootfs: intFlag(values, 'block-size', 0) } : undefined,
       onProgress: (p: UploadProgress) => {
         let bar = bars.get(p.kind)

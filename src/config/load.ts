@@ -21,6 +21,8 @@ export interface ConfigSources {
   /** Flag overrides of compression.default. */
   readonly codec?: string
   readonly level?: string
+  /** `--header-version`: 4 or 5. */
+  readonly headerVersion?: string
   /** Any other overrides, already shaped like the config. */
   readonly overrides?: Record<string, unknown>
 }
@@ -61,6 +63,7 @@ export async function loadConfig(src: ConfigSources = {}): Promise<Config> {
   }
   if (src.codec !== undefined) setPath(raw, ['compression', 'default', 'codec'], src.codec)
   if (src.level !== undefined) setPath(raw, ['compression', 'default', 'level'], Number(src.level))
+  if (src.headerVersion !== undefined) setPath(raw, ['format', 'headerVersion'], Number(src.headerVersion))
   for (const [k, v] of Object.entries(src.overrides ?? {})) if (v !== undefined) setPath(raw, k.split('.'), v)
   return validateConfig(raw, path ?? 'configuration')
 }

@@ -18,6 +18,11 @@ export const configSchema = z
     dataDir: z.string().min(1).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     compression: compressionConfigSchema.optional(),
+    /** Stored header format (docs/FORMAT.md): the version written when a header needs build entries. */
+    format: z
+      .object({ headerVersion: z.union([z.literal(4), z.literal(5)]).default(4) })
+      .strict()
+      .default({ headerVersion: 4 }),
     node: z
       .object({
         listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),

@@ -204,6 +204,7 @@ export class SnapswarmNode {
       store,
       builds,
       compression: config.compression,
+      headerVersion: config.format.headerVersion,
       pendingCodec: opts.pendingCodec ?? 'upload',
       limiter: new RateLimiter(config.node.uploadRateBytesPerSec),
       parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS),

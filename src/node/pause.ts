@@ -21,6 +21,7 @@ import { type CompressionConfig, type CompressionSettings, resolveCompression } 
 import { SnapswarmError } from '../format/errors.ts'
 import { FrameTable, MAX_FRAMES_PER_TABLE } from '../format/frame-table.ts'
 import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
+import type { WriteVersion } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
@@ -58,6 +59,8 @@ export interface PauseDeps {
   readonly onState: (b: LocalBuild) => void
   /** This node as a writer in build claims (`node:{peerId}`): a restart of it may finish its own upload. */
   readonly writer?: string
+  /** Header version written when build entries are needed: 4 (default) or 5 (config `format.headerVersion`). */
+  readonly headerVersion?: WriteVersion
   readonly log: Logger
   readonly registry?: Registry
 }
@@ -290,7 +293,7 @@ export class PauseManager {
       const src = inputs.get(kind)
       const copy = await this.localCopy(build, kind, src, local, zeroBlockFor(blockSize, local.frameSize), signal)
       const dirty = parent ? checkDirty(toRanges(req.dirty[kind]), src.identity.size, parent, kind) : undefined
-      const header = buildHeader({ buildId: build.id, blockSize, info: copy.info, parent, dirty, holes: copy.holes, incomplete: true })
+      const header = buildHeader({ buildId: build.id, blockSize, info: copy.info, parent, dirty, holes: copy.holes, incomplete: true, headerVersion: this.deps.headerVersion })
       build.files.set(kind, { ...copy, header })
     }
     for (const blob of ['snapfile', 'metadata'] as const) {
@@ -422,7 +425,7 @@ export class PauseManager {
         }
       }
       const dirty = parent ? checkDirty(toRanges(build.request.dirty[kind]), info.fileSize + holeBytes(holes), parent, kind) : undefined
-      headers.set(kind, buildHeader({ buildId: build.id, blockSize, info, parent, dirty, holes }))
+      headers.set(kind, buildHeader({ buildId: build.id, blockSize, info, parent, dirty, holes, headerVersion: this.deps.headerVersion }))
     }
     for (const blob of ['snapfile', 'metadata'] as const) {
       if (!build.request.files[blob]) continue

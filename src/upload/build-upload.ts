@@ -14,7 +14,7 @@ import { type FileHandle, open, readFile } from 'node:fs/promises'
 import { type CompressionConfig, type CompressionSettings, type UseCase, resolveCompression } from '../config/compression.ts'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
 import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
-import { layerHeader, singleLayerHeader } from '../format/mapping.ts'
+import { layerHeader, singleLayerHeader, type WriteVersion } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, } from '../format/types.ts'
 import { frameFile, framedInfo } from '../pack/framer.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
@@ -60,6 +60,8 @@ export interface UploadBuildOptions {
   readonly writer?: string
   /** Store all-zero blocks like any others instead of as holes (nil mappings). */
   readonly keepZeros?: boolean
+  /** Header version written when build entries are needed: 4 (default) or 5 (config `format.headerVersion`). */
+  readonly headerVersion?: WriteVersion
 }
 
 /** One error class for "this build id is taken", shared with the node's pause (it lives in claim.ts). */
@@ -140,7 +142,7 @@ async function writeBuild(opts: UploadBuildOptions, planned: PlannedFile[], blob
       throw new SnapswarmError('ERR_SOURCE_CHANGED', `${opts.files[p.kind]} changed during the upload: expected ${p.size} bytes with the SHA-256 hashed before it, found ${data.size} bytes and another SHA-256`)
     }
     const dirty = p.parent ? checkDirty(opts.dirty?.[p.kind], data.size, p.parent, p.kind) : undefined
-    headers.set(p.kind, buildHeader({ buildId, blockSize: p.blockSize, info: data.info, parent: p.parent, dirty, holes: data.holes }))
+    headers.set(p.kind, buildHeader({ buildId, blockSize: p.blockSize, info: data.info, parent: p.parent, dirty, holes: data.holes, headerVersion: opts.headerVersion }))
   }
   for (const b of blobs) await putBuildObject(store, buildId, b.name, b.data, opts.signal)
   opts.signal?.throwIfAborted()
@@ -284,16 +286,17 @@ export interface NewLayer {
   /** Input ranges left out as zeros: nil mappings (in a child, they shadow the parent). */
   readonly holes?: readonly ByteRange[]
   readonly incomplete?: boolean
+  readonly headerVersion?: WriteVersion
 }
 
 /** The header of a new layer: single-layer without a parent, else derived from the parent's header. */
 export function buildHeader(l: NewLayer): Header {
   const holes = l.holes ?? []
-  const { buildId, info, incomplete } = l
-  if (!l.parent) return singleLayerHeader({ buildId, blockSize: l.blockSize, info, incomplete, empty: holes })
+  const { buildId, info, incomplete, headerVersion } = l
+  if (!l.parent) return singleLayerHeader({ buildId, blockSize: l.blockSize, info, incomplete, empty: holes, headerVersion })
   if (!l.dirty) throw new InvalidArgumentError('a layer with a parent needs its dirty ranges')
   const { dirty, empty } = splitDirty(l.dirty, holes)
-  return layerHeader(l.parent, { buildId, dirty, empty, info, incomplete })
+  return layerHeader(l.parent, { buildId, dirty, empty, info, incomplete, headerVersion })
 }
 
 export function checkDirty(ranges: ByteRange[] | undefined, diffSize: number, parent: Header, kind: FileKind): ByteRange[] {
