@@ -25,6 +25,7 @@ interface Waiter {
 }
 
 interface Pending {
+  readonly key: string
   readonly peer: string
   readonly buildId: BuildId
   readonly kind: FileKind
@@ -48,13 +49,17 @@ export class FrameBatcher {
     this.opts = opts
   }
 
-  get(peer: string, buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal): Promise<FrameAnswer> {
+  /**
+   * `prefetch`: a frame fetched ahead (src/prefetch). Prefetches and reads never share a batch, so a
+   * read's frame never waits on the wire behind prefetched ones.
+   */
+  get(peer: string, buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal, prefetch = false): Promise<FrameAnswer> {
     signal.throwIfAborted()
-    const key = `${peer}/${buildId}/${kind}/${codec}`
+    const key = `${peer}/${buildId}/${kind}/${codec}${prefetch ? '/prefetch' : ''}`
     let pending = this.queue.get(key)
     if (!pending || pending.waiters.length >= MAX_BATCH) {
       if (pending) this.send(pending) // full: send it now, start a new one
-      pending = { peer, buildId, kind, codec, waiters: [] }
+      pending = { key, peer, buildId, kind, codec, waiters: [] }
       this.queue.set(key, pending)
     }
     const p = pending
@@ -89,7 +94,7 @@ export class FrameBatcher {
   }
 
   private send(p: Pending): void {
-    if (this.queue.get(`${p.peer}/${p.buildId}/${p.kind}/${p.codec}`) === p) this.queue.delete(`${p.peer}/${p.buildId}/${p.kind}/${p.codec}`)
+    if (this.queue.get(p.key) === p) this.queue.delete(p.key)
     // Sorted by offset: the origin reads its local file forward.
     const waiters = [...p.waiters].sort((a, b) => a.range.startC - b.range.startC)
     const abort = new AbortController()

@@ -103,7 +103,7 @@ export class PeerFrameSource implements FrameSource {
       }
       let answer: FrameAnswer
       try {
-        answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal)
+        answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal, ref.prefetch === true)
       } catch (err) {
         if (signal.aborted) throw signal.reason
         // One failed batch rejects each of its waiters with the same error: it costs the peer one point, not one per frame.

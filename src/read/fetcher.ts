@@ -109,7 +109,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
 
   /** Verified uncompressed bytes of `ref` from the first source that has good ones (hedged, see above). */
   fetch(ref: FrameRef, signal: AbortSignal, priority: FetchPriority = 'demand'): Promise<Uint8Array> {
-    if (priority === 'prefetch') return this.fetchChain(ref, signal)
+    if (priority === 'prefetch') return this.fetchChain({ ...ref, prefetch: true }, signal)
     this.demand++
     const done = this.fetchChain(ref, signal)
     const end = (): void => {

@@ -31,6 +31,8 @@ export interface FrameRef {
    * that promises other content for the same build id is never served the old frames. Sources ignore it.
    */
   content?: string
+  /** Fetched ahead by the prefetcher, not for a waiting reader: a source may keep it apart from reads. */
+  prefetch?: boolean
 }
 
 export interface FrameSource {
