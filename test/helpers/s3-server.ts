@@ -1,11 +1,12 @@
 /**
- * Starts a real S3-compatible server for a test file: moto's server mode (`moto_server`, the PyPI
- * package `moto[server]`), on a free 127.0.0.1 port, with its own temp dir (moto spools large objects
- * to files there), and guarantees the process dies with the test run: stop()/kill() in `after`, plus a
+ * Starts a real S3-compatible server for a test file: moto's server mode (the PyPI package
+ * `moto[server]`, run by moto-s3-server.py so that concurrent create-only writes are decided atomically,
+ * as AWS S3 does), on a free 127.0.0.1 port, with its own temp dir (moto spools large objects to files
+ * there), and guarantees the process dies with the test run: stop()/kill() in `after`, plus a
  * synchronous kill on process exit for runs that end abruptly.
  *
- * The binary: $SNAPSWARM_S3_SERVER, else ~/.cache/snapswarm-bin/moto-5.2.5/bin/moto_server (where
- * `.ci/run` installs it in a virtualenv).
+ * The server: $SNAPSWARM_S3_SERVER, else ~/.cache/snapswarm-bin/moto-5.2.5/bin/moto_server (where
+ * `.ci/run` installs it in a virtualenv); the launcher runs on that virtualenv's python.
  *
  * `raw(bucket)` lists everything the server holds for a bucket, straight from the S3 API: objects, and
  * multipart uploads in progress with each of their parts (`{key}#upload/{part}`), so "no orphan parts"
@@ -16,12 +17,14 @@ import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, S3Client } from '@aws-sdk/client-s3'
 
 export const MOTO_VERSION = '5.2.5'
 const READY_TIMEOUT_MS = 20_000
+const LAUNCHER = fileURLToPath(new URL('./moto-s3-server.py', import.meta.url))
 const CREDENTIALS = { accessKeyId: 'snapswarm-test', secretAccessKey: 'snapswarm-test-secret' }
 
 export interface S3Server {
@@ -75,7 +78,9 @@ export async function startS3Server(opts: { minPartSize?: number } = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-'))
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, MOTO_ALLOW_NONEXISTENT_REGION: 'true' }
   if (opts.minPartSize !== undefined) env.S3_UPLOAD_PART_MIN_SIZE = String(opts.minPartSize)
-  const child = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+  // moto's server through a launcher that makes create-only writes atomic (see moto-s3-server.py).
+  const python = join(dirname(bin), 'python')
+  const child = spawn(python, [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] })
   running.set(child, dir)
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => {
