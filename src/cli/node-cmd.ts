@@ -69,7 +69,9 @@ export async function pauseCommand({ values }: CommandInput): Promise<number> {
     if (!kind) throw new UsageError('with both --memfile and --rootfs, name the file: --dirty memfile=RANGES')
     dirty[kind] = parseRanges(m ? m[2] : flag).map((r) => [r.start, r.end])
   }
-  const body = { parent: buildIdFlag(values, 'parent') ?? null, useCase: choiceFlag(values, 'use-case', ['pause', 'build'] as const, 'pause'), files, dirty }
+  // --overlay NAME: the file is an NBD overlay's written blocks, its parent the build it is attached to.
+  const overlay = values.overlay ? { overlay: values.overlay as string } : {}
+  const body = { parent: buildIdFlag(values, 'parent') ?? null, useCase: choiceFlag(values, 'use-case', ['pause', 'build'] as const, 'pause'), files, dirty, ...overlay }
   const url = `${api}/v1/builds/${id}`
   const res = await callApi(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) })
   const answer = await answerOf(res, url)
@@ -104,7 +106,7 @@ async function waitForUpload(url: string, auth: Record<string, string>, bar: Pro
 }
 
 /** fetch, with a connection that fails reported as ERR_UNREACHABLE naming the address. */
-async function callApi(url: string, init: RequestInit): Promise<Response> {
+export async function callApi(url: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init)
   } catch (err) {
@@ -115,7 +117,7 @@ async function callApi(url: string, init: RequestInit): Promise<Response> {
 }
 
 /** The JSON body of an API answer; a body that is not JSON is the node's (or a proxy's) fault. */
-async function answerOf(res: Response, url: string): Promise<Record<string, unknown>> {
+export async function answerOf(res: Response, url: string): Promise<Record<string, unknown>> {
   const text = await res.text()
   try {
     return JSON.parse(text) as Record<string, unknown>
@@ -128,7 +130,7 @@ async function answerOf(res: Response, url: string): Promise<Record<string, unkn
  * A refusal from the node as an error with its own code (the node's `error` field: ERR_UNAUTHORIZED,
  * ERR_BUILD_EXISTS, ERR_FILE_NOT_FOUND...); a server-side failure (5xx) is ERR_REMOTE, naming the node's code.
  */
-function refusal(status: number, answer: Record<string, unknown>, what: string): SnapswarmError {
+export function refusal(status: number, answer: Record<string, unknown>, what: string): SnapswarmError {
   const code = typeof answer.error === 'string' && /^ERR_[A-Z0-9_]+$/.test(answer.error) ? answer.error : undefined
   const message = String(answer.message ?? JSON.stringify(answer))
   if (status >= 500 || !code) return new SnapswarmError('ERR_REMOTE', `${what} failed on the node (HTTP ${status}${code ? ` ${code}` : ''}): ${message}`)
@@ -141,7 +143,7 @@ function refusal(status: number, answer: Record<string, unknown>, what: string):
  * SNAPSWARM_API_TOKEN (the token itself, for scripts that keep it in a secret store), else none
  * (a node on loopback without a token).
  */
-async function apiAuthHeader(tokenFile: string | undefined): Promise<Record<string, string>> {
+export async function apiAuthHeader(tokenFile: string | undefined): Promise<Record<string, string>> {
   const fromEnv = process.env.SNAPSWARM_API_TOKEN
   const token = tokenFile ? await readApiToken(tokenFile, '--api-token-file') : fromEnv ? checkApiToken(fromEnv, 'SNAPSWARM_API_TOKEN') : undefined
   return token ? { authorization: `Bearer ${token}` } : {}

@@ -144,10 +144,14 @@ const pause: CommandSpec = {
     { flags: '--parent <uuid>', description: 'parent build (layered child)' },
     { flags: '--use-case <case>', description: 'pause or build', default: 'pause' },
     ...BUILD_FILES,
+    { flags: '--overlay <name>', description: "an attached NBD overlay: its written blocks are the child's file, its build the parent" },
     { flags: '--wait', description: 'wait until the upload finished (exit 0) or failed (ERR_UPLOAD_FAILED)' },
     PROGRESS,
   ],
-  examples: [`snapswarm pause --api http://127.0.0.1:8080 --api-token-file api.token --build-id ${ID} --memfile /vm/memfile --wait`],
+  examples: [
+    `snapswarm pause --api http://127.0.0.1:8080 --api-token-file api.token --build-id ${ID} --memfile /vm/memfile --wait`,
+    `snapswarm pause --api http://127.0.0.1:8080 --build-id ${ID} --overlay vm1 --wait`,
+  ],
   run: async (input) => (await import('./node-cmd.ts')).pauseCommand(input),
 }
 
@@ -187,4 +191,26 @@ const trace: CommandSpec = {
   run: async (input) => (await import('./trace-cmd.ts')).traceCommand(input),
 }
 
-export const COMMAND_SPECS: readonly CommandSpec[] = [pack, unpack, inspect, push, read, node, pause, keygen, demo, trace]
+const nbd: CommandSpec = {
+  name: 'nbd',
+  summary: "list, start or stop a node's NBD exports (read-only, or read-write through an overlay)",
+  args: ['<action>'],
+  flags: [
+    { flags: '--api <url>', description: "the node's API URL (required)" },
+    { flags: '--api-token-file <file>', description: "the node's API token", default: 'SNAPSWARM_API_TOKEN, else none' },
+    { flags: '--build <uuid>', description: 'start: the build' },
+    { flags: '--file <kind>', description: 'start: memfile or rootfs' },
+    { flags: '--overlay <name>', description: 'start: read-write through this overlay (kept under the data dir)', default: 'read-only' },
+    { flags: '--name <export>', description: 'stop: the export name ({build}/{kind} or {build}/{kind}@{overlay})' },
+    { flags: '--discard', description: "stop: also delete the export's overlay" },
+  ],
+  examples: [
+    'snapswarm nbd list --api http://127.0.0.1:8080',
+    `snapswarm nbd start --api http://127.0.0.1:8080 --build ${ID} --file rootfs --overlay vm1`,
+    `snapswarm nbd stop --api http://127.0.0.1:8080 --name ${ID}/rootfs@vm1 --discard`,
+  ],
+  notes: '<action> is list, start or stop. Clients connect to the node\'s unix socket ({dataDir}/nbd.sock): nbd+unix:///{export}?socket=…',
+  run: async (input) => (await import('./nbd-cmd.ts')).nbdCommand(input),
+}
+
+export const COMMAND_SPECS: readonly CommandSpec[] = [pack, unpack, inspect, push, read, node, pause, nbd, keygen, demo, trace]
