@@ -3,9 +3,19 @@
  * DESIGN §3), so a stored build can be inspected and decompressed with stock tools. The embedded
  * default for users without a cloud account.
  *
+ * An object's uncompressed size (metadata key `uncompressed-size`) is kept as e2b-dev/infra's
+ * filesystem backend keeps it: a sidecar file `{object}.uncompressed-size` beside the object holding
+ * the decimal number, so e2b's `Size()` of a snapswarm `memfile.zstd` is its uncompressed size, and a
+ * bucket e2b wrote (sidecars only) reads here with its sizes. Names ending in `.uncompressed-size` are
+ * therefore reserved, and never listed. Other custom metadata keys (snapswarm writes none) go to
+ * `.meta/{name}.json`.
+ *
  * Hidden top-level directories hold what is not an object: `.tmp/` (atomic-write temporaries),
- * `.meta/{name}.json` (custom metadata sidecars) and `.uploads/{id}/` (multipart staging). Names whose
- * first segment starts with `.` are therefore reserved here.
+ * `.meta/` (other metadata) and `.uploads/{id}/` (multipart staging), each made only when first
+ * needed, so a bucket only read, or only given objects with a size, has none of them. They cannot
+ * live outside the root: a temporary must be on the objects' filesystem for link(2) to publish it
+ * atomically. e2b never lists a bucket's root (it opens known names under a build id), and a name
+ * starting with `.` is no build id. Names whose first segment starts with `.` are reserved here.
  *
  * Every write is temp file + fsync + link(2) to the final name, so a reader sees no object or the whole
  * one, and writes are create-only (ObjectExistsError): link refuses an existing name atomically, where
@@ -38,6 +48,11 @@ import {
 const TMP_DIR = '.tmp'
 const META_DIR = '.meta'
 const UPLOADS_DIR = '.uploads'
+/** e2b's sidecar: `{object}.uncompressed-size` (its SizeSidecar, metadata key ObjectMetadataUncompressedSize). */
+const SIZE_KEY = 'uncompressed-size'
+const SIZE_SIDECAR = `.${SIZE_KEY}`
+/** A sidecar holds a decimal integer; more than this is not one (read like e2b: anything else is ignored). */
+const MAX_SIDECAR_BYTES = 32
 
 export class FsStore implements ObjectStore {
   readonly url: string
@@ -63,14 +78,14 @@ export class FsStore implements ObjectStore {
       if (!st.isDirectory()) throw new InvalidArgumentError(`storage directory ${store.root}: expected a directory, found another kind of file`)
       return store
     }
-    await Promise.all([TMP_DIR, META_DIR, UPLOADS_DIR].map((d) => mkdir(join(store.root, d), { recursive: true })))
+    await mkdir(store.root, { recursive: true })
     return store
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {
     this.objectPath(name)
     opts.signal?.throwIfAborted()
-    const tmp = this.tmpPath()
+    const tmp = await this.tmpPath()
     try {
       await writeDurable(tmp, data, opts.signal)
       opts.signal?.throwIfAborted()
@@ -130,7 +145,7 @@ export class FsStore implements ObjectStore {
 
   async delete(name: string): Promise<void> {
     const path = this.objectPath(name)
-    for (const p of [path, this.metaPath(name)]) {
+    for (const p of [path, this.metaPath(name), path + SIZE_SIDECAR]) {
       try {
         await unlink(p)
       } catch (err) {
@@ -156,17 +171,17 @@ export class FsStore implements ObjectStore {
       throw fsError(err, 'list', prefix)
     }
     const names = entries.map((p) => relative(this.root, p).split(sep).join('/'))
-    return names.filter((n) => n.startsWith(prefix)).sort()
+    return names.filter((n) => n.startsWith(prefix) && !n.endsWith(SIZE_SIDECAR)).sort()
   }
 
   async cleanupStaleUploads(opts: CleanupOptions): Promise<number> {
     const cutoff = Date.now() - opts.olderThanMs
     let removed = 0
     const uploads = join(this.root, UPLOADS_DIR)
-    for (const id of await readdir(uploads)) {
+    for (const id of await readdirIfAny(uploads)) {
       const dir = join(uploads, id)
       const st = await stat(dir).catch(() => null)
-      if (st === null || st.mtimeMs > cutoff) continue
+      if (st === null || Math.floor(st.mtimeMs) > cutoff) continue
       const target = await FsUpload.targetOf(dir)
       if (opts.prefix && !(target ?? '').startsWith(opts.prefix)) continue
       await rm(dir, { recursive: true, force: true })
@@ -174,10 +189,10 @@ export class FsStore implements ObjectStore {
     }
     if (opts.prefix) return removed
     // Temporaries of crashed atomic writes carry no name; only an unfiltered cleanup removes them.
-    for (const f of await readdir(join(this.root, TMP_DIR))) {
+    for (const f of await readdirIfAny(join(this.root, TMP_DIR))) {
       const path = join(this.root, TMP_DIR, f)
       const st = await stat(path).catch(() => null)
-      if (st === null || st.mtimeMs > cutoff) continue
+      if (st === null || Math.floor(st.mtimeMs) > cutoff) continue
       await rm(path, { force: true })
       removed++
     }
@@ -241,31 +256,43 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  /** The sidecar of an object this writer just created; a stale one of an earlier object is replaced. */
+  /**
+   * The metadata of an object this writer just created: its size as e2b's sidecar, other keys in
+   * `.meta/`; a stale sidecar or `.meta` entry of an earlier object of that name is replaced or removed.
+   */
   private async writeMeta(name: string, metadata: Record<string, string>): Promise<void> {
+    const { [SIZE_KEY]: size, ...rest } = metadata
+    const sidecar = this.objectPath(name) + SIZE_SIDECAR
+    if (size === undefined) await rm(sidecar, { force: true })
+    else await this.replaceFile(sidecar, Buffer.from(size))
     const metaPath = this.metaPath(name)
-    if (Object.keys(metadata).length === 0) {
-      await rm(metaPath, { force: true })
-      return
-    }
-    const metaTmp = this.tmpPath()
+    if (Object.keys(rest).length === 0) await rm(metaPath, { force: true })
+    else await this.replaceFile(metaPath, Buffer.from(JSON.stringify(rest)))
+  }
+
+  /** Writes `path` whole (temp file, fsync, rename over any old one). */
+  private async replaceFile(path: string, bytes: Uint8Array): Promise<void> {
+    const tmp = await this.tmpPath()
     try {
-      await writeDurable(metaTmp, Buffer.from(JSON.stringify(metadata)))
-      await mkdir(dirname(metaPath), { recursive: true })
-      await rename(metaTmp, metaPath)
+      await writeDurable(tmp, bytes)
+      await mkdir(dirname(path), { recursive: true })
+      await rename(tmp, path)
     } catch (err) {
-      await rm(metaTmp, { force: true })
+      await rm(tmp, { force: true })
       throw err
     }
   }
 
+  /** `.meta/` keys, and the size from e2b's sidecar when it holds a decimal integer (else ignored, as e2b does). */
   private async readMeta(name: string): Promise<Record<string, string>> {
+    let meta: Record<string, string> = {}
     try {
-      return JSON.parse(await readFile(this.metaPath(name), 'utf8')) as Record<string, string>
+      meta = JSON.parse(await readFile(this.metaPath(name), 'utf8')) as Record<string, string>
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
-      throw fsError(err, 'stat', name)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'stat', name)
     }
+    const size = await readSidecar(this.objectPath(name) + SIZE_SIDECAR)
+    return size === undefined ? meta : { ...meta, [SIZE_KEY]: size }
   }
 
   /** Path of an object; validated names cannot escape the root (no `..`, not absolute, not reserved). */
@@ -274,6 +301,9 @@ export class FsStore implements ObjectStore {
     if (name.startsWith('.')) {
       throw new InvalidArgumentError(`object name ${JSON.stringify(name)}: a first segment starting with "." is reserved`)
     }
+    if (name.endsWith(SIZE_SIDECAR)) {
+      throw new InvalidArgumentError(`object name ${JSON.stringify(name)}: names ending in "${SIZE_SIDECAR}" are reserved for size sidecars`)
+    }
     return join(this.root, name)
   }
 
@@ -281,7 +311,9 @@ export class FsStore implements ObjectStore {
     return join(this.root, META_DIR, `${name}.json`)
   }
 
-  private tmpPath(): string {
+  /** A fresh temporary's path; `.tmp/` is made the first time one is needed. */
+  private async tmpPath(): Promise<string> {
+    await mkdir(join(this.root, TMP_DIR), { recursive: true })
     return join(this.root, TMP_DIR, `${randomUUID()}.tmp`)
   }
 }
@@ -292,6 +324,36 @@ function isValidName(name: string): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/** Entries of a bookkeeping directory, none when it was never made. */
+async function readdirIfAny(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw err
+  }
+}
+
+/** The decimal size in a sidecar, read within a small bound; undefined when absent or not a size. */
+async function readSidecar(path: string): Promise<string | undefined> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch {
+    return undefined
+  }
+  try {
+    const buf = Buffer.alloc(MAX_SIDECAR_BYTES + 1)
+    const { bytesRead } = await fh.read(buf, 0, buf.byteLength, 0)
+    const text = buf.subarray(0, bytesRead).toString('latin1').trim()
+    return bytesRead <= MAX_SIDECAR_BYTES && /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? text : undefined
+  } catch {
+    return undefined
+  } finally {
+    await fh.close()
   }
 }
 

@@ -20,7 +20,7 @@ const COPY_CHUNK = 1024 * 1024
 /** What an upload needs from its store: where to stage, a temp path, and the atomic install. */
 export interface FsUploadHost {
   dir: string
-  tmpPath(): string
+  tmpPath(): Promise<string>
   install(tmp: string): Promise<void>
 }
 
@@ -85,7 +85,7 @@ export class FsUpload implements MultipartUpload {
 
   /** Stream-concatenates the parts into a temp file, then installs it (create-only link last). */
   private async assemble(parts: PartInfo[], signal?: AbortSignal): Promise<void> {
-    const tmp = this.host.tmpPath()
+    const tmp = await this.host.tmpPath()
     try {
       if (parts.length === 0) {
         await writeDurable(tmp, new Uint8Array(0), signal)
