@@ -4,7 +4,6 @@
  * `{dataDir}/overlays/{overlay}`. Reads go through the node's read path (local cache, peers, shared
  * cache, storage; every frame verified), so a cold block comes lazily from wherever it is.
  */
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
 import type { Header } from '../format/header.ts'
@@ -322,9 +321,7 @@ export class ExportRegistry {
     let overlay: Overlay | undefined
     try {
       if (spec.overlay) {
-        const dir = join(this.deps.overlaysDir, spec.overlay)
-        await mkdir(dir, { recursive: true })
-        overlay = await Overlay.open(dir, { buildId: spec.buildId, kind: spec.kind, size: handle.size })
+        overlay = await Overlay.open(join(this.deps.overlaysDir, spec.overlay), { buildId: spec.buildId, kind: spec.kind, size: handle.size })
       }
     } catch (err) {
       await handle.close()

@@ -9,7 +9,8 @@
  * Writes between two flushes may be lost in a crash, as on any disk without FUA.
  */
 import { createHash } from 'node:crypto'
-import { type FileHandle, open, rename, rm } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FormatError, InvalidArgumentError } from '../format/errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
@@ -60,11 +61,9 @@ export class Overlay {
   /** Open the overlay in `dir` (created if absent); an existing one must be over the same build file. */
   static async open(dir: string, identity: OverlayIdentity): Promise<Overlay> {
     const blocks = Math.ceil(identity.size / OVERLAY_BLOCK)
+    await mkdir(dir, { recursive: true })
     const states = (await readMap(join(dir, 'map'), identity, blocks)) ?? new Uint8Array(blocks)
-    const fh = await open(join(dir, 'data'), 'a+').then(async (f) => {
-      await f.close()
-      return open(join(dir, 'data'), 'r+')
-    })
+    const fh = await open(join(dir, 'data'), constants.O_RDWR | constants.O_CREAT, 0o600)
     try {
       await fh.truncate(identity.size)
     } catch (err) {

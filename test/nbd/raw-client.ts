@@ -66,7 +66,7 @@ export class RawNbd {
   /** Greeting in, client flags out (fixed newstyle + no zeroes). */
   async greet(clientFlags = 3): Promise<void> {
     const g = await this.read(18)
-    if (!g || g.toString('latin1', 0, 8) !== 'NBDMAGIC' || g.toString('latin1', 8, 16) !== 'IHAVEOPT') throw new Error('no NBD greeting')
+    if (g?.toString('latin1', 0, 8) !== 'NBDMAGIC' || g.toString('latin1', 8, 16) !== 'IHAVEOPT') throw new Error('no NBD greeting')
     const f = Buffer.alloc(4)
     f.writeUInt32BE(clientFlags)
     this.write(f)
