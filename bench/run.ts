@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<void>> = {
   upload: async () => (await import('./upload-bench.ts')).uploadBench(),
   p2p: async () => (await import('./p2p-throughput.ts')).p2pThroughputBench(),
   prefetch: async () => (await import('./prefetch-bench.ts')).prefetchBench(),
+  zeros: async () => (await import('./zeros-bench.ts')).zerosBench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')
