@@ -126,11 +126,13 @@ export function s3Endpoint(explicit?: string): string | undefined {
 export class S3Api {
   readonly bucket: string
   private readonly sdk: S3Client
+  private readonly timeoutMs: number
 
   constructor(opts: S3ClientOptions) {
     this.bucket = opts.bucket
     const endpoint = s3Endpoint(opts.endpoint)
     const timeout = opts.timeoutMs ?? S3_DEFAULT_TIMEOUT_MS
+    this.timeoutMs = timeout
     const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (endpoint ? 'us-east-1' : undefined)
     const log = (opts.logger ?? silentLogger).child({ component: 's3-sdk' })
     this.sdk = new S3Client({
@@ -205,7 +207,7 @@ export class S3Api {
       if (body === undefined) return new Uint8Array(0)
       // An abort after the headers arrived must stop the body too, not only the caller's wait.
       local.signal.addEventListener('abort', () => body.destroy?.(), { once: true })
-      return readLimited(body, limit, () => this.url(key), (e) => s3Error(e, 'get', this.url(key)))
+      return readLimited(body, { limit, idleMs: this.timeoutMs, url: this.url(key) })
     }
     return raceSignal(run(), signal, () => local.abort(signal?.reason))
   }
@@ -307,26 +309,34 @@ export class S3Api {
   }
 }
 
-/** Collects a response body, refusing more than `limit` bytes; cut streams surface as coded errors. */
+/**
+ * Collects a response body, refusing more than `limit` bytes. A body that sends nothing for `idleMs`
+ * fails with a retryable timeout (the SDK's timeouts end when the headers arrived); a cut one with the
+ * network error.
+ */
 async function readLimited(
   body: AsyncIterable<Uint8Array> & { destroy?(e?: Error): void },
-  limit: number,
-  url: () => string,
-  mapError: (e: unknown) => Error,
+  opts: { limit: number; idleMs: number; url: string },
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let total = 0
+  const idle = setTimeout(() => {
+    body.destroy?.(new StorageError(`s3 get ${opts.url}: timeout: no body bytes for ${opts.idleMs} ms`, { retryable: true }))
+  }, opts.idleMs)
   try {
     for await (const c of body) {
+      idle.refresh()
       total += c.byteLength
-      if (total > limit) {
+      if (total > opts.limit) {
         body.destroy?.()
-        throw new LimitError(`object ${url()}: more than the ${limit} bytes expected`)
+        throw new LimitError(`object ${opts.url}: more than the ${opts.limit} bytes expected`)
       }
       chunks.push(c)
     }
   } catch (err) {
-    throw mapError(err)
+    throw s3Error(err, 'get', opts.url)
+  } finally {
+    clearTimeout(idle)
   }
   return Buffer.concat(chunks, total)
 }

@@ -1,12 +1,17 @@
 /**
  * A small HTTP proxy on 127.0.0.1 in front of fake-gcs-server that injects faults: for each request a
- * plan decides whether to forward it, answer 500, drop the connection, or stall forever. It records
+ * plan decides whether to forward it, answer 500, drop the connection, stall forever, or send half of
+ * the server's answer (then cut or stall). It records
  * every request (method, URL, the headers that matter), so tests can also check what the client sent.
  */
 import { type IncomingMessage, request as httpRequest, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type Fault = 'pass' | 'fail500' | 'drop' | 'stall'
+/**
+ * `cutBody` / `stallBody`: the request reaches the server, its status and headers come back, then only
+ * the first half of the body; then the connection is cut, or held open with nothing more sent.
+ */
+export type Fault = 'pass' | 'fail500' | 'drop' | 'stall' | 'cutBody' | 'stallBody'
 
 export interface SeenRequest {
   index: number
@@ -59,7 +64,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers)
-        up.pipe(res)
+        if (fault === 'pass') return up.pipe(res)
+        const chunks: Buffer[] = []
+        up.on('data', (c: Buffer) => chunks.push(c))
+        up.once('end', () => {
+          const body = Buffer.concat(chunks)
+          res.write(body.subarray(0, body.byteLength >> 1))
+          if (fault === 'cutBody') res.socket?.destroy()
+        })
       },
     )
     out.once('error', () => res.destroy())

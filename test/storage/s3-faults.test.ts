@@ -137,6 +137,27 @@ describe('s3 faults: errors surface clearly and abort still cleans up', () => {
   })
 })
 
+describe('s3 faults: answers cut or stalled mid-body', () => {
+  test('a GET body cut halfway → retryable StorageError, never short bytes or a range error', async () => {
+    const { store } = await proxied()
+    const data = randomBytes(256 * 1024)
+    await store.put('obj', data)
+    proxy.plan = (req) => (req.method === 'GET' ? 'cutBody' : 'pass')
+    const cut = storageError(true, /get s3:\/\/.*\/obj: .*(ECONNRESET|aborted|socket hang up|premature)/i)
+    await within(5000, assert.rejects(store.get('obj'), cut))
+    await within(5000, assert.rejects(store.getRange('obj', 1000, 100_000), cut))
+    proxy.plan = () => 'pass'
+    assert.equal(sha(await store.getRange('obj', 1000, 100_000)), sha(data.subarray(1000, 101_000)))
+  })
+
+  test('regression: a GET body that stopped halfway hung the read forever; now a retryable timeout', async () => {
+    const { store } = await proxied(NO_RETRY, 300)
+    await store.put('obj', randomBytes(256 * 1024))
+    proxy.plan = (req) => (req.method === 'GET' ? 'stallBody' : 'pass')
+    await within(5000, assert.rejects(store.getRange('obj', 0, 200_000), storageError(true, /timeout|timed out/i)))
+  })
+})
+
 describe('s3 faults: failed uploads leave nothing', () => {
   test('a build upload whose part keeps failing: the build fails, no multipart upload or object remains; the rerun succeeds', async () => {
     const { store, bucket, raw } = await proxied(NO_RETRY)
