@@ -10,7 +10,8 @@
  * - Not found: the recording ends after `recordWindowMs`, when `maxEntries` units are recorded, or
  *   when the file closes, whichever comes first, and is saved (TraceStore.save).
  */
-import type { BuildId, FileKind } from '../format/types.ts'
+import { resolve } from '../format/mapping.ts'
+import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { ResumedFile } from '../node/resumed-file.ts'
 import type { PrefetchGate } from './gate.ts'
@@ -28,6 +29,9 @@ export interface PrefetchSettings {
   readonly recordWindowMs: number
   readonly maxEntries: number
 }
+
+/** Ancestor layers whose traces a child without one of its own is looked up in, at most. */
+const MAX_ANCESTOR_LOOKUPS = 2
 
 export interface PrefetchServiceDeps {
   readonly settings: PrefetchSettings
@@ -120,12 +124,40 @@ class Session implements PrefetchSession {
   private async lookup(): Promise<void> {
     const { traces, settings, log } = this.deps
     const trace = await traces.find(this.buildId, this.kind, this.file.size, this.file.pending, this.ctl.signal)
-    if (!trace || this.ctl.signal.aborted) return
-    // A trace exists: the first one wins, so this file's recording would never be stored.
-    this.finishRecording(true)
-    if (!settings.enabled) return
-    log.debug({ buildId: this.buildId, kind: this.kind, units: trace.entries.length }, 'prefetching from the access trace')
-    await this.prefetch(trace)
+    if (this.ctl.signal.aborted) return
+    if (trace) {
+      // A trace exists: the first one wins, so this file's recording would never be stored.
+      this.finishRecording(true)
+    }
+    // Without one, a child build uses an ancestor's trace for the ranges it did not change (and records its own).
+    const use = trace ?? (settings.enabled ? await this.inherited() : null)
+    if (!use || !settings.enabled || this.ctl.signal.aborted) return
+    log.debug({ buildId: this.buildId, kind: this.kind, units: use.entries.length, from: use.buildId }, 'prefetching from an access trace')
+    await this.prefetch(use)
+  }
+
+  /**
+   * The trace of an ancestor layer (the ones mapping the most bytes first), cut to the entries this
+   * file still reads from an ancestor: offsets inside the file that its own layer does not cover.
+   */
+  private async inherited(): Promise<AccessTrace | null> {
+    const header = this.file.header
+    const bytes = new Map<BuildId, number>()
+    for (const m of header.mappings) {
+      if (m.buildId !== this.buildId && m.buildId !== NIL_BUILD_ID) bytes.set(m.buildId, (bytes.get(m.buildId) ?? 0) + m.length)
+    }
+    const ancestors = [...bytes.keys()].sort((a, b) => bytes.get(b)! - bytes.get(a)!).slice(0, MAX_ANCESTOR_LOOKUPS)
+    for (const id of ancestors) {
+      const t = await this.deps.traces.find(id, this.kind, undefined, false, this.ctl.signal)
+      if (this.ctl.signal.aborted) return null
+      if (!t) continue
+      const entries = t.entries.filter((e) => {
+        const layer = e.offset < header.size ? resolve(header, e.offset).buildId : NIL_BUILD_ID
+        return layer !== this.buildId && layer !== NIL_BUILD_ID
+      })
+      return entries.length > 0 ? { ...t, entries } : null
+    }
+    return null
   }
 
   /** The trace's units in order, `gate.concurrency` at a time at most, each holding a gate slot. */

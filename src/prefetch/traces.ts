@@ -54,10 +54,10 @@ export class TraceStore {
   }
 
   /**
-   * The trace to prefetch from for a file of `size` bytes: held here, else the origin's (pending), else
-   * storage's. Null when there is none or it is unusable (warned).
+   * The trace to prefetch from for a file of `size` bytes (undefined: any size): held here, else the
+   * origin's (pending), else storage's. Null when there is none or it is unusable (warned).
    */
-  async find(buildId: BuildId, kind: FileKind, size: number, pending: boolean, signal: AbortSignal): Promise<AccessTrace | null> {
+  async find(buildId: BuildId, kind: FileKind, size: number | undefined, pending: boolean, signal: AbortSignal): Promise<AccessTrace | null> {
     const expect = { buildId, kind, size }
     const here = this.held.get(`${buildId}/${kind}`)
     if (here) return this.parse(here.bytes, expect, 'held')
@@ -129,7 +129,7 @@ export class TraceStore {
     }
   }
 
-  private parse(bytes: Uint8Array, expect: { buildId: BuildId; kind: FileKind; size: number }, from: string): AccessTrace | null {
+  private parse(bytes: Uint8Array, expect: { buildId: BuildId; kind: FileKind; size?: number }, from: string): AccessTrace | null {
     try {
       return decodeTrace(bytes, expect)
     } catch (err) {
