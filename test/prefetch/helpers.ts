@@ -143,6 +143,6 @@ async function storeChild(store: FsStore, parent: Header, parentPlain: Buffer, d
     info: { buildId: id, fileSize: data.length, sha256: new Uint8Array(32), frames: framed.table },
   })
   const plain = Buffer.from(parentPlain)
-  dirty.forEach((f, i) => data.copy(plain, f * FRAME, i * FRAME, (i + 1) * FRAME))
+  for (const [i, f] of dirty.entries()) data.copy(plain, f * FRAME, i * FRAME, (i + 1) * FRAME)
   return { header, plain }
 }
