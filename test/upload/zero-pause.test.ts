@@ -128,3 +128,33 @@ test('pause: zero blocks become nil mappings (memfile 2 MiB blocks, rootfs pages
   await waitFor('B sees the child', async () => (await stateOn(b, child)) !== undefined)
   assert.ok((await readAll(b, child, 'memfile')).equals(model), 'B reads the child: zeros where it zeroed its parent')
 })
+
+test('pause: an origin killed while pending reuses its local copy with its holes after the restart; the stored build reads byte-exact', async () => {
+  const gen = new VmDataGenerator(8, 45)
+  const memfile = Buffer.concat([Buffer.alloc(2 * MiB), gen.next(4 * MiB), Buffer.alloc(4 * MiB), gen.next(2 * MiB)])
+  const path = join(dir, 'memfile-restart')
+  await writeFile(path, memfile)
+  // Slow enough that the upload is still running when the node is killed.
+  const args = ['--upload-rate', '200000']
+  let a = await node('r', args)
+  const id = randomUUID()
+  assert.equal((await pause(a.api, id, { files: { memfile: path } })).status, 202)
+  await waitFor('the build is pending', async () => (await stateOn(a, id)) === 'pending')
+  await a.kill()
+  a = await node('r', ['--upload-rate', '0'])
+  await waitFor('the restarted origin uploads the build', async () => (await stateOn(a, id)) === 'uploaded', 60_000)
+  assert.match(a.stderr(), /resuming an unfinished pause/)
+  assert.doesNotMatch(a.stderr(), /does not match its record/, 'the recorded local copy (with its holes) was reused')
+  const h = await storedHeader(id, 'memfile')
+  assert.deepEqual(
+    h.mappings.map((m) => [m.offset / MiB, m.length / MiB, m.buildId === NIL_BUILD_ID ? 'nil' : 'own']),
+    [
+      [0, 2, 'nil'],
+      [2, 4, 'own'],
+      [6, 4, 'nil'],
+      [10, 2, 'own'],
+    ],
+  )
+  assert.equal(h.builds.get(id)?.fileSize, 6 * MiB)
+  assert.ok((await readAll(a, id, 'memfile')).equals(memfile))
+})
