@@ -18,9 +18,12 @@ export class CoarseTimer {
   readonly resolutionMs: number
   private readonly entries = new Set<Entry>()
   private tick: NodeJS.Timeout | undefined
+  private readonly now: () => number
 
-  constructor(resolutionMs: number) {
+  /** `now` is the clock in ms (tests drive a fake one). */
+  constructor(resolutionMs: number, now: () => number = () => performance.now()) {
     this.resolutionMs = Math.max(1, resolutionMs)
+    this.now = now
   }
 
   /** Number of armed entries (tests). */
@@ -29,7 +32,7 @@ export class CoarseTimer {
   }
 
   after(ms: number, fn: () => void): CoarseTimeout {
-    const entry: Entry = { at: performance.now() + ms, fn }
+    const entry: Entry = { at: this.now() + ms, fn }
     this.entries.add(entry)
     if (this.tick === undefined) {
       this.tick = setInterval(() => this.fire(), this.resolutionMs)
@@ -47,7 +50,7 @@ export class CoarseTimer {
   }
 
   private fire(): void {
-    const now = performance.now()
+    const now = this.now()
     for (const e of this.entries) {
       if (e.at > now) continue
       this.remove(e)

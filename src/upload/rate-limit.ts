@@ -7,13 +7,16 @@
 export class RateLimiter {
   private readonly rate: number
   private tokens: number
-  private last = performance.now()
+  private readonly now: () => number
+  private last: number
   private queue: Promise<void> = Promise.resolve()
 
-  /** `bytesPerSec` ≤ 0 means unlimited. */
-  constructor(bytesPerSec: number) {
+  /** `bytesPerSec` ≤ 0 means unlimited. `now` is the clock in ms (tests drive a fake one). */
+  constructor(bytesPerSec: number, now: () => number = () => performance.now()) {
     this.rate = bytesPerSec
     this.tokens = bytesPerSec
+    this.now = now
+    this.last = now()
   }
 
   get unlimited(): boolean {
@@ -52,7 +55,7 @@ export class RateLimiter {
   }
 
   private refill(): void {
-    const now = performance.now()
+    const now = this.now()
     this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate)
     this.last = now
   }

@@ -174,10 +174,8 @@ describe('content protocols, overload and stalls', () => {
     try {
       const { buildId, ranges } = a.provider.addBuild('memfile', 1, KiB)
       a.provider.hold = new Promise(() => {}) // never sends the frame
-      const t0 = performance.now()
-      await assert.rejects(b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges, { stallMs: 300, timeoutMs: 20_000 }), PeerStallError)
-      const took = performance.now() - t0
-      assert.ok(took >= 250 && took < 2000, `failed after ${took.toFixed(0)} ms`)
+      // Only the stall can end this request: its deadline is far away, and would end it with another error.
+      await assert.rejects(b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges, { stallMs: 300, timeoutMs: 600_000 }), PeerStallError)
     } finally {
       a.provider.hold = undefined
       await stopPeers(a, b)

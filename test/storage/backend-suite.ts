@@ -290,9 +290,8 @@ export function backendSuite(backend: Backend): void {
       const ac = new AbortController()
       const p = store.get('big', { signal: ac.signal })
       queueMicrotask(() => ac.abort())
-      const t0 = Date.now()
+      // Rejected with the abort: a get that ignored the signal would resolve with the object instead.
       await assert.rejects(p, isAbort)
-      assert.ok(Date.now() - t0 < 1000)
     })
   })
 }

@@ -36,7 +36,7 @@ async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
   return { store, bucket, raw: () => gcs.objects(bucket) }
 }
 
-/** Rejects if `p` has not settled within `ms`: the property under test is "no hang". */
+/** Rejects if `p` has not settled within `ms`, a bound far above any answer: the property under test is "no hang". */
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const hung = new Promise<never>((_, reject) => {
@@ -129,12 +129,12 @@ describe('gcs faults: errors surface clearly and abort still cleans up', () => {
     await store.put('obj', randomBytes(1000))
     proxy.plan = (req) => (req.method === 'GET' || isUploadOf(req, '/00001') ? 'stall' : 'pass')
     const up = store.startUpload('stalled')
-    await within(3000, assert.rejects(up.uploadPart(1, randomBytes(100)), retryableStorageError(/timeout/i)))
+    await within(60_000, assert.rejects(up.uploadPart(1, randomBytes(100)), retryableStorageError(/timeout/i)))
     const ac = new AbortController()
     setTimeout(() => ac.abort(), 50)
-    const t0 = Date.now()
+    // The server never answers this GET: only the abort (an AbortError) or the 300 ms request timeout
+    // (a retryable StorageError) can end it, so the error's kind says which one did.
     await assert.rejects(store.getRange('obj', 0, 10, ac.signal), { name: 'AbortError' })
-    assert.ok(Date.now() - t0 < 250, `rejected after ${Date.now() - t0} ms`)
     proxy.plan = () => 'pass'
     await up.abort()
     assert.deepEqual(await raw(), ['obj'])
@@ -152,14 +152,14 @@ describe('gcs faults: the server dies mid-upload', () => {
       // Let some requests reach the socket: a part may die mid-body (ECONNRESET) or never connect.
       await new Promise((resolve) => setTimeout(resolve, 5))
       await victim.kill()
-      for (const r of await within(5000, Promise.allSettled(inflight))) {
+      for (const r of await within(60_000, Promise.allSettled(inflight))) {
         if (r.status === 'rejected') retryableStorageError(/ECONNRESET|ECONNREFUSED|socket hang up/i)(r.reason)
       }
       const dead = retryableStorageError(/ECONNREFUSED/)
-      await within(5000, assert.rejects(up.uploadPart(5, randomBytes(10)), dead))
-      await within(5000, assert.rejects(up.complete(), dead))
-      await within(5000, assert.rejects(up.abort(), dead))
-      await within(5000, assert.rejects(store.get('anything'), dead))
+      await within(60_000, assert.rejects(up.uploadPart(5, randomBytes(10)), dead))
+      await within(60_000, assert.rejects(up.complete(), dead))
+      await within(60_000, assert.rejects(up.abort(), dead))
+      await within(60_000, assert.rejects(store.get('anything'), dead))
     } finally {
       await victim.kill()
     }
