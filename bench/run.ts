@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<void>> = {
   p2p: async () => (await import('./p2p-throughput.ts')).p2pThroughputBench(),
   prefetch: async () => (await import('./prefetch-bench.ts')).prefetchBench(),
   zeros: async () => (await import('./zeros-bench.ts')).zerosBench(),
+  nbd: async () => (await import('./nbd-bench.ts')).nbdBench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')
