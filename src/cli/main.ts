@@ -35,8 +35,6 @@ function buildProgram(): Command {
 /** A commander parse error as our usage error, or null for help/version (already printed: success). */
 function fromCommander(err: CommanderError, argv: string[]): UsageError | null {
   if (err.exitCode === 0) return null
-  // No command at all: commander printed the help on stderr.
-  if (err.code === 'commander.help') return new UsageError('no command given; run snapswarm --help')
   const name = COMMAND_SPECS.find((s) => argv.includes(s.name))?.name
   const hint = name ? `snapswarm ${name} --help` : 'snapswarm --help'
   return new UsageError(`${err.message.replace(/^error:\s*/, '').replace(/\.$/, '')}; run ${hint}`)
@@ -49,6 +47,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 async function main(argv: string[]): Promise<number> {
   try {
+    // Without a command commander would print the whole help on stderr: one line says it.
+    if (argv.length === 0) throw new UsageError(`no command given; run snapswarm --help (commands: ${COMMAND_SPECS.map((s) => s.name).join(', ')})`)
     await buildProgram().parseAsync(argv, { from: 'user' })
     return status
   } catch (raw) {

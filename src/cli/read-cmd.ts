@@ -9,7 +9,7 @@ import type { BuildId, FileKind } from '../format/types.ts'
 import { UsageError, buildIdArg, intFlag, kindArg } from './args.ts'
 import type { CommandInput } from './command.ts'
 import { InterruptedError, StdoutClosedError } from './exit-codes.ts'
-import { missingBuildError, storeFrom } from './storage-cmds.ts'
+import { explainNotFound, missingBuildError, storeFrom } from './storage-cmds.ts'
 
 const STEP = 8 * 1024 * 1024
 
@@ -48,8 +48,8 @@ async function openFile(store: ObjectStore, buildId: BuildId, kind: FileKind, ca
   try {
     return await openStoredBuildFile({ store, buildId, kind, cacheDir })
   } catch (err) {
-    if (err instanceof NotFoundError && err.objectName.endsWith(headerObjectName(buildId, kind))) throw await missingBuildError(store, buildId, kind)
-    throw err
+    if (err instanceof NotFoundError && err.objectName.endsWith(headerObjectName(buildId, kind))) throw await explainNotFound(store, await missingBuildError(store, buildId, kind))
+    throw await explainNotFound(store, err)
   }
 }
 

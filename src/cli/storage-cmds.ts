@@ -6,7 +6,7 @@ import { SnapswarmError } from '../format/errors.ts'
 import type { Header } from '../format/header.ts'
 import { type BuildId, type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
 import { MAX_BLOB_BYTES } from '../p2p/constants.ts'
-import { NotFoundError, type ObjectStore } from '../storage/store.ts'
+import { BucketNotFoundError, NotFoundError, type ObjectStore } from '../storage/store.ts'
 import { openStore } from '../storage/url.ts'
 import { openRegularFile } from '../util/regular-file.ts'
 import { loadConfig } from '../config/load.ts'
@@ -38,6 +38,16 @@ export async function missingBuildError(store: ObjectStore, buildId: BuildId, ki
   for (const k of FILE_KINDS) if (k !== kind && (await store.exists(headerObjectName(buildId, k)))) others.push(k)
   if (kind && others.length > 0) return new SnapswarmError('ERR_NOT_FOUND', `build ${buildId} has no ${kind} in ${store.url} (it has: ${others.join(', ')})`)
   return new SnapswarmError('ERR_NOT_FOUND', `build ${buildId} is not in ${store.url}: expected ${kind ? headerObjectName(buildId, kind) : 'a memfile or rootfs header'}, found none`)
+}
+
+/**
+ * `err`, or the missing bucket behind it: a store answers "not found" for every object of a bucket
+ * that does not exist, which would otherwise blame a part, a claim or a header.
+ */
+export async function explainNotFound(store: ObjectStore, err: unknown): Promise<unknown> {
+  if ((err as { code?: unknown })?.code !== 'ERR_NOT_FOUND' || !store.bucketExists) return err
+  const exists = await store.bucketExists().catch(() => true)
+  return exists ? err : new BucketNotFoundError(`bucket ${store.url.replace(/^([a-z0-9]+:\/\/[^/]+).*$/, '$1')}`, { cause: err })
 }
 
 /** `loadStoredHeader`, with a missing header reported as a missing build (or file kind). */
@@ -92,6 +102,8 @@ export async function pushCommand({ values }: CommandInput): Promise<number> {
     }
     process.stdout.write(`done in ${secs.toFixed(2)} s\n`)
     return 0
+  } catch (err) {
+    throw await explainNotFound(store, err)
   } finally {
     await store.close()
   }
@@ -153,6 +165,8 @@ export async function inspectStoredCommand({ values, positionals }: CommandInput
     if (found === 0) throw await missingBuildError(store, buildId)
     if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`)
     return failed ? exitStatusFor('ERR_VERIFY_FAILED') : 0
+  } catch (err) {
+    throw await explainNotFound(store, err)
   } finally {
     await store.close()
   }

@@ -169,7 +169,7 @@ export class SnapswarmNode {
       else if (change.current === 'failed') board.set(change.buildId, 'failed')
     })
     const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
-    const resolver = new HeaderResolver({ store, builds, board, peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, log })
+    const resolver = new HeaderResolver({ store, builds, board, peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, expectsPeers: config.node.bootstrap.length > 0, log })
     const files = new OpenFiles({
       board,
       log,

@@ -5,8 +5,15 @@
  * 3. the peers that announce the build (then any connected peer), hedged (see `race`): a pending
  *    header, served with the incomplete flag. USE_STORAGE sends us back to storage; UPLOAD_FAILED is
  *    a clear error at once.
- * Final headers are only ever taken from storage, never from bytes a peer sent (DESIGN §9).
+ * Final headers are only ever taken from storage, never from bytes a peer sent.
+ *
+ * "Not found" is answered at once (ERR_NOT_FOUND, no retry) when every known source says no: storage
+ * has no header, no peer announces the build pending, and every peer asked answered NOT_AVAILABLE
+ * (an origin still framing the build answers BUSY, which keeps the lookup waiting). A file kind the
+ * build does not have is "not found" at once too: its origin says the build is uploaded and storage
+ * holds the build's other header but not this one, or its own origin holds it pending without it.
  */
+import { SnapswarmError } from '../format/errors.ts'
 import { decodeHeader, type Header } from '../format/header.ts'
 import { type BuildId, type FileKind, FILE_KINDS } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
@@ -26,6 +33,11 @@ export interface HeaderResolverDeps {
   readonly pollMs: number
   /** Delay before the next peer is also asked for a pending header (default HEADER_HEDGE_MS). */
   readonly hedgeMs?: number
+  /**
+   * This node is configured to join a cluster (bootstrap peers): while it is connected to nobody,
+   * "no peer has the build" is not an answer yet, so an unknown build is waited for, not refused.
+   */
+  readonly expectsPeers?: boolean
   readonly log: Logger
 }
 
@@ -34,7 +46,16 @@ export const HEADER_HEDGE_MS = 250
 
 /** A peer's answer that ends the lookup: a valid pending header, or the upload finished or failed. */
 type Decisive = { status: 'OK'; peer: string; header: Header } | { status: 'USE_STORAGE' | 'UPLOAD_FAILED' }
-type PeerVerdict = Decisive | { status: 'MISS'; why: string }
+/** No header from this peer; `no`: it said it does not have the build (NOT_AVAILABLE), a definite answer. */
+type Miss = { status: 'MISS'; why: string; no?: boolean }
+type PeerVerdict = Decisive | Miss
+
+/** Every source says the build (or this file kind of it) does not exist: answered at once, never retried. */
+export class BuildNotFoundError extends SnapswarmError {
+  constructor(message: string) {
+    super('ERR_NOT_FOUND', message)
+  }
+}
 
 export class HeaderResolver {
   private readonly deps: HeaderResolverDeps
@@ -68,7 +89,7 @@ export class HeaderResolver {
     if (local?.state === 'framing') throw new BuildUnavailableError(`build ${id} is still being framed on this node; retry shortly`)
     if (local?.state === 'pending') {
       const f = local.files.get(kind)
-      if (!f) throw new BuildUnavailableError(`build ${id} has no ${kind}`)
+      if (!f) throw new BuildNotFoundError(`build ${id} has no ${kind} (this node is its origin and holds it pending without one)`)
       return f.header
     }
     const stored = await this.tryStorage(id, kind)
@@ -110,7 +131,8 @@ export class HeaderResolver {
       .map((e) => e.peer)
     const candidates = [...new Set([...announced, ...peer.node.connectedPeers()])]
     const tried: string[] = []
-    const won = await this.race(candidates, (p, s) => this.askPeer(p, id, kind, s), tried, signal)
+    const misses: Miss[] = []
+    const won = await this.race(candidates, (p, s) => this.askPeer(p, id, kind, s), tried, signal, misses)
     signal?.throwIfAborted()
     if (won?.status === 'OK') {
       board.set(id, 'pending')
@@ -120,13 +142,31 @@ export class HeaderResolver {
     }
     if (won?.status === 'USE_STORAGE') {
       board.set(id, 'uploaded')
+      const otherKinds = await this.storedKinds(id)
+      if (otherKinds.length > 0 && !otherKinds.includes(kind)) {
+        const stored = await this.tryStorage(id, kind)
+        if (stored) return stored
+        throw new BuildNotFoundError(`build ${id} has no ${kind}: it is uploaded and storage holds only its ${otherKinds.join(', ')}`)
+      }
       return this.final(id, kind, signal)
     }
     if (won?.status === 'UPLOAD_FAILED') {
       board.set(id, 'failed')
       throw new UploadFailedError(id)
     }
-    throw new BuildUnavailableError(`build ${id} is not in storage and no peer serves it (${tried.join('; ') || 'no peers'})`)
+    const why = `${tried.join('; ') || 'no peers'}`
+    const everyoneSaidNo = candidates.length > 0 ? misses.length === candidates.length && misses.every((m) => m.no) : !this.deps.expectsPeers
+    if (announced.length === 0 && everyoneSaidNo) {
+      throw new BuildNotFoundError(`build ${id} is not in storage and no peer has it (${why})`)
+    }
+    throw new BuildUnavailableError(`build ${id} is not in storage and no peer serves it (${why})`)
+  }
+
+  /** The file kinds whose final header storage holds for `id`. */
+  private async storedKinds(id: BuildId): Promise<FileKind[]> {
+    const kinds: FileKind[] = []
+    for (const k of FILE_KINDS) if (await this.deps.store.exists(headerObjectName(id, k))) kinds.push(k)
+    return kinds
   }
 
   /**
@@ -141,6 +181,7 @@ export class HeaderResolver {
     ask: (peer: string, signal: AbortSignal) => Promise<PeerVerdict>,
     tried: string[],
     signal?: AbortSignal,
+    misses: Miss[] = [],
   ): Promise<Decisive | null> {
     const losers = new AbortController()
     const all = signal ? AbortSignal.any([signal, losers.signal]) : losers.signal
@@ -172,6 +213,7 @@ export class HeaderResolver {
             running--
             if (v.status === 'MISS') {
               tried.push(`${p.slice(-8)}: ${v.why}`)
+              misses.push(v)
               launch()
             } else finish(v)
           })
@@ -190,7 +232,7 @@ export class HeaderResolver {
       return { status: 'MISS', why: (err as Error).message }
     }
     if (answer.status === 'USE_STORAGE' || answer.status === 'UPLOAD_FAILED') return { status: answer.status }
-    if (answer.status !== 'OK') return { status: 'MISS', why: answer.status }
+    if (answer.status !== 'OK') return { status: 'MISS', why: answer.status, no: answer.status === 'NOT_AVAILABLE' }
     let h: Header
     try {
       h = decodeHeader(answer.header)

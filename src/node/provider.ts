@@ -41,6 +41,8 @@ export class LocalBuildProvider implements PeerContentProvider {
 
   async getHeader(buildId: BuildId, kind: FileKind): Promise<HeaderAnswer> {
     const b = this.builds.get(buildId)
+    // Still framing: no header yet, but soon; BUSY keeps a reader waiting where NOT_AVAILABLE is a "no".
+    if (b?.state === 'framing') return { status: 'BUSY' }
     const refusal = statusOf(b)
     if (refusal) return { status: refusal }
     const file = b!.files.get(kind)

@@ -165,6 +165,18 @@ export class GcsClient {
     }
   }
 
+  /** Whether the bucket exists (its metadata answers); 404 is false, other failures are errors. */
+  async bucketExists(): Promise<boolean> {
+    try {
+      await this.storage.bucket(this.bucketName).getMetadata()
+      return true
+    } catch (err) {
+      const e = gcsError(err, 'bucket', `gs://${this.bucketName}`)
+      if (e instanceof NotFoundError) return false
+      throw e
+    }
+  }
+
   async list(prefix: string): Promise<GcsObjectInfo[]> {
     try {
       const [files] = await this.storage.bucket(this.bucketName).getFiles({ prefix, autoPaginate: true })

@@ -86,6 +86,10 @@ export class GcsStore implements ObjectStore {
     return (await this.stat(name)) !== null
   }
 
+  bucketExists(): Promise<boolean> {
+    return this.client.bucketExists()
+  }
+
   async delete(name: string): Promise<void> {
     await this.client.delete(this.full(name))
   }

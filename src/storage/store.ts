@@ -59,6 +59,11 @@ export interface ObjectStore {
    * temporaries (objects or staging directories) were removed. Optional member (not in CONTRACTS.md).
    */
   cleanupStaleUploads?(opts: CleanupOptions): Promise<number>
+  /**
+   * Whether the bucket itself exists. Optional: asked after a "not found", so that a missing bucket
+   * is reported as one instead of as a missing object.
+   */
+  bucketExists?(): Promise<boolean>
   close(): Promise<void>
 }
 
