@@ -146,7 +146,7 @@ describe("fs: e2b's bucket form", () => {
     assert.deepEqual(await readdir(bucket), [id], 'reading created nothing in the bucket')
   })
 
-  test('a written build has only what e2b writes under its prefix (the claim is removed when the build completes)', async () => {
+  test("regression: a pushed build's data object carries e2b's size sidecar (e2b's Size() returned the compressed size) and its prefix holds only what e2b writes", async () => {
     const root = await freshRoot()
     const store = await FsStore.open(join(root, 'bucket'))
     const input = join(root, 'mem')
