@@ -70,6 +70,8 @@ export interface S3UploadInfo {
 
 /** Connection failures a retry may cure. */
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED', 'ENOTFOUND'])
+/** Of those, the ones that mean no connection was made at all. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'])
 /** Server answers to a complete that no retry can fix: the upload itself is wrong. */
 const UPLOAD_STATE_ERRORS = new Set(['InvalidPart', 'InvalidPartOrder', 'EntityTooSmall', 'NoSuchUpload'])
 
@@ -108,7 +110,10 @@ export function s3Error(err: unknown, op: string, url: string): Error {
   if (/region is missing/i.test(detail)) return fail('no AWS region (set AWS_REGION, or a region in the AWS profile)', false)
   if (status === 401 || status === 403) return fail(`permission denied: HTTP ${status} ${name}: ${detail}`, false)
   const net = networkCode(e)
-  if (status === undefined && net !== undefined) return fail(`unreachable: ${net}: ${detail}`, true)
+  if (status === undefined && net !== undefined) {
+    const what = UNREACHABLE_CODES.has(net) ? 'endpoint unreachable' : 'connection failed'
+    return fail(`${what}: ${net}: ${detail}`, true)
+  }
   if (status === undefined && (name === 'TimeoutError' || /timed? ?out/i.test(detail))) return fail(`timeout: ${detail}`, true)
   // AWS: a concurrent conditional write on the same key; the request may be retried.
   if (status === 409 && name === 'ConditionalRequestConflict') return fail(`HTTP 409 ${name}: ${detail}`, true)

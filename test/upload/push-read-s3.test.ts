@@ -67,7 +67,7 @@ test('a build pushed twice to S3: the second push is refused with ERR_BUILD_EXIS
   assert.deepEqual(await s3.raw(bucket), before)
 })
 
-test('a missing bucket, no credentials: one coded error line from the CLI', async () => {
+test('a missing bucket, no credentials, no server: one coded error line from the CLI', async () => {
   const id = '00000000-0000-4000-8000-000000000000'
   const noBucket = await runCli(['read', '--storage', 's3://no-such-bucket-x', id, 'memfile'], { env: s3.env })
   assert.notEqual(noBucket.code, 0)
@@ -81,4 +81,9 @@ test('a missing bucket, no credentials: one coded error line from the CLI', asyn
   assert.notEqual(noKeys.code, 0)
   assert.match(noKeys.stderr, /ERR_STORAGE: .*no AWS credentials found/)
   assert.equal(noKeys.stderr.trim().split('\n').length, 1, noKeys.stderr)
+  // Port 1 on the loopback: nothing listens there.
+  const noServer = await runCli(['read', '--storage', 's3://chain', id, 'memfile'], { env: { ...s3.env, AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1' } })
+  assert.notEqual(noServer.code, 0)
+  assert.match(noServer.stderr, /ERR_STORAGE: .*endpoint unreachable: ECONNREFUSED/)
+  assert.equal(noServer.stderr.trim().split('\n').length, 1, noServer.stderr)
 })
