@@ -79,7 +79,6 @@ class Session implements PrefetchSession {
   private readonly track: (p: Promise<void>) => void
   private recorder: AccessRecorder | null = null
   private window: NodeJS.Timeout | undefined
-  private running: Promise<void>
 
   constructor(deps: PrefetchServiceDeps, buildId: BuildId, kind: FileKind, file: ResumedFile, track: (p: Promise<void>) => void) {
     this.deps = deps
@@ -88,14 +87,17 @@ class Session implements PrefetchSession {
     this.file = file
     this.track = track
     if (deps.settings.record) this.startRecording()
-    this.running = this.lookup().catch((err: unknown) => deps.log.warn({ err, buildId, kind }, 'prefetch stopped'))
+    void this.lookup().catch((err: unknown) => deps.log.warn({ err, buildId, kind }, 'prefetch stopped'))
   }
 
+  /**
+   * Stops at once: no prefetch starts after this, and the lookup is abandoned. A prefetch already
+   * fetching is not waited for: it ends with its fetch (the chunk cache bounds and, closing, aborts it).
+   */
   async close(): Promise<void> {
     if (this.ctl.signal.aborted) return
     this.ctl.abort(new Error('build file closed'))
     this.finishRecording()
-    await this.running
   }
 
   private startRecording(): void {

@@ -78,6 +78,8 @@ export interface Setup {
   readonly plain: Buffer
   /** The bucket's directory. */
   readonly bucket: string
+  /** Close the file and its session, as OpenFiles does (the cache and store stay open). */
+  closeFile(): Promise<void>
   /** Close the session (its recording saved), the file, the cache and the store. */
   close(): Promise<void>
 }
@@ -120,6 +122,9 @@ export async function setup(dir: string, opts: { traced: number[]; concurrency: 
     file,
     plain,
     bucket: join(dir, 'bucket'),
+    closeFile: async () => {
+      await Promise.all([file.close(), session.close()])
+    },
     close: async () => {
       for (const i of [0, 1, 2, 3, 4, 5, 6, 7]) source.release(i * FRAME)
       await session.close()

@@ -69,3 +69,21 @@ test('a demand read of a frame being prefetched joins it: a prefetch hit, no dem
     }
   })
 })
+
+test('closing the file stops the prefetch: frames still queued are never fetched', async () => {
+  await withTmp(async (dir) => {
+    const s = await setup(dir, { traced: [0, 1, 2, 3, 4, 5], held: [0, 1], concurrency: 2 })
+    try {
+      await until('two prefetches in the source', () => s.source.requested.length === 2)
+      await s.closeFile()
+      s.source.release(0)
+      s.source.release(FRAME)
+      // A worker checks the file is open right after its slot is released, in the same continuation.
+      await until('the two running prefetches ended', () => s.gate.running === 0)
+      assert.equal(s.gate.waiting, 0)
+      assert.deepEqual(s.source.requested, [0, 1])
+    } finally {
+      await s.close()
+    }
+  })
+})
