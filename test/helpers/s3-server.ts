@@ -70,14 +70,16 @@ export function s3ServerBinary(): string {
 
 /**
  * `minPartSize`: the server's minimum size of a non-last multipart part (S3's is 5 MiB, moto's default
- * too); the shared backend suite uses small parts, so its file lowers it.
+ * too); the shared backend suite uses small parts, so its file lowers it. `checkCredentials`: the
+ * server refuses (403) every key it does not know, which is every key (moto checks none by default).
  */
-export async function startS3Server(opts: { minPartSize?: number } = {}): Promise<S3Server> {
+export async function startS3Server(opts: { minPartSize?: number; checkCredentials?: boolean } = {}): Promise<S3Server> {
   const bin = s3ServerBinary()
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-'))
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, MOTO_ALLOW_NONEXISTENT_REGION: 'true' }
   if (opts.minPartSize !== undefined) env.S3_UPLOAD_PART_MIN_SIZE = String(opts.minPartSize)
+  if (opts.checkCredentials) env.INITIAL_NO_AUTH_ACTION_COUNT = '0'
   // moto's server through a launcher that makes create-only writes atomic (see moto-s3-server.py).
   const python = join(dirname(bin), 'python')
   const child = spawn(python, [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] })

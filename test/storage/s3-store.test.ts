@@ -108,6 +108,27 @@ describe('s3: prefix, environment, errors', () => {
     }
   })
 
+  test('refused credentials: a non-retryable permission error (403), for reads and writes', async () => {
+    const strict = await startS3Server({ checkCredentials: true })
+    const store = await openStore('s3://any-bucket/p', { s3: strict.storeOptions })
+    try {
+      const denied = (e: unknown) => {
+        const err = e as { code?: string; retryable?: boolean; status?: number; message: string }
+        assert.equal(err.code, 'ERR_STORAGE', err.message)
+        assert.equal(err.retryable, false)
+        assert.equal(err.status, 403)
+        assert.match(err.message, /s3:\/\/any-bucket\/p\/x: permission denied: HTTP 403/)
+        return true
+      }
+      await assert.rejects(store.get('x'), denied)
+      await assert.rejects(store.put('x', randomBytes(4)), denied)
+      await assert.rejects(store.getRange('x', 0, 1), denied)
+    } finally {
+      await store.close()
+      await strict.stop()
+    }
+  })
+
   test('s3:// URLs are parsed strictly', async () => {
     for (const bad of ['s3://', 's3://Upper/x', 's3://ab', 's3://bucket:9000/x', 's3://u:p@bucket/x', 's3://bucket/x?region=y', 's3://under_score']) {
       await assert.rejects(openStore(bad), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT' && /s3:\/\/bucket\[\/prefix\]/.test(e.message), bad)
