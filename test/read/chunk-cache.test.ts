@@ -13,7 +13,7 @@ import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
 import { dataObjectName, type FrameRef, StorageSource } from '../../src/read/source.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
-import { CountingSource, KiB, MemorySource, MiB, type Framed, flipByte, frameData, newId, sleep, vmData, withTmp } from './helpers.ts'
+import { CountingSource, KiB, MemorySource, MiB, type Framed, flipByte, frameData, newId, until, vmData, withTmp } from './helpers.ts'
 
 interface Setup {
   cache: ChunkCache
@@ -238,7 +238,7 @@ test('read-ahead: a streaming reader (large sequential reads) gets the next fram
     const dst = Buffer.alloc(1 * MiB)
     await lease.file.readInto(dst, 0, s.plan)
     await lease.file.readInto(dst, 1 * MiB, s.plan) // streaming from here on
-    await sleep(50)
+    await until(() => s.storage.calls >= 16, 'the read-ahead')
     assert.equal(s.storage.calls, 16, 'the whole 4 MiB is fetched: 2 MiB read + 2 MiB read ahead')
     await lease.file.readInto(dst, 2 * MiB, s.plan) // served from the read-ahead
     assert.deepEqual(dst, slice(s.framed.plain, 2 * MiB, 1 * MiB))
@@ -280,7 +280,7 @@ test('early release: waiters get the verified bytes before the write; pages are 
       assert.deepEqual(b, slice(s.framed.plain, off, 8192))
       assert.equal(s.storage.calls, 1)
       open()
-      await sleep(20)
+      await until(() => lease.file.bytes > 0, 'the held write to complete')
       assert.equal(lease.file.bytes, frame.sizeU, 'marked present once written')
       // Now a hit reads through the file.
       const c = Buffer.alloc(8192)

@@ -9,7 +9,7 @@ import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
 import { SharedCacheSource } from '../../src/read/shared-cache.ts'
 import type { FrameRef, FrameSource } from '../../src/read/source.ts'
-import { KiB, MemorySource, flipByte, frameData, newId, refOf, sleep, vmData, withTmp } from './helpers.ts'
+import { KiB, MemorySource, flipByte, frameData, newId, refOf, sleep, until, vmData, withTmp } from './helpers.ts'
 
 const signal = new AbortController().signal
 
@@ -182,11 +182,6 @@ class TimedSource implements FrameSource {
   }
 }
 
-/** Poll `cond` every 5 ms; fail after a bound far above what it takes. */
-async function waitUntil(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  for (const deadline = Date.now() + ms; !cond(); await sleep(5)) assert.ok(Date.now() < deadline, `timed out waiting for ${what}`)
-}
-
 async function counts(reg: ReturnType<typeof createRegistry>, source: string) {
   return {
     started: await metricValue(reg, 'snapswarm_fetch_hedges_started_total', source),
@@ -240,7 +235,7 @@ test('hedge: the first VERIFIED answer wins: a quick corrupt hedge does not end 
   badStorage.answers = () => ({ ms: 0 })
   await fetcher.fetch(ref, signal)
   // Wait for the peer's late (corrupt) answer itself, then let its promise settle inside the fetcher.
-  await waitUntil(() => peer.answered === 2, 'the late answer')
+  await until(() => peer.answered === 2, 'the late answer')
   await new Promise((r) => setImmediate(r))
   assert.deepEqual(penalties, ['storage:corrupt'], 'the late corrupt answer was never verified')
   assert.equal(await metricValue(reg, 'snapswarm_frame_verify_failures_total', 'peer'), 0)
@@ -284,7 +279,7 @@ test('the caller aborting during a hedge aborts every attempt with its reason', 
   const slowStorage = new TimedSource('storage', storage, () => ({ ms: NEVER }))
   const ac = new AbortController()
   const p = new FrameFetcher({ storage: slowStorage, peers: peer, hedgeAfterMs: 10, sourceTimeoutMs: NEVER }).fetch(ref, ac.signal)
-  await waitUntil(() => slowStorage.calls === 1, 'the hedge to start')
+  await until(() => slowStorage.calls === 1, 'the hedge to start')
   ac.abort(new Error('reader gone'))
   await assert.rejects(p, /reader gone/)
   assert.deepEqual([peer.aborted, slowStorage.aborted], [1, 1])

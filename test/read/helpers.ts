@@ -98,6 +98,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
+/** Polls `cond` every 5 ms until it holds; fails after `ms`, a bound far above what it should take. */
+export async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !cond(); await sleep(5)) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+  }
+}
+
 export const newId = (): BuildId => randomUUID()
 
 /** Flip one byte in the middle: the codec checksum (or size) must catch it. */
