@@ -90,7 +90,7 @@ function checkMappings(mappings: readonly Mapping[], size: number, fail: Fail): 
     if (!isBuildId(m.buildId)) fail(`${where}: expected a canonical build id, found ${m.buildId}`)
     if (m.offset < prevEnd) fail(`${where}: expected offset >= ${prevEnd} (sorted, no overlap), found ${m.offset}`)
     const end = m.offset + m.length
-    if (end > limit) fail(`${where}: expected end <= ${limit} (size ${size} rounded up to ${PAGE}), found ${end}`)
+    if (end > limit) fail(`${where}: expected end <= ${limit} (size ${size} rounded up to a multiple of ${PAGE}), found ${end}`)
     if (!Number.isSafeInteger(m.buildStorageOffset + m.length)) fail(`${where}: storage range ends beyond 2^53`)
     prevEnd = end
   }

@@ -58,9 +58,11 @@ export function overlay(base: readonly Mapping[], diff: readonly Mapping[]): Map
   return normalize(mergeSorted(pieces, diff))
 }
 
+/** The part [s, e) of `p`; a nil mapping's storage offset stays 0 (it has no storage; V5 does not even write it). */
 function slice(p: Mapping, s: number, e: number): Mapping {
   if (s === p.offset && e === end(p)) return p
-  return { offset: s, length: e - s, buildId: p.buildId, buildStorageOffset: p.buildStorageOffset + (s - p.offset) }
+  const buildStorageOffset = p.buildId === NIL_BUILD_ID ? 0 : p.buildStorageOffset + (s - p.offset)
+  return { offset: s, length: e - s, buildId: p.buildId, buildStorageOffset }
 }
 
 function mergeSorted(a: readonly Mapping[], b: readonly Mapping[]): Mapping[] {

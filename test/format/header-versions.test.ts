@@ -3,7 +3,7 @@
  * header-golden.test.ts): versions 1 and 2 (V3 layout), a version field with bits above the low 16,
  * V4 without a self entry, and V5 (columnar mappings). Every expected byte is written field by field
  * from the layout in docs/FORMAT.md, never by the encoder under test; each one is then decoded, and
- * written back to the same bytes.
+ * written back to the same bytes. Random derived chains round-trip through V4 and V5 alike.
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -13,8 +13,10 @@ import { FormatError, LimitError, SnapswarmError } from '../../src/format/errors
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { type BuildInfo, decodeHeader, encodeHeader, type Header } from '../../src/format/header.ts'
 import { describeLayer } from '../../src/format/layer-info.ts'
-import { type Mapping, NIL_BUILD_ID } from '../../src/format/types.ts'
-import { Golden } from './helpers.ts'
+import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'
+import { type CodecName, type Mapping, NIL_BUILD_ID } from '../../src/format/types.ts'
+import { randomBuildId } from '../../src/format/uuid.ts'
+import { Golden, rng } from './helpers.ts'
 
 const P = 4096
 const ID_A = 'a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf'
@@ -235,4 +237,55 @@ function recordBytes(mappings: readonly Mapping[]): Uint8Array {
   const g = new Golden(40 * mappings.length)
   records(g, mappings)
   return g.bytes()
+}
+
+describe('read → write round trips over derived chains', () => {
+  it('random chains written as V4 and as V5 decode to the same header, and each re-encodes to its own bytes', () => {
+    const r = rng(55)
+    for (let seed = 0; seed < 12; seed++) {
+      const size = (40 + Math.floor(r() * 40)) * P + (seed % 3 === 0 ? 0 : 1 + Math.floor(r() * (P - 1)))
+      const pages = Math.ceil(size / P)
+      const base = randomBuildId()
+      const codecs: CodecName[] = ['zstd', 'lz4', 'none']
+      const mk = (headerVersion: 4 | 5) => {
+        const ids = [base]
+        let h = singleLayerHeader({ buildId: base, blockSize: P, info: infoOf(base, size, codecs[seed % 3]), headerVersion })
+        const rr = rng(1000 + seed)
+        for (let layer = 0; layer < 4; layer++) {
+          const dirty: { start: number; end: number }[] = []
+          const empty: { start: number; end: number }[] = []
+          for (let p = 0; p < pages; p++) {
+            const x = rr()
+            const range = { start: p * P, end: Math.min((p + 1) * P, size) }
+            if (x < 0.15) dirty.push(range)
+            else if (x < 0.2) empty.push(range)
+          }
+          const id = `${String(layer).padStart(8, '0')}-0000-4000-8000-${String(seed).padStart(12, '0')}`
+          ids.push(id)
+          const bytes = dirty.reduce((n, d) => n + d.end - d.start, 0)
+          h = layerHeader(h, { buildId: id, dirty, empty, info: infoOf(id, bytes, codecs[(seed + layer) % 3]), headerVersion })
+        }
+        return h
+      }
+      const v4 = mk(4)
+      const v5 = mk(5)
+      const b4 = encodeHeader(v4)
+      const b5 = encodeHeader(v5)
+      const d4 = decodeHeader(b4)
+      const d5 = decodeHeader(b5)
+      assert.deepEqual(d5.mappings, d4.mappings, `seed ${seed}: the same mappings from V4 and V5`)
+      assert.deepEqual([...d5.builds.keys()], [...d4.builds.keys()])
+      assert.deepEqual(d5.mappings, v5.mappings, 'V5 rebuilds exactly the nil mappings it left out')
+      assert.deepEqual(encodeHeader(d4), b4)
+      assert.deepEqual(encodeHeader(d5), b5)
+      assert.deepEqual(decodeHeader(encodeHeader({ ...d5, version: 4 })).mappings, d4.mappings, 'V5 → V4 conversion')
+    }
+  })
+})
+
+function infoOf(buildId: string, fileSize: number, codec: CodecName): BuildInfo {
+  if (codec === 'none' || fileSize === 0) return { buildId, fileSize, sha256: new Uint8Array(32), frames: new FrameTable(codec === 'none' ? 'none' : codec, []) }
+  const frame = 5 * P
+  const sizes = Array.from({ length: Math.ceil(fileSize / frame) }, (_, i) => ({ sizeU: Math.min(frame, fileSize - i * frame), sizeC: 100 + i }))
+  return { buildId, fileSize, sha256: new Uint8Array(32).fill(1), frames: FrameTable.fromSizes(codec, sizes) }
 }
