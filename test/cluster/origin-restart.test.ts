@@ -65,8 +65,10 @@ test('a restarted origin resumes its unfinished upload; the build then reads byt
   const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })
   assert.equal(res.status, 202)
   await waitFor('pending', async () => (await state(origin, id)) === 'pending')
-  // A pending build is never evicted, even with a 1 ms grace period.
-  await new Promise((r) => setTimeout(r, 1200))
+  // A pending build is never evicted, even with a 1 ms grace period: count the node's eviction
+  // sweeps (every second here) and look once two have run since the build was pending.
+  const sweeps = countEvictionSweeps(origin)
+  await waitFor('two eviction sweeps', async () => sweeps() >= 2, 30_000)
   assert.equal(await state(origin, id), 'pending')
   assert.ok(existsSync(join(originDir, 'builds', id)))
   await origin.stop() // mid-upload
@@ -137,3 +139,18 @@ test('a child of a build still pending on another node is paused there and read 
     await Promise.allSettled([a.stop(), b.stop()])
   }
 })
+
+/** Counts the finished eviction sweeps of an in-process node from now on (its local builds, wrapped). */
+function countEvictionSweeps(node: SnapswarmNode): () => number {
+  const builds = (node as unknown as { builds: { evictFinished: (...args: never[]) => Promise<unknown> } }).builds
+  const evict = builds.evictFinished.bind(builds)
+  let done = 0
+  builds.evictFinished = async (...args) => {
+    try {
+      return await evict(...args)
+    } finally {
+      done++
+    }
+  }
+  return () => done
+}

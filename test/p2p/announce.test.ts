@@ -85,13 +85,25 @@ describe('AnnounceService between nodes', () => {
       const changes: DirectoryChange[] = []
       b.directory.subscribe((c) => changes.push(c))
       const x = build('pending')
+      // Count the announcements of x that reach b (each replaces a's entry for another TTL).
+      let received = 0
+      const replace = b.directory.replace.bind(b.directory)
+      b.directory.replace = (peer, builds, ttlMs) => {
+        if (peer === a.peerId && builds.some((e) => e.buildId === x.buildId)) received++
+        replace(peer, builds, ttlMs)
+      }
       a.announcer.announce(x)
       await waitFor(() => b.directory.peersFor(x.buildId).length === 1, 2000, 'announcement')
       assert.deepEqual(b.directory.peersFor(x.buildId)[0], { peer: a.peerId, ...x })
 
-      // Three TTLs later the entry is still there: refreshes keep it alive.
-      await new Promise((r) => setTimeout(r, 900))
-      assert.equal(b.directory.peersFor(x.buildId).length, 1)
+      // Ten refreshes sent at least 100 ms apart (timers never fire early) span three TTLs: every
+      // look meanwhile finds the entry, kept alive by the refreshes alone.
+      const seen = received
+      await waitFor(() => {
+        assert.equal(b.directory.peersFor(x.buildId).length, 1, `the entry expired after ${received - seen} refreshes`)
+        return received - seen >= 10
+      }, 30_000, 'ten refreshes')
+      b.directory.replace = replace
 
       a.announcer.announce({ ...x, state: 'uploaded' })
       await waitFor(() => b.directory.peersFor(x.buildId)[0]?.state === 'uploaded', 2000, 'state change')

@@ -16,7 +16,13 @@ describe('Bootstrapper', () => {
     }
   })
 
-  it('keeps dialling an absent peer and stops when told to', async () => {
+  it('keeps dialling an absent peer and stops when told to (on a fake clock)', async (t) => {
+    // Mocked timers: retries happen only when the test moves the clock, so "no dial after stop" is
+    // checked over ten seconds of clock, not a short real wait.
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const flush = async () => {
+      for (let i = 0; i < 20; i++) await Promise.resolve()
+    }
     let dials = 0
     const deps = {
       dial: async () => {
@@ -28,10 +34,17 @@ describe('Bootstrapper', () => {
     }
     const b = new Bootstrapper(['/ip4/127.0.0.1/tcp/1'], deps, { minMs: 20, maxMs: 40 })
     b.start()
-    await waitFor(() => dials >= 4, 2000, 'retries')
+    // Each retry waits at most 40 ms × 1.25 of jitter.
+    for (let step = 0; step < 100 && dials < 4; step++) {
+      await flush()
+      t.mock.timers.tick(50)
+    }
+    await flush()
+    assert.ok(dials >= 4, `retries: ${dials} dials`)
     b.stop()
     const n = dials
-    await new Promise((r) => setTimeout(r, 150))
+    t.mock.timers.tick(10_000)
+    await flush()
     assert.equal(dials, n, 'no dial after stop')
   })
 
