@@ -98,7 +98,9 @@ export async function uploadBuild(opts: UploadBuildOptions): Promise<Map<FileKin
   try {
     for (const kind of kinds) planned.push(await planFile(opts, kind))
     const blobs = await readBlobs(opts)
-    const digest = contentDigest(opts.parent, planned, blobs.map((b) => ({ name: b.name, sha256: sha256(b.data) })))
+    // Holes are named in the claim only when the file has some, as a pause of the same content names them.
+    const files = planned.map((p) => ({ ...p, zeroBlock: p.storedSize < p.size ? p.zeroBlock : undefined }))
+    const digest = contentDigest(opts.parent, files, blobs.map((b) => ({ name: b.name, sha256: sha256(b.data) })))
     const claim = { writer: opts.writer ?? pushWriter(), digest }
     return await writeClaimedBuild(store, buildId, claim, opts.signal, () => writeBuild(opts, planned, blobs))
   } finally {

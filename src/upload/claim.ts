@@ -61,7 +61,7 @@ export interface ClaimedFile {
   readonly sha256: Uint8Array
   readonly settings: Pick<CompressionSettings, 'codec' | 'level' | 'frameSize'>
   readonly blockSize: number
-  /** Zero blocks of this size are left out as holes (they change the stored bytes); undefined: kept. */
+  /** Zero blocks of this size were left out as holes (named only when the file has some); undefined: none. */
   readonly zeroBlock?: number
 }
 
