@@ -132,12 +132,14 @@ export class Transmission {
       case CMD.READ: {
         this.checkRange(req, NBD_EINVAL)
         if (req.length > MAX_PAYLOAD) throw new NbdCommandError(NBD_EOVERFLOW, `read of ${req.length} bytes, expected at most ${MAX_PAYLOAD}`)
-        const head = this.neg.structured ? chunkHeader(req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.OFFSET_DATA, 8 + req.length, 8) : simpleReplyHeader(req.cookie, 0)
-        if (this.neg.structured) head.writeBigUInt64BE(BigInt(req.offset), 20)
-        const buf = Buffer.allocUnsafe(req.length)
-        await exp.read(buf, req.offset, this.abort.signal)
+        // Header and data in one buffer: one write, one syscall per reply.
+        const reply = this.neg.structured
+          ? chunkHeader(req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.OFFSET_DATA, 8 + req.length, 8 + req.length)
+          : Buffer.concat([simpleReplyHeader(req.cookie, 0)], 16 + req.length)
+        if (this.neg.structured) reply.writeBigUInt64BE(BigInt(req.offset), 20)
+        await exp.read(reply.subarray(reply.byteLength - req.length), req.offset, this.abort.signal)
         exp.metrics.bytes.inc({ export: exp.name, direction: 'read' }, req.length)
-        return [head, buf]
+        return [reply]
       }
       case CMD.WRITE:
       case CMD.WRITE_ZEROES:
