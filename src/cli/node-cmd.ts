@@ -40,7 +40,7 @@ export async function nodeCommand({ values }: CommandInput): Promise<number> {
     logger,
     pendingCodec: choiceFlag(values, 'pending-codec', ['upload', 'none', 'lz4', 'zstd'] as const, 'upload'),
   })
-  process.stdout.write(`${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs(), api: node.apiUrl })}\n`)
+  process.stdout.write(`${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs(), api: node.apiUrl, nbd: node.nbd.addresses })}\n`)
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       logger.info({ signal: sig }, 'shutting down')

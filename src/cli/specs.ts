@@ -130,7 +130,7 @@ const node: CommandSpec = {
     'snapswarm node --storage file:///srv/bucket --data-dir /var/lib/snapswarm --cluster-key cluster.key',
     'snapswarm node --config node.json --bootstrap /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW...',
   ],
-  notes: 'Prints {"event":"ready","peerId","addrs","api"} on stdout once listening; SIGINT/SIGTERM stop it.',
+  notes: 'Prints {"event":"ready","peerId","addrs","api","nbd"} on stdout once listening (nbd: the NBD server\'s unix:/tcp: addresses); SIGINT/SIGTERM stop it.',
   run: async (input) => (await import('./node-cmd.ts')).nodeCommand(input),
 }
 

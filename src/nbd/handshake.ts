@@ -71,6 +71,8 @@ export class Handshake {
     if ((clientFlags & ~(CLIENT_FLAG_FIXED_NEWSTYLE | CLIENT_FLAG_NO_ZEROES)) !== 0) throw new NbdProtocolError(`expected client flags within 0x3, found 0x${clientFlags.toString(16)}`)
     this.state.noZeroes = (clientFlags & CLIENT_FLAG_NO_ZEROES) !== 0
     for (let n = 0; n < MAX_OPTIONS; n++) {
+      // A client that sends options without reading the replies stops being read too.
+      if (this.sock.writableNeedDrain) await drained(this.sock)
       const h = await this.reader.read(OPTION_HEADER_BYTES)
       if (h.readBigUInt64BE(0) !== IHAVEOPT) throw new NbdProtocolError(`expected IHAVEOPT before an option, found 0x${h.readBigUInt64BE(0).toString(16)}`)
       const option = h.readUInt32BE(8)
@@ -177,6 +179,18 @@ export class Handshake {
     this.sock.write(optionReply(option, type, typeof data === 'string' ? Buffer.from(data) : data))
     return undefined
   }
+}
+
+function drained(sock: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sock.off('drain', done)
+      sock.off('close', done)
+      resolve()
+    }
+    sock.on('drain', done)
+    sock.on('close', done)
+  })
 }
 
 /** Minimum 4 KiB (1 when the size is not a multiple of it) and preferred = the build's frame size. */
