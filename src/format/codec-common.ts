@@ -13,7 +13,7 @@ export interface Codec {
   decompress(src: Uint8Array, sizeU: number): Promise<Uint8Array>
 }
 
-/** Largest frame sizeU: V4 stores sizeU and sizeC as i32 (DESIGN §4). */
+/** Largest frame sizeU: V4 stores sizeU and sizeC as i32. */
 export const MAX_FRAME_SIZE = 0x7fff_ffff
 
 /** A sizeU from a frame table must be a usable allocation size before any decoding starts. */
@@ -23,7 +23,7 @@ export function checkFrameSize(sizeU: number): void {
   }
 }
 
-/** The decoded length is the last check, whatever the library said (DESIGN §5: short or long = error). */
+/** The decoded length is the last check, whatever the library said (short or long = error). */
 export function checkDecodedSize(codec: CodecName, out: Uint8Array, sizeU: number): Uint8Array {
   if (out.byteLength !== sizeU) {
     throw new CorruptFrameError(`${codec} frame: expected ${sizeU} decoded bytes, found ${out.byteLength}`)

@@ -1,5 +1,5 @@
 /**
- * Frame codecs (DESIGN §5). Each data frame is compressed alone so any frame can be fetched and
+ * Frame codecs. Each data frame is compressed alone so any frame can be fetched and
  * decoded alone. `decompress` is the single place a frame's integrity is checked: it always decodes to
  * the end of the frame (so the codec checksum is verified), accepts exactly one frame with nothing
  * after it, and never allocates more than the `sizeU` the frame table promised (plus one codec block

@@ -1,15 +1,15 @@
 /**
- * Frame tables (DESIGN §2, §4, §5): per build file, the codec and the ordered frames with absolute
+ * Frame tables: per build file, the codec and the ordered frames with absolute
  * uncompressed (startU) and compressed (startC) offsets. Tables stored in V4 headers are trimmed to
  * the frames some mapping touches, so gaps between frames are legal; overlaps are not.
  *
- * Immutable: frames are frozen, and trim() returns a new table (DESIGN §9: headers mutated while
+ * Immutable: frames are frozen, and trim() returns a new table (headers mutated while
  * readers used them). Lookups are binary searches (§9: quadratic frame scans on mapping splits).
  */
 import { FormatError, InvalidArgumentError, LimitError } from './errors.ts'
 import type { CodecName, Frame } from './types.ts'
 
-/** DESIGN §4: at most 2^20 frames per table (2 TiB of 2 MiB frames). */
+/** At most 2^20 frames per table (2 TiB of 2 MiB frames), e2b's cap too. */
 export const MAX_FRAMES_PER_TABLE = 1_048_576
 /** V4 stores sizeU/sizeC as i32. */
 const MAX_FRAME_BYTES = 0x7fff_ffff
@@ -41,7 +41,7 @@ export class FrameTable {
     this.compressedSize = c
   }
 
-  /** A complete table from the emitted frame sizes, in file order, offsets starting at 0 (DESIGN §6). */
+  /** A complete table from the emitted frame sizes, in file order, offsets starting at 0. */
   static fromSizes(codec: CodecName, sizes: readonly { sizeU: number; sizeC: number }[]): FrameTable {
     const frames: Frame[] = []
     let startU = 0
@@ -89,7 +89,7 @@ export class FrameTable {
 
   /**
    * The frame that starts exactly at `offsetU`. A mid-frame offset is an error, never rounded down
-   * to the containing frame (DESIGN §5, §9).
+   * to the containing frame.
    */
   frameStartingAt(offsetU: number): Frame {
     const f = this.frameAt(offsetU)
@@ -119,7 +119,7 @@ export class FrameTable {
   }
 
   /**
-   * Keeps only the frames that some range [start, end) touches (V4 stores only those, DESIGN §4).
+   * Keeps only the frames that some range [start, end) touches (V4 and V5 store only those).
    * Ranges may come unsorted and overlapping. O(r log r + r log n + kept).
    */
   trim(ranges: readonly ByteRange[]): FrameTable {
@@ -135,7 +135,7 @@ export class FrameTable {
   }
 
   /**
-   * DESIGN §4 limits: ≤ 2^20 frames, sizes in (0, 2^31), offsets non-negative safe integers, startU and
+   * The format's limits: ≤ 2^20 frames, sizes in (0, 2^31), offsets non-negative safe integers, startU and
    * startC strictly increasing with no overlap (gaps allowed: trimmed tables). `codec none` with frames
    * is a V4 rule and is checked by the header codec. Throws FormatError (or `Err`), LimitError for the
    * count; `context` prefixes the messages.

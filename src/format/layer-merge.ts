@@ -1,7 +1,7 @@
 /**
  * The mapping arithmetic behind layerHeader (e2b's CreateMapping + MergeMappings + NormalizeMappings),
  * rewritten to be linear: every step is a two-pointer walk over sorted, disjoint lists, and frame
- * tables are trimmed by binary search (DESIGN §9: quadratic frame scans on mapping splits).
+ * tables are trimmed by binary search (quadratic frame scans on mapping splits).
  */
 import type { ByteRange } from './frame-table.ts'
 import { FrameTable } from './frame-table.ts'
@@ -97,8 +97,8 @@ function normalize(ms: readonly Mapping[]): Mapping[] {
 
 /**
  * BuildInfo for every build the mappings still use, each table trimmed to the ranges used. Builds
- * with no info stay absent: "unknown" must not turn into "known uncompressed" (DESIGN §9). A raw
- * build's table is codec none with no frames, its only V4 form (DESIGN §4); its chunk digests, if
+ * with no info stay absent: "unknown" must not turn into "known uncompressed". A raw
+ * build's table is codec none with no frames, its only V4 form; its chunk digests, if
  * any, are trimmed like a table.
  */
 export function carryBuilds(mappings: readonly Mapping[], infos: (id: BuildId) => BuildInfo | undefined): Map<BuildId, BuildInfo> {

@@ -1,7 +1,7 @@
 /**
- * LZ4 frames (DESIGN §5): one complete LZ4 *frame-format* stream per data frame, block checksums and
+ * LZ4 frames: one complete LZ4 *frame-format* stream per data frame, block checksums and
  * content checksum on, via lz4-napi's frame functions. Never the raw block API: it returns 0 bytes
- * for incompressible input and a size-prefixed block is not portable (DESIGN §9).
+ * for incompressible input and a size-prefixed block is not portable.
  *
  * lz4-napi's decoder ignores trailing bytes (a second frame, garbage), accepts empty input as an empty
  * frame and has no output limit. So before decoding, the frame's structure is walked here: magic,
@@ -9,7 +9,7 @@
  * output: each compressed block yields at most the declared block maximum, so a frame whose bound
  * exceeds the expected size by a whole block is refused before anything is allocated.
  *
- * The V4 header body is one such frame too (DESIGN §4); the sync helpers serve the header codec.
+ * The V4 header body is one such frame too; the sync helpers serve the header codec.
  */
 import { compressFrame, compressFrameSync, decompressFrame, decompressFrameSync } from 'lz4-napi'
 import { asBuffer, type Codec, checkDecodedSize, checkFrameSize, corruptFrom } from './codec-common.ts'
@@ -78,7 +78,7 @@ export function checkLz4Frame(src: Uint8Array, sizeU: number): void {
   }
   const view = new DataView(src.buffer, src.byteOffset, src.byteLength)
   const d = readDescriptor(view, bad)
-  if (!d.blockChecksums && !d.contentChecksum) bad('expected block or content checksums (DESIGN §5), found none')
+  if (!d.blockChecksums && !d.contentChecksum) bad('expected block or content checksums, found none')
   if (d.contentSize !== undefined && d.contentSize !== sizeU) bad(`expected content size ${sizeU}, found ${d.contentSize}`)
   let pos = d.end
   let bound = 0

@@ -1,11 +1,11 @@
 /**
- * Mapping resolution and layering (DESIGN §1, §2, §7). A header maps every virtual byte to (the build
- * that holds it, the offset in that build's data file); the nil build, and any unmapped hole (DESIGN
- * §4 requires mappings sorted and inside `size`, not a full cover), read as zeros.
+ * Mapping resolution and layering. A header maps every virtual byte to (the build that holds it, the
+ * offset in that build's data file); the nil build, and any unmapped hole (a header read may leave
+ * gaps; the ones derived here never do), read as zeros.
  *
  * Layering follows e2b's ToDiffHeader: generation + 1, baseBuildId inherited (NextGeneration), the
  * parent's mappings overlaid by the child's dirty and empty ranges, and the BuildInfo of every build
- * still referenced carried over, trimmed. The parent is never mutated (DESIGN §9).
+ * still referenced carried over, trimmed. The parent is never mutated.
  */
 import { InvalidArgumentError } from './errors.ts'
 import type { ByteRange } from './frame-table.ts'
@@ -52,7 +52,7 @@ export function resolve(header: Header, offset: number): Resolved {
 
 export interface SingleLayer {
   readonly buildId: BuildId
-  /** Block size; defaults to the kind's (DESIGN §2). One of the two is required. */
+  /** Block size; defaults to the kind's. One of the two is required. */
   readonly blockSize?: number
   readonly kind?: FileKind
   /** Virtual size; defaults to (and must equal) info.fileSize plus the bytes of `empty`. */

@@ -1,5 +1,5 @@
 /**
- * The vocabulary of DESIGN.md §2 as types. Everything that stores, sends or reads a build speaks these.
+ * The vocabulary of builds, layers, frames and mappings as types. Everything that stores, sends or reads a build speaks these.
  *
  * Sizes and offsets are JS numbers: u64/i64 values above Number.MAX_SAFE_INTEGER (8 PiB) are rejected
  * by the parsers, never rounded.
@@ -14,7 +14,7 @@ export const NIL_BUILD_ID: BuildId = '00000000-0000-0000-0000-000000000000'
 export type FileKind = 'memfile' | 'rootfs'
 export const FILE_KINDS: readonly FileKind[] = ['memfile', 'rootfs']
 
-/** Object-name stem of a build file kind (DESIGN §3). */
+/** Object-name stem of a build file kind. */
 export function storageName(kind: FileKind): string {
   return kind === 'memfile' ? 'memfile' : 'rootfs.ext4'
 }
@@ -28,7 +28,7 @@ export function codecSuffix(codec: CodecName): string {
   return codec === 'none' ? '' : `.${codec}`
 }
 
-/** One frame of a data file: absolute uncompressed and compressed offsets (DESIGN §2, §4). */
+/** One frame of a data file: absolute uncompressed and compressed offsets. */
 export interface Frame {
   readonly startU: number
   readonly startC: number
@@ -44,6 +44,6 @@ export interface Mapping {
   readonly buildStorageOffset: number
 }
 
-/** Block sizes per kind (DESIGN §2). memfile uses 2 MiB huge pages, 4 KiB without. */
+/** Block sizes per kind. memfile uses 2 MiB huge pages, 4 KiB without. */
 export const DEFAULT_BLOCK_SIZE: Record<FileKind, number> = { memfile: 2 * 1024 * 1024, rootfs: 4096 }
 export const DEFAULT_FRAME_SIZE = 2 * 1024 * 1024

@@ -1,6 +1,6 @@
 /**
- * Build ids: 16 raw bytes on the wire and in headers, the canonical lowercase string everywhere else
- * (DESIGN §2). Conversions are table-driven: headers hold one UUID per mapping, so this is hot.
+ * Build ids: 16 raw bytes on the wire and in headers, the canonical lowercase string everywhere else.
+ * Conversions are table-driven: headers hold one UUID per mapping, so this is hot.
  */
 import { randomUUID } from 'node:crypto'
 import { InvalidArgumentError } from './errors.ts'

@@ -1,5 +1,5 @@
 /**
- * zstd frames (DESIGN §5): one complete zstd frame per data frame, content checksum on, content size
+ * zstd frames: one complete zstd frame per data frame, content checksum on, content size
  * recorded. Implementation: node:zlib's zstd (libzstd 1.5.7 in Node 24), chosen over zstd-napi by
  * measurement (README "Codec choice (measured)"): zstd-napi's calls are synchronous on the main
  * thread, so two concurrent frames use one core; zlib's async calls run on the libuv pool. Each frame
@@ -25,7 +25,7 @@ const compressAsync = promisify(zlib.zstdCompress)
 const decompressAsync = promisify(zlib.zstdDecompress)
 const Z = zlib.constants
 
-/** e2b's "level 2" default is libzstd level 3 (DESIGN §5). */
+/** e2b's "level 2" default is libzstd level 3. */
 export const ZSTD_DEFAULT_LEVEL = 3
 export const ZSTD_MIN_LEVEL = 1
 export const ZSTD_MAX_LEVEL = 19
@@ -101,11 +101,11 @@ export function checkZstdFrame(src: Uint8Array, sizeU: number): void {
   const fcsFlag = fhd >>> 6
   const singleSegment = (fhd >>> 5) & 1
   if (fhd & 0x08) bad('reserved header bit set')
-  if (!(fhd & 0x04)) bad('expected the content checksum flag (DESIGN §5), found it off')
+  if (!(fhd & 0x04)) bad('expected the content checksum flag, found it off')
   let pos = 5 + (singleSegment ? 0 : 1)
   const dictBytes = DICT_ID_BYTES[fhd & 3]
   const fcsBytes = fcsFlag === 0 ? singleSegment : FCS_BYTES[fcsFlag]
-  if (fcsBytes === 0) bad('expected a recorded content size (DESIGN §5), found none')
+  if (fcsBytes === 0) bad('expected a recorded content size, found none')
   if (pos + dictBytes + fcsBytes > src.byteLength) bad('truncated frame header')
   for (let i = 0; i < dictBytes; i++) if (src[pos + i] !== 0) bad('expected no dictionary id, found one')
   pos += dictBytes

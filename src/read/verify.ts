@@ -1,7 +1,7 @@
 /**
- * The one place where bytes from any source become trusted (DESIGN §8): a frame is decoded to its
+ * The one place where bytes from any source become trusted: a frame is decoded to its
  * end with its codec, so the codec checksum is checked and the result must be exactly `sizeU` bytes
- * (DESIGN §9: exact-size reads that never reached the codec checksum); a raw chunk must be exactly
+ * (exact-size reads that never reached the codec checksum); a raw chunk must be exactly
  * its size, and when its header carries the chunk's SHA-256 (`ref.digest`), the bytes must hash to
  * it. A raw chunk without a digest (a legacy V3 build) can only be checked for its size. Any other
  * per-frame check plugs in through `DigestCheck`.

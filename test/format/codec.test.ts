@@ -41,7 +41,7 @@ describe('codecs', () => {
       }
     })
 
-    it(`${name}: the stock CLI decodes our frames, concatenated (DESIGN §5)`, async () => {
+    it(`${name}: the stock CLI decodes our frames, concatenated`, async () => {
       const codec = getCodec(name)
       const parts = [vmLike(2 * MiB, 1), vmLike(MiB + 123, 2), vmLike(4096, 3)]
       const frames = await Promise.all(parts.map((p) => codec.compress(p, name === 'zstd' ? 3 : undefined)))
@@ -123,7 +123,7 @@ describe('codecs', () => {
     await rejects(getCodec('lz4').decompress(bomb, 4096), 'bomb', /blocks for up to/)
   })
 
-  it('lz4: frames are the frame format with block and content checksums, not raw blocks (DESIGN §9)', async () => {
+  it('lz4: frames are the frame format with block and content checksums, not raw blocks', async () => {
     const noise = randomBytes(70_000)
     const f = await getCodec('lz4').compress(noise)
     assert.equal(Buffer.from(f).readUInt32LE(0), 0x184d2204)

@@ -40,7 +40,7 @@ describe('FrameTable', () => {
     assert.throws(() => t.frameAt(9 * MiB), InvalidArgumentError)
   })
 
-  it('frameStartingAt rejects mid-frame offsets instead of rounding down (DESIGN §5, §9)', () => {
+  it('frameStartingAt rejects mid-frame offsets instead of rounding down', () => {
     const t = table()
     assert.equal(t.frameStartingAt(4 * MiB).startC, 1200)
     assert.throws(() => t.frameStartingAt(4 * MiB + 4096), { name: 'InvalidArgumentError', message: /mid-frame offset 4198400/ })
@@ -98,7 +98,7 @@ describe('FrameTable', () => {
     kept.validate()
   })
 
-  it('validate enforces DESIGN §4 limits', () => {
+  it('validate enforces the format limits', () => {
     const ok = { startU: 0, startC: 0, sizeU: 10, sizeC: 5 }
     const bad: [string, Frame[]][] = [
       ['zero sizeU', [{ ...ok, sizeU: 0 }]],

@@ -1,5 +1,5 @@
 /**
- * Golden bytes for V3 and V4, written field by field from DESIGN §4 with a DataView: the expected
+ * Golden bytes for V3 and V4, written field by field from the layout (docs/FORMAT.md) with a DataView: the expected
  * bytes never come from the encoder under test.
  */
 import assert from 'node:assert/strict'
@@ -94,7 +94,7 @@ function v4Body(): Uint8Array {
   return g.bytes()
 }
 
-describe('golden bytes (DESIGN §4)', () => {
+describe('golden bytes', () => {
   it('V3: metadata then 40-byte mappings to the end', () => {
     const g = new Golden(64 + 40 * 4)
     metadata(g, 3)

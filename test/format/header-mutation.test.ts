@@ -2,7 +2,7 @@
  * Hostile input: 10,000 random corruptions and truncations of valid V3 and V4 headers, and 10,000 of
  * V5 headers, must each end
  * as a named error (SnapswarmError) or a valid header, never another exception, a hang, or an
- * allocation beyond the limits (DESIGN §4). Half of the V4 cases corrupt the *decompressed* body and
+ * allocation beyond the limits. Half of the V4 cases corrupt the *decompressed* body and
  * re-wrap it in a valid LZ4 frame, so the body parser sees them instead of the LZ4 checksum. Some V4
  * headers carry raw builds' chunk digest trailers, which are mutated with the rest.
  */

@@ -45,7 +45,7 @@ describe('header round trips', () => {
     const back = decodeHeader(encodeHeader(h))
     assert.deepEqual(back.mappings, h.mappings)
     assert.deepEqual([...back.builds.keys()].sort(), [A, B].sort())
-    assert.equal(back.builds.has(C), false, 'absent ancestor is not invented as raw (DESIGN §9)')
+    assert.equal(back.builds.has(C), false, 'absent ancestor is not invented as raw')
     assert.deepEqual(back.builds.get(A)?.frames.frames, h.builds.get(A)?.frames.frames)
     assert.equal(back.builds.get(B)?.frames.codec, 'none')
     assert.deepEqual(encodeHeader(back), encodeHeader(h))
@@ -64,7 +64,7 @@ describe('header round trips', () => {
     assert.deepEqual(empty.mappings, [], 'an empty file keeps no mapping')
   })
 
-  it('decoded headers are frozen: readers share them (DESIGN §9)', () => {
+  it('decoded headers are frozen: readers share them', () => {
     const h = decodeHeader(encodeHeader(sample()))
     assert.throws(() => (h.mappings as Mapping[]).push(h.mappings[0]), TypeError)
     assert.throws(() => {
@@ -75,7 +75,7 @@ describe('header round trips', () => {
     }, TypeError)
   })
 
-  it('the encoder trims tables to the frames mappings touch (DESIGN §4)', () => {
+  it('the encoder trims tables to the frames mappings touch', () => {
     const h = sample()
     const full = FrameTable.fromSizes('zstd', [4, 4, 4, 4].map((n) => ({ sizeU: n * K, sizeC: 100 })))
     h.builds.set(A, info(A, full))
@@ -83,7 +83,7 @@ describe('header round trips', () => {
   })
 })
 
-describe('the same validation on encode and decode (DESIGN §4)', () => {
+describe('the same validation on encode and decode', () => {
   const A0 = (m: Partial<Mapping>): Mapping => ({ offset: 0, length: K, buildId: A, buildStorageOffset: 0, ...m })
   const invalid: [string, Header][] = [
     ['unsorted', sample({ mappings: [A0({ offset: K }), A0({})] })],
@@ -131,7 +131,7 @@ describe('the same validation on encode and decode (DESIGN §4)', () => {
     assert.throws(() => decodeHeader(v4Bytes(new Uint8Array(8), 4)), FormatError, 'declared length differs')
   })
 
-  it('the encoder applies the read limits too, before writing anything (DESIGN §9)', () => {
+  it('the encoder applies the read limits too, before writing anything', () => {
     // A sparse array: the count alone must be refused, without touching the (absent) elements.
     const tooMany = new Array<Mapping>(Math.floor(HEADER_LIMITS.maxBodyBytes / 40) + 1)
     assert.throws(() => encodeHeader(sample({ mappings: tooMany })), LimitError)

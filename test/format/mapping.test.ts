@@ -57,7 +57,7 @@ function checkAgainstModel(h: Header, model: Cell[]): void {
       }
     }
   }
-  // Tables hold only frames some mapping touches (DESIGN §4).
+  // Tables hold only frames some mapping touches.
   for (const [id, info] of h.builds) {
     for (const f of info.frames.frames) {
       const touched = h.mappings.some((m) => m.buildId === id && m.buildStorageOffset < f.startU + f.sizeU && f.startU < m.buildStorageOffset + m.length)
@@ -237,7 +237,7 @@ describe('layerHeader', () => {
     })
   }
 
-  it('is linear: 100,000 parent mappings split by 25,000 dirty ranges in seconds, not hours (DESIGN §9)', () => {
+  it('is linear: 100,000 parent mappings split by 25,000 dirty ranges in seconds, not hours', () => {
     const A = randomBuildId()
     const blocks = 100_000
     const parent = singleLayerHeader({ buildId: A, blockSize: K, info: buildInfo(A, blocks * K, 'zstd', 1) })
