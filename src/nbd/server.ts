@@ -34,6 +34,7 @@ export class NbdServer {
   private readonly sockets = new Set<Socket>()
   private readonly refused: Counter<'reason'>
   private closing = false
+  private ownsSocket = false
   /** Where it listens: `unix:/path` and/or `tcp:host:port`. */
   readonly addresses: string[] = []
 
@@ -47,6 +48,7 @@ export class NbdServer {
     if (socketPath) {
       await removeStaleSocket(socketPath)
       const s = await this.listenOn((srv, cb) => srv.listen(socketPath, cb))
+      this.ownsSocket = true
       await chmod(socketPath, 0o600)
       this.addresses.push(`unix:${socketPath}`)
       this.servers.push(s)
@@ -63,7 +65,8 @@ export class NbdServer {
     this.closing = true
     for (const s of this.sockets) s.destroy()
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
-    if (this.opts.socketPath) await rm(this.opts.socketPath, { force: true })
+    // Only a socket this server created: a file found at the path (start refused) is not ours.
+    if (this.opts.socketPath && this.ownsSocket) await rm(this.opts.socketPath, { force: true })
   }
 
   private listenOn(start: (srv: Server, cb: () => void) => void): Promise<Server> {
