@@ -20,8 +20,11 @@ import { type BuildId, type Mapping, NIL_BUILD_ID } from './types.ts'
 
 /** e2b's mapping unit (its PageSize): every offset, length and storage offset is a multiple of it. */
 export const PAGE = 4096
-/** e2b's caps: 8 Mi encoded mappings, 65,535 distinct builds, block indices in a u32. */
-export const V5_LIMITS = Object.freeze({ maxMappings: 8 << 20, maxBuilds: 0xffff, maxBlockIndex: 0xffff_ffff })
+/**
+ * e2b's caps: 8 Mi encoded mappings, and fewer than that when they cannot fit its memory bound (the
+ * 256 MiB body cap over 42 bytes a mapping: 6,391,320); 65,535 distinct builds; page numbers in a u32.
+ */
+export const V5_LIMITS = Object.freeze({ maxMappings: 8 << 20, maxMappingsInMemory: Math.floor((256 << 20) / 42), maxBuilds: 0xffff, maxBlockIndex: 0xffff_ffff })
 
 const MAX_VARINT_BYTES = 10
 
@@ -35,7 +38,8 @@ export function writeV5Mappings(w: ByteWriter, mappings: readonly Mapping[]): vo
   const index = new Map<BuildId, number>()
   for (const m of used) if (!index.has(m.buildId)) index.set(m.buildId, index.size)
   if (index.size > V5_LIMITS.maxBuilds) throw new LimitError(`V5 header: expected <= ${V5_LIMITS.maxBuilds} distinct builds, found ${index.size}`)
-  if (used.length > V5_LIMITS.maxMappings) throw new LimitError(`V5 header: expected <= ${V5_LIMITS.maxMappings} mappings, found ${used.length}`)
+  const cap = Math.min(V5_LIMITS.maxMappings, V5_LIMITS.maxMappingsInMemory)
+  if (used.length > cap) throw new LimitError(`V5 header: expected <= ${cap} non-nil mappings, found ${used.length}`)
   w.u32(index.size)
   for (const id of index.keys()) w.uuid(id)
   w.u32(used.length)
@@ -78,8 +82,9 @@ export function readV5Mappings(r: ByteReader, size: number): Mapping[] {
   const n = r.u32('V5 mapping count')
   if (n > V5_LIMITS.maxMappings) throw new LimitError(`V5 mapping count: expected <= ${V5_LIMITS.maxMappings}, found ${n}`)
   if (n === 0) return size === 0 ? [] : [nilMapping(0, sizePages)]
-  // Every mapping takes at least one byte in each of the four columns.
-  if (n > r.remaining / 4) r.fail('V5 mapping count', `<= ${Math.floor(r.remaining / 4)} (4 bytes each left)`, n)
+  // Every mapping takes at least one byte in each of the four columns; e2b also bounds what it rebuilds.
+  const fits = Math.min(Math.floor(r.remaining / 4), V5_LIMITS.maxMappingsInMemory)
+  if (n > fits) r.fail('V5 mapping count', `<= ${fits} (4 bytes each left, at most ${V5_LIMITS.maxMappingsInMemory})`, n)
   const offsets = readColumn(r, n, 'offset delta', (v, prev) => prev + v)
   const lengths = readColumn(r, n, 'length', (v) => v)
   const storage = readColumn(r, n, 'storage delta', (v, prev) => prev + unzigzag(v))

@@ -221,6 +221,10 @@ describe('V5: V4 framing and builds, columnar varint mappings', () => {
     assert.throws(() => decodeHeader(framed(5, capsM).bytes), LimitError, 'more than 65,535 builds')
     const capsN = concat(new Golden(12).u32(0).u32(0).u32((8 << 20) + 1).bytes())
     assert.throws(() => decodeHeader(framed(5, capsN).bytes), LimitError, 'more than 8 Mi mappings')
+    // Bytes enough for 6,391,321 mappings, one more than e2b's memory bound lets it rebuild.
+    const n = Math.floor((256 << 20) / 42) + 1
+    const capsMemory = concat(new Golden(12).u32(0).u32(0).u32(n).bytes(), new Uint8Array(4 * n))
+    assert.throws(() => decodeHeader(framed(5, capsMemory).bytes), /V5 mapping count: expected <= 6391320 \(4 bytes each left, at most 6391320\), found 6391321/)
   })
 
   it('the encoder refuses a V5 header whose mappings are not in whole 4 KiB pages (it has no way to write them)', () => {
