@@ -202,3 +202,30 @@ test('a client that never reads its replies holds bounded memory; the node stays
   c.destroy()
   await stillServing()
 })
+
+test('old clients: NBD_OPT_EXPORT_NAME and simple replies (data, and errors as errno values)', async () => {
+  const c = await client()
+  await c.greet() // no-zeroes: the export answer is size u64 + flags u16
+  c.sendOption(1, Buffer.from(`${id}/memfile`))
+  const answer = await c.read(10)
+  assert.equal(Number(answer!.readBigUInt64BE(0)), SIZE)
+  assert.equal(answer!.readUInt16BE(8) & 2, 2, 'read-only flag')
+  c.request(READ, 9n, 65536n, 4096)
+  const r = await c.simpleReply(4096)
+  assert.deepEqual([r?.cookie, r?.error], [9n, 0])
+  assert.ok(r?.data.equals(memfile.subarray(65536, 65536 + 4096)))
+  c.request(READ, 10n, BigInt(SIZE), 4096)
+  assert.deepEqual(await c.simpleReply(4096), { cookie: 10n, error: EINVAL, data: Buffer.alloc(0) })
+  c.destroy()
+})
+
+test('stopping an export closes its connections; the other exports keep serving', async () => {
+  await startExport(node.api, { build: id, file: 'memfile', overlay: 'short-lived' })
+  const c = await client()
+  await c.greet()
+  await c.go(`${id}/memfile@short-lived`)
+  const res = await fetch(`${node.api}/v1/exports?name=${encodeURIComponent(`${id}/memfile@short-lived`)}&discard=true`, { method: 'DELETE' })
+  assert.equal(res.status, 200)
+  assert.ok(await c.waitClosed(), 'the stopped export\'s client was disconnected')
+  await stillServing()
+})

@@ -120,6 +120,16 @@ export class RawNbd {
     this.write(payload ? Buffer.concat([b, payload]) : b)
   }
 
+  /** A simple reply: its cookie, error, and `dataLength` bytes of data when the error is 0. */
+  async simpleReply(dataLength: number): Promise<{ cookie: bigint; error: number; data: Buffer } | null> {
+    const h = await this.read(16)
+    if (!h) return null
+    if (h.readUInt32BE(0) !== 0x67446698) throw new Error(`expected a simple reply, found magic 0x${h.readUInt32BE(0).toString(16)}`)
+    const error = h.readUInt32BE(4)
+    const data = error === 0 ? await this.read(dataLength) : Buffer.alloc(0)
+    return { cookie: h.readBigUInt64BE(8), error, data: data ?? Buffer.alloc(0) }
+  }
+
   /** One whole structured reply (all chunks up to DONE): its cookie, error (0 = ok) and read data. */
   async reply(ms?: number): Promise<{ cookie: bigint; error: number; data: Buffer; message: string } | null> {
     const parts: Buffer[] = []
