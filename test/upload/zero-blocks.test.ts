@@ -125,16 +125,19 @@ describe('push leaves zero blocks out', () => {
     })
   }
 
-  test('an all-zero file stores an empty object; its header maps everything to the nil build', async () => {
-    const path = await fileOf(Buffer.alloc(2 * MiB))
-    const { id, header } = await push(path, 'zstd')
-    assert.deepEqual(
-      header.mappings.map((m) => m.buildId),
-      [NIL_BUILD_ID],
-    )
-    assert.equal((await store.stat(dataObjectName(id, 'rootfs', 'zstd')))?.size, 0)
-    await readBack(id, Buffer.alloc(2 * MiB))
-  })
+  for (const codec of ['zstd', 'none'] as const) {
+    test(`${codec}: an all-zero file stores an empty object; its header maps everything to the nil build`, async () => {
+      const path = await fileOf(Buffer.alloc(2 * MiB))
+      const { id, header } = await push(path, codec)
+      assert.deepEqual(
+        header.mappings.map((m) => m.buildId),
+        [NIL_BUILD_ID],
+      )
+      assert.equal((await store.stat(dataObjectName(id, 'rootfs', codec)))?.size, 0)
+      await readBack(id, Buffer.alloc(2 * MiB))
+      await verifyOk(id, header)
+    })
+  }
 })
 
 describe('a child', () => {
