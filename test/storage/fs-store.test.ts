@@ -159,3 +159,15 @@ describe("fs: e2b's bucket form", () => {
     assert.ok(!(await readdir(join(root, 'bucket'))).includes('.meta'), 'no .meta/ when only sizes are stored')
   })
 })
+
+test('a size sidecar that is oversized, negative, fractional or not a number is ignored, read within a bound', async () => {
+  const root = await freshRoot()
+  const store = await FsStore.open(root)
+  await store.put('b/o', randomBytes(10))
+  for (const bad of ['9'.repeat(4 * 1024 * 1024), '-5', '1.5', 'abc', '', '99999999999999999999']) {
+    await writeFile(join(root, 'b/o.uncompressed-size'), bad)
+    assert.deepEqual(await store.stat('b/o'), { size: 10, metadata: {} }, JSON.stringify(bad.slice(0, 20)))
+  }
+  await writeFile(join(root, 'b/o.uncompressed-size'), '123\n')
+  assert.deepEqual(await store.stat('b/o'), { size: 10, metadata: { 'uncompressed-size': '123' } })
+})
