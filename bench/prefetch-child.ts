@@ -19,6 +19,7 @@ import { silentLogger } from '../src/obs/log.ts'
 import { openStore } from '../src/storage/url.ts'
 import { uploadBuild } from '../src/upload/build-upload.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
+import { rng } from '../test/format/helpers.ts'
 import { benchDir, MiB } from './common.ts'
 
 const FRAME = 2 * MiB
@@ -34,21 +35,9 @@ interface Run {
   readonly storageFrames: number
 }
 
-/** A seeded PRNG (mulberry32): the same working set every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** ~20% of the frames in a random order, FAULTS_PER_FRAME random pages in each: the faults' offsets. */
 function workingSet(size: number): number[] {
-  const rand = rng(2026)
+  const rand = rng(2026) // the same working set every run
   const frames = Array.from({ length: size / FRAME }, (_, i) => i)
   for (let i = frames.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1))
