@@ -89,7 +89,7 @@ export interface Setup {
  * child build whose own data replaces those frames of it (no trace of its own) is opened instead.
  * Frames in `held` are held by the source from before the session starts.
  */
-export async function setup(dir: string, opts: { traced: number[]; concurrency: number; held?: number[]; child?: number[] }): Promise<Setup> {
+export async function setup(dir: string, opts: { traced: number[]; concurrency: number; held?: number[]; child?: number[]; budgetBytes?: number }): Promise<Setup> {
   const store = await FsStore.open(join(dir, 'bucket'))
   const parentId = newId()
   const framed = await frameData('zstd', vmData(8 * FRAME, 3), FRAME)
@@ -104,7 +104,7 @@ export async function setup(dir: string, opts: { traced: number[]; concurrency: 
   const board = new BuildStatusBoard()
   const gate = new PrefetchGate(fetcher, opts.concurrency)
   const service = new PrefetchService({
-    settings: { enabled: true, record: true, budgetBytes: 64 * MiB, recordWindowMs: 60_000, maxEntries: 1000 },
+    settings: { enabled: true, record: true, budgetBytes: opts.budgetBytes ?? 64 * MiB, recordWindowMs: 60_000, maxEntries: 1000 },
     traces: new TraceStore({ store, status: board, log: silentLogger }),
     gate,
     log: silentLogger,

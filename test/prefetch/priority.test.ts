@@ -87,3 +87,20 @@ test('closing the file stops the prefetch: frames still queued are never fetched
     }
   })
 })
+
+test('the prefetch stops at its budget; prefetched frames no read used are counted unused when the file closes', async () => {
+  await withTmp(async (dir) => {
+    const s = await setup(dir, { traced: [0, 1, 2, 3, 4, 5], concurrency: 1, budgetBytes: 2 * FRAME })
+    try {
+      await until('two frames prefetched', async () => (await count(s.metrics.prefetchFrames)) === 2)
+      await until('the prefetch finished', () => s.gate.running === 0)
+      assert.deepEqual(s.source.requested, [0, 1], 'nothing past the budget')
+      const got = await s.file.read(FRAME, 4096)
+      assert.ok(Buffer.from(got).equals(s.plain.subarray(FRAME, FRAME + 4096)))
+      assert.equal(await count(s.metrics.prefetchHits), 1)
+    } finally {
+      await s.close()
+    }
+    assert.equal(await count(s.metrics.prefetchUnused), 1, 'frame 0 was prefetched and never read')
+  })
+})
