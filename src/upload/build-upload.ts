@@ -202,7 +202,7 @@ export async function uploadDataFile(opts: DataUploadOptions): Promise<UploadedD
   if (opts.zeroBlock !== undefined && opts.storedSize === undefined) throw new InvalidArgumentError('uploadDataFile: expected storedSize with zeroBlock, found none')
   const storedSize = opts.storedSize ?? size
   const name = dataObjectName(opts.buildId, opts.kind, settings.codec)
-  const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(storedSize) } })
+  const upload = opts.store.startUpload(name, { metadata: sizeMetadata(settings.codec, storedSize) })
   let progress: UploadProgress = { kind: opts.kind, total: size, read: 0, compressed: 0, uploaded: 0 }
   const report = (p: Partial<UploadProgress>) => {
     progress = { ...progress, ...p }
@@ -239,7 +239,7 @@ export async function uploadPrepacked(opts: Omit<DataUploadOptions, 'file'> & { 
   const codec = opts.info.frames.codec
   const name = dataObjectName(opts.buildId, opts.kind, codec)
   const sizeC = codec === 'none' ? opts.info.fileSize : opts.info.frames.compressedSize
-  const upload = opts.store.startUpload(name, { metadata: { 'uncompressed-size': String(opts.info.fileSize) } })
+  const upload = opts.store.startUpload(name, { metadata: sizeMetadata(codec, opts.info.fileSize) })
   const writer = new PartWriter(upload, {
     partSize: opts.settings.partSize,
     concurrency: opts.settings.uploadConcurrency,
@@ -261,6 +261,14 @@ export async function uploadPrepacked(opts: Omit<DataUploadOptions, 'file'> & { 
     await writer.abort().catch(() => {})
     throw err
   }
+}
+
+/**
+ * e2b's `uncompressed-size` object metadata (a sidecar file in a filesystem bucket): written, as e2b
+ * writes it, for compressed objects only; a raw object's size is its own.
+ */
+function sizeMetadata(codec: CompressionSettings['codec'], storedSize: number): Record<string, string> {
+  return codec === 'none' ? {} : { 'uncompressed-size': String(storedSize) }
 }
 
 /**

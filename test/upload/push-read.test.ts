@@ -22,9 +22,10 @@ test('push a 3-layer chain to file:// storage: object names, stock zstd -d, lazy
     const storage = pathToFileURL(bucket).href
     const model = await pushChain(storage, dir)
     const [a, b, c] = model.ids
-    assert.deepEqual((await readdir(join(bucket, a))).sort(), ['memfile.header', 'memfile.zstd', 'snapfile'])
+    // e2b's form: a compressed object's size in its `.uncompressed-size` sidecar; none for the raw one.
+    assert.deepEqual((await readdir(join(bucket, a))).sort(), ['memfile.header', 'memfile.zstd', 'memfile.zstd.uncompressed-size', 'snapfile'])
     assert.deepEqual((await readdir(join(bucket, b))).sort(), ['memfile', 'memfile.header'])
-    assert.deepEqual((await readdir(join(bucket, c))).sort(), ['memfile.header', 'memfile.lz4'])
+    assert.deepEqual((await readdir(join(bucket, c))).sort(), ['memfile.header', 'memfile.lz4', 'memfile.lz4.uncompressed-size'])
     const base = execFileSync('zstd', ['-d', '-q', '-c', join(bucket, a, 'memfile.zstd')], { maxBuffer: 64 * MiB, stdio: ['ignore', 'pipe', 'pipe'] })
     // All-zero 4 KiB blocks are holes: the data object holds the other pages of the base, in order.
     assert.ok(base.equals(nonZeroPages(await readFile(join(dir, 'base.raw')))), 'stock zstd -d gives the non-zero pages of the base')
@@ -45,8 +46,8 @@ test('push a 3-layer chain to file:// storage: object names, stock zstd -d, lazy
     bytes[bytes.byteLength >> 1] ^= 0xff
     await writeFile(obj, bytes)
     const bad = await runCli(['inspect', '--storage', storage, a, '--verify'])
-    assert.equal(bad.code, 1)
-    assert.match(bad.stderr, /verify failed: .*memfile\.zstd: frame at uncompressed offset \d+/)
+    assert.equal(bad.code, 4)
+    assert.match(bad.stderr, /ERR_VERIFY_FAILED: .*memfile\.zstd: frame at uncompressed offset \d+/)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
