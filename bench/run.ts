@@ -5,6 +5,7 @@
  */
 const suites: Record<string, () => Promise<void>> = {
   format: async () => (await import('./format-bench.ts')).formatBench(),
+  header: async () => (await import('./header-bench.ts')).headerBench(),
   read: async () => (await import('./read-bench.ts')).readBench(),
   cluster: async () => (await import('./cluster-bench.ts')).clusterBench(),
   upload: async () => (await import('./upload-bench.ts')).uploadBench(),
