@@ -9,7 +9,6 @@ import { FrameTable } from '../src/format/frame-table.ts'
 import { type BuildInfo, decodeHeader, encodeHeader, type Header } from '../src/format/header.ts'
 import { layerHeader, singleLayerHeader } from '../src/format/mapping.ts'
 import type { ByteRange } from '../src/format/frame-table.ts'
-import { randomBuildId } from '../src/format/uuid.ts'
 import { bestOf, emit } from './common.ts'
 
 const PAGE = 4096
@@ -30,7 +29,10 @@ function child(headerVersion: 4 | 5, pages: number, dirty: ByteRange[]): Header 
 export async function headerBench(gib = Number(process.env.BENCH_HEADER_GIB ?? 1), share = Number(process.env.BENCH_HEADER_DIRTY ?? 0.3), runs = 3): Promise<void> {
   const pages = Math.round((gib * 1024 * 1024 * 1024) / PAGE)
   let seed = 7
-  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed / 2 ** 31
+  }
   const dirty: ByteRange[] = []
   for (let p = 0; p < pages; p++) if (rand() < share) dirty.push({ start: p * PAGE, end: (p + 1) * PAGE })
   const [v4, v5] = [child(4, pages, dirty), child(5, pages, dirty)]
