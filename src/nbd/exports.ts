@@ -82,10 +82,13 @@ export class NbdExport {
   readonly name: string
   readonly spec: ExportSpec
   readonly auto: boolean
-  readonly metrics: ExportMetrics
+  private readonly metrics: ExportMetrics
   private readonly handle: FileHandleLike
   readonly overlay: Overlay | undefined
   private readonly closers = new Set<() => void>()
+  /** Label sets this export put on the shared metrics, removed when it stops (exports come and go). */
+  private readonly labelSets = new Set<string>()
+  private stopped = false
   /** Handshakes and connections using this export now (ExportRegistry.resolve / released). */
   holds = 0
 
@@ -120,8 +123,33 @@ export class NbdExport {
     this.metrics.connections.set({ export: this.name }, this.closers.size)
     return () => {
       this.closers.delete(close)
-      this.metrics.connections.set({ export: this.name }, this.closers.size)
+      if (!this.stopped) this.metrics.connections.set({ export: this.name }, this.closers.size)
     }
+  }
+
+  /** One request answered: its command, result (`ok` or the NBD error name) and latency. */
+  recordRequest(command: string, result: string, seconds: number): void {
+    if (this.stopped) return // a request that finished after the stop: its series are gone
+    this.labelSets.add(`${command}\0${result}`)
+    this.metrics.requests.inc({ export: this.name, command, result })
+    this.metrics.seconds.observe({ export: this.name, command }, seconds)
+  }
+
+  recordBytes(direction: 'read' | 'write', n: number): void {
+    if (this.stopped) return
+    this.metrics.bytes.inc({ export: this.name, direction }, n)
+  }
+
+  private forgetMetrics(): void {
+    const m = this.metrics
+    for (const key of this.labelSets) {
+      const [command, result] = key.split('\0')
+      m.requests.remove({ export: this.name, command, result })
+      m.seconds.remove({ export: this.name, command })
+    }
+    for (const direction of ['read', 'write']) m.bytes.remove({ export: this.name, direction })
+    m.overlayBytes.remove({ export: this.name })
+    m.connections.remove({ export: this.name })
   }
 
   closeConnections(): void {
@@ -182,7 +210,9 @@ export class NbdExport {
   }
 
   async close(): Promise<void> {
+    this.stopped = true
     this.closeConnections()
+    this.forgetMetrics()
     try {
       if (this.overlay) {
         await this.overlay.flush()
@@ -215,6 +245,7 @@ export class NbdExport {
   }
 
   private updateOverlayGauge(): void {
+    if (this.stopped) return
     this.metrics.overlayBytes.set({ export: this.name }, this.overlay?.dirtyBytes ?? 0)
   }
 }

@@ -34,7 +34,7 @@ import {
   REQUEST_BYTES,
   simpleReplyHeader,
 } from './protocol.ts'
-import type { SocketReader } from './socket-reader.ts'
+import { ClientClosedError, type SocketReader } from './socket-reader.ts'
 
 export interface TransmissionLimits {
   readonly maxInFlight: number
@@ -104,7 +104,7 @@ export class Transmission {
   /** Wait until one more request of `bytes` payload fits (one alone always fits). */
   private async room(bytes: number): Promise<void> {
     while (this.inFlight >= this.limits.maxInFlight || (this.inFlight > 0 && this.inFlightBytes + bytes > this.limits.maxInFlightBytes)) {
-      if (this.sock.destroyed) throw new SnapswarmError('ERR_CLIENT_GONE', 'the NBD client closed the connection')
+      if (this.sock.destroyed) throw new ClientClosedError(0)
       await new Promise<void>((resolve) => {
         this.wake = resolve
       })
@@ -138,7 +138,7 @@ export class Transmission {
           : Buffer.concat([simpleReplyHeader(req.cookie, 0)], 16 + req.length)
         if (this.neg.structured) reply.writeBigUInt64BE(BigInt(req.offset), 20)
         await exp.read(reply.subarray(reply.byteLength - req.length), req.offset, this.abort.signal)
-        exp.metrics.bytes.inc({ export: exp.name, direction: 'read' }, req.length)
+        exp.recordBytes('read', req.length)
         return [reply]
       }
       case CMD.WRITE:
@@ -148,7 +148,7 @@ export class Transmission {
         this.checkRange(req, NBD_ENOSPC)
         if (req.type === CMD.WRITE) {
           await exp.write(data!, req.offset)
-          exp.metrics.bytes.inc({ export: exp.name, direction: 'write' }, req.length)
+          exp.recordBytes('write', req.length)
         } else if (req.length > 0) {
           if (req.type === CMD.WRITE_ZEROES && req.flags & CMD_FLAG.FAST_ZERO) throw new NbdCommandError(NBD_EINVAL, 'fast zero was not offered')
           await exp.zero(req.offset, req.length)
@@ -192,9 +192,7 @@ export class Transmission {
       const message = (err as Error).message ?? String(err)
       reply = [this.neg.structured ? errorChunk(req.cookie, errno, message) : simpleReplyHeader(req.cookie, errno)]
     }
-    const m = this.exp.metrics
-    m.requests.inc({ export: this.exp.name, command, result: errno === 0 ? 'ok' : (ERRNO_NAMES[errno] ?? String(errno)) })
-    m.seconds.observe({ export: this.exp.name, command }, (performance.now() - started) / 1000)
+    this.exp.recordRequest(command, errno === 0 ? 'ok' : (ERRNO_NAMES[errno] ?? String(errno)), (performance.now() - started) / 1000)
     const release = () => {
       this.inFlight--
       this.inFlightBytes -= payload
