@@ -70,8 +70,11 @@ export function v5MappingsBytes(mappings: readonly Mapping[]): number {
   return 8 + ids.size * 16 + n * 4 * MAX_VARINT_BYTES
 }
 
-/** Reads the section with e2b's checks, in e2b's order; gaps come back as nil mappings. */
-export function readV5Mappings(r: ByteReader, size: number): Mapping[] {
+/**
+ * Reads the section with e2b's checks, in e2b's order; gaps come back as nil mappings. `maxMappings`
+ * bounds what is rebuilt (gaps included), checked before any mapping is made.
+ */
+export function readV5Mappings(r: ByteReader, size: number, maxMappings: number): Mapping[] {
   const sizePages = Math.ceil(size / PAGE)
   if (sizePages > V5_LIMITS.maxBlockIndex) r.fail('size', `<= ${V5_LIMITS.maxBlockIndex} pages`, `${sizePages} pages`)
   const m = r.u32('V5 mapping build count')
@@ -89,7 +92,20 @@ export function readV5Mappings(r: ByteReader, size: number): Mapping[] {
   const lengths = readColumn(r, n, 'length', (v) => v)
   const storage = readColumn(r, n, 'storage delta', (v, prev) => prev + unzigzag(v))
   const index = readColumn(r, n, 'build index', (v) => v, m - 1)
+  const total = rebuiltCount(offsets, lengths, sizePages)
+  if (total > maxMappings) throw new LimitError(`V5 mappings with their gaps: expected <= ${maxMappings}, found ${total}`)
   return rebuild(r, offsets, lengths, storage, index.map((i) => ids[i]), sizePages)
+}
+
+/** Mappings plus the nil gaps between them and after the last (as e2b sizes its columns). */
+function rebuiltCount(offsets: number[], lengths: number[], sizePages: number): number {
+  let total = offsets.length
+  let end = 0
+  for (let i = 0; i < offsets.length; i++) {
+    if (offsets[i] > end) total++
+    end = offsets[i] + lengths[i]
+  }
+  return end < sizePages ? total + 1 : total
 }
 
 /** One column of `n` varints; `next` turns a value and the previous result into the page number kept. */

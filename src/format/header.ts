@@ -231,7 +231,7 @@ function readV4Body(r: ByteReader, v5: boolean, size: number): Pick<Header, 'bui
   const br = new ByteReader(body, `${what} header body`)
   const builds = readBuilds(br)
   let mappings: Mapping[]
-  if (v5) mappings = readV5Mappings(br, size)
+  if (v5) mappings = readV5Mappings(br, size, Math.floor(HEADER_LIMITS.maxBodyBytes / MAPPING_BYTES))
   else {
     const count = br.u32('numMappings')
     br.need(count * MAPPING_BYTES, `${count} mappings`)

@@ -225,6 +225,13 @@ describe('V5: V4 framing and builds, columnar varint mappings', () => {
     const n = Math.floor((256 << 20) / 42) + 1
     const capsMemory = concat(new Golden(12).u32(0).u32(0).u32(n).bytes(), new Uint8Array(4 * n))
     assert.throws(() => decodeHeader(framed(5, capsMemory).bytes), /V5 mapping count: expected <= 6391320 \(4 bytes each left, at most 6391320\), found 6391321/)
+    // 3.4 M one-page mappings a page apart: with the gaps rebuilt, more than a V4 header may hold.
+    const k = 3_400_000
+    const cols = new Uint8Array(4 * k)
+    cols.fill(2, 1, k) // offset deltas 0, 2, 2, …
+    cols.fill(1, k, 2 * k) // lengths 1; storage deltas 0; build index 0
+    const gappy = concat(new Golden(4).u32(0).bytes(), new Golden(24).u32(1).raw(RAW[ID_A]).u32(k).bytes(), cols)
+    assert.throws(() => decodeHeader(framed(5, gappy, 0, 2 * k * P).bytes), (err: unknown) => err instanceof LimitError && /V5 mappings with their gaps: expected <= 6710886, found 6800000/.test(err.message))
   })
 
   it('the encoder refuses a V5 header whose mappings are not in whole 4 KiB pages (it has no way to write them)', () => {
