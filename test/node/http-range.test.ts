@@ -61,7 +61,10 @@ test('a whole-file answer (4 reads of up to 8 MiB) and unaligned ranges across r
   }
 })
 
-test('a slow client: buffers are refilled only once the socket took them (the bytes stay exact)', async () => {
+test('a slow client: buffers are refilled only once the socket took them (at most two 8 MiB reads held; the bytes stay exact)', async () => {
+  // What the node holds for this answer, looked at while the client stalls.
+  const held: Promise<number>[] = []
+  const heldNow = async () => Number(/^snapswarm_http_response_bytes (\d+)$/m.exec(await node.registry.metrics())?.[1] ?? Number.NaN)
   const body = await new Promise<Buffer>((resolve, reject) => {
     const req = request(`${node.apiUrl}/v1/builds/${id}/memfile`, { headers: { range: `bytes=0-${data.byteLength - 1}` } }, (res) => {
       const chunks: Buffer[] = []
@@ -71,6 +74,7 @@ test('a slow client: buffers are refilled only once the socket took them (the by
         // Stall now and then, long enough for the node's socket and its queued writes to fill up.
         if (chunks.length % 64 === 1 && paused++ < 6) {
           res.pause()
+          held.push(heldNow())
           setTimeout(() => res.resume(), 150)
         }
       })
@@ -82,6 +86,10 @@ test('a slow client: buffers are refilled only once the socket took them (the by
   })
   assert.equal(body.byteLength, data.byteLength)
   assert.ok(body.equals(data), 'every byte as stored, though the client kept stalling')
+  const samples = await Promise.all(held)
+  assert.equal(samples.length, 6)
+  assert.ok(samples.every((b) => b >= 0 && b <= 2 * 8 * MiB), `bytes held while the client stalled: ${samples}`)
+  assert.ok(samples.some((b) => b > 0), `the answer's buffers were seen held: ${samples}`)
 })
 
 test('a client that goes away mid-answer: the node notices, frees the answer\'s buffers, keeps serving, and the next answer is exact', { timeout: 120_000 }, async () => {

@@ -6,7 +6,7 @@ import { createServer, type Socket, connect } from 'node:net'
 import { describe, it } from 'node:test'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { coalescedSend, writeCoalescingStats } from '../../src/p2p/write-coalescing.ts'
-import { equalBytes, startPeer, stopPeers } from './helpers.ts'
+import { equalBytes, startPeer, stopPeers, waitFor } from './helpers.ts'
 
 /** A connected loopback socket pair; `received` collects what the far end reads. */
 async function socketPair(): Promise<{ local: Socket; remote: Socket; received: Buffer[]; close(): void }> {
@@ -74,7 +74,7 @@ describe('write coalescing', () => {
       assert.equal(res.sentBytes, 2 + 65519 + 16)
       assert.deepEqual(counts, { writes: 0, writevs: 1 })
       if (!res.canSendMore) await once(pair.local, 'drain')
-      while (pair.received.reduce((n, b) => n + b.byteLength, 0) < res.sentBytes) await new Promise((r) => setTimeout(r, 5))
+      await waitFor(() => pair.received.reduce((n, b) => n + b.byteLength, 0) >= res.sentBytes, 30_000, 'every byte at the far end')
       assert.ok(equalBytes(Buffer.concat(pair.received), Buffer.concat(parts)))
     } finally {
       pair.close()
@@ -101,7 +101,7 @@ describe('write coalescing', () => {
       }
       assert.ok(drains > 0, 'the test never hit backpressure')
       const total = sent.reduce((n, b) => n + b.byteLength, 0)
-      while (pair.received.reduce((n, b) => n + b.byteLength, 0) < total) await new Promise((r) => setTimeout(r, 5))
+      await waitFor(() => pair.received.reduce((n, b) => n + b.byteLength, 0) >= total, 30_000, 'every byte at the far end')
       assert.ok(equalBytes(Buffer.concat(pair.received), Buffer.concat(sent)))
     } finally {
       pair.close()
