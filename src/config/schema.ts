@@ -108,7 +108,7 @@ export const configSchema = z
         /** Requests one connection runs at once; beyond it the socket is not read. */
         maxInFlight: z.number().int().min(1).max(4096).default(64),
         /** Payload bytes (read data, write data) one connection holds at once; one request alone always fits. */
-        maxInFlightBytes: z.number().int().min(MiB).default(64 * MiB),
+        maxInFlightBytes: z.number().int().min(MiB).default(16 * MiB),
         handshakeTimeoutMs: z.number().int().positive().default(10_000),
         /** Exports started with the node. */
         exports: z
@@ -131,7 +131,7 @@ export const configSchema = z
         autoExport: true,
         maxConnections: 256,
         maxInFlight: 64,
-        maxInFlightBytes: 64 * MiB,
+        maxInFlightBytes: 16 * MiB,
         handshakeTimeoutMs: 10_000,
         exports: [],
       }),

@@ -201,7 +201,11 @@ export function parseRequest(b: Buffer): NbdRequest {
 }
 
 export function simpleReplyHeader(cookie: Buffer, error: number): Buffer {
-  const b = Buffer.allocUnsafe(16)
+  return writeSimpleReplyHeader(Buffer.allocUnsafe(16), cookie, error)
+}
+
+/** The 16-byte simple reply header at the start of `b`. */
+export function writeSimpleReplyHeader(b: Buffer, cookie: Buffer, error: number): Buffer {
   b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0)
   b.writeUInt32BE(error, 4)
   cookie.copy(b, 8)
@@ -210,7 +214,11 @@ export function simpleReplyHeader(cookie: Buffer, error: number): Buffer {
 
 /** A structured reply chunk's 20-byte header; `extra` bytes of the payload follow it in the same buffer. */
 export function chunkHeader(cookie: Buffer, flags: number, type: number, length: number, extra = 0): Buffer {
-  const b = Buffer.allocUnsafe(20 + extra)
+  return writeChunkHeader(Buffer.allocUnsafe(20 + extra), cookie, flags, type, length)
+}
+
+/** The 20-byte structured reply chunk header at the start of `b`. */
+export function writeChunkHeader(b: Buffer, cookie: Buffer, flags: number, type: number, length: number): Buffer {
   b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0)
   b.writeUInt16BE(flags, 4)
   b.writeUInt16BE(type, 6)

@@ -13,9 +13,12 @@ import type { ExportRegistry } from './exports.ts'
 import { Handshake } from './handshake.ts'
 import { NbdProtocolError } from './protocol.ts'
 import { ClientClosedError, SocketReader } from './socket-reader.ts'
-import { Transmission, type TransmissionLimits } from './transmission.ts'
+import { ReplyBuffers, Transmission, type TransmissionLimits } from './transmission.ts'
 
-export interface NbdServerOptions extends TransmissionLimits {
+/** Read reply buffers kept for reuse across connections. */
+const KEPT_REPLY_BYTES = 64 * 1024 * 1024
+
+export interface NbdServerOptions extends Omit<TransmissionLimits, 'buffers'> {
   /** Unix socket path (created 0600; a stale socket file is replaced), or undefined for none. */
   readonly socketPath?: string
   /** TCP `host:port`, or undefined for none. */
@@ -33,6 +36,7 @@ export class NbdServer {
   private readonly servers: Server[] = []
   private readonly sockets = new Set<Socket>()
   private readonly refused: Counter<'reason'>
+  private readonly limits: TransmissionLimits
   private closing = false
   private ownsSocket = false
   /** Where it listens: `unix:/path` and/or `tcp:host:port`. */
@@ -40,6 +44,7 @@ export class NbdServer {
 
   constructor(opts: NbdServerOptions) {
     this.opts = opts
+    this.limits = { maxInFlight: opts.maxInFlight, maxInFlightBytes: opts.maxInFlightBytes, buffers: new ReplyBuffers(KEPT_REPLY_BYTES) }
     this.refused = counter(opts.registry, 'snapswarm_nbd_connections_refused_total', 'NBD connections closed before serving: too many, handshake timeout or protocol error', ['reason']) as Counter<'reason'>
   }
 
@@ -116,7 +121,7 @@ export class NbdServer {
     const exp = neg.export
     const detach = exp.attach(() => sock.destroy())
     try {
-      await new Transmission(sock, reader, neg, this.opts, this.opts.log).run()
+      await new Transmission(sock, reader, neg, this.limits, this.opts.log).run()
       sock.end()
     } finally {
       detach()

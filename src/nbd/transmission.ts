@@ -33,12 +33,16 @@ import {
   REPLY_TYPE,
   REQUEST_BYTES,
   simpleReplyHeader,
+  writeChunkHeader,
+  writeSimpleReplyHeader,
 } from './protocol.ts'
 import { ClientClosedError, type SocketReader } from './socket-reader.ts'
 
 export interface TransmissionLimits {
   readonly maxInFlight: number
   readonly maxInFlightBytes: number
+  /** Reply buffers shared by the server's connections. */
+  readonly buffers: ReplyBuffers
 }
 
 /** Block status answers carry at most this many extents (the protocol asks for ≤ 2^20). */
@@ -126,20 +130,30 @@ export class Transmission {
   }
 
   /** Run one command; resolves with the reply's buffers (the request's cookie already in them). */
-  private async execute(req: NbdRequest, data: Buffer | undefined): Promise<Buffer[]> {
+  private async execute(req: NbdRequest, data: Buffer | undefined): Promise<Reply> {
     const exp = this.exp
     switch (req.type) {
       case CMD.READ: {
         this.checkRange(req, NBD_EINVAL)
         if (req.length > MAX_PAYLOAD) throw new NbdCommandError(NBD_EOVERFLOW, `read of ${req.length} bytes, expected at most ${MAX_PAYLOAD}`)
-        // Header and data in one buffer: one write, one syscall per reply.
-        const reply = this.neg.structured
-          ? chunkHeader(req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.OFFSET_DATA, 8 + req.length, 8 + req.length)
-          : Buffer.concat([simpleReplyHeader(req.cookie, 0)], 16 + req.length)
-        if (this.neg.structured) reply.writeBigUInt64BE(BigInt(req.offset), 20)
-        await exp.read(reply.subarray(reply.byteLength - req.length), req.offset, this.abort.signal)
+        // Header and data in one (reused) buffer: one write, one syscall per reply.
+        const head = this.neg.structured ? 28 : 16
+        const pooled = this.limits.buffers.take(head + req.length)
+        const reply = pooled.subarray(0, head + req.length)
+        if (this.neg.structured) {
+          writeChunkHeader(reply, req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.OFFSET_DATA, 8 + req.length)
+          reply.writeBigUInt64BE(BigInt(req.offset), 20)
+        } else {
+          writeSimpleReplyHeader(reply, req.cookie, 0)
+        }
+        try {
+          await exp.read(reply.subarray(head), req.offset, this.abort.signal)
+        } catch (err) {
+          this.limits.buffers.give(pooled)
+          throw err
+        }
         exp.recordBytes('read', req.length)
-        return [reply]
+        return { parts: [reply], pooled }
       }
       case CMD.WRITE:
       case CMD.WRITE_ZEROES:
@@ -165,7 +179,7 @@ export class Transmission {
         if (req.length === 0) throw new NbdCommandError(NBD_EINVAL, 'block status of 0 bytes')
         const one = (req.flags & CMD_FLAG.REQ_ONE) !== 0
         const extents = exp.extents(req.offset, req.length, one ? 1 : MAX_EXTENTS)
-        return [blockStatusChunk(req.cookie, BASE_ALLOCATION_ID, extents)]
+        return { parts: [blockStatusChunk(req.cookie, BASE_ALLOCATION_ID, extents)] }
       }
       default:
         throw new NbdCommandError(NBD_EINVAL, `command ${req.type} is not supported`)
@@ -178,33 +192,73 @@ export class Transmission {
     }
   }
 
-  private ok(req: NbdRequest): Buffer[] {
-    return [this.neg.structured ? chunkHeader(req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.NONE, 0) : simpleReplyHeader(req.cookie, 0)]
+  private ok(req: NbdRequest): Reply {
+    return { parts: [this.neg.structured ? chunkHeader(req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.NONE, 0) : simpleReplyHeader(req.cookie, 0)] }
   }
 
   /** Send the reply (or the error), then give its payload back to the budget once the socket took it. */
-  private finish(req: NbdRequest, payload: number, started: number, err: unknown, reply?: Buffer[]): void {
+  private finish(req: NbdRequest, payload: number, started: number, err: unknown, reply?: Reply): void {
     const command = COMMAND_NAMES[req.type] ?? 'unknown'
     let errno = 0
     if (err) {
       errno = errnoOf(err)
       if (errno === NBD_EIO || errno === NBD_ESHUTDOWN) this.log.warn({ err, export: this.exp.name, command, offset: req.offset, length: req.length }, 'NBD request failed')
       const message = (err as Error).message ?? String(err)
-      reply = [this.neg.structured ? errorChunk(req.cookie, errno, message) : simpleReplyHeader(req.cookie, errno)]
+      reply = { parts: [this.neg.structured ? errorChunk(req.cookie, errno, message) : simpleReplyHeader(req.cookie, errno)] }
     }
     this.exp.recordRequest(command, errno === 0 ? 'ok' : (ERRNO_NAMES[errno] ?? String(errno)), (performance.now() - started) / 1000)
+    const { parts, pooled } = reply!
     const release = () => {
       this.inFlight--
       this.inFlightBytes -= payload
+      if (pooled) this.limits.buffers.give(pooled) // the socket is done with it
       this.poke()
     }
     if (this.sock.destroyed || !this.sock.writable) {
       release()
       return
     }
-    const parts = reply!
     for (let i = 0; i < parts.length - 1; i++) this.sock.write(parts[i])
     this.sock.write(parts[parts.length - 1], () => release())
+  }
+}
+
+interface Reply {
+  readonly parts: Buffer[]
+  /** A pooled buffer the reply lives in, given back once the socket took it. */
+  readonly pooled?: Buffer
+}
+
+/** Buffers below this size are not kept: Node's allocator serves them cheaply. */
+const POOL_MIN = 64 * 1024
+
+/**
+ * Read replies of 64 KiB and more reuse buffers the socket is done with, node-wide, up to
+ * `maxBytes` kept: a fresh 2 MiB buffer costs its page faults (measured: a warm 2 MiB read took
+ * ~1 ms with a fresh buffer, ~0.2 ms with a reused one) and garbage collection.
+ */
+export class ReplyBuffers {
+  private readonly free: Buffer[] = []
+  private readonly maxBytes: number
+  private bytes = 0
+
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes
+  }
+
+  take(n: number): Buffer {
+    if (n < POOL_MIN) return Buffer.allocUnsafe(n)
+    const i = this.free.findIndex((b) => b.byteLength >= n && b.byteLength <= 2 * n)
+    if (i < 0) return Buffer.allocUnsafeSlow(n)
+    const [b] = this.free.splice(i, 1)
+    this.bytes -= b.byteLength
+    return b
+  }
+
+  give(b: Buffer): void {
+    if (b.byteLength < POOL_MIN || this.bytes + b.byteLength > this.maxBytes) return
+    this.free.push(b)
+    this.bytes += b.byteLength
   }
 }
 
