@@ -48,7 +48,7 @@ export async function nbdBench(): Promise<void> {
     await waitFor('nbdkit to listen', async () => existsSync(kitSock), 10_000)
     const kit = nbdUri(kitSock)
     const kitSeq = await bestOf(3, () => copySeconds(kit))
-    const kitLat = await latencies(kit, randomOffsets(size, WARM_READS, 4096))
+    const kitLat = await latencies(kit, randomOffsets(size, WARM_READS, 4096), 3)
 
     // The origin uploads slowly: the build stays pending through the whole suite's peer reads.
     const origin = await node('origin', ['--upload-rate', String(Math.max(1, Math.floor(size / 600)))])
@@ -72,7 +72,7 @@ export async function nbdBench(): Promise<void> {
     // Warm: the same reader once its cache holds the whole file.
     await copySeconds(coldUri)
     const warmSeq = await bestOf(3, () => copySeconds(coldUri))
-    const warmLat = await latencies(coldUri, randomOffsets(size, WARM_READS, 4096))
+    const warmLat = await latencies(coldUri, randomOffsets(size, WARM_READS, 4096), 3)
 
     // Cold from throttled storage: the build uploaded (origin unthrottled this time), read by a node with no peers.
     const fast = await node('fast-origin', [])
@@ -103,19 +103,27 @@ async function copySeconds(uri: string): Promise<number> {
   return (performance.now() - t0) / 1000
 }
 
-/** 4 KiB reads one at a time, each timed inside the client; p50 and p99 in µs. */
-async function latencies(uri: string, offsets: number[]): Promise<{ p50: number; p99: number }> {
+/**
+ * 4 KiB reads one at a time, each timed inside the client; p50 and p99 in µs. With `passes` > 1 (warm
+ * reads only) the same reads run that many times and the least-disturbed pass counts, as `bestOf`
+ * does for throughput: the machine is shared, and a pass that a neighbour interrupts says nothing.
+ */
+async function latencies(uri: string, offsets: number[], passes = 1): Promise<{ p50: number; p99: number }> {
   const script = [
     'import time',
     `h.connect_uri(${JSON.stringify(uri)})`,
     `offs = [${offsets.join(',')}]`,
-    'ts = []',
-    'for o in offs:',
-    '    t0 = time.perf_counter()',
-    '    h.pread(4096, o)',
-    '    ts.append((time.perf_counter() - t0) * 1e6)',
-    'ts.sort()',
-    'print(ts[len(ts) // 2], ts[min(len(ts) - 1, (len(ts) * 99) // 100)])',
+    'best = None',
+    `for p in range(${passes}):`,
+    '    ts = []',
+    '    for o in offs:',
+    '        t0 = time.perf_counter()',
+    '        h.pread(4096, o)',
+    '        ts.append((time.perf_counter() - t0) * 1e6)',
+    '    ts.sort()',
+    '    r = (ts[len(ts) // 2], ts[min(len(ts) - 1, (len(ts) * 99) // 100)])',
+    '    best = r if best is None or r[1] < best[1] else best',
+    'print(best[0], best[1])',
   ].join('\n')
   const r = await nbdsh(script)
   if (r.code !== 0) throw new Error(`nbdsh failed: ${r.stderr}`)
