@@ -44,6 +44,16 @@ export interface HeaderResolverDeps {
 /** A silent peer delays a header lookup this long at most before the next one is asked too. */
 export const HEADER_HEDGE_MS = 250
 
+type Settled<T> = { value: T | null } | { value?: undefined; error: unknown }
+
+/** A promise's outcome as a value (never rejects): both lookups of a parallel header lookup are awaited. */
+function settle<T>(p: Promise<T | null>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  )
+}
+
 /** A peer's answer that ends the lookup: a valid pending header, or the upload finished or failed. */
 type Decisive = { status: 'OK'; peer: string; header: Header } | { status: 'USE_STORAGE' | 'UPLOAD_FAILED' }
 /** No header from this peer; `no`: it said it does not have the build (NOT_AVAILABLE), a definite answer. */
@@ -92,10 +102,42 @@ export class HeaderResolver {
       if (!f) throw new BuildNotFoundError(`build ${id} has no ${kind} (this node is its origin and holds it pending without one)`)
       return f.header
     }
+    const failed = local?.state === 'failed' || this.deps.board.get(id) === 'failed'
+    if (!failed && this.announcedPending(id)) return this.storageBesidePeers(id, kind, signal)
     const stored = await this.tryStorage(id, kind)
     if (stored) return stored
-    if (local?.state === 'failed' || this.deps.board.get(id) === 'failed') throw new UploadFailedError(id)
+    if (failed) throw new UploadFailedError(id)
     return this.fromPeers(id, kind, signal)
+  }
+
+  /** Some peer announces `id` as pending (not merely cached frames of it). */
+  private announcedPending(id: BuildId): boolean {
+    return this.deps.peer.directory.peersFor(id).some((e) => e.state === 'pending')
+  }
+
+  /**
+   * A peer announces the build pending: storage and the peers are asked at the same time instead of
+   * one after the other, so a resume from a pending peer does not first wait a whole storage round
+   * trip for a "not found". A final header from storage always wins when it is there first or the
+   * peers had none; a pending header the origin served first is used at once (were the upload
+   * finishing meanwhile, the switchover moves the file to the final header as usual).
+   */
+  private async storageBesidePeers(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
+    const losers = new AbortController()
+    const peerSignal = signal ? AbortSignal.any([signal, losers.signal]) : losers.signal
+    const stored = settle(this.tryStorage(id, kind))
+    const peers = settle(this.fromPeers(id, kind, peerSignal))
+    const first = await Promise.race([stored.then((r) => ({ from: 'storage', r })), peers.then((r) => ({ from: 'peers', r }))])
+    if (first.from === 'peers' && first.r.value) return first.r.value // storage's late answer is ignored
+    const s = await stored
+    if (s.value) {
+      losers.abort(new BuildUnavailableError('storage holds the final header'))
+      return s.value
+    }
+    const p = await peers
+    if (p.value) return p.value
+    if ('error' in s) throw s.error // storage failed and no peer served the header: as when asked in turn
+    throw 'error' in p ? p.error : new BuildUnavailableError(`build ${id} is not in storage and no peer serves it`)
   }
 
   /** The final header from storage, polling with backoff for up to `boundMs`. */

@@ -163,3 +163,73 @@ test('UPLOAD_FAILED is a clear error at once; USE_STORAGE loads the final header
     odd.provider.getHeader = slowOdd
   }
 })
+
+/** The resolver's store, whose header reads wait until `open()` is called: a storage round trip that has not answered yet. */
+function gatedStore(): { store: FsStore; open: () => void; asked: () => number } {
+  let open!: () => void
+  const gate = new Promise<void>((r) => {
+    open = r
+  })
+  let asked = 0
+  const gated = Object.create(store) as FsStore
+  gated.get = async (...args: Parameters<FsStore['get']>) => {
+    asked++
+    await gate
+    return store.get(...args)
+  }
+  return { store: gated, open, asked: () => asked }
+}
+
+test('regression: a resume from a pending peer waited for storage to say "not found" before asking the peer; both are asked at once', async () => {
+  const id = newId()
+  serve(good, id, encodeHeader(header(id, true)))
+  good.announcer.announce({ buildId: id, state: 'pending', memfileSize: 8192, rootfsSize: 0 })
+  await waitFor(() => reader.directory.peersFor(id).length === 1, 3000, 'the announcement')
+  const slow = gatedStore()
+  try {
+    const board = new BuildStatusBoard()
+    const r = new HeaderResolver({ store: slow.store, builds: new LocalBuilds(reader.dataDir), board, peer: reader, pollMs: 2000, hedgeMs: HEDGE_MS, log: silentLogger })
+    // Storage never answers while the lookup runs: asked in turn, the lookup would wait for it forever.
+    const h = await r.initial(id, 'memfile', AbortSignal.timeout(STALL_MS / 2))
+    assert.equal(h.buildId, id)
+    assert.equal(h.incomplete, true, 'the pending header, from the peer')
+    assert.equal(slow.asked(), 1, 'storage was asked too')
+    assert.deepEqual(board.holdersOf(id), [good.peerId])
+  } finally {
+    slow.open()
+    good.announcer.withdraw(id)
+  }
+})
+
+test('asked at once, storage that holds the final header wins over a peer that has not answered; the peer request is aborted', async () => {
+  const id = newId()
+  let releasePeer!: () => void
+  const peerGate = new Promise<void>((r) => {
+    releasePeer = r
+  })
+  const original = good.provider.getHeader.bind(good.provider)
+  good.provider.getHeader = async (...args) => {
+    await peerGate
+    return original(...args)
+  }
+  serve(good, id, encodeHeader(header(id, true)))
+  await store.put(headerObjectName(id, 'memfile'), encodeHeader(header(id, false)))
+  good.announcer.announce({ buildId: id, state: 'pending', memfileSize: 8192, rootfsSize: 0 })
+  try {
+    await waitFor(() => reader.directory.peersFor(id).length === 1, 3000, 'the announcement')
+    const errorsBefore = await headerRequests('error')
+    const board = new BuildStatusBoard()
+    const h = await resolver(board).initial(id, 'memfile', AbortSignal.timeout(STALL_MS / 2))
+    assert.equal(h.incomplete, false, 'the final header, from storage')
+    assert.equal(board.get(id), undefined, 'the unanswered peer lookup set nothing on the board')
+    const end = Date.now() + STALL_MS / 2
+    while ((await headerRequests('error')) < errorsBefore + 1) {
+      assert.ok(Date.now() < end, 'the peer request was not aborted')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  } finally {
+    releasePeer()
+    good.provider.getHeader = original
+    good.announcer.withdraw(id)
+  }
+})
