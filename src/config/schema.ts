@@ -109,6 +109,8 @@ export const configSchema = z
         maxInFlight: z.number().int().min(1).max(4096).default(64),
         /** Payload bytes (read data, write data) one connection holds at once; one request alone always fits. */
         maxInFlightBytes: z.number().int().min(MiB).default(16 * MiB),
+        /** Payload bytes all NBD connections hold together. */
+        maxInFlightBytesTotal: z.number().int().min(MiB).default(256 * MiB),
         handshakeTimeoutMs: z.number().int().positive().default(10_000),
         /** Exports started with the node. */
         exports: z
@@ -132,6 +134,7 @@ export const configSchema = z
         maxConnections: 256,
         maxInFlight: 64,
         maxInFlightBytes: 16 * MiB,
+        maxInFlightBytesTotal: 256 * MiB,
         handshakeTimeoutMs: 10_000,
         exports: [],
       }),

@@ -13,12 +13,14 @@ import type { ExportRegistry } from './exports.ts'
 import { Handshake } from './handshake.ts'
 import { NbdProtocolError } from './protocol.ts'
 import { ClientClosedError, SocketReader } from './socket-reader.ts'
-import { ReplyBuffers, Transmission, type TransmissionLimits } from './transmission.ts'
+import { ReplyBuffers, SharedBytes, Transmission, type TransmissionLimits } from './transmission.ts'
 
 /** Read reply buffers kept for reuse across connections. */
 const KEPT_REPLY_BYTES = 64 * 1024 * 1024
 
-export interface NbdServerOptions extends Omit<TransmissionLimits, 'buffers'> {
+export interface NbdServerOptions extends Omit<TransmissionLimits, 'buffers' | 'shared'> {
+  /** Payload bytes in flight on all connections together. */
+  readonly maxInFlightBytesTotal: number
   /** Unix socket path (created 0600; a stale socket file is replaced), or undefined for none. */
   readonly socketPath?: string
   /** TCP `host:port`, or undefined for none. */
@@ -44,7 +46,12 @@ export class NbdServer {
 
   constructor(opts: NbdServerOptions) {
     this.opts = opts
-    this.limits = { maxInFlight: opts.maxInFlight, maxInFlightBytes: opts.maxInFlightBytes, buffers: new ReplyBuffers(KEPT_REPLY_BYTES) }
+    this.limits = {
+      maxInFlight: opts.maxInFlight,
+      maxInFlightBytes: opts.maxInFlightBytes,
+      buffers: new ReplyBuffers(KEPT_REPLY_BYTES),
+      shared: new SharedBytes(opts.maxInFlightBytesTotal),
+    }
     this.refused = counter(opts.registry, 'snapswarm_nbd_connections_refused_total', 'NBD connections closed before serving: too many, handshake timeout or protocol error', ['reason']) as Counter<'reason'>
   }
 

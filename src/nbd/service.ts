@@ -54,6 +54,7 @@ export class NbdService {
         maxConnections: nbd.maxConnections,
         maxInFlight: nbd.maxInFlight,
         maxInFlightBytes: nbd.maxInFlightBytes,
+        maxInFlightBytesTotal: nbd.maxInFlightBytesTotal,
         handshakeTimeoutMs: nbd.handshakeTimeoutMs,
         exports,
         registry: deps.registry,

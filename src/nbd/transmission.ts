@@ -43,6 +43,40 @@ export interface TransmissionLimits {
   readonly maxInFlightBytes: number
   /** Reply buffers shared by the server's connections. */
   readonly buffers: ReplyBuffers
+  /** Payload bytes in flight on all connections together. */
+  readonly shared: SharedBytes
+}
+
+/**
+ * The node-wide bound on payload bytes in flight, on top of each connection's: many connections
+ * each within their own budget hold at most `max` together, plus the one request each connection
+ * may always have (Transmission.room).
+ */
+export class SharedBytes {
+  readonly max: number
+  used = 0
+  private readonly waiters = new Set<() => void>()
+
+  constructor(max: number) {
+    this.max = max
+  }
+
+  fits(n: number): boolean {
+    return this.used + n <= this.max
+  }
+
+  change(n: number): void {
+    this.used += n
+    if (n < 0) for (const w of [...this.waiters]) w()
+  }
+
+  on(w: () => void): void {
+    this.waiters.add(w)
+  }
+
+  off(w: () => void): void {
+    this.waiters.delete(w)
+  }
 }
 
 /** Block status answers carry at most this many extents (the protocol asks for ≤ 2^20). */
@@ -88,6 +122,7 @@ export class Transmission {
       await this.room(payload)
       this.inFlight++
       this.inFlightBytes += payload
+      this.limits.shared.change(payload)
       let data: Buffer | undefined
       if (req.type === CMD.WRITE) {
         if (req.length > MAX_PAYLOAD) {
@@ -107,10 +142,20 @@ export class Transmission {
 
   /** Wait until one more request of `bytes` payload fits (one alone always fits). */
   private async room(bytes: number): Promise<void> {
-    while (this.inFlight >= this.limits.maxInFlight || (this.inFlight > 0 && this.inFlightBytes + bytes > this.limits.maxInFlightBytes)) {
+    const { maxInFlight, maxInFlightBytes, shared } = this.limits
+    // A connection with nothing in flight always gets one request: clients that fill the shared
+    // budget (and never read) cannot stop another connection from being served.
+    while (this.inFlight >= maxInFlight || (this.inFlight > 0 && (this.inFlightBytes + bytes > maxInFlightBytes || !shared.fits(bytes)))) {
       if (this.sock.destroyed) throw new ClientClosedError(0)
+      // Woken by this connection's own replies, or by any connection giving bytes back.
       await new Promise<void>((resolve) => {
-        this.wake = resolve
+        const done = () => {
+          shared.off(done)
+          this.wake = null
+          resolve()
+        }
+        this.wake = done
+        shared.on(done)
       })
     }
   }
@@ -211,6 +256,7 @@ export class Transmission {
     const release = () => {
       this.inFlight--
       this.inFlightBytes -= payload
+      this.limits.shared.change(-payload)
       if (pooled) this.limits.buffers.give(pooled) // the socket is done with it
       this.poke()
     }
