@@ -57,7 +57,12 @@ async function main(argv: string[]): Promise<number> {
     const err = raw instanceof CommanderError ? fromCommander(raw, argv) : toCliError(raw)
     if (err === null) return EXIT.ok
     process.stderr.write(errorLine(err))
-    if (err instanceof InterruptedError) return err.signal === 'SIGTERM' ? 143 : 130
+    if (err instanceof InterruptedError) {
+      // Cleanup is done; output a stalled reader never took must not keep the process alive.
+      const code = err.signal === 'SIGTERM' ? 143 : 130
+      process.stderr.write('', () => process.exit(code))
+      return code
+    }
     return exitStatusFor(err.code)
   }
 }

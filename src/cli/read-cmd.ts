@@ -69,10 +69,17 @@ function onSignals(): { signal: AbortSignal; dispose(): void } {
   }
 }
 
-/** Resolves once stdout took `bytes`; a closed stdout (EPIPE) is StdoutClosedError. */
+/**
+ * Resolves once stdout took `bytes`; a closed stdout (EPIPE) is StdoutClosedError. Interrupted while
+ * a reader is not taking our output, the pending bytes are dropped (stdout destroyed) so that the
+ * process can exit instead of waiting for that reader.
+ */
 function writeStdout(bytes: Uint8Array, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
+    const onAbort = () => {
+      process.stdout.destroy()
+      reject(signal.reason)
+    }
     signal.addEventListener('abort', onAbort, { once: true })
     process.stdout.write(bytes, (err) => {
       signal.removeEventListener('abort', onAbort)
