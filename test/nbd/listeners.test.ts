@@ -14,7 +14,7 @@ import { ConfigError, validateConfig } from '../../src/config/load.ts'
 import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runOk } from './helpers.ts'
+import { run, runOk } from './helpers.ts'
 
 let dir: string
 
@@ -62,6 +62,10 @@ test('regression: a refused start keeps the regular file it found at the socket 
     assert.equal(Number(viaTcp.trim()), data.byteLength)
     const viaUnix = await runOk('nbdinfo', ['--size', `nbd+unix:///${id}/rootfs?socket=${unix.slice(5)}`])
     assert.equal(Number(viaUnix.trim()), data.byteLength)
+    // A build nobody has: NBD_REP_ERR_UNKNOWN, which libnbd reports as "No such file or directory".
+    const unknown = await run('nbdinfo', [`nbd+unix:///${randomUUID()}/rootfs?socket=${unix.slice(5)}`])
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /server replied with error to opt_go request: No such file or directory/)
   } finally {
     await node.stop()
   }
