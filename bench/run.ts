@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<void>> = {
   prefetch: async () => (await import('./prefetch-bench.ts')).prefetchBench(),
   zeros: async () => (await import('./zeros-bench.ts')).zerosBench(),
   nbd: async () => (await import('./nbd-bench.ts')).nbdBench(),
+  s3: async () => (await import('./s3-bench.ts')).s3Bench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')

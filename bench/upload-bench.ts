@@ -116,7 +116,7 @@ export async function uploadBench(
 }
 
 /** Runs `snapswarm push` of one memfile in a child process; returns its peak RSS in MiB. */
-async function pushRss(file: string, storage: string, env: Record<string, string> = {}): Promise<number> {
+export async function pushRss(file: string, storage: string, env: Record<string, string> = {}): Promise<number> {
   const report = `${file}.rss.json`
   const args = ['--import', RSS_PRELOAD, CLI, 'push', '--storage', storage, '--build-id', randomBuildId(), '--memfile', file, '--use-case', 'pause']
   const child = spawn(process.execPath, args, {
