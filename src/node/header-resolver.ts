@@ -188,7 +188,7 @@ export class HeaderResolver {
       if (otherKinds.length > 0 && !otherKinds.includes(kind)) {
         const stored = await this.tryStorage(id, kind)
         if (stored) return stored
-        throw new BuildNotFoundError(`build ${id} has no ${kind}: it is uploaded and storage holds only its ${otherKinds.join(', ')}`)
+        throw new BuildNotFoundError(`build ${id} has no ${kind} (it has: ${otherKinds.join(', ')}; uploaded)`)
       }
       return this.final(id, kind, signal)
     }
@@ -199,6 +199,8 @@ export class HeaderResolver {
     const why = `${tried.join('; ') || 'no peers'}`
     const everyoneSaidNo = candidates.length > 0 ? misses.length === candidates.length && misses.every((m) => m.no) : !this.deps.expectsPeers
     if (announced.length === 0 && everyoneSaidNo) {
+      const has = [...new Set([...(this.deps.builds.get(id)?.files.keys() ?? []), ...(await this.storedKinds(id))])]
+      if (has.length > 0) throw new BuildNotFoundError(`build ${id} has no ${kind} (it has: ${has.join(', ')})`)
       throw new BuildNotFoundError(`build ${id} is not in storage and no peer has it (${why})`)
     }
     throw new BuildUnavailableError(`build ${id} is not in storage and no peer serves it (${why})`)
