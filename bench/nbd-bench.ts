@@ -68,6 +68,8 @@ export async function nbdBench(): Promise<void> {
     await waitFor('the reader to see the build', async () => (await getJson(`${coldReader.api}/v1/builds/${id}`)).body.state === 'pending', 30_000)
     const coldUri = nbdUri(join(dir, 'cold-lat', 'nbd.sock'), `${id}/memfile`)
     const coldLat = await latencies(coldUri, frameOffsets(size))
+    // Where a cold read's time goes: the reader's frame fetches from the peer (verified), against the p50 above.
+    console.error(`# cold from peer: frame fetch from the peer, mean ${await meanSeconds(coldReader.api, 'snapswarm_frame_fetch_seconds', 'source="peer"')} µs`)
 
     // Warm: the same reader once its cache holds the whole file.
     await copySeconds(coldUri)
@@ -95,6 +97,19 @@ export async function nbdBench(): Promise<void> {
     await Promise.allSettled(nodes.map((n) => n.kill()))
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** The mean of a histogram's samples whose labels include `labels`, in µs (rounded). */
+async function meanSeconds(api: string, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text()
+  let sum = 0
+  let count = 0
+  for (const line of text.split('\n')) {
+    if (!line.includes(labels)) continue
+    if (line.startsWith(`${name}_sum`)) sum += Number(line.split(' ').pop())
+    if (line.startsWith(`${name}_count`)) count += Number(line.split(' ').pop())
+  }
+  return count ? Math.round((sum / count) * 1e6) : 0
 }
 
 async function copySeconds(uri: string): Promise<number> {
