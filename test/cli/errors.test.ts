@@ -331,3 +331,15 @@ test('regression: a busy --listen port printed a libp2p stack trace; a busy --ap
     await busy.release()
   }
 })
+
+test('progress: inspect --verify and push draw it on stderr with --progress (stderr not a terminal), nothing without it', async () => {
+  const quiet = await runCli(['inspect', '--storage', `file://${store}`, built, '--verify'])
+  assert.equal(quiet.code, 0, quiet.stderr)
+  assert.equal(quiet.stderr, '', 'no progress when stderr is not a terminal')
+  const verify = await runCli(['inspect', '--storage', `file://${store}`, built, '--verify', '--progress'])
+  assert.equal(verify.code, 0, verify.stderr)
+  assert.match(verify.stderr, /^verify memfile \[#+\] 100% /m)
+  const push = await runCli(['push', '--storage', `file://${store}`, '--build-id', randomUUID(), '--memfile', input, '--progress'])
+  assert.equal(push.code, 0, push.stderr)
+  assert.match(push.stderr, /^push memfile \[#+\] 100% /m)
+})
