@@ -6,7 +6,7 @@
  * the data dir and paused like any other: no full-file copy. The writer should be quiet while this
  * runs (a paused VM): the overlay is flushed, then its blocks are copied as they read at that time.
  */
-import { mkdir, open, realpath, rm } from 'node:fs/promises'
+import { mkdir, open, readdir, realpath, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
@@ -129,6 +129,13 @@ export function widen(runs: readonly { start: number; end: number }[], block: nu
     else out.push([start, end])
   }
   return out
+}
+
+/** Remove diff files left by a previous run whose pause is over (`inUse` says which builds still need theirs). */
+export async function removeStaleDiffs(diffDir: string, inUse: (id: BuildId) => boolean): Promise<void> {
+  const names = await readdir(diffDir).catch(() => [] as string[])
+  const stale = names.filter((n) => !inUse(n.replace(/-(memfile|rootfs)$/, '') as BuildId))
+  await Promise.allSettled(stale.map((n) => rm(join(diffDir, n), { force: true })))
 }
 
 /** Remove the diff files of a build once its pause is over (uploaded or failed). */

@@ -13,7 +13,7 @@ import type { Registry } from '../obs/metrics.ts'
 import { isLoopbackHost, splitHostPort } from '../node/api-auth.ts'
 import type { FileHandleLike } from '../node/open-files.ts'
 import { checkOverlayName, type ExportInfo, ExportRegistry, type ExportSpec } from './exports.ts'
-import { namesOverlay, overlayPause, removeDiffs } from './pause-overlay.ts'
+import { namesOverlay, overlayPause, removeDiffs, removeStaleDiffs } from './pause-overlay.ts'
 import { NbdServer } from './server.ts'
 
 export interface NbdServiceDeps {
@@ -64,8 +64,12 @@ export class NbdService {
     return new NbdService(exports, server, join(dataDir, 'overlay-diffs'), log)
   }
 
-  /** Listen, then start the configured exports (one that cannot open is logged, not fatal: its build may come later). */
-  async listen(config: Config): Promise<void> {
+  /**
+   * Listen, then start the configured exports (one that cannot open is logged, not fatal: its build
+   * may come later). Diff copies a previous run left for pauses that are over are removed.
+   */
+  async listen(config: Config, pauseRunning: (id: BuildId) => boolean): Promise<void> {
+    await removeStaleDiffs(this.diffDir, pauseRunning)
     await this.server?.listen()
     for (const e of config.nbd.exports) {
       const spec: ExportSpec = { buildId: e.build as BuildId, kind: e.file, ...(e.overlay ? { overlay: e.overlay } : {}) }

@@ -265,7 +265,7 @@ export class SnapswarmNode {
       // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
       // sources check out (or failed), damaged records never resumed.
       await pauses.recover()
-      await nbd.listen(config)
+      await nbd.listen(config, (id) => ['framing', 'pending'].includes(builds.get(id)?.state ?? ''))
       const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
       if (frames && cachedServer && announceMax > 0) {
         cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: announceMax })

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -68,11 +68,16 @@ test('nbd start/list/stop and pause --overlay through the CLI; a flushed overlay
 
   // Killed without a chance to flush anything more; restarted with the export in its config.
   await node!.kill()
+  // A diff copy a previous run left behind for a pause that is over (no such build here) goes at start.
+  const staleDiff = join(dataDir, 'overlay-diffs', `${randomUUID()}-rootfs`)
+  await mkdir(join(dataDir, 'overlay-diffs'), { recursive: true })
+  await writeFile(staleDiff, 'left by a killed run')
   const n = await start({ nbd: { exports: [{ build: parent, file: 'rootfs', overlay: 'vm2' }] } })
   const out = join(dir, 'after-restart')
   await waitFor('the configured export to start', async () => ((await getJson(`${n.api}/v1/exports`)).body.exports as unknown[]).length === 1)
   await runOk('nbdcopy', [nbdUri(socketOf(dataDir), name), out])
   assert.equal(sha(await readFile(out)), sha(expected), 'the flushed writes are in the overlay after the restart')
+  assert.ok(!existsSync(staleDiff), 'a stale diff copy is removed at start')
 
   const child = randomUUID()
   const paused = await runCli(['pause', '--api', n.api, '--build-id', child, '--overlay', 'vm2', '--wait'], { timeoutMs: 120_000 })
