@@ -44,7 +44,7 @@ export const EXIT_TABLE: readonly { status: number; meaning: string; codes: read
     meaning: 'local system: address in use, path exists or is a directory, permission, disk full, Node too old',
     codes: [
       'ERR_ADDR_IN_USE', 'ERR_FILE_EXISTS', 'ERR_IS_DIRECTORY', 'ERR_NOT_A_DIRECTORY', 'ERR_NOT_REGULAR_FILE', 'ERR_FILE_UNREADABLE',
-      'ERR_PERMISSION', 'ERR_NO_SPACE', 'ERR_NODE_VERSION',
+      'ERR_PERMISSION', 'ERR_NO_SPACE', 'ERR_NODE_VERSION', 'ERR_PAUSE_RECORD',
     ],
   },
   { status: 130, meaning: 'interrupted by SIGINT (143: SIGTERM); temporary files removed', codes: ['ERR_INTERRUPTED'] },

@@ -4,15 +4,14 @@
  */
 import { resolve as resolvePath } from 'node:path'
 import { loadConfig } from '../config/load.ts'
-import { FILE_KINDS } from '../format/types.ts'
 import { createLogger } from '../obs/log.ts'
-import { parseRanges } from '../upload/build-upload.ts'
 import { checkApiToken, readApiToken } from '../node/api-auth.ts'
 import { SnapswarmNode } from '../node/daemon.ts'
 import { SnapswarmError } from '../format/errors.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
 import type { CommandInput } from './command.ts'
 import { ProgressBar, progressWanted } from './progress.ts'
+import { parseDirtyFlags } from './storage-cmds.ts'
 
 export async function nodeCommand({ values }: CommandInput): Promise<number> {
   const config = await loadConfig({
@@ -61,14 +60,8 @@ export async function pauseCommand({ values }: CommandInput): Promise<number> {
   if (!id) throw new UsageError('--build-id is required')
   const files: Record<string, string> = {}
   for (const f of ['memfile', 'rootfs', 'snapfile', 'metadata']) if (values[f]) files[f] = resolvePath(values[f] as string)
-  const dirty: Record<string, [number, number][]> = {}
-  for (const flag of (values.dirty as string[] | undefined) ?? []) {
-    const m = /^(memfile|rootfs)=(.*)$/.exec(flag)
-    const given = FILE_KINDS.filter((k) => files[k])
-    const kind = m ? m[1] : given.length === 1 ? given[0] : null
-    if (!kind) throw new UsageError('with both --memfile and --rootfs, name the file: --dirty memfile=RANGES')
-    dirty[kind] = parseRanges(m ? m[2] : flag).map((r) => [r.start, r.end])
-  }
+  const ranges = parseDirtyFlags(values.dirty as string[] | undefined, values)
+  const dirty = Object.fromEntries(Object.entries(ranges).map(([kind, rs]) => [kind, (rs ?? []).map((r) => [r.start, r.end])]))
   // --overlay NAME: the file is an NBD overlay's written blocks, its parent the build it is attached to.
   const overlay = values.overlay ? { overlay: values.overlay as string } : {}
   const body = { parent: buildIdFlag(values, 'parent') ?? null, useCase: choiceFlag(values, 'use-case', ['pause', 'build'] as const, 'pause'), files, dirty, ...overlay }

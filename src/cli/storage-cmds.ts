@@ -123,7 +123,7 @@ async function checkInputFiles(files: Record<'memfile' | 'rootfs' | 'snapfile' |
 }
 
 /** `--dirty 0-2097152,...` applies to the one data file given; `--dirty memfile=...` names it. */
-function parseDirtyFlags(flags: string[] | undefined, values: Record<string, unknown>): Partial<Record<FileKind, ByteRange[]>> {
+export function parseDirtyFlags(flags: string[] | undefined, values: Record<string, unknown>): Partial<Record<FileKind, ByteRange[]>> {
   const out: Partial<Record<FileKind, ByteRange[]>> = {}
   for (const flag of flags ?? []) {
     const m = /^(memfile|rootfs)=(.*)$/.exec(flag)
