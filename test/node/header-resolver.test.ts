@@ -16,7 +16,7 @@ import type { BuildId } from '../../src/format/types.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { createRegistry } from '../../src/obs/metrics.ts'
 import { BuildStatusBoard } from '../../src/node/build-status.ts'
-import { HeaderResolver } from '../../src/node/header-resolver.ts'
+import { BuildNotFoundError, HeaderResolver } from '../../src/node/header-resolver.ts'
 import { LocalBuilds } from '../../src/node/local-builds.ts'
 import { BuildUnavailableError, UploadFailedError } from '../../src/node/resumed-file.ts'
 import { headerObjectName } from '../../src/read/open.ts'
@@ -232,4 +232,31 @@ test('asked at once, storage that holds the final header wins over a peer that h
     good.provider.getHeader = original
     good.announcer.withdraw(id)
   }
+})
+
+test('regression: an unknown build was retried for the whole visibility wait; every peer saying NOT_AVAILABLE is ERR_NOT_FOUND at once, a BUSY peer (origin still framing) keeps it waiting', async () => {
+  const id = newId()
+  const asked = () => good.provider.calls + odd.provider.calls
+  const before = asked()
+  // A wait of an hour: a lookup that retried instead of answering would hit the test timeout.
+  await assert.rejects(resolver().initial(id, 'memfile', undefined, 3_600_000), (err: Error) => {
+    assert.ok(err instanceof BuildNotFoundError, err.message)
+    assert.equal((err as BuildNotFoundError).code, 'ERR_NOT_FOUND')
+    assert.match(err.message, new RegExp(`build ${id} is not in storage and no peer has it`))
+    return true
+  })
+  assert.equal(asked(), before + 2, 'each peer was asked once: no retry')
+
+  // Another build whose origin is still framing it answers BUSY: the lookup retries within its wait
+  // (here 1 s) and then says it is unavailable, not that it does not exist.
+  const framing = newId()
+  odd.provider.statusOf.set(framing, 'BUSY')
+  const busyBefore = odd.provider.calls
+  await assert.rejects(resolver().initial(framing, 'memfile', undefined, 1000), BuildUnavailableError)
+  assert.ok(odd.provider.calls >= busyBefore + 2, 'asked again while it might still appear')
+
+  // A stored build without the asked file kind: not found at once, naming the kind it has.
+  const memOnly = newId()
+  await store.put(headerObjectName(memOnly, 'memfile'), encodeHeader(header(memOnly, false)))
+  await assert.rejects(resolver().initial(memOnly, 'rootfs', undefined, 3_600_000), new RegExp(`build ${memOnly} has no rootfs \\(it has: memfile\\)`))
 })
