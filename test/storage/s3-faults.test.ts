@@ -193,6 +193,36 @@ describe('s3 faults: failed uploads leave nothing', () => {
 })
 
 describe('s3 faults: the server dies mid-upload', () => {
+  test('the server dies mid build upload: uploadBuild fails with a coded retryable error naming the part, not a hang', async () => {
+    const doomed = await startS3Server()
+    const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-doomed-'))
+    try {
+      await doomed.createBucket('doomed')
+      const store = await openStore('s3://doomed', { retry: FAST_RETRY, timeoutMs: 5000, s3: doomed.storeOptions })
+      stores.push(store)
+      const memfile = join(dir, 'memfile')
+      await writeFile(memfile, randomBytes(24 * 1024 * 1024))
+      const id = randomUUID()
+      let killed: Promise<void> | undefined
+      const compression = { default: { partSize: 5 * 1024 * 1024, uploadConcurrency: 3, frameSize: 2 * 1024 * 1024, codec: 'none' as const } }
+      const upload = uploadBuild({
+        store,
+        buildId: id,
+        files: { memfile },
+        useCase: 'build',
+        compression,
+        onProgress: (p) => {
+          if (killed === undefined && p.uploaded > 0) killed = doomed.kill()
+        },
+      })
+      await within(60_000, assert.rejects(upload, storageError(true, new RegExp(`upload part \\d+ s3://doomed/${id}/memfile: (connection failed|endpoint unreachable): (ECONNREFUSED|ECONNRESET|EPIPE)`))))
+      assert.ok(killed !== undefined, 'the server was killed after the first part landed')
+    } finally {
+      await doomed.kill()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   test('killed S3 server → clear retryable errors, nothing hangs', async () => {
     const victim = await startS3Server()
     try {
