@@ -40,15 +40,22 @@ function fromCommander(err: CommanderError, argv: string[]): UsageError | null {
   return new UsageError(`${err.message.replace(/^error:\s*/, '').replace(/\.$/, '')}; run ${hint}`)
 }
 
-/** A reader that closes our stdout early (`| head`) must not crash us: commands see it as StdoutClosedError. */
+/**
+ * A reader that closes our stdout early (`| head`) must not crash us with an unhandled 'error' event;
+ * `read` sees it through its write callbacks (StdoutClosedError) and ends quietly.
+ */
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') process.stderr.write(errorLine(toCliError(err)))
 })
 
 async function main(argv: string[]): Promise<number> {
   try {
-    // Without a command commander would print the whole help on stderr: one line says it.
-    if (argv.length === 0) throw new UsageError(`no command given; run snapswarm --help (commands: ${COMMAND_SPECS.map((s) => s.name).join(', ')})`)
+    // Without a (known) command commander would print the whole help on stderr: one line says it.
+    const names = COMMAND_SPECS.map((s) => s.name)
+    if (argv.length === 0) throw new UsageError(`no command given; run snapswarm --help (commands: ${names.join(', ')})`)
+    if (argv[0] === 'help' && argv[1] !== undefined && !names.includes(argv[1])) {
+      throw new UsageError(`unknown command '${argv[1]}'; commands: ${names.join(', ')}`)
+    }
     await buildProgram().parseAsync(argv, { from: 'user' })
     return status
   } catch (raw) {

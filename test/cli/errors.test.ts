@@ -138,6 +138,7 @@ const FAILURES: Failure[] = [
   { what: 'unknown option', args: ['pack', 'x.raw', '--bogus'], code: 'ERR_USAGE', status: 2, line: /unknown option '--bogus'.*snapswarm pack --help/ },
   { what: 'unknown command', args: ['frobnicate'], code: 'ERR_USAGE', status: 2, line: /unknown command 'frobnicate'/ },
   { what: 'no command', args: [], code: 'ERR_USAGE', status: 2 },
+  { what: 'help for an unknown command', args: ['help', 'frobnicate'], code: 'ERR_USAGE', status: 2, line: /unknown command 'frobnicate'/ },
   { what: 'missing argument', args: ['read', '--storage', 'file:///tmp'], code: 'ERR_USAGE', status: 2, line: /missing required argument 'build-id'/ },
   {
     what: 'regression: read named flags that do not exist (--id) for a bad build id',
