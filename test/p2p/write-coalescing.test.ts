@@ -72,10 +72,28 @@ describe('write coalescing', () => {
       const parts = [Uint8Array.of(0xff, 0xef), new Uint8Array(randomBytes(65519)), new Uint8Array(randomBytes(16))]
       const res = coalescedSend(pair.local, new Uint8ArrayList(...parts))
       assert.equal(res.sentBytes, 2 + 65519 + 16)
+      await Promise.resolve() // the socket stays corked until this synchronous run ends
       assert.deepEqual(counts, { writes: 0, writevs: 1 })
       if (!res.canSendMore) await once(pair.local, 'drain')
       await waitFor(() => pair.received.reduce((n, b) => n + b.byteLength, 0) >= res.sentBytes, 30_000, 'every byte at the far end')
       assert.ok(equalBytes(Buffer.concat(pair.received), Buffer.concat(parts)))
+    } finally {
+      pair.close()
+    }
+  })
+
+  it('batches sent in the same synchronous run (window updates for each frame of one TCP read) leave in one writev', async () => {
+    const pair = await socketPair()
+    try {
+      const counts = countWrites(pair.local)
+      const updates = Array.from({ length: 8 }, () => [Uint8Array.of(0, 28), new Uint8Array(randomBytes(12)), new Uint8Array(randomBytes(16))])
+      for (const parts of updates) coalescedSend(pair.local, new Uint8ArrayList(...parts))
+      assert.deepEqual(counts, { writes: 0, writevs: 0 }, 'nothing leaves before the run ends')
+      await Promise.resolve()
+      assert.deepEqual(counts, { writes: 0, writevs: 1 })
+      const sent = Buffer.concat(updates.flat())
+      await waitFor(() => pair.received.reduce((n, b) => n + b.byteLength, 0) >= sent.byteLength, 30_000, 'every byte at the far end')
+      assert.ok(equalBytes(Buffer.concat(pair.received), sent))
     } finally {
       pair.close()
     }
