@@ -21,7 +21,7 @@ import { openStore } from '../src/storage/url.ts'
 import { uploadBuild } from '../src/upload/build-upload.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
 import { startS3Server } from '../test/helpers/s3-server.ts'
-import { MB, MiB, benchDir, emit } from './common.ts'
+import { benchDir, emit, MB, MiB } from './common.ts'
 import { pushRss } from './upload-bench.ts'
 
 const started = performance.now()

@@ -116,7 +116,7 @@ export async function startFakeGcs(bucket = 'snapswarm-test'): Promise<FakeGcs> 
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const srv = createServer()
   await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve))
   const { port } = srv.address() as { port: number }

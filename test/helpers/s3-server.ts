@@ -15,12 +15,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, S3Client } from '@aws-sdk/client-s3'
+import { freePort } from './fake-gcs.ts'
 
 export const MOTO_VERSION = '5.2.5'
 const READY_TIMEOUT_MS = 20_000
@@ -130,14 +130,6 @@ export async function startS3Server(opts: { minPartSize?: number; checkCredentia
     await end('SIGKILL')
     throw err
   }
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as { port: number }
-  await new Promise((resolve) => srv.close(resolve))
-  return port
 }
 
 /** Polls the server until it answers; bounded, and fails fast if the process exits. */

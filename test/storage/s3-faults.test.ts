@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -15,9 +15,9 @@ import { openStoredBuildFile } from '../../src/read/open.ts'
 import type { ObjectStore } from '../../src/storage/store.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
+import { waitFor } from '../cluster/procs.ts'
 import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
 import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
-import { waitFor } from '../cluster/procs.ts'
 import { type FaultProxy, startFaultProxy, within } from './fault-proxy.ts'
 
 let s3: S3Server
