@@ -391,11 +391,13 @@ export class ChunkFile {
     const turn = this.writing
     let done!: () => void
     this.writing = new Promise<void>((r) => (done = r))
-    // Recorded from the verified buffer, before it goes to disk: what a later open checks the file against.
-    const crcs = pageCrcs(plain)
+    let crcs: Uint32Array | undefined
     let written = false
     try {
       await turn // also while closing: verified bytes are kept; close waits for every write
+      // Recorded from the verified buffer, before it goes to disk: what a later open checks the file
+      // against. Not before the first await: the readers waiting on these bytes get them first.
+      crcs = pageCrcs(plain)
       await writeFull(this.fh, plain, ref.startU)
       written = true
     } catch (err) {
@@ -404,7 +406,7 @@ export class ChunkFile {
     } finally {
       done()
     }
-    if (!written) return
+    if (!written || !crcs) return
     const added = this.presence.setRange(ref.startU / PAGE_SIZE, crcs)
     if (added > 0) this.deps.onGrow?.(added * PAGE_SIZE)
     this.scheduleFlush()
