@@ -13,6 +13,9 @@ export class ClientClosedError extends NbdProtocolError {
   }
 }
 
+/** The most one read asks of the stream at once. */
+const PIECE = 256 * 1024
+
 export class SocketReader {
   private readonly sock: Socket
   private ended = false
@@ -35,8 +38,23 @@ export class SocketReader {
     sock.on('error', end)
   }
 
-  /** Exactly `n` bytes (n ≤ what the caller bounded), or ClientClosedError. */
+  /**
+   * Exactly `n` bytes (n ≤ what the caller bounded), or ClientClosedError. Large reads are taken a
+   * piece at a time: asking the stream for `n` at once would raise its buffer limit to `n` for good,
+   * and a paused connection would then keep that much of the client's data in memory.
+   */
   async read(n: number): Promise<Buffer> {
+    if (n <= PIECE) return this.readPiece(n)
+    const out = Buffer.allocUnsafe(n)
+    for (let pos = 0; pos < n; ) {
+      const b = await this.readPiece(Math.min(PIECE, n - pos))
+      b.copy(out, pos)
+      pos += b.byteLength
+    }
+    return out
+  }
+
+  private async readPiece(n: number): Promise<Buffer> {
     if (n === 0) return Buffer.alloc(0)
     for (;;) {
       const b = this.sock.read(n) as Buffer | null
@@ -54,8 +72,8 @@ export class SocketReader {
   /** Read and drop `n` bytes, a bounded piece at a time (a payload the server refuses). */
   async skip(n: number): Promise<void> {
     for (let left = n; left > 0; ) {
-      const step = Math.min(left, 1024 * 1024)
-      await this.read(step)
+      const step = Math.min(left, PIECE)
+      await this.readPiece(step)
       left -= step
     }
   }
