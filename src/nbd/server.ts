@@ -13,7 +13,8 @@ import type { ExportRegistry } from './exports.ts'
 import { Handshake } from './handshake.ts'
 import { NbdProtocolError } from './protocol.ts'
 import { ClientClosedError, SocketReader } from './socket-reader.ts'
-import { ReplyBuffers, SharedBytes, Transmission, type TransmissionLimits } from './transmission.ts'
+import { ReplyBuffers } from './reply-buffers.ts'
+import { SharedBytes, Transmission, type TransmissionLimits } from './transmission.ts'
 
 /** Read reply buffers kept for reuse across connections. */
 const KEPT_REPLY_BYTES = 64 * 1024 * 1024
