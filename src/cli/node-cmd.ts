@@ -10,7 +10,7 @@ import { SnapswarmNode } from '../node/daemon.ts'
 import { SnapswarmError } from '../format/errors.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
 import type { CommandInput } from './command.ts'
-import { ProgressBar, progressWanted } from './progress.ts'
+import { progressWanted } from './progress.ts'
 import { parseDirtyFlags } from './storage-cmds.ts'
 
 export async function nodeCommand({ values }: CommandInput): Promise<number> {
@@ -71,14 +71,19 @@ export async function pauseCommand({ values }: CommandInput): Promise<number> {
   if (res.status !== 202) throw refusal(res.status, answer, 'pause')
   process.stdout.write(`${JSON.stringify(answer)}\n`)
   if (!values.wait) return 0
-  const info = await waitForUpload(url, auth, new ProgressBar(`pause ${id}`, 1, progressWanted(values)))
+  const info = await waitForUpload(url, auth, progressWanted(values))
   process.stdout.write(`${JSON.stringify(info)}\n`)
   if (info.state === 'failed') throw new SnapswarmError('ERR_UPLOAD_FAILED', `the node reports the upload of build ${id} failed: ${info.error ?? 'no detail'}`)
   return 0
 }
 
-/** Polls the build on its node until its upload ended (uploaded or failed); a node gone for ~10 s is an error. */
-async function waitForUpload(url: string, auth: Record<string, string>, bar: ProgressBar): Promise<Record<string, unknown>> {
+/**
+ * Polls the build on its node until its upload ended (uploaded or failed); a node gone for ~10 s is an
+ * error. `progress`: each state the build goes through (framing, pending, ...) is a line on stderr.
+ */
+async function waitForUpload(url: string, auth: Record<string, string>, progress: boolean): Promise<Record<string, unknown>> {
+  const started = performance.now()
+  let shown = ''
   for (let misses = 0; ; ) {
     await new Promise((r) => setTimeout(r, 200))
     const res = await callApi(url, { headers: auth }).catch((err: SnapswarmError) => err)
@@ -90,11 +95,11 @@ async function waitForUpload(url: string, auth: Record<string, string>, bar: Pro
     }
     misses = 0
     const info = await answerOf(res, url)
-    bar.update(info.state === 'uploaded' || info.state === 'failed' ? 1 : 0, String(info.state))
-    if (info.state === 'uploaded' || info.state === 'failed') {
-      bar.done()
-      return info
+    if (progress && info.state !== shown) {
+      shown = String(info.state)
+      process.stderr.write(`pause ${info.id ?? ''}: ${shown} after ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
     }
+    if (info.state === 'uploaded' || info.state === 'failed') return info
   }
 }
 

@@ -40,7 +40,9 @@ before(async () => {
   api = createServer((req, res) => {
     const id = req.url?.split('/').at(-1) ?? ''
     const r = refusals.get(id) ?? { status: 404, body: { error: 'ERR_NOT_FOUND', message: 'no such route' } }
-    const answer = req.method === 'GET' && r.status === 202 ? { status: 200, body: { id, state: 'failed', error: 'storage refused the part' } } : r
+    // After a 202 the build's state: `final` in the body (default: the upload failed).
+    const state = r.body.final ?? 'failed'
+    const answer = req.method === 'GET' && r.status === 202 ? { status: 200, body: { id, state, error: state === 'failed' ? 'storage refused the part' : undefined } } : r
     req.resume()
     req.on('end', () => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body)))
   })
@@ -343,4 +345,10 @@ test('progress: inspect --verify and push draw it on stderr with --progress (std
   const push = await runCli(['push', '--storage', `file://${store}`, '--build-id', randomUUID(), '--memfile', input, '--progress'])
   assert.equal(push.code, 0, push.stderr)
   assert.match(push.stderr, /^push memfile \[#+\] 100% /m)
+  const id = randomUUID()
+  refusals.set(id, { status: 202, body: { id, state: 'framing', final: 'uploaded' } })
+  const paused = await runCli(['pause', '--api', apiUrl, '--build-id', id, '--memfile', input, '--wait', '--progress'], { env: { SNAPSWARM_API_TOKEN: '' } })
+  assert.equal(paused.code, 0, paused.stderr)
+  assert.match(paused.stderr, new RegExp(`^pause ${id}: uploaded after \\d+\\.\\d s$`, 'm'))
+  assert.equal(JSON.parse(paused.stdout.toString().trim().split('\n').at(-1)!).state, 'uploaded')
 })
