@@ -119,7 +119,8 @@ export class Transmission {
         await this.drained()
         return
       }
-      const payload = req.type === CMD.WRITE ? req.length : req.type === CMD.READ ? Math.min(req.length, MAX_PAYLOAD) : 0
+      // Bytes this request will hold in memory: a refused oversized write's payload is skipped, not held.
+      const payload = req.type === CMD.WRITE ? (req.length > MAX_PAYLOAD ? 0 : req.length) : req.type === CMD.READ ? Math.min(req.length, MAX_PAYLOAD) : 0
       await this.room(payload)
       this.inFlight++
       this.inFlightBytes += payload
