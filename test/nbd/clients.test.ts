@@ -159,6 +159,14 @@ test('qemu-io writes to an overlay, reads back, flushes; a child paused from it 
   const merged = join(dir, 'merged')
   await runOk('nbdcopy', [uri, merged])
   assert.equal(sha(await readFile(merged)), sha(expected))
+  // base:allocation through the overlay: the blocks written inside the parent's hole are data now,
+  // the rest of the hole still reads as one.
+  const map = await runOk('nbdinfo', ['--map', uri])
+  const extents = map.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number))
+  const at = (off: number) => extents.find(([o, len]) => o <= off && off < o + len)!
+  assert.equal(at(ZEROS.start + 8192)[2], 0, `expected data at the write inside the hole, found:\n${map}`)
+  assert.equal(at(ZEROS.start)[2], 3)
+  assert.equal(at(ZEROS.end - 1)[2], 3)
   const overlayBytes = await metric(reader.api, new RegExp(`snapswarm_nbd_overlay_bytes\\{export="${parent}/rootfs@vm1"\\} (\\d+)`))
   assert.equal(overlayBytes, (16 + 2 + 1 + 1) * 4096)
 
