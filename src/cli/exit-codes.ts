@@ -43,7 +43,7 @@ export const EXIT_TABLE: readonly { status: number; meaning: string; codes: read
     status: EXIT.local,
     meaning: 'local system: address in use, path exists or is a directory, permission, disk full, Node too old',
     codes: [
-      'ERR_ADDR_IN_USE', 'ERR_FILE_EXISTS', 'ERR_IS_DIRECTORY', 'ERR_NOT_A_DIRECTORY', 'ERR_NOT_REGULAR_FILE', 'ERR_FILE_UNREADABLE',
+      'ERR_ADDR_IN_USE', 'ERR_ADDR_NOT_AVAILABLE', 'ERR_FILE_EXISTS', 'ERR_IS_DIRECTORY', 'ERR_NOT_A_DIRECTORY', 'ERR_NOT_REGULAR_FILE', 'ERR_FILE_UNREADABLE',
       'ERR_PERMISSION', 'ERR_NO_SPACE', 'ERR_NODE_VERSION', 'ERR_PAUSE_RECORD',
     ],
   },
@@ -92,7 +92,7 @@ const ERRNO: Record<string, { code: string; says: string }> = {
   ENOSPC: { code: 'ERR_NO_SPACE', says: 'no space left on device' },
   EDQUOT: { code: 'ERR_NO_SPACE', says: 'disk quota exceeded' },
   EADDRINUSE: { code: 'ERR_ADDR_IN_USE', says: 'address already in use' },
-  EADDRNOTAVAIL: { code: 'ERR_ADDR_IN_USE', says: 'address not available on this host' },
+  EADDRNOTAVAIL: { code: 'ERR_ADDR_NOT_AVAILABLE', says: 'address not available on this host' },
   ECONNREFUSED: { code: 'ERR_UNREACHABLE', says: 'connection refused' },
 }
 

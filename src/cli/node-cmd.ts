@@ -3,7 +3,8 @@
  * `pause` sends the node's API token (--api-token-file or SNAPSWARM_API_TOKEN) when given one.
  */
 import { resolve as resolvePath } from 'node:path'
-import { loadConfig } from '../config/load.ts'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError, loadConfig } from '../config/load.ts'
 import { createLogger } from '../obs/log.ts'
 import { checkApiToken, readApiToken } from '../node/api-auth.ts'
 import { SnapswarmNode } from '../node/daemon.ts'
@@ -32,6 +33,8 @@ export async function nodeCommand({ values }: CommandInput): Promise<number> {
     },
   })
   if (!config.dataDir) throw new UsageError('--data-dir is required (or dataDir in the config file)')
+  checkMultiaddrs(config.node.listen, 'node.listen (--listen)')
+  checkMultiaddrs(config.node.bootstrap, 'node.bootstrap (--bootstrap)')
   const logger = createLogger(config.logLevel)
   const node = await SnapswarmNode.start({
     config,
@@ -134,6 +137,17 @@ export function refusal(status: number, answer: Record<string, unknown>, what: s
   if (status >= 500 || !code) return new SnapswarmError('ERR_REMOTE', `${what} failed on the node (HTTP ${status}${code ? ` ${code}` : ''}): ${message}`)
   const hint = status === 401 ? "; give the node's token with --api-token-file FILE or SNAPSWARM_API_TOKEN" : ''
   return new SnapswarmError(code, `${what} refused (HTTP ${status}): ${message}${hint}`)
+}
+
+/** Every address parses as a multiaddr: a typo is a config error at start, not a libp2p failure later (or never). */
+function checkMultiaddrs(addrs: readonly string[], what: string): void {
+  for (const a of addrs) {
+    try {
+      multiaddr(a)
+    } catch (err) {
+      throw new ConfigError(`${what}: expected a multiaddr such as /ip4/127.0.0.1/tcp/4001, found '${a}' (${(err as Error).message})`)
+    }
+  }
 }
 
 /**

@@ -320,6 +320,18 @@ test('each documented failure, through the real CLI: one coded line on stderr, t
   }
 })
 
+test('node: a --listen that is no multiaddr, or an address not on this host, is one coded line', async () => {
+  const dataDir = join(dir, 'node-bad-listen')
+  const args = ['node', '--storage', `file://${store}`, '--data-dir', dataDir, '--log-level', 'silent']
+  const garbage = await runCli([...args, '--listen', 'garbage'], { timeoutMs: 30_000 })
+  assertOneLine(garbage, 'ERR_CONFIG', 2, '--listen garbage')
+  const bootstrap = await runCli([...args, '--bootstrap', 'tcp://127.0.0.1:4001'], { timeoutMs: 30_000 })
+  assert.match(assertOneLine(bootstrap, 'ERR_CONFIG', 2, '--bootstrap tcp://'), /node\.bootstrap \(--bootstrap\): expected a multiaddr/)
+  // 192.0.2.1 (TEST-NET-1) is no address of this host.
+  const foreign = await runCli([...args, '--listen', '/ip4/192.0.2.1/tcp/0'], { timeoutMs: 30_000 })
+  assert.match(assertOneLine(foreign, 'ERR_ADDR_NOT_AVAILABLE', 6, 'a foreign --listen'), /192\.0\.2\.1/)
+})
+
 test('regression: a busy --listen port printed a libp2p stack trace; a busy --api port too: now ERR_ADDR_IN_USE naming the address', async () => {
   const busy = await busyPort()
   try {
