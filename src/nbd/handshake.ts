@@ -169,7 +169,7 @@ export class Handshake {
   }
 
   private transmissionFlags(exp: NbdExport): number {
-    let f = TFLAG.HAS_FLAGS | TFLAG.SEND_FLUSH | TFLAG.SEND_FUA | TFLAG.CAN_MULTI_CONN
+    let f = TFLAG.HAS_FLAGS | TFLAG.SEND_FLUSH | TFLAG.SEND_FUA | TFLAG.CAN_MULTI_CONN | TFLAG.SEND_CACHE
     if (this.state.structured) f |= TFLAG.SEND_DF
     f |= exp.readOnly ? TFLAG.READ_ONLY : TFLAG.SEND_TRIM | TFLAG.SEND_WRITE_ZEROES
     return f

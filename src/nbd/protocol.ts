@@ -57,6 +57,7 @@ export const TFLAG = {
   SEND_WRITE_ZEROES: 64,
   SEND_DF: 128,
   CAN_MULTI_CONN: 256,
+  SEND_CACHE: 1024,
 } as const
 
 // Commands and command flags.

@@ -80,6 +80,18 @@ export class SharedBytes {
   }
 }
 
+/** NBD_CMD_CACHE reads this much at a time, and at most MAX_CACHE per request. */
+const CACHE_STEP = 2 * 1024 * 1024
+const MAX_CACHE = 256 * 1024 * 1024
+
+/** Bytes a request holds in memory while it runs: a refused oversized write's payload is skipped, not held. */
+function payloadOf(req: NbdRequest): number {
+  if (req.type === CMD.WRITE) return req.length > MAX_PAYLOAD ? 0 : req.length
+  if (req.type === CMD.READ) return Math.min(req.length, MAX_PAYLOAD)
+  if (req.type === CMD.CACHE) return Math.min(req.length, CACHE_STEP)
+  return 0
+}
+
 /** Block status answers carry at most this many extents (the protocol asks for ≤ 2^20). */
 const MAX_EXTENTS = 16_384
 const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 5: 'EIO', 12: 'ENOMEM', 22: 'EINVAL', 28: 'ENOSPC', 75: 'EOVERFLOW', 95: 'ENOTSUP', 108: 'ESHUTDOWN' }
@@ -119,8 +131,7 @@ export class Transmission {
         await this.drained()
         return
       }
-      // Bytes this request will hold in memory: a refused oversized write's payload is skipped, not held.
-      const payload = req.type === CMD.WRITE ? (req.length > MAX_PAYLOAD ? 0 : req.length) : req.type === CMD.READ ? Math.min(req.length, MAX_PAYLOAD) : 0
+      const payload = payloadOf(req)
       await this.room(payload)
       this.inFlight++
       this.inFlightBytes += payload
@@ -220,6 +231,9 @@ export class Transmission {
       case CMD.FLUSH:
         await exp.flush()
         return this.ok(req)
+      case CMD.CACHE:
+        await this.cache(req)
+        return this.ok(req)
       case CMD.BLOCK_STATUS: {
         if (!this.neg.blockStatus) throw new NbdCommandError(NBD_EINVAL, 'no metadata context was selected for this export')
         this.checkRange(req, NBD_EINVAL)
@@ -230,6 +244,22 @@ export class Transmission {
       }
       default:
         throw new NbdCommandError(NBD_EINVAL, `command ${req.type} is not supported`)
+    }
+  }
+
+  /** NBD_CMD_CACHE: read the range through the read path (frames land in the node's caches), a step at a time, and drop the bytes. */
+  private async cache(req: NbdRequest): Promise<void> {
+    if (req.flags & ~CMD_FLAG.FUA) throw new NbdCommandError(NBD_EINVAL, `cache takes no flags but FUA, found 0x${req.flags.toString(16)}`)
+    this.checkRange(req, NBD_EINVAL)
+    if (req.length > MAX_CACHE) throw new NbdCommandError(NBD_EOVERFLOW, `cache of ${req.length} bytes, expected at most ${MAX_CACHE}`)
+    const scratch = this.limits.buffers.take(Math.min(req.length, CACHE_STEP))
+    try {
+      for (let at = req.offset; at < req.offset + req.length; at += scratch.byteLength) {
+        const n = Math.min(scratch.byteLength, req.offset + req.length - at)
+        await this.exp.read(scratch.subarray(0, n), at, this.abort.signal)
+      }
+    } finally {
+      this.limits.buffers.give(scratch)
     }
   }
 

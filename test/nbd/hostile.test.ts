@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { type NodeProc, getJson, pause, startNode, waitFor } from '../cluster/procs.ts'
-import { metric, nbdUri, runOk, sha, socketOf, startExport } from './helpers.ts'
+import { metric, nbdsh, nbdUri, runOk, sha, socketOf, startExport } from './helpers.ts'
 import { RawNbd } from './raw-client.ts'
 
 const MiB = 1024 * 1024
@@ -238,4 +238,23 @@ test('stopping an export closes its connections; the other exports keep serving'
   assert.ok(await c.waitClosed(), 'the stopped export\'s client was disconnected')
   assert.doesNotMatch(await (await fetch(`${node.api}/metrics`)).text(), /short-lived/, 'a stopped export leaves no series behind')
   await stillServing()
+})
+
+test('NBD_CMD_CACHE pulls a range into the node\'s caches: a read of it afterwards fetches nothing', async () => {
+  const fetched = () => metric(node.api, /snapswarm_fetches_started_total (\d+)/)
+  const before = await fetched()
+  const script = [
+    `h.connect_uri("${nbdUri(socketOf(dataDir), `${id}/rootfs`)}")`,
+    'print("can_cache", h.can_cache())',
+    `h.cache(${4 * MiB}, ${4 * MiB})`,
+    'print("cached")',
+  ].join('\n')
+  const r = await nbdsh(script)
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /can_cache True\ncached/)
+  const afterCache = await fetched()
+  assert.ok(afterCache > before, 'the cache command fetched the range')
+  const out = await nbdsh([`h.connect_uri("${nbdUri(socketOf(dataDir), `${id}/rootfs`)}")`, `import sys; sys.stdout.buffer.write(h.pread(${4 * MiB}, ${4 * MiB}))`].join('\n'))
+  assert.equal(out.code, 0, out.stderr)
+  assert.equal(await fetched(), afterCache, 'the read after it fetched nothing')
 })
