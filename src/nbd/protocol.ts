@@ -152,22 +152,20 @@ export function infoString(type: number, text: string): Buffer {
   return b
 }
 
+/** A u32 then UTF-8 strings: the shape of NBD_REP_SERVER and NBD_REP_META_CONTEXT data. */
+function u32Then(n: number, ...texts: string[]): Buffer {
+  const head = Buffer.allocUnsafe(4)
+  head.writeUInt32BE(n, 0)
+  return Buffer.concat([head, ...texts.map((t) => Buffer.from(t, 'utf8'))])
+}
+
+/** NBD_REP_SERVER data: the name's length, the name, then a description. */
 export function lengthPrefixed(text: string, rest = ''): Buffer {
-  const s = Buffer.from(text, 'utf8')
-  const r = Buffer.from(rest, 'utf8')
-  const b = Buffer.allocUnsafe(4 + s.byteLength + r.byteLength)
-  b.writeUInt32BE(s.byteLength, 0)
-  s.copy(b, 4)
-  r.copy(b, 4 + s.byteLength)
-  return b
+  return u32Then(Buffer.byteLength(text, 'utf8'), text, rest)
 }
 
 export function metaContextReply(id: number, name: string): Buffer {
-  const s = Buffer.from(name, 'utf8')
-  const b = Buffer.allocUnsafe(4 + s.byteLength)
-  b.writeUInt32BE(id, 0)
-  s.copy(b, 4)
-  return b
+  return u32Then(id, name)
 }
 
 /** The answer to NBD_OPT_EXPORT_NAME: size, transmission flags, then 124 zero bytes unless the client said NO_ZEROES. */
