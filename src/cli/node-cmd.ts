@@ -11,6 +11,7 @@ import { SnapswarmNode } from '../node/daemon.ts'
 import { SnapswarmError } from '../format/errors.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
 import type { CommandInput } from './command.ts'
+import { pseudoFsOf } from '../util/regular-file.ts'
 import { progressWanted } from './progress.ts'
 import { parseDirtyFlags } from './storage-cmds.ts'
 
@@ -33,6 +34,8 @@ export async function nodeCommand({ values }: CommandInput): Promise<number> {
     },
   })
   if (!config.dataDir) throw new UsageError('--data-dir is required (or dataDir in the config file)')
+  const pseudo = await pseudoFsOf(config.dataDir)
+  if (pseudo) throw new ConfigError(`dataDir ${config.dataDir}: on the kernel's ${pseudo} filesystem, where nothing can be stored`)
   checkMultiaddrs(config.node.listen, 'node.listen (--listen)')
   checkMultiaddrs(config.node.bootstrap, 'node.bootstrap (--bootstrap)')
   const logger = createLogger(config.logLevel)

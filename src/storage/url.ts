@@ -12,6 +12,7 @@ import type { RetryPolicy } from './gcs-client.ts'
 import { GcsStore } from './gcs-store.ts'
 import { S3Store, type S3StoreOptions } from './s3-store.ts'
 import type { ObjectStore } from './store.ts'
+import { pseudoFsOf } from '../util/regular-file.ts'
 
 export interface OpenStoreOptions {
   gcsEndpoint?: string
@@ -79,11 +80,14 @@ function openS3(parsed: URL, bad: (why: string) => Error, opts: OpenStoreOptions
  * `file:///absolute/path` only: `file:store3` or `file://store3` would silently mean `/store3`
  * (a relative-looking name resolved at the filesystem root), so both are refused with the URL meant.
  */
-function openFs(url: string, parsed: URL, bad: (why: string) => Error, opts: OpenStoreOptions): Promise<ObjectStore> {
+async function openFs(url: string, parsed: URL, bad: (why: string) => Error, opts: OpenStoreOptions): Promise<ObjectStore> {
   const rest = url.replace(/^file:(\/\/)?/i, '')
   const hint = `did you mean file://${resolvePath(rest)}?`
   if (!/^file:\/\//i.test(url)) throw bad(`a relative path after "file:"; ${hint}`)
   if (parsed.host !== '') throw bad(`file URLs with a host (${parsed.host}) are not supported; ${hint}`)
   if (parsed.search !== '' || parsed.hash !== '') throw bad('query and fragment are not allowed')
-  return FsStore.open(fileURLToPath(parsed), { create: !opts.readOnly })
+  const root = fileURLToPath(parsed)
+  const pseudo = await pseudoFsOf(root)
+  if (pseudo) throw bad(`${root} is on the kernel's ${pseudo} filesystem, where nothing can be stored`)
+  return FsStore.open(root, { create: !opts.readOnly })
 }

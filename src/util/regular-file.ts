@@ -12,6 +12,7 @@
  */
 import { constants, statfs } from 'node:fs'
 import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
+import { dirname, resolve as resolvePath } from 'node:path'
 import { promisify } from 'node:util'
 import { LimitError, SnapswarmError } from '../format/errors.ts'
 
@@ -98,6 +99,20 @@ export async function openRegularFile(path: string, opts: OpenRegularOptions = {
   } catch (err) {
     await handle.close().catch(() => {})
     throw err
+  }
+}
+
+/**
+ * The kernel pseudo filesystem (proc, sysfs, ...) that `path`, or its nearest existing ancestor, is
+ * on; undefined for a real one. Nothing can be created there, and a recursive mkdir under /proc
+ * never returns (it retries the parent that exists and the child that cannot), so directories a
+ * user names are checked with this first.
+ */
+export async function pseudoFsOf(path: string): Promise<string | undefined> {
+  for (let p = resolvePath(path); ; p = dirname(p)) {
+    const fs = await statfsAsync(p).catch(() => null)
+    if (fs) return PSEUDO_FS.get(Number(fs.type))
+    if (p === dirname(p)) return undefined
   }
 }
 

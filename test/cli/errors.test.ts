@@ -173,6 +173,20 @@ const FAILURES: Failure[] = [
     check: () => assert.ok(!existsSync(join(dir, 'nonexistent')), 'the read created nothing'),
   },
   {
+    what: 'regression: a file: store under /proc hung (a recursive mkdir there never returns)',
+    args: () => ['push', '--storage', 'file:///proc/snapswarm-store', '--build-id', randomUUID(), '--memfile', input],
+    code: 'ERR_INVALID_ARGUMENT',
+    status: 2,
+    line: /\/proc\/snapswarm-store is on the kernel's proc filesystem/,
+  },
+  {
+    what: 'regression: a node data dir under /proc hung',
+    args: () => ['node', '--storage', `file://${store}`, '--data-dir', '/proc/snapswarm-node/data', '--log-level', 'silent'],
+    code: 'ERR_CONFIG',
+    status: 2,
+    line: /dataDir \/proc\/snapswarm-node\/data: on the kernel's proc filesystem/,
+  },
+  {
     what: 'regression: a missing build was ERR_NOT_FOUND exit 1 from read',
     args: () => ['read', '--storage', `file://${store}`, unknownId, 'memfile'],
     code: 'ERR_NOT_FOUND',
