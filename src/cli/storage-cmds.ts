@@ -6,7 +6,7 @@ import { SnapswarmError } from '../format/errors.ts'
 import type { Header } from '../format/header.ts'
 import { type BuildId, type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
 import { MAX_BLOB_BYTES } from '../p2p/constants.ts'
-import { BucketNotFoundError, NotFoundError, type ObjectStore } from '../storage/store.ts'
+import { BucketNotFoundError, type ObjectStore } from '../storage/store.ts'
 import { openStore } from '../storage/url.ts'
 import { openRegularFile } from '../util/regular-file.ts'
 import { loadConfig } from '../config/load.ts'
@@ -48,16 +48,6 @@ export async function explainNotFound(store: ObjectStore, err: unknown): Promise
   if ((err as { code?: unknown })?.code !== 'ERR_NOT_FOUND' || !store.bucketExists) return err
   const exists = await store.bucketExists().catch(() => true)
   return exists ? err : new BucketNotFoundError(`bucket ${store.url.replace(/^([a-z0-9]+:\/\/[^/]+).*$/, '$1')}`, { cause: err })
-}
-
-/** `loadStoredHeader`, with a missing header reported as a missing build (or file kind). */
-export async function loadBuildHeader(store: ObjectStore, buildId: BuildId, kind: FileKind): Promise<Header> {
-  try {
-    return await loadStoredHeader(store, buildId, kind)
-  } catch (err) {
-    if (err instanceof NotFoundError && err.objectName.endsWith(headerObjectName(buildId, kind))) throw await missingBuildError(store, buildId, kind)
-    throw err
-  }
 }
 
 export async function pushCommand({ values }: CommandInput): Promise<number> {
