@@ -87,7 +87,8 @@ export class NbdExport {
   readonly overlay: Overlay | undefined
   private readonly closers = new Set<() => void>()
   /** Label sets this export put on the shared metrics, removed when it stops (exports come and go). */
-  private readonly labelSets = new Set<string>()
+  private readonly children = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>()
+  private readonly bytesChildren = new Map<string, { inc(n: number): void }>()
   private stopped = false
   /** Handshakes and connections using this export now (ExportRegistry.resolve / released). */
   holds = 0
@@ -130,19 +131,30 @@ export class NbdExport {
   /** One request answered: its command, result (`ok` or the NBD error name) and latency. */
   recordRequest(command: string, result: string, seconds: number): void {
     if (this.stopped) return // a request that finished after the stop: its series are gone
-    this.labelSets.add(`${command}\0${result}`)
-    this.metrics.requests.inc({ export: this.name, command, result })
-    this.metrics.seconds.observe({ export: this.name, command }, seconds)
+    const key = `${command}\0${result}`
+    let child = this.children.get(key)
+    if (!child) {
+      // Labelled children looked up once per series, not per request.
+      child = { count: this.metrics.requests.labels({ export: this.name, command, result }), seconds: this.metrics.seconds.labels({ export: this.name, command }) }
+      this.children.set(key, child)
+    }
+    child.count.inc()
+    child.seconds.observe(seconds)
   }
 
   recordBytes(direction: 'read' | 'write', n: number): void {
     if (this.stopped) return
-    this.metrics.bytes.inc({ export: this.name, direction }, n)
+    let child = this.bytesChildren.get(direction)
+    if (!child) {
+      child = this.metrics.bytes.labels({ export: this.name, direction })
+      this.bytesChildren.set(direction, child)
+    }
+    child.inc(n)
   }
 
   private forgetMetrics(): void {
     const m = this.metrics
-    for (const key of this.labelSets) {
+    for (const key of this.children.keys()) {
       const [command, result] = key.split('\0')
       m.requests.remove({ export: this.name, command, result })
       m.seconds.remove({ export: this.name, command })

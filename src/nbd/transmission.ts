@@ -125,14 +125,14 @@ export class Transmission {
   /** Serve requests until the client disconnects (NBD_CMD_DISC or the socket closes). */
   async run(): Promise<void> {
     for (;;) {
-      await this.room(0)
+      if (this.blocked(0)) await this.room(0)
       const req = parseRequest(await this.reader.read(REQUEST_BYTES))
       if (req.type === CMD.DISC) {
         await this.drained()
         return
       }
       const payload = payloadOf(req)
-      await this.room(payload)
+      if (this.blocked(payload)) await this.room(payload)
       this.inFlight++
       this.inFlightBytes += payload
       this.limits.shared.change(payload)
@@ -155,10 +155,8 @@ export class Transmission {
 
   /** Wait until one more request of `bytes` payload fits (one alone always fits). */
   private async room(bytes: number): Promise<void> {
-    const { maxInFlight, maxInFlightBytes, shared } = this.limits
-    // A connection with nothing in flight always gets one request: clients that fill the shared
-    // budget (and never read) cannot stop another connection from being served.
-    while (this.inFlight >= maxInFlight || (this.inFlight > 0 && (this.inFlightBytes + bytes > maxInFlightBytes || !shared.fits(bytes)))) {
+    const { shared } = this.limits
+    while (this.blocked(bytes)) {
       if (this.sock.destroyed) throw new ClientClosedError(0)
       // Woken by this connection's own replies, or by any connection giving bytes back.
       await new Promise<void>((resolve) => {
@@ -171,6 +169,15 @@ export class Transmission {
         shared.on(done)
       })
     }
+  }
+
+  /**
+   * Whether one more request of `bytes` payload must wait. A connection with nothing in flight always
+   * gets one: clients that fill the shared budget (and never read) cannot stop another from being served.
+   */
+  private blocked(bytes: number): boolean {
+    const { maxInFlight, maxInFlightBytes, shared } = this.limits
+    return this.inFlight >= maxInFlight || (this.inFlight > 0 && (this.inFlightBytes + bytes > maxInFlightBytes || !shared.fits(bytes)))
   }
 
   private async drained(): Promise<void> {
