@@ -23,7 +23,7 @@ test('config: defaults, per-kind and per-use-case overrides, environment and fla
 test('config: an unknown key or a bad value is rejected with a message naming the key', async () => {
   assert.throws(() => validateConfig({ node: { listn: [] } }), /unknown key node\.listn/)
   assert.throws(() => validateConfig({ compression: { memfile: { pause: { level: 40 } } } }), /compression\.memfile\.pause\.level/)
-  assert.throws(() => validateConfig({ storage: 's3://x' }), /storage: expected file:\/\/\/path or gs:\/\/bucket/)
+  assert.throws(() => validateConfig({ storage: 'ftp://x' }), /storage: expected file:\/\/\/path, gs:\/\/bucket\[\/prefix\] or s3:\/\/bucket/)
   assert.throws(() => validateConfig({ compression: { rootfs: { frameSize: 6000 } } }), /compression\.rootfs\.build\.frameSize: must be a multiple of the rootfs block size 4096/)
   const memfile1MiB = validateConfig({ compression: { memfile: { frameSize: 1024 * 1024 } } })
   assert.throws(() => resolveCompression(memfile1MiB.compression, 'memfile', 'pause'), /multiple of the memfile block size 2097152/)
