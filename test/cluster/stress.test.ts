@@ -62,6 +62,9 @@ after(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** How long a read retries a build that is not visible yet before failing (a bound a hang would hit). */
+const VISIBLE_WITHIN_MS = 60_000
+
 interface Build {
   id: string
   content: Buffer
@@ -70,7 +73,9 @@ interface Build {
 async function readChecked(node: SnapswarmNode, b: Build, stats: { reads: number; bytes: number; retries: number }): Promise<void> {
   const start = rand(SIZE - 1)
   const end = Math.min(SIZE - 1, start + rand(3 * 1024 * 1024))
-  for (let attempt = 0; ; attempt++) {
+  // Far above the time a build takes to become visible, even on a loaded machine: a bound, not a target.
+  const deadline = Date.now() + VISIBLE_WITHIN_MS
+  for (;;) {
     const res = await fetch(`${node.apiUrl}/v1/builds/${b.id}/memfile`, { headers: { range: `bytes=${start}-${end}` }, signal: AbortSignal.timeout(60_000) })
     const body = Buffer.from(await res.arrayBuffer())
     if (res.status === 206) {
@@ -82,7 +87,7 @@ async function readChecked(node: SnapswarmNode, b: Build, stats: { reads: number
     // Only "not visible yet" is retried: a build still being framed by its origin, or not yet announced.
     const text = body.toString()
     assert.match(text, /still being framed|no peer serves it/, `read failed: ${res.status} ${text}`)
-    assert.ok(attempt < 200, `build ${b.id} never became readable: ${text}`)
+    assert.ok(Date.now() < deadline, `build ${b.id} did not become readable in ${VISIBLE_WITHIN_MS} ms: ${text}`)
     stats.retries++
     await new Promise((r) => setTimeout(r, 20))
   }
@@ -176,7 +181,8 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
     const readOk = async (b: Build) => {
       const s = rand(SIZE - 1)
       const e = Math.min(SIZE - 1, s + rand(3 * 1024 * 1024))
-      for (let attempt = 0; ; attempt++) {
+      const deadline = Date.now() + 2 * VISIBLE_WITHIN_MS // origins are killed and restarted meanwhile
+      for (;;) {
         const api = procs[rand(3)].api
         let status = 0
         let body = Buffer.alloc(0)
@@ -195,7 +201,7 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
         }
         // An origin is down or restarting: an error status with a stable code, retried; never a 2xx with other bytes.
         if (status > 0) assert.match(body.toString(), /"error":"ERR_[A-Z_]+"/, `read answered ${status}: ${body.toString()}`)
-        assert.ok(attempt < 300, `build ${b.id} never became readable: ${status} ${body.toString()}`)
+        assert.ok(Date.now() < deadline, `build ${b.id} did not become readable in ${2 * VISIBLE_WITHIN_MS} ms: ${status} ${body.toString()}`)
         stats.retries++
         await new Promise((r) => setTimeout(r, 100))
       }
