@@ -1,6 +1,6 @@
 /** Cluster admission: cluster key (Noise prologue) and allow-list refuse strangers before any protocol runs; identity persists. */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -108,6 +108,21 @@ describe('allow-list of peer ids', () => {
 
   it('rejects an allow-list entry that is not a peer id', async () => {
     await assert.rejects(startPeer({ allowPeers: ['not-a-peer-id'] }), AdmissionConfigError)
+  })
+
+  it('regression: a peer refused at start left its snapswarm-p2p-* temp dir behind (one per test run)', async () => {
+    // os.tmpdir() reads TMPDIR on each call: point it at an empty directory for this start only.
+    const tmp = join(dir, 'tmp')
+    await mkdir(tmp)
+    const saved = process.env.TMPDIR
+    process.env.TMPDIR = tmp
+    try {
+      await assert.rejects(startPeer({ allowPeers: ['not-a-peer-id'] }), AdmissionConfigError)
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = saved
+    }
+    assert.deepEqual(await readdir(tmp), [], 'the failed start removed the directory it made')
   })
 })
 
