@@ -62,6 +62,28 @@ async function withFile<T>(path: string, flags: string, fn: (fh: FileHandle) => 
   }
 }
 
+/** `file` with its writes counted: started, finished, and started after `rejected` was set. */
+function countingWrites(file: FileHandle): { out: FileHandle; writes: { started: number; finished: number; late: number; rejected: boolean } } {
+  const writes = { started: 0, finished: 0, late: 0, rejected: false }
+  const write = async (...args: Parameters<FileHandle['write']>) => {
+    writes.started++
+    if (writes.rejected) writes.late++
+    try {
+      return await (file.write as (...a: unknown[]) => ReturnType<FileHandle['write']>).apply(file, args)
+    } finally {
+      writes.finished++
+    }
+  }
+  const out = new Proxy(file, {
+    get(target, key) {
+      if (key === 'write') return write
+      const value = Reflect.get(target, key, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { out, writes }
+}
+
 interface Framed extends FramingResult {
   /** What the sink received, in order. */
   readonly emitted: { stored: Uint8Array; sizeU: number }[]
@@ -239,18 +261,25 @@ describe('input errors', () => {
       const emitted: number[] = []
       let rejected = false
       let late = 0
+      let inSink = 0
       await withFile(path, 'r', async (fh) => {
         const sink = async (_stored: Uint8Array, sizeU: number) => {
           if (rejected) late++
+          inSink++
+          await new Promise((r) => setImmediate(r)) // a sink that takes a turn, as a real write does
           emitted.push(sizeU)
+          inSink--
         }
         await assert.rejects(frameFile(fh, { codec: 'zstd', frameSize: F, workers }, sink, { offset: 0, length: 4 * F }), (err: Error) => {
           rejected = true
+          assert.equal(inSink, 0, 'a sink call was still running when frameFile rejected')
           assert.ok(err instanceof InvalidArgumentError, String(err))
           assert.match(err.message, new RegExp(`file ended at ${2 * F + 10}, expected ${F - 10} more bytes`))
           return true
         })
-        await new Promise((r) => setTimeout(r, 50))
+        // Work frameFile left queued would run during these turns (a pool round trip, then a loop turn).
+        await fh.stat()
+        await new Promise((r) => setImmediate(r))
       })
       assert.equal(late, 0, 'sink called after frameFile rejected')
       // Only whole frames read before the end can have been emitted: never the short third one.
@@ -334,21 +363,27 @@ describe('input errors', () => {
         // The output starts as a sentinel, not zeros: a frame left unwritten is told apart from a zero frame.
         const outPath = await fileWith(Buffer.alloc(src.length, SENTINEL))
         await withFile(data, 'r', (fh) =>
-          withFile(outPath, 'r+', async (out) => {
+          withFile(outPath, 'r+', async (file) => {
+            const { out, writes } = countingWrites(file)
             await assert.rejects(writeFramedRange(fh, framed.table, 0, src.length, out, 0, { workers }), (err: Error) => {
+              writes.rejected = true
+              assert.equal(writes.started, writes.finished, `${what}, ${workers} workers: a write was in flight at the rejection`)
               assert.ok(err instanceof CorruptFrameError, `${what}: ${err}`)
               assert.match(err.message, message)
               return true
             })
-            const atReject = (await stat(outPath)).size
-            await new Promise((r) => setTimeout(r, 50))
-            assert.equal((await stat(outPath)).size, atReject, `${what}, ${workers} workers: a write after the rejection`)
+            // Work left queued would run during these turns (a pool round trip, then a loop turn).
+            const atReject = await readFile(outPath)
+            await new Promise((r) => setImmediate(r))
+            assert.equal(writes.late, 0, `${what}, ${workers} workers: a write started after the rejection`)
+            assert.ok((await readFile(outPath)).equals(atReject), `${what}, ${workers} workers: the file changed after the rejection`)
           }),
         )
         // Each frame is either untouched (the sentinel) or exactly its source bytes, zero frames included;
         // the bad frame is never written.
         const written = await readFile(outPath)
         assert.equal(written.length, src.length, `${what}: nothing written past the file`)
+        if (what === 'truncated') assert.ok(!written.subarray(0, F).every((b) => b === SENTINEL), 'the frames before the cut were written')
         for (const [i, f] of framed.table.frames.entries()) {
           const got = written.subarray(f.startU, f.startU + f.sizeU)
           const untouched = got.every((b) => b === SENTINEL)
