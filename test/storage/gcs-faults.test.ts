@@ -11,7 +11,7 @@ import type { ObjectStore } from '../../src/storage/store.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
 import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
-import { type FaultProxy, isUploadOf, startFaultProxy } from './fault-proxy.ts'
+import { type FaultProxy, isUploadOf, startFaultProxy, within } from './fault-proxy.ts'
 
 let gcs: FakeGcs
 let proxy: FaultProxy
@@ -34,19 +34,6 @@ async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
   proxy.plan = () => 'pass'
   const store: ObjectStore = await openStore(`gs://${bucket}`, { gcsEndpoint: proxy.endpoint, retry, timeoutMs })
   return { store, bucket, raw: () => gcs.objects(bucket) }
-}
-
-/** Rejects if `p` has not settled within `ms`, a bound far above any answer: the property under test is "no hang". */
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([p, hung])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 type StoreErr = Error & { code?: string; retryable?: boolean; status?: number }
