@@ -84,6 +84,14 @@ export class ChunkFile {
   private sequentialNext = -1
   /** Units (by startU) the prefetcher fetched that no demand read has used yet. */
   private readonly prefetched = new Set<number>()
+  /**
+   * Verified bytes of units read ahead for a streaming reader (by startU, oldest first), kept until its
+   * next reads copy them: otherwise those reads would read back the file the bytes were just written
+   * to. At most READ_AHEAD_BYTES; dropped once read through, when a large read is not sequential, and
+   * at close.
+   */
+  private readonly ahead = new Map<number, Uint8Array>()
+  private aheadBytes = 0
 
   private constructor(dataPath: string, mapPath: string, fh: FileHandle, presence: PresenceMap, deps: ChunkFileDeps) {
     this.dataPath = dataPath
@@ -125,8 +133,9 @@ export class ChunkFile {
     const end = Math.ceil((offset + dst.byteLength) / PAGE_SIZE)
     if (this.prefetched.size > 0) this.notePrefetchUse(offset, dst.byteLength, plan)
     if (this.presence.allChecked(first, end)) {
-      this.localHits.inc() // the hot path: one bitmap check, one pread
+      this.localHits.inc() // the hot path: one bitmap check, one pread (or a copy of bytes read ahead)
       if (this.isStreaming(first, end, dst.byteLength)) this.readAhead(end, plan)
+      if (this.ahead.size > 0 && this.copyAhead(dst, offset)) return
       if (await readFull(this.fh, dst, offset)) return
       await this.forgetLostTail(true) // the file was cut short under us: refetch what it lost
     }
@@ -278,7 +287,52 @@ export class ChunkFile {
     if (length < READ_AHEAD_MIN_READ) return false
     const sequential = first === this.sequentialNext
     this.sequentialNext = end
+    if (!sequential) this.dropAhead()
     return sequential
+  }
+
+  /** Fill `dst` from units kept after read-ahead, if they cover all of it; units read through are dropped. */
+  private copyAhead(dst: Uint8Array, offset: number): boolean {
+    const end = offset + dst.byteLength
+    const done: number[] = []
+    for (let pos = offset; pos < end; ) {
+      let unit: [number, Uint8Array] | undefined
+      for (const [startU, plain] of this.ahead) if (startU <= pos && pos < startU + plain.byteLength) unit = [startU, plain]
+      if (!unit) return false // dst may hold some copied bytes: the caller's fallback rewrites all of it
+      const [startU, plain] = unit
+      const to = Math.min(end, startU + plain.byteLength)
+      dst.set(plain.subarray(pos - startU, to - startU), pos - offset)
+      if (to === startU + plain.byteLength) done.push(startU)
+      pos = to
+    }
+    for (const startU of done) this.dropAhead(startU)
+    return true
+  }
+
+  /** Keep a read-ahead unit's verified bytes for the streaming reader's next reads (bounded, oldest out). */
+  private keepAhead(f: Fetch): void {
+    f.verified.then(
+      (plain) => {
+        if (this.life.signal.aborted || this.ahead.has(f.startU) || plain.byteLength > READ_AHEAD_BYTES) return
+        this.ahead.set(f.startU, plain)
+        this.aheadBytes += plain.byteLength
+        while (this.aheadBytes > READ_AHEAD_BYTES) this.dropAhead(this.ahead.keys().next().value!)
+      },
+      () => {}, // a failed fetch is its waiters' error
+    )
+  }
+
+  /** Forget one kept unit, or all of them. */
+  private dropAhead(startU?: number): void {
+    if (startU === undefined) {
+      this.ahead.clear()
+      this.aheadBytes = 0
+      return
+    }
+    const plain = this.ahead.get(startU)
+    if (!plain) return
+    this.ahead.delete(startU)
+    this.aheadBytes -= plain.byteLength
   }
 
   /**
@@ -291,7 +345,11 @@ export class ChunkFile {
     try {
       while (page < stop && this.inflight.size < 2 * READ_FETCH_WINDOW) {
         if (this.presence.has(page)) page++
-        else page = Math.ceil(this.fetchCovering(page, plan, false).endU / PAGE_SIZE)
+        else {
+          const f = this.fetchCovering(page, plan, false)
+          this.keepAhead(f)
+          page = Math.ceil(f.endU / PAGE_SIZE)
+        }
       }
     } catch {
       // Past the layer's mapped data or its frame table: nothing more to read ahead.
@@ -439,6 +497,7 @@ export class ChunkFile {
     // Prefetched units no demand read used while the file was open.
     this.metrics.prefetchUnused.inc(this.prefetched.size)
     this.prefetched.clear()
+    this.dropAhead()
     await Promise.all([...this.inflight.values()].map((f) => f.settled)) // writes end before the handle closes
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined

@@ -248,6 +248,28 @@ test('read-ahead: a streaming reader (large sequential reads) gets the next fram
   })
 })
 
+test('read-ahead: the next streaming reads copy the verified bytes fetched ahead instead of reading back the file they were written to', async () => {
+  await withTmp(async (dir) => {
+    const s = await setup(dir, { size: 4 * MiB, frameSize: 256 * KiB })
+    const lease = await s.cache.acquire(s.buildId, 'memfile', KEY)
+    const dst = Buffer.alloc(1 * MiB)
+    await lease.file.readInto(dst, 0, s.plan)
+    await lease.file.readInto(dst, 1 * MiB, s.plan) // streaming: 2-4 MiB fetched ahead
+    await until(() => lease.file.bytes === 4 * MiB, 'the read-ahead written to the cache file')
+    // Scribble over the written copy: a read that went back to the file would return these bytes.
+    const fh = await openFile(lease.file.dataPath, 'r+')
+    await fh.write(Buffer.alloc(2 * MiB, 0xa5), 0, 2 * MiB, 2 * MiB)
+    await fh.close()
+    for (const off of [2 * MiB, 3 * MiB]) {
+      await lease.file.readInto(dst, off, s.plan)
+      assert.deepEqual(dst, slice(s.framed.plain, off, 1 * MiB), `the verified bytes at ${off}`)
+    }
+    assert.equal(s.storage.calls, 16, 'one fetch per frame')
+    await lease.release()
+    await s.cache.close()
+  })
+})
+
 test('early release: waiters get the verified bytes before the write; pages are marked present only once written', async () => {
   await withTmp(async (dir) => {
     const s = await setup(dir)
