@@ -16,8 +16,10 @@
  *   as multipart uploads, and a create-only compose is also checked for an existing destination first
  *   (gcs-upload.ts); real GCS honours the precondition on compose, which is what makes it atomic there.
  */
+import type { Readable } from 'node:stream'
 import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
-import { LimitError, SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../format/errors.ts'
+import { type Body, readBodyLimited } from './body.ts'
 import { abortReason, NotFoundError, ObjectExistsError, StorageError } from './store.ts'
 import { raceSignal } from './upload-state.ts'
 
@@ -197,7 +199,8 @@ export class GcsClient {
 
   /**
    * Downloads `[start, end]` (inclusive; whole object without a range) into memory, refusing more than
-   * `limit` bytes. Ranged reads skip the SDK's hash check (hashes cover whole objects only).
+   * `limit` bytes; a body that sends nothing for the request timeout fails with a retryable timeout.
+   * Ranged reads skip the SDK's hash check (hashes cover whole objects only).
    */
   read(name: string, range: { start: number; end: number } | undefined, limit: number, signal?: AbortSignal) {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
@@ -205,19 +208,11 @@ export class GcsClient {
       .bucket(this.bucketName)
       .file(name)
       .createReadStream({ ...range, decompress: false, validation: range ? false : 'crc32c' })
-    const chunks: Buffer[] = []
-    let total = 0
-    const done = new Promise<Buffer>((resolve, reject) => {
-      stream.on('data', (c: Buffer) => {
-        total += c.length
-        if (total > limit) {
-          stream.destroy(new LimitError(`object ${this.url(name)}: more than the ${limit} bytes expected`))
-        } else chunks.push(c)
-      })
-      stream.once('error', (err) => reject(gcsError(err, 'read', this.url(name))))
-      stream.once('end', () => resolve(Buffer.concat(chunks, total)))
-    })
-    return raceSignal(done, signal, () => stream.destroy(signal?.reason))
+    const url = this.url(name)
+    const body = destroyAfterResponse(stream)
+    // The SDK's timeout ends when the headers arrive: the idle timer also bounds a body that stalls.
+    const done = readBodyLimited(body, { limit, idleMs: this.timeoutMs, op: 'gcs read', url, mapError: (err) => gcsError(err, 'read', url) })
+    return raceSignal(done, signal, () => body.destroy(signal?.reason))
   }
 
   private call(op: string, name: string, reqOpts: Record<string, unknown>): Promise<unknown> {
@@ -227,6 +222,28 @@ export class GcsClient {
       this.storage.makeAuthenticatedRequest({ ...reqOpts, timeout: this.timeoutMs } as never, cb as never)
     })
   }
+}
+
+/**
+ * The SDK's download stream with a destroy that is safe at any time. Destroyed before its response
+ * arrived, the SDK later pipes the response into the destroyed stream, which throws out of an event
+ * handler and would crash the process; so until the response is there, destroying waits for it (a
+ * request that never answers ends with the SDK's request timeout).
+ */
+function destroyAfterResponse(stream: Readable): Body & { destroy(e?: Error): void } {
+  let responded = false
+  stream.once('response', () => {
+    responded = true
+  })
+  let destroying = false
+  const destroy = (err?: Error) => {
+    if (responded) return void stream.destroy(err)
+    if (destroying) return
+    destroying = true
+    // After the SDK's own response handling (which runs right after the event) has set up its pipes.
+    stream.once('response', () => setImmediate(() => stream.destroy(err)))
+  }
+  return { [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](), destroy }
 }
 
 /** `host:port` or a URL; without a scheme, http (emulators); no trailing `/` or `/storage/v1`. */

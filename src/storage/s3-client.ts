@@ -33,6 +33,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { LimitError, SnapswarmError } from '../format/errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
+import { readBodyLimited } from './body.ts'
 import { abortReason, NotFoundError, ObjectExistsError, StorageError, UploadStateError } from './store.ts'
 import { raceSignal } from './upload-state.ts'
 
@@ -212,7 +213,8 @@ export class S3Api {
       if (body === undefined) return new Uint8Array(0)
       // An abort after the headers arrived must stop the body too, not only the caller's wait.
       local.signal.addEventListener('abort', () => body.destroy?.(), { once: true })
-      return readLimited(body, { limit, idleMs: this.timeoutMs, url: this.url(key) })
+      const url = this.url(key)
+      return readBodyLimited(body, { limit, idleMs: this.timeoutMs, op: 's3 get', url, mapError: (err) => s3Error(err, 'get', url) })
     }
     return raceSignal(run(), signal, () => local.abort(signal?.reason))
   }
@@ -312,36 +314,4 @@ export class S3Api {
       throw s3Error(err, op, this.url(key))
     }
   }
-}
-
-/**
- * Collects a response body, refusing more than `limit` bytes. A body that sends nothing for `idleMs`
- * fails with a retryable timeout (the SDK's timeouts end when the headers arrived); a cut one with the
- * network error.
- */
-async function readLimited(
-  body: AsyncIterable<Uint8Array> & { destroy?(e?: Error): void },
-  opts: { limit: number; idleMs: number; url: string },
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = []
-  let total = 0
-  const idle = setTimeout(() => {
-    body.destroy?.(new StorageError(`s3 get ${opts.url}: timeout: no body bytes for ${opts.idleMs} ms`, { retryable: true }))
-  }, opts.idleMs)
-  try {
-    for await (const c of body) {
-      idle.refresh()
-      total += c.byteLength
-      if (total > opts.limit) {
-        body.destroy?.()
-        throw new LimitError(`object ${opts.url}: more than the ${opts.limit} bytes expected`)
-      }
-      chunks.push(c)
-    }
-  } catch (err) {
-    throw s3Error(err, 'get', opts.url)
-  } finally {
-    clearTimeout(idle)
-  }
-  return Buffer.concat(chunks, total)
 }

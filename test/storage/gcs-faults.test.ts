@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import type { ObjectStore } from '../../src/storage/store.ts'
 import { openStore } from '../../src/storage/url.ts'
+import { waitFor } from '../cluster/procs.ts'
 import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
 import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
 import { type FaultProxy, isUploadOf, startFaultProxy, within } from './fault-proxy.ts'
@@ -117,14 +118,68 @@ describe('gcs faults: errors surface clearly and abort still cleans up', () => {
     proxy.plan = (req) => (req.method === 'GET' || isUploadOf(req, '/00001') ? 'stall' : 'pass')
     const up = store.startUpload('stalled')
     await within(60_000, assert.rejects(up.uploadPart(1, randomBytes(100)), retryableStorageError(/timeout/i)))
+    const seen = proxy.requests.length
     const ac = new AbortController()
-    setTimeout(() => ac.abort(), 50)
-    // The server never answers this GET: only the abort (an AbortError) or the 300 ms request timeout
-    // (a retryable StorageError) can end it, so the error's kind says which one did.
-    await assert.rejects(store.getRange('obj', 0, 10, ac.signal), { name: 'AbortError' })
+    const p = store.getRange('obj', 0, 10, ac.signal)
+    // Abort once the request has reached the (stalled) server. Only the abort (an AbortError) or the
+    // 300 ms request timeout (a retryable StorageError) can end it, so the error's kind says which did.
+    await waitFor('the GET to reach the proxy', async () => proxy.requests.slice(seen).some((r) => r.method === 'GET'), 5000)
+    ac.abort()
+    await within(60_000, assert.rejects(p, { name: 'AbortError' }))
     proxy.plan = () => 'pass'
     await up.abort()
     assert.deepEqual(await raw(), ['obj'])
+  })
+})
+
+describe('gcs faults: answers stalled mid-body', () => {
+  test('regression: a GCS GET body that stalls after the headers hung forever; now a retryable timeout', async () => {
+    const { store } = await proxied(NO_RETRY, 300)
+    const data = randomBytes(256 * 1024)
+    await store.put('obj', data)
+    proxy.plan = (req) => (req.method === 'GET' ? 'stallBody' : 'pass')
+    const timeout = retryableStorageError(/gcs read gs:\/\/.*\/obj: timeout: no body bytes for 300 ms/)
+    await within(60_000, assert.rejects(store.getRange('obj', 1000, 200_000), timeout))
+    await within(60_000, assert.rejects(store.get('obj'), timeout))
+    proxy.plan = () => 'pass'
+    assert.equal(sha(await store.getRange('obj', 1000, 200_000)), sha(data.subarray(1000, 201_000)))
+  })
+
+  test('an abort while the body stalls rejects at once; an already aborted signal sends nothing', async () => {
+    // The idle timeout is far above any bound here: only the abort can end these reads.
+    const { store } = await proxied(NO_RETRY, 120_000)
+    await store.put('obj', randomBytes(256 * 1024))
+    proxy.plan = (req) => (req.method === 'GET' ? 'stallBody' : 'pass')
+    const seen = proxy.requests.length
+    const ac = new AbortController()
+    const p = store.getRange('obj', 0, 200_000, ac.signal)
+    await waitFor('the GET to reach the proxy', async () => proxy.requests.slice(seen).some((r) => r.method === 'GET'), 5000)
+    ac.abort()
+    await within(60_000, assert.rejects(p, { name: 'AbortError' }))
+    const before = proxy.requests.length
+    await assert.rejects(store.getRange('obj', 0, 10, ac.signal), { name: 'AbortError' })
+    await assert.rejects(store.get('obj', { signal: ac.signal }), { name: 'AbortError' })
+    assert.equal(proxy.requests.length, before, 'no request for an already aborted read')
+  })
+})
+
+describe('gcs faults: aborted reads', () => {
+  test('regression: aborting a GCS read before its response arrived crashed the process (ERR_STREAM_UNABLE_TO_PIPE)', async () => {
+    const { store } = await proxied()
+    const data = randomBytes(64 * 1024)
+    await store.put('obj', data)
+    for (let i = 0; i < 5; i++) {
+      const seen = proxy.requests.length
+      const ac = new AbortController()
+      const p = store.getRange('obj', 0, 1000, ac.signal)
+      ac.abort()
+      await assert.rejects(p, { name: 'AbortError' })
+      // The aborted request still reaches the server and its answer comes back; the SDK used to pipe
+      // it into the destroyed stream and throw out of its event handler (an uncaught exception that
+      // fails this test). A later read on the same store must succeed and return the right bytes.
+      await waitFor('the aborted GET to reach the proxy', async () => proxy.requests.slice(seen).some((r) => r.method === 'GET'), 5000)
+      assert.equal(sha(await store.getRange('obj', 1000, 20_000)), sha(data.subarray(1000, 21_000)))
+    }
   })
 })
 
