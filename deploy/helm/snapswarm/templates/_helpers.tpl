@@ -69,3 +69,50 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.storage.gcsEndpoint }}{{ $_ := set $out "gcsEndpoint" .Values.storage.gcsEndpoint }}{{ end -}}
 {{- toPrettyJson $out }}
 {{- end }}
+
+{{/*
+The AWS SDK environment of an s3:// store (storage.s3): region, endpoint, and credentials from an
+existing Secret (a key pair as env vars, or a mounted shared credentials file), never both.
+*/}}
+{{- define "snapswarm.s3Env" -}}
+{{- $s3 := .Values.storage.s3 -}}
+{{- $cred := $s3.credentials -}}
+{{- if and $cred.existingSecret $cred.fileSecret }}
+{{- fail "storage.s3.credentials: set existingSecret (a key pair) or fileSecret (a credentials file), not both" }}
+{{- end }}
+{{- if $s3.region }}
+- name: AWS_REGION
+  value: {{ $s3.region | quote }}
+{{- end }}
+{{- if $s3.endpoint }}
+- name: AWS_ENDPOINT_URL_S3
+  value: {{ $s3.endpoint | quote }}
+{{- end }}
+{{- if $cred.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cred.existingSecret }}
+      key: {{ $cred.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cred.existingSecret }}
+      key: {{ $cred.secretAccessKeyKey }}
+{{- if $cred.sessionTokenKey }}
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cred.existingSecret }}
+      key: {{ $cred.sessionTokenKey }}
+{{- end }}
+{{- end }}
+{{- if $cred.fileSecret }}
+- name: AWS_SHARED_CREDENTIALS_FILE
+  value: /etc/snapswarm/aws/{{ $cred.fileKey }}
+{{- end }}
+{{- if $cred.profile }}
+- name: AWS_PROFILE
+  value: {{ $cred.profile | quote }}
+{{- end }}
+{{- end }}
