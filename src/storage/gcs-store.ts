@@ -3,22 +3,18 @@
  * prepended to every name and stripped from list results, so one bucket can hold several stores.
  * SDK calls live in gcs-client.ts; multipart uploads in gcs-upload.ts.
  */
-import { LimitError } from '../format/errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { GcsClient, type GcsClientOptions } from './gcs-client.ts'
 import { GcsUpload, TEMPORARY_RE } from './gcs-upload.ts'
+import { readExactRange } from './ranged-read.ts'
 import {
   type CleanupOptions,
   checkName,
-  checkRange,
   type GetOptions,
   type MultipartUpload,
-  NotFoundError,
-  ObjectRangeError,
   type ObjectStat,
   type ObjectStore,
   type PutOptions,
-  StorageError,
 } from './store.ts'
 import { mapLimit } from './upload-state.ts'
 
@@ -53,24 +49,13 @@ export class GcsStore implements ObjectStore {
   }
 
   async getRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-    checkRange(offset, length)
     const full = this.full(name)
-    if (length === 0) return this.emptyRange(name, offset, signal)
-    let bytes: Uint8Array
-    try {
-      bytes = await this.client.read(full, { start: offset, end: offset + length - 1 }, length, signal)
-    } catch (err) {
-      if (err instanceof StorageError && err.status === 416) throw new ObjectRangeError(name, offset, length)
-      if (err instanceof LimitError) {
-        throw new StorageError(`gcs getRange ${this.client.url(full)}: server ignored the Range header`, {
-          retryable: false,
-        })
-      }
-      throw err
+    const src = {
+      read: (range: { start: number; end: number }, limit: number, s?: AbortSignal) => this.client.read(full, range, limit, s),
+      stat: () => this.stat(name),
+      what: `gcs getRange ${this.client.url(full)}`,
     }
-    // GCS clips a range that runs past the end; the contract wants exactly `length` bytes or an error.
-    if (bytes.byteLength !== length) throw new ObjectRangeError(name, offset, length, offset + bytes.byteLength)
-    return bytes
+    return readExactRange(src, name, offset, length, signal)
   }
 
   async get(name: string, opts: GetOptions = {}): Promise<Uint8Array> {
@@ -129,14 +114,5 @@ export class GcsStore implements ObjectStore {
   private full(name: string): string {
     checkName(name)
     return this.prefix + name
-  }
-
-  /** A zero-length range needs no download, but must still fail for a missing object or a bad offset. */
-  private async emptyRange(name: string, offset: number, signal?: AbortSignal): Promise<Uint8Array> {
-    signal?.throwIfAborted()
-    const st = await this.stat(name)
-    if (st === null) throw new NotFoundError(name)
-    if (offset > st.size) throw new ObjectRangeError(name, offset, 0, st.size)
-    return new Uint8Array(0)
   }
 }

@@ -4,22 +4,18 @@
  * stores. SDK calls live in s3-client.ts (endpoint, region and credentials from the usual AWS
  * environment); multipart uploads in s3-upload.ts.
  */
-import { LimitError } from '../format/errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
+import { readExactRange } from './ranged-read.ts'
 import { S3Api, type S3ClientOptions } from './s3-client.ts'
 import { S3Upload } from './s3-upload.ts'
 import {
   type CleanupOptions,
   checkName,
-  checkRange,
   type GetOptions,
   type MultipartUpload,
-  NotFoundError,
-  ObjectRangeError,
   type ObjectStat,
   type ObjectStore,
   type PutOptions,
-  StorageError,
 } from './store.ts'
 import { mapLimit } from './upload-state.ts'
 
@@ -57,22 +53,13 @@ export class S3Store implements ObjectStore {
   }
 
   async getRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-    checkRange(offset, length)
-    const key = this.full(name)
-    if (length === 0) return this.emptyRange(name, offset, signal)
-    let bytes: Uint8Array
-    try {
-      bytes = await this.api.get(key, { start: offset, end: offset + length - 1 }, length, signal)
-    } catch (err) {
-      if (err instanceof StorageError && err.status === 416) throw new ObjectRangeError(name, offset, length)
-      if (err instanceof LimitError) {
-        throw new StorageError(`s3 getRange ${this.api.url(key)}: server ignored the Range header`, { retryable: false })
-      }
-      throw err
+    const full = this.full(name)
+    const src = {
+      read: (range: { start: number; end: number }, limit: number, s?: AbortSignal) => this.api.get(full, range, limit, s),
+      stat: () => this.stat(name),
+      what: `s3 getRange ${this.api.url(full)}`,
     }
-    // S3 clips a range that runs past the end; the contract wants exactly `length` bytes or an error.
-    if (bytes.byteLength !== length) throw new ObjectRangeError(name, offset, length, offset + bytes.byteLength)
-    return bytes
+    return readExactRange(src, name, offset, length, signal)
   }
 
   async get(name: string, opts: GetOptions = {}): Promise<Uint8Array> {
@@ -123,14 +110,5 @@ export class S3Store implements ObjectStore {
   private full(name: string): string {
     checkName(name)
     return this.prefix + name
-  }
-
-  /** A zero-length range needs no download, but must still fail for a missing object or a bad offset. */
-  private async emptyRange(name: string, offset: number, signal?: AbortSignal): Promise<Uint8Array> {
-    signal?.throwIfAborted()
-    const st = await this.stat(name)
-    if (st === null) throw new NotFoundError(name)
-    if (offset > st.size) throw new ObjectRangeError(name, offset, 0, st.size)
-    return new Uint8Array(0)
   }
 }
