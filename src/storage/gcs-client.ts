@@ -9,7 +9,9 @@
  * - With STORAGE_EMULATOR_HOST set the SDK uses the variable verbatim as its JSON API base URL (no
  *   `/storage/v1`), which fake-gcs-server answers with 404; the base URL is set explicitly instead.
  * - The SDK has no cancellation for non-stream requests: an aborted signal rejects at once, the request
- *   runs out in the background (bounded by the request timeout). Downloads are streams and are destroyed.
+ *   runs out in the background (bounded by the request timeout). Downloads are streams and are destroyed,
+ *   but only once their response arrived (destroyed earlier, the SDK throws out of an event handler).
+ * - The request timeout ends when a download's headers arrive: an idle timer bounds its body (body.ts).
  * - Create-only writes send `ifGenerationMatch=0` (412 → ObjectExistsError). fake-gcs-server v1.55.1,
  *   the emulator of the tests, honours it on multipart (and resumable) uploads only: it ignores it on
  *   `uploadType=media`, on compose and on copy/rewrite (it overwrites). So create-only puts always go
