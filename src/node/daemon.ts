@@ -207,7 +207,7 @@ export class SnapswarmNode {
       headerVersion: config.format.headerVersion,
       pendingCodec: opts.pendingCodec ?? 'upload',
       limiter: new RateLimiter(config.node.uploadRateBytesPerSec),
-      parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS),
+      parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS, { mustExist: true }),
       finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
       onState: announce,
       writer: `node:${peer.peerId}`,
@@ -265,6 +265,7 @@ export class SnapswarmNode {
       // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
       // sources check out (or failed), damaged records never resumed.
       await pauses.recover()
+      provider.recovered()
       await nbd.listen(config, (id) => ['framing', 'pending'].includes(builds.get(id)?.state ?? ''))
       const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
       if (frames && cachedServer && announceMax > 0) {

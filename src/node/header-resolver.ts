@@ -62,8 +62,11 @@ type PeerVerdict = Decisive | Miss
 
 /** Every source says the build (or this file kind of it) does not exist: answered at once, never retried. */
 export class BuildNotFoundError extends SnapswarmError {
-  constructor(message: string) {
+  /** No source knows the build at all (rather than: the build exists without this file kind). */
+  readonly unknownBuild: boolean
+  constructor(message: string, unknownBuild = false) {
     super('ERR_NOT_FOUND', message)
+    this.unknownBuild = unknownBuild
   }
 }
 
@@ -79,14 +82,17 @@ export class HeaderResolver {
    * origin, or its announcement still on the way — a resume right after a pause) is retried with
    * backoff for up to `waitMs`; a failed upload is reported at once.
    */
-  async initial(id: BuildId, kind: FileKind, signal?: AbortSignal, waitMs = 0): Promise<Header> {
+  async initial(id: BuildId, kind: FileKind, signal?: AbortSignal, waitMs = 0, opts: { mustExist?: boolean } = {}): Promise<Header> {
     const deadline = Date.now() + waitMs
     let delay = 20
     for (;;) {
       try {
         return await this.initialOnce(id, kind, signal)
       } catch (err) {
-        if (!(err instanceof BuildUnavailableError) || Date.now() + delay > deadline) throw err
+        // `mustExist`: the caller knows the build exists (a pause names it as the parent), so "nobody
+        // knows it" means its origin is restarting or its announcement is on the way: wait for it.
+        const retry = err instanceof BuildUnavailableError || (opts.mustExist && err instanceof BuildNotFoundError && err.unknownBuild)
+        if (!retry || Date.now() + delay > deadline) throw err
       }
       await new Promise((r) => setTimeout(r, delay))
       signal?.throwIfAborted()
@@ -198,10 +204,13 @@ export class HeaderResolver {
     }
     const why = `${tried.join('; ') || 'no peers'}`
     const everyoneSaidNo = candidates.length > 0 ? misses.length === candidates.length && misses.every((m) => m.no) : !this.deps.expectsPeers
-    if (announced.length === 0 && everyoneSaidNo) {
+    // A build this node has seen announced pending is not "not found" when its origin is gone or
+    // restarting (its announcement expired, the others say no): keep waiting for it or its upload.
+    const seenPending = board.get(id) === 'pending'
+    if (announced.length === 0 && everyoneSaidNo && !seenPending) {
       const has = [...new Set([...(this.deps.builds.get(id)?.files.keys() ?? []), ...(await this.storedKinds(id))])]
       if (has.length > 0) throw new BuildNotFoundError(`build ${id} has no ${kind} (it has: ${has.join(', ')})`)
-      throw new BuildNotFoundError(`build ${id} is not in storage and no peer has it (${why})`)
+      throw new BuildNotFoundError(`build ${id} is not in storage and no peer has it (${why})`, true)
     }
     throw new BuildUnavailableError(`build ${id} is not in storage and no peer serves it (${why})`)
   }

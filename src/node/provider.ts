@@ -39,8 +39,21 @@ export class LocalBuildProvider implements PeerContentProvider {
     this.traces = traces
   }
 
+  /**
+   * Until the node has recovered its pause records after a (re)start it cannot tell which builds it
+   * originated: an unknown build then answers BUSY (ask again), not NOT_AVAILABLE, which a reader
+   * takes as a definite "no".
+   */
+  private recovering = true
+
+  /** The pause records are recovered: unknown builds are definitely not this node's. */
+  recovered(): void {
+    this.recovering = false
+  }
+
   async getHeader(buildId: BuildId, kind: FileKind): Promise<HeaderAnswer> {
     const b = this.builds.get(buildId)
+    if (!b && this.recovering) return { status: 'BUSY' }
     // Still framing: no header yet, but soon; BUSY keeps a reader waiting where NOT_AVAILABLE is a "no".
     if (b?.state === 'framing') return { status: 'BUSY' }
     const refusal = statusOf(b)

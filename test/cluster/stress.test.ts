@@ -165,6 +165,7 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
   )
   const codecs = ['upload', 'lz4', 'none']
   const procs: NodeProc[] = []
+  const killed: NodeProc[] = [] // their logs, for a failure's message
   const argsOf: string[][] = []
   const start = async (i: number, bootstrap: string[]) => {
     const base = ['--storage', storage, '--data-dir', join(pdir, `p${i}`), '--cluster-key', key, '--config', config, '--upload-rate', '1000000', '--pending-codec', codecs[i]]
@@ -201,7 +202,11 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
         }
         // An origin is down or restarting: an error status with a stable code, retried; never a 2xx with other bytes.
         if (status > 0) assert.match(body.toString(), /"error":"ERR_[A-Z_]+"/, `read answered ${status}: ${body.toString()}`)
-        assert.ok(Date.now() < deadline, `build ${b.id} did not become readable in ${2 * VISIBLE_WITHIN_MS} ms: ${status} ${body.toString()}`)
+        if (Date.now() >= deadline) {
+          // What the nodes logged about this build: the failing step and its error.
+          const said = [...procs, ...killed].flatMap((p, i) => p.stderr().split('\n').filter((l) => l.includes(b.id) && !l.includes('"msg":"request failed"')).slice(-6).map((l) => `node ${i}: ${l}`))
+          assert.fail(`build ${b.id} did not become readable in ${2 * VISIBLE_WITHIN_MS} ms: ${status} ${body.toString()}\n${said.join('\n')}`)
+        }
         stats.retries++
         await new Promise((r) => setTimeout(r, 100))
       }
@@ -245,6 +250,7 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
         })
         assert.equal(state, 'pending', 'the origin is killed mid-upload')
         await procs[o].kill()
+        killed.push(procs[o])
         stats.kills++
         await start(o, procs.filter((_, i) => i !== o).map((p) => p.addrs[0]))
       }

@@ -260,3 +260,27 @@ test('regression: an unknown build was retried for the whole visibility wait; ev
   await store.put(headerObjectName(memOnly, 'memfile'), encodeHeader(header(memOnly, false)))
   await assert.rejects(resolver().initial(memOnly, 'rootfs', undefined, 3_600_000), new RegExp(`build ${memOnly} has no rootfs \\(it has: memfile\\)`))
 })
+
+test('regression: a build seen announced pending whose origin is gone or restarting was ERR_NOT_FOUND at once; it stays "unavailable" and is asked again', async () => {
+  const id = newId()
+  // This node saw the build announced pending; the origin's announcement has since expired and every
+  // peer says NOT_AVAILABLE (the origin restarting, or dead while its upload may still land).
+  const board = new BuildStatusBoard()
+  board.set(id, 'pending')
+  const before = good.provider.calls + odd.provider.calls
+  await assert.rejects(resolver(board).initial(id, 'memfile', undefined, 1000), (err: Error) => {
+    assert.ok(err instanceof BuildUnavailableError, `${err.name}: ${err.message}`)
+    return true
+  })
+  assert.ok(good.provider.calls + odd.provider.calls >= before + 4, 'asked again while it might still appear')
+})
+
+test('regression: a child pause failed when its parent was momentarily known to nobody (origin restarting); a lookup told the build must exist keeps asking', async () => {
+  const id = newId()
+  const before = good.provider.calls + odd.provider.calls
+  await assert.rejects(resolver().initial(id, 'memfile', undefined, 1000, { mustExist: true }), (err: Error) => {
+    assert.ok(err instanceof BuildNotFoundError, `${err.name}: ${err.message}`)
+    return true
+  })
+  assert.ok(good.provider.calls + odd.provider.calls >= before + 4, 'asked again within the wait instead of failing at once')
+})

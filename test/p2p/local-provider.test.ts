@@ -64,3 +64,12 @@ describe('LocalBuildProvider.getFrames and the requested codec', () => {
     assert.ok((await read(provider, buildId, undefined, 0, 16 * KiB)) instanceof Uint8Array)
   })
 })
+
+it('regression: a restarting origin answered NOT_AVAILABLE (a definite "no") for its own pending builds before it had recovered its pause records; now BUSY until then', async () => {
+  const builds = { get: () => undefined } as unknown as LocalBuilds
+  const provider = new LocalBuildProvider(builds)
+  const id = randomUUID()
+  assert.deepEqual(await provider.getHeader(id, 'memfile'), { status: 'BUSY' }, 'not yet recovered: ask again')
+  provider.recovered()
+  assert.deepEqual(await provider.getHeader(id, 'memfile'), { status: 'NOT_AVAILABLE' }, 'recovered: not this node’s build')
+})
