@@ -4,7 +4,7 @@
  * that reach the CLI without a code (a raw system error, a library's error) are given one here,
  * with the path or address they concern, before they are printed.
  */
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 
 export const EXIT = {
   ok: 0,

@@ -2,7 +2,7 @@
  * The commands that talk to object storage directly: `push`, `inspect --storage` (with `--verify`)
  * and the shared `--storage` / `--gcs-endpoint` / `--config` handling (`read` is read-cmd.ts).
  */
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import type { Header } from '../format/header.ts'
 import { type BuildId, type FileKind, FILE_KINDS, storageName } from '../format/types.ts'
 import { MAX_BLOB_BYTES } from '../p2p/constants.ts'

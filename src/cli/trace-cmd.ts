@@ -3,7 +3,7 @@
  * beside a build (`{buildId}/{file}.prefetch`): the frames a first resume read, in order, with the time
  * since the file opened. A damaged trace is ERR_FORMAT naming what is wrong; none is ERR_NOT_FOUND.
  */
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import { type AccessTrace, decodeTrace, MAX_TRACE_BYTES, traceObjectName } from '../prefetch/trace.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'

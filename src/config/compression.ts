@@ -5,7 +5,7 @@
  * consult this config, they follow each build's header, so old compressed builds stay readable.
  */
 import { z } from 'zod'
-import { InvalidArgumentError } from '../format/errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import { DEFAULT_BLOCK_SIZE, type CodecName, type FileKind } from '../format/types.ts'
 
 export type UseCase = 'build' | 'pause'

@@ -1,6 +1,6 @@
 /** Load and validate configuration: JSON file ← SNAPSWARM_* environment ← command-line flags. */
 import type { z } from 'zod'
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import { FILE_KINDS } from '../format/types.ts'
 import { USE_CASES, resolveCompression } from './compression.ts'
 import { type Config, configSchema } from './schema.ts'

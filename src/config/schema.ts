@@ -26,7 +26,7 @@ export const configSchema = z
     node: z
       .object({
         listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
-        /** HTTP API address. Not a loopback one (127.0.0.0/8, ::1, localhost)? Then apiTokenFile is required (src/node/api-auth.ts). */
+        /** HTTP API address. Not a loopback one (127.0.0.0/8, ::1, localhost)? Then apiTokenFile is required (src/api/auth.ts). */
         api: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d+$/, 'expected HOST:PORT ([IPV6]:PORT for IPv6)').default('127.0.0.1:0'),
         bootstrap: z.array(z.string()).default([]),
         clusterKeyFile: z.string().optional(),
@@ -44,7 +44,7 @@ export const configSchema = z
       .object({
         maxBytes: z.number().int().positive().default(20 * 1024 * MiB),
         sharedDir: z.string().optional(),
-        /** Verified compressed frames of builds this node read, served to peers (src/read/frame-store.ts). */
+        /** Verified compressed frames of builds this node read, served to peers (src/read/sources/frame-store.ts). */
         frames: z
           .object({
             /** Without sharedDir: bytes kept under {dataDir}/frames (0 = no store). With it: bytes tracked. */
@@ -71,7 +71,7 @@ export const configSchema = z
       })
       .strict()
       .default({ requestTimeoutMs: 10_000, stallTimeoutMs: 2_000, hedgeAfterMs: 250, maxConcurrentServe: 64, announceIntervalMs: 5_000, announceTtlMs: 20_000 }),
-    /** The HTTP API's read answers (src/node/response-budget.ts, src/node/range-response.ts). */
+    /** The HTTP API's read answers (src/api/response-budget.ts, src/api/range-response.ts). */
     http: z
       .object({
         /** Bytes all Range answers together hold in memory (read buffers the socket has not taken yet). */

@@ -4,7 +4,7 @@
  * rounded (types.ts). Every length is checked against the bytes that remain before anything is read
  * or allocated, so hostile input ends in a FormatError, not a huge allocation.
  */
-import { FormatError, InvalidArgumentError } from './errors.ts'
+import { FormatError, InvalidArgumentError } from '../errors.ts'
 import type { BuildId } from './types.ts'
 import { uuidFromBytes, uuidToBytes } from './uuid.ts'
 

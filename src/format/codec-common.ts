@@ -2,7 +2,7 @@
  * What every codec module shares: the Codec interface and the checks made before any decoding
  * starts. Kept apart from codec.ts so the codec modules do not import their own registry.
  */
-import { CorruptFrameError, InvalidArgumentError } from './errors.ts'
+import { CorruptFrameError, InvalidArgumentError } from '../errors.ts'
 import type { CodecName } from './types.ts'
 
 export interface Codec {

@@ -8,7 +8,7 @@
  * Both real codecs are asynchronous on the libuv thread pool, so N concurrent calls use N cores.
  */
 import { type Codec, checkDecodedSize, checkFrameSize } from './codec-common.ts'
-import { InvalidArgumentError } from './errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import { lz4Codec } from './lz4.ts'
 import type { CodecName } from './types.ts'
 import { zstdCodec } from './zstd.ts'

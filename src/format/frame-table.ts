@@ -6,7 +6,7 @@
  * Immutable: frames are frozen, and trim() returns a new table (headers mutated while
  * readers used them). Lookups are binary searches (§9: quadratic frame scans on mapping splits).
  */
-import { FormatError, InvalidArgumentError, LimitError } from './errors.ts'
+import { FormatError, InvalidArgumentError, LimitError } from '../errors.ts'
 import type { CodecName, Frame } from './types.ts'
 
 /** At most 2^20 frames per table (2 TiB of 2 MiB frames), e2b's cap too. */

@@ -15,7 +15,7 @@
  * Varints are LEB128 (Go's encoding/binary); a signed one is zigzag-coded first.
  */
 import type { ByteReader, ByteWriter } from './bytes.ts'
-import { LimitError } from './errors.ts'
+import { LimitError } from '../errors.ts'
 import { type BuildId, type Mapping, NIL_BUILD_ID } from './types.ts'
 
 /** e2b's mapping unit (its PageSize): every offset, length and storage offset is a multiple of it. */

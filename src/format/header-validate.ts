@@ -5,7 +5,7 @@
  * Linear in mappings + frames: a hostile header with millions of mappings over one huge table must
  * not turn validation into a quadratic scan.
  */
-import { InvalidArgumentError, LimitError } from './errors.ts'
+import { InvalidArgumentError, LimitError } from '../errors.ts'
 import { type ByteRange, FrameTable, MAX_FRAMES_PER_TABLE } from './frame-table.ts'
 import type { Header } from './header.ts'
 import { type BuildId, type Mapping, NIL_BUILD_ID } from './types.ts'

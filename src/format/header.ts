@@ -18,7 +18,7 @@
  * bytes of another layout.
  */
 import { ByteReader, ByteWriter } from './bytes.ts'
-import { CorruptFrameError, FormatError, LimitError } from './errors.ts'
+import { CorruptFrameError, FormatError, LimitError } from '../errors.ts'
 import { type ByteRange, FrameTable } from './frame-table.ts'
 import { FRAME_BYTES, HEADER_LIMITS, MAPPING_BYTES, METADATA_BYTES, rangesByBuild, validateHeader } from './header-validate.ts'
 import { lz4CompressFrameSync, lz4DecompressFrameSync } from './lz4.ts'

@@ -13,7 +13,7 @@
  *    compressed ancestor);
  *  - a pending (incomplete) header is never filled in: its own entry may simply not exist yet.
  */
-import { FormatError } from './errors.ts'
+import { FormatError } from '../errors.ts'
 import type { BuildInfo, Header } from './header.ts'
 import type { BuildId } from './types.ts'
 

@@ -13,7 +13,7 @@
  */
 import { compressFrame, compressFrameSync, decompressFrame, decompressFrameSync } from 'lz4-napi'
 import { asBuffer, type Codec, checkDecodedSize, checkFrameSize, corruptFrom } from './codec-common.ts'
-import { CorruptFrameError } from './errors.ts'
+import { CorruptFrameError } from '../errors.ts'
 
 const MAGIC = 0x184d2204
 const FRAME_OPTIONS = { contentChecksum: true, blockChecksums: true }

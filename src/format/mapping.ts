@@ -7,7 +7,7 @@
  * parent's mappings overlaid by the child's dirty and empty ranges, and the BuildInfo of every build
  * still referenced carried over, trimmed. The parent is never mutated.
  */
-import { InvalidArgumentError } from './errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import type { ByteRange } from './frame-table.ts'
 import { FrameTable } from './frame-table.ts'
 import type { BuildInfo, Header, HeaderVersion } from './header.ts'

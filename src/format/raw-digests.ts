@@ -20,7 +20,7 @@
  * Like frame tables, the list is trimmed to the chunks some mapping touches (gaps allowed).
  */
 import { createHash } from 'node:crypto'
-import { FormatError, InvalidArgumentError, LimitError } from './errors.ts'
+import { FormatError, InvalidArgumentError, LimitError } from '../errors.ts'
 import { type ByteRange, MAX_FRAMES_PER_TABLE } from './frame-table.ts'
 
 /** "SSRD" as the four bytes of a little-endian u32: marks the trailer unambiguously. */

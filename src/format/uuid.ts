@@ -3,7 +3,7 @@
  * Conversions are table-driven: headers hold one UUID per mapping, so this is hot.
  */
 import { randomUUID } from 'node:crypto'
-import { InvalidArgumentError } from './errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import type { BuildId } from './types.ts'
 
 const CANONICAL = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/

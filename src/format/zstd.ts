@@ -18,7 +18,7 @@
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { asBuffer, type Codec, checkDecodedSize, checkFrameSize, corruptFrom } from './codec-common.ts'
-import { CorruptFrameError, InvalidArgumentError } from './errors.ts'
+import { CorruptFrameError, InvalidArgumentError } from '../errors.ts'
 import { ENGINES_SUPPORTED, EnginePool, compressOnce } from './zstd-engine.ts'
 
 const compressAsync = promisify(zlib.zstdCompress)

@@ -5,14 +5,14 @@
  * cache, storage; every frame verified), so a cold block comes lazily from wherever it is.
  */
 import { join } from 'node:path'
-import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
+import { InvalidArgumentError, SnapswarmError } from '../errors.ts'
 import type { Header } from '../format/header.ts'
 import { resolve as resolveMapping } from '../format/mapping.ts'
 import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, type Gauge, gauge, type Histogram, histogram, type Registry } from '../obs/metrics.ts'
-import type { FileHandleLike } from '../node/open-files.ts'
+import type { FileHandleLike } from '../switchover/open-files.ts'
 import { CLEAN, DATA, Overlay, OVERLAY_BLOCK } from './overlay.ts'
 import { type Extent, STATE_HOLE, STATE_ZERO } from './protocol.ts'
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
 import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FormatError, InvalidArgumentError } from '../format/errors.ts'
+import { FormatError, InvalidArgumentError } from '../errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 
 export const OVERLAY_BLOCK = 4096

@@ -8,7 +8,7 @@
  */
 import { mkdir, open, readdir, realpath, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
+import { InvalidArgumentError, SnapswarmError } from '../errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import { checkOverlayName, type ExportRegistry, type NbdExport } from './exports.ts'
 

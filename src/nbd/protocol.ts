@@ -3,7 +3,7 @@
  * replies), as set out in the protocol document of the NetworkBlockDevice project (doc/proto.md).
  * Everything on the wire is big-endian.
  */
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 
 export const NBD_MAGIC = 0x4e42444d41474943n // "NBDMAGIC"
 export const IHAVEOPT = 0x49484156454f5054n // "IHAVEOPT"

@@ -6,7 +6,7 @@
  */
 import { chmod, lstat, rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, type Registry } from '../obs/metrics.ts'
 import type { ExportRegistry } from './exports.ts'

@@ -8,7 +8,7 @@
  * header (wrong magic, so the stream cannot be followed) closes the connection.
  */
 import type { Socket } from 'node:net'
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import type { Logger } from '../obs/log.ts'
 import type { NbdExport } from './exports.ts'
 import { MAX_PAYLOAD, type Negotiated } from './handshake.ts'

@@ -1,9 +1,9 @@
 /**
  * Errors of the peer layer (STYLE practice 6): named classes with a stable `code`. Ordinary answers
  * (NOT_AVAILABLE, BUSY, USE_STORAGE...) are statuses, not errors; these are for broken exchanges.
- * Over-limit lengths raise `LimitError` from src/format/errors.ts, before any allocation.
+ * Over-limit lengths raise `LimitError` from src/errors.ts, before any allocation.
  */
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 
 /** The remote broke the protocol: truncated or unparsable message, more bytes than declared, bad status. */
 export class PeerProtocolError extends SnapswarmError {

@@ -9,7 +9,7 @@ import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/p
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { FormatError } from '../format/errors.ts'
+import { FormatError } from '../errors.ts'
 import type { Logger } from '../obs/log.ts'
 import { IDENTITY_FILE } from './constants.ts'
 

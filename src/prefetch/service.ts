@@ -13,7 +13,7 @@
 import { resolve } from '../format/mapping.ts'
 import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
-import type { ResumedFile } from '../node/resumed-file.ts'
+import type { ResumedFile } from '../switchover/resumed-file.ts'
 import type { PrefetchGate } from './gate.ts'
 import { AccessRecorder } from './recorder.ts'
 import type { AccessTrace } from './trace.ts'

@@ -17,7 +17,7 @@
  * checksum, or names another build, kind or file size is rejected with a FormatError or LimitError.
  */
 import { createHash } from 'node:crypto'
-import { FormatError, LimitError } from '../format/errors.ts'
+import { FormatError, LimitError } from '../errors.ts'
 import { type BuildId, type FileKind, storageName } from '../format/types.ts'
 import { uuidFromBytes, uuidToBytes } from '../format/uuid.ts'
 

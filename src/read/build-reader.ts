@@ -11,7 +11,7 @@
  * the content the header promises for it (cache-key.ts): a new header that promises the same content
  * reuses it, one that promises other content gets a file of its own.
  */
-import { InvalidArgumentError } from '../format/errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import type { FrameTable } from '../format/frame-table.ts'
 import type { BuildInfo, Header } from '../format/header.ts'
 import { mappedEnds } from '../format/header-validate.ts'

@@ -16,7 +16,7 @@
  */
 import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { InvalidArgumentError } from '../format/errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import { type BuildId, FILE_KINDS, type FileKind, storageName } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'

@@ -2,7 +2,7 @@
  * Errors of the read path. Named classes with a stable `code` (STYLE practice 6); callers branch on
  * `code`. Aborts are not wrapped: a caller whose signal fired gets `signal.reason`, as with any Web API.
  */
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 
 /** Every source was tried for a frame and none produced verified bytes. `attempts` says why, per source. */
 export class FrameUnavailableError extends SnapswarmError {

@@ -16,12 +16,12 @@
  * for) is asked once more after a verification failure before the chain moves on.
  */
 import { type Logger, silentLogger } from '../obs/log.ts'
-import { raceAbort, withDeadline } from './abort.ts'
-import { CoarseTimer, type CoarseTimeout } from './coarse-timer.ts'
+import { raceAbort, withDeadline } from '../util/abort.ts'
+import { CoarseTimer, type CoarseTimeout } from '../util/coarse-timer.ts'
 import { HEDGE_AFTER_MS, SOURCE_TIMEOUT_MS } from './constants.ts'
 import { FrameUnavailableError } from './errors.ts'
 import { ReadMetrics } from './metrics.ts'
-import type { SharedCacheSource } from './shared-cache.ts'
+import type { SharedCacheSource } from './sources/shared-cache.ts'
 import type { FrameRef, FrameSource } from './source.ts'
 import { type DigestCheck, describeRef, verifyFrame } from './verify.ts'
 

@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FormatError } from '../format/errors.ts'
+import { FormatError } from '../errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
 import { type BuildInfo, decodeHeader, HEADER_LIMITS, type Header } from '../format/header.ts'
 import { describeLayer } from '../format/layer-info.ts'
@@ -18,7 +18,7 @@ import { benchThrottled } from './bench-throttle.ts'
 import { ChunkCache } from './chunk-cache.ts'
 import { FrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
-import { SharedCacheSource } from './shared-cache.ts'
+import { SharedCacheSource } from './sources/shared-cache.ts'
 import { dataObjectName, type FrameSource, StorageSource } from './source.ts'
 
 /** Default local cache limit when the caller names none. */

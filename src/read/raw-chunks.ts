@@ -3,7 +3,7 @@
  * with the SHA-256 its bytes must have, so the fetcher verifies a chunk before anything uses it. A
  * mapped byte no listed chunk covers is a FormatError (header validation already refuses that).
  */
-import { FormatError } from '../format/errors.ts'
+import { FormatError } from '../errors.ts'
 import type { RawDigests } from '../format/raw-digests.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { FramePlanner } from './chunk-file.ts'

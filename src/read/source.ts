@@ -46,7 +46,7 @@ export interface FrameSource {
   fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null>
 }
 
-export { SharedCacheSource, type SharedCacheOptions } from './shared-cache.ts'
+export { SharedCacheSource, type SharedCacheOptions } from './sources/shared-cache.ts'
 
 /** Object name of a build file's data (DESIGN §3): stored compressed or raw, never both. */
 export function dataObjectName(buildId: BuildId, kind: FileKind, codec: CodecName): string {

@@ -7,7 +7,7 @@
  * per-frame check plugs in through `DigestCheck`.
  */
 import { getCodec } from '../format/codec.ts'
-import { CorruptFrameError } from '../format/errors.ts'
+import { CorruptFrameError } from '../errors.ts'
 import { hexDigest, sameDigest, sha256Of } from '../format/raw-digests.ts'
 import type { FrameRef } from './source.ts'
 

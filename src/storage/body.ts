@@ -3,7 +3,7 @@
  * a request only until the response headers arrive; a body that then stops sending would be waited on
  * forever, so an idle timer on the body turns that into a retryable timeout.
  */
-import { LimitError } from '../format/errors.ts'
+import { LimitError } from '../errors.ts'
 import { StorageError } from './store.ts'
 
 export interface BodyReadOptions {

@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { InvalidArgumentError, LimitError } from '../format/errors.ts'
+import { InvalidArgumentError, LimitError } from '../errors.ts'
 import { FsUpload } from './fs-upload.ts'
 import { fsError, fsyncDir, readFully, writeDurable } from './fs-util.ts'
 import {

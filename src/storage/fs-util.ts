@@ -2,7 +2,7 @@
  * Small fs helpers of the filesystem store: error mapping, durable writes, exact reads.
  */
 import { type FileHandle, open, writeFile } from 'node:fs/promises'
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import { NotFoundError, ObjectRangeError, StorageError } from './store.ts'
 
 /** fs error codes worth retrying: transient resource exhaustion, not a property of the request. */

@@ -20,7 +20,7 @@
  */
 import type { Readable } from 'node:stream'
 import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
-import { SnapswarmError } from '../format/errors.ts'
+import { SnapswarmError } from '../errors.ts'
 import { type Body, readBodyLimited } from './body.ts'
 import { abortReason, NotFoundError, ObjectExistsError, StorageError } from './store.ts'
 import { raceSignal } from './upload-state.ts'

@@ -3,7 +3,7 @@
  * range that runs past the end, answer 416 for one that starts past it, and need no request at all for
  * an empty range, so the contract (exactly `length` bytes or an error) is enforced here once.
  */
-import { LimitError } from '../format/errors.ts'
+import { LimitError } from '../errors.ts'
 import { checkRange, NotFoundError, ObjectRangeError, type ObjectStat, StorageError } from './store.ts'
 
 export interface RangedSource {

@@ -31,7 +31,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { LimitError, SnapswarmError } from '../format/errors.ts'
+import { LimitError, SnapswarmError } from '../errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { readBodyLimited } from './body.ts'
 import { abortReason, NotFoundError, ObjectExistsError, StorageError, UploadStateError } from './store.ts'

@@ -7,7 +7,7 @@
  * segments, no leading `/`. A segment ending in `.parts` is reserved for the temporaries of multipart
  * uploads (GCS keeps them as objects next to their target).
  */
-import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
+import { InvalidArgumentError, SnapswarmError } from '../errors.ts'
 
 export interface PutOptions {
   /** Custom object metadata, e.g. `{ 'uncompressed-size': '1234' }` (DESIGN §3). */

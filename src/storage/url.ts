@@ -5,7 +5,7 @@
  */
 import { resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { InvalidArgumentError } from '../format/errors.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import type { Logger } from '../obs/log.ts'
 import { FsStore } from './fs-store.ts'
 import type { RetryPolicy } from './gcs-client.ts'

@@ -6,21 +6,21 @@
  * writer of an existing build fails with ERR_BUILD_EXISTS and the first build stays intact. On failure
  * or cancellation no header is written and nothing of this attempt remains, so a retry starts clean.
  *
- * All-zero blocks are left out of the data files (holes, src/pack/holes.ts) unless `keepZeros` is set:
+ * All-zero blocks are left out of the data files (holes, src/framing/holes.ts) unless `keepZeros` is set:
  * the header maps them to the nil build, in a child too, where they shadow the parent's bytes.
  */
 import { createHash } from 'node:crypto'
 import { type FileHandle, open, readFile } from 'node:fs/promises'
 import { type CompressionConfig, type CompressionSettings, type UseCase, resolveCompression } from '../config/compression.ts'
-import { InvalidArgumentError, SnapswarmError } from '../format/errors.ts'
+import { InvalidArgumentError, SnapswarmError } from '../errors.ts'
 import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
 import { layerHeader, singleLayerHeader, type WriteVersion } from '../format/mapping.ts'
 import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, } from '../format/types.ts'
-import { frameFile, framedInfo } from '../pack/framer.ts'
+import { frameFile, framedInfo } from '../framing/framer.ts'
 import { headerObjectName, loadStoredHeader } from '../read/open.ts'
 import { dataObjectName } from '../read/source.ts'
 import { MAX_PARTS, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
-import { splitDirty, zeroBlockFor } from '../pack/holes.ts'
+import { splitDirty, zeroBlockFor } from '../framing/holes.ts'
 import { acceptStoredData, BuildExistsError, contentDigest, pushWriter, putBuildObject, scanSource, writeClaimedBuild } from './claim.ts'
 import { PartWriter } from './part-writer.ts'
 

@@ -14,7 +14,7 @@ import { constants, statfs } from 'node:fs'
 import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
 import { dirname, resolve as resolvePath } from 'node:path'
 import { promisify } from 'node:util'
-import { LimitError, SnapswarmError } from '../format/errors.ts'
+import { LimitError, SnapswarmError } from '../errors.ts'
 
 /** Linux PATH_MAX: a longer path is refused before any system call. */
 export const MAX_PATH_BYTES = 4096

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ByteReader, ByteWriter } from '../../src/format/bytes.ts'
-import { FormatError, InvalidArgumentError } from '../../src/format/errors.ts'
+import { FormatError, InvalidArgumentError } from '../../src/errors.ts'
 import { isBuildId, parseBuildId, randomBuildId, uuidFromBytes, uuidToBytes } from '../../src/format/uuid.ts'
 import { hex } from './helpers.ts'
 

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 import zlib from 'node:zlib'
 import { compressFrameSync } from 'lz4-napi'
 import { getCodec } from '../../src/format/codec.ts'
-import { CorruptFrameError, InvalidArgumentError } from '../../src/format/errors.ts'
+import { CorruptFrameError, InvalidArgumentError } from '../../src/errors.ts'
 import type { CodecName } from '../../src/format/types.ts'
 import { rng, vmLike } from './helpers.ts'
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { FormatError, InvalidArgumentError, LimitError } from '../../src/format/errors.ts'
+import { FormatError, InvalidArgumentError, LimitError } from '../../src/errors.ts'
 import { FrameTable, MAX_FRAMES_PER_TABLE } from '../../src/format/frame-table.ts'
 import type { Frame } from '../../src/format/types.ts'
 import { randInt, rng } from './helpers.ts'

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
-import { SnapswarmError } from '../../src/format/errors.ts'
+import { SnapswarmError } from '../../src/errors.ts'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { decodeHeader, encodeHeader, type Header } from '../../src/format/header.ts'
 import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { InvalidArgumentError } from '../../src/format/errors.ts'
+import { InvalidArgumentError } from '../../src/errors.ts'
 import { type ByteRange, FrameTable } from '../../src/format/frame-table.ts'
 import { type BuildInfo, decodeHeader, encodeHeader, type Header } from '../../src/format/header.ts'
 import { layerHeader, resolve, singleLayerHeader } from '../../src/format/mapping.ts'

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
 import { ByteWriter } from '../../src/format/bytes.ts'
-import { CorruptFrameError, InvalidArgumentError, LimitError } from '../../src/format/errors.ts'
+import { CorruptFrameError, InvalidArgumentError, LimitError } from '../../src/errors.ts'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { type BuildInfo, decodeHeader, encodeHeader } from '../../src/format/header.ts'
 import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'
@@ -171,7 +171,7 @@ describe('raw build header with chunk digests', () => {
   })
 
   it('the framer refuses a raw frame size no digest chunk can have', async () => {
-    const { frameFile } = await import('../../src/pack/framer.ts')
+    const { frameFile } = await import('../../src/framing/framer.ts')
     const { open } = await import('node:fs/promises')
     const fh = await open(new URL(import.meta.url).pathname, 'r')
     try {

@@ -3,9 +3,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import type { Header } from '../../src/format/header.ts'
-import { parseRange } from '../../src/node/http-api.ts'
-import { parsePauseRequest } from '../../src/node/pause.ts'
-import { checkSameContent } from '../../src/node/resumed-file.ts'
+import { parseRange } from '../../src/api/http-api.ts'
+import { parsePauseRequest } from '../../src/origin/pause.ts'
+import { checkSameContent } from '../../src/switchover/resumed-file.ts'
 
 test('parseRange: single ranges, suffixes, clamping, unsatisfiable', () => {
   assert.equal(parseRange(undefined, 100), null)

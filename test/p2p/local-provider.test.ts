@@ -1,4 +1,4 @@
-/** The daemon's provider serves a frame only for the codec of its local copy (src/node/provider.ts). */
+/** The daemon's provider serves a frame only for the codec of its local copy (src/origin/provider.ts). */
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import type { CodecName } from '../../src/format/types.ts'
-import type { LocalBuild, LocalBuilds } from '../../src/node/local-builds.ts'
-import { LocalBuildProvider } from '../../src/node/provider.ts'
+import type { LocalBuild, LocalBuilds } from '../../src/origin/local-builds.ts'
+import { LocalBuildProvider } from '../../src/origin/provider.ts'
 import { equalBytes } from './helpers.ts'
 
 const KiB = 1024

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { FrameBatcher } from '../../src/node/frame-batcher.ts'
+import { FrameBatcher } from '../../src/read/sources/frame-batcher.ts'
 import { equalBytes, startPeer, stopPeers, type TestPeer } from '../p2p/helpers.ts'
 
 test('a demand frame never shares a batch with prefetched frames: it arrives while the prefetch batch is held', async () => {

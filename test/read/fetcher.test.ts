@@ -7,7 +7,7 @@ import { createRegistry } from '../../src/obs/metrics.ts'
 import { sha256Of } from '../../src/format/raw-digests.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
-import { SharedCacheSource } from '../../src/read/shared-cache.ts'
+import { SharedCacheSource } from '../../src/read/sources/shared-cache.ts'
 import type { FrameRef, FrameSource } from '../../src/read/source.ts'
 import { KiB, MemorySource, flipByte, frameData, newId, refOf, sleep, until, vmData, withTmp } from './helpers.ts'
 

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import type { BuildId } from '../../src/format/types.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
-import { FrameStore, type StoreChange } from '../../src/read/frame-store.ts'
+import { FrameStore, type StoreChange } from '../../src/read/sources/frame-store.ts'
 import type { FrameRef } from '../../src/read/source.ts'
 import { flipByte, frameData, KiB, MemorySource, newId, refOf, vmData, withTmp } from './helpers.ts'
 

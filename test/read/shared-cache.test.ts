@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
-import { SharedCacheSource } from '../../src/read/shared-cache.ts'
+import { SharedCacheSource } from '../../src/read/sources/shared-cache.ts'
 import type { FrameRef } from '../../src/read/source.ts'
 import { MiB, newId, withTmp } from './helpers.ts'
 

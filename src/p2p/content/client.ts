@@ -5,7 +5,7 @@
  * broken exchanges throw (PeerStallError, PeerStreamError, PeerProtocolError, LimitError) and a
  * caller's abort rejects with the signal's reason. Returned bytes are unverified.
  */
-import { InvalidArgumentError } from '../../format/errors.ts'
+import { InvalidArgumentError } from '../../errors.ts'
 import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
 import { type Counter, counter, createRegistry, type Histogram, histogram, type Registry } from '../../obs/metrics.ts'
 import * as C from '../constants.ts'

@@ -4,7 +4,7 @@
  * `maxServing` concurrent requests the answer is BUSY at once (DESIGN §8: never queue without bound);
  * libp2p's per-connection stream limits sit above ours so overload is an answer, not a reset.
  */
-import { InvalidArgumentError } from '../../format/errors.ts'
+import { InvalidArgumentError } from '../../errors.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'
 import { type Counter, counter, type Gauge, gauge, type Registry, createRegistry } from '../../obs/metrics.ts'
 import * as C from '../constants.ts'

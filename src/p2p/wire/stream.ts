@@ -12,7 +12,7 @@
  */
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { LimitError } from '../../format/errors.ts'
+import { LimitError } from '../../errors.ts'
 import { MAX_VARINT_BYTES } from '../constants.ts'
 import { PeerProtocolError, PeerStallError, PeerStreamError } from '../errors.ts'
 import type { Watchdog, Watched } from './watchdog.ts'

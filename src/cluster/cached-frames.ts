@@ -1,0 +1,144 @@
+/**
+ * Builds this node did not originate but has read: their verified compressed frames sit in the
+ * node's frame store (src/read/sources/frame-store.ts); peers get them from here, which takes load off the
+ * bucket and off the origin (issue 5, DESIGN §8 "builds whose frames it has cached").
+ *
+ * Serving: OK only when every requested frame is in the store with the exact codec and compressed
+ * range asked for, and each is read whole and verified again just before it is sent; anything else is
+ * NOT_AVAILABLE, so the requester moves on to its next source. Never a header (a cached copy has no
+ * pending header; header lookup must not depend on it), never a blob, never a build whose upload
+ * failed. A read problem after OK (the first frame is checked before answering) fails the stream:
+ * never a wrong byte.
+ *
+ * Announcing: up to `max` builds with frames in the store, most recently used first, as `cached`;
+ * the list follows the store (a build evicted is withdrawn) and is re-ranked on every `refresh`.
+ */
+import type { BuildId, CodecName, FileKind } from '../format/types.ts'
+import type { Logger } from '../obs/log.ts'
+import { type Counter, counter, type Registry } from '../obs/metrics.ts'
+import type { AnnounceService, FrameRange, FramesAnswer } from '../p2p/index.ts'
+import type { FrameStore } from '../read/sources/frame-store.ts'
+import type { FrameRef } from '../read/source.ts'
+import type { BuildStatusBoard } from './build-status.ts'
+import type { LocalBuilds } from '../origin/local-builds.ts'
+
+const NOT_AVAILABLE = { status: 'NOT_AVAILABLE' } as const
+
+export interface CachedFramesDeps {
+  readonly store: FrameStore
+  /** The builds this node originated: served and announced by their own rules (provider.ts). */
+  readonly builds: LocalBuilds
+  readonly board: BuildStatusBoard
+  readonly registry: Registry
+  readonly log: Logger
+}
+
+export class CachedFrameServer {
+  private readonly deps: CachedFramesDeps
+  private readonly served: Counter
+  private readonly servedBytes: Counter
+  private readonly requests: Counter<'result'>
+
+  constructor(deps: CachedFramesDeps) {
+    this.deps = deps
+    const reg = deps.registry
+    this.served = counter(reg, 'snapswarm_frame_store_served_frames_total', 'Frames sent to peers from the node frame store (cached builds)')
+    this.servedBytes = counter(reg, 'snapswarm_frame_store_served_bytes_total', 'Compressed bytes sent to peers from the node frame store')
+    this.requests = counter(reg, 'snapswarm_frame_store_requests_total', 'Peer frame requests for builds this node did not originate, by answer', [
+      'result',
+    ]) as Counter<'result'>
+  }
+
+  /** Never serve (nor announce) a copy of a build whose upload this node knows failed. */
+  failed(id: BuildId): boolean {
+    return this.deps.store.isForbidden(id) || this.deps.builds.get(id)?.state === 'failed' || this.deps.board.get(id) === 'failed'
+  }
+
+  async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
+    const { store } = this.deps
+    // A cached entry is only served to a request that names its codec (older clients did not): a
+    // range alone could be a frame of another geometry.
+    // Nor raw chunks: they carry no checksum, so a copy on this disk cannot be re-verified before it leaves.
+    if (codec === undefined || codec === 'none' || ranges.length === 0 || this.failed(buildId)) return this.answer('refused', NOT_AVAILABLE)
+    const refs: FrameRef[] = []
+    for (const r of ranges) {
+      const ref = store.lookup(buildId, kind, codec, r.startC, r.sizeC)
+      if (!ref) return this.answer('missing', NOT_AVAILABLE)
+      refs.push(ref)
+    }
+    const unpin = store.pin(buildId) // taken before any await: no eviction between lookup and read
+    let first: Uint8Array | null = null
+    try {
+      if (await store.present(refs)) first = await store.readVerified(refs[0])
+    } finally {
+      if (!first) unpin()
+    }
+    if (!first) return this.answer('missing', NOT_AVAILABLE)
+    const head = first
+    return this.answer('ok', {
+      status: 'OK',
+      batch: {
+        frame: async (i) => {
+          const bytes = i === 0 ? head : await store.readVerified(refs[i])
+          // After OK the only safe answer to a bad entry is a failed stream (the peer tries elsewhere).
+          if (!bytes) throw new Error(`cached frame ${i} of ${buildId}/${kind} is no longer servable`)
+          this.served.inc()
+          this.servedBytes.inc(bytes.byteLength)
+          return bytes
+        },
+        release: unpin,
+      },
+    })
+  }
+
+  private answer<T extends FramesAnswer>(result: 'ok' | 'missing' | 'refused', a: T): T {
+    this.requests.inc({ result })
+    return a
+  }
+}
+
+export interface CachedAnnouncerDeps extends CachedFramesDeps {
+  readonly server: CachedFrameServer
+  readonly announcer: Pick<AnnounceService, 'announce' | 'withdraw'>
+  /** Builds announced as cached at most (most recently used first); 0 = none. */
+  readonly max: number
+}
+
+export class CachedAnnouncer {
+  private readonly deps: CachedAnnouncerDeps
+  private readonly announced = new Set<BuildId>()
+  private readonly unsubscribe: () => void
+
+  constructor(deps: CachedAnnouncerDeps) {
+    this.deps = deps
+    this.unsubscribe = deps.store.subscribe(() => this.refresh())
+    this.refresh()
+  }
+
+  /** Bring the `cached` announcements in line with the store (and its recency order). */
+  refresh(): void {
+    const { store, builds, server, announcer, max, log } = this.deps
+    const want = new Set<BuildId>()
+    for (const id of store.builds()) {
+      if (want.size >= max) break
+      if (!builds.get(id) && !server.failed(id)) want.add(id)
+    }
+    for (const id of this.announced) {
+      if (want.has(id)) continue
+      this.announced.delete(id)
+      // An own build's entry is the origin's announcement now: never withdraw that one.
+      if (!builds.get(id)) announcer.withdraw(id)
+      log.debug({ buildId: id }, 'withdrew cached announcement')
+    }
+    for (const id of want) {
+      if (this.announced.has(id)) continue
+      this.announced.add(id)
+      announcer.announce({ buildId: id, state: 'cached', memfileSize: 0, rootfsSize: 0 })
+      log.debug({ buildId: id }, 'announcing build as cached')
+    }
+  }
+
+  stop(): void {
+    this.unsubscribe()
+  }
+}

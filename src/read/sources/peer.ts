@@ -1,0 +1,219 @@
+/**
+ * The peer slot of the read path (DESIGN §7-§8): frames of builds this node originated come from its
+ * local framed copy; others from the peers that announce the build, one at a time, each with a
+ * deadline and stall detection. NOT_AVAILABLE, BUSY, an error or a stall moves on to the next peer;
+ * USE_STORAGE and UPLOAD_FAILED are recorded on the status board (the switchover's signals) and end
+ * the peer attempt. A peer whose frame failed verification is never asked for that frame again;
+ * errors and corrupt frames also cost the peer a penalty that orders peers and decays over time.
+ */
+import type { FileHandle } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
+import { InvalidArgumentError } from '../../errors.ts'
+import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
+import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
+import type { FrameRef, FrameSource } from '../source.ts'
+import type { BuildStatusBoard } from '../../cluster/build-status.ts'
+import type { LocalBuilds } from '../../origin/local-builds.ts'
+
+export interface PeerSourceOptions {
+  readonly timeoutMs: number
+  readonly stallMs: number
+  /** A peer's penalties halve every this many ms (default PENALTY_HALF_LIFE_MS). */
+  readonly penaltyHalfLifeMs?: number
+  /** The node's own frame store (the fetcher's next source): a frame held there is not asked of peers. */
+  readonly localFrames?: { has(ref: FrameRef): boolean }
+}
+
+/**
+ * Penalties order peers, they never exclude one (`distrusted` does that, per frame): a peer that had
+ * one transient error must not stay last forever, so penalties halve every 30 s. An error costs 1 and
+ * is forgotten after two half-lives (1 minute); a corrupt frame costs 10, forgotten in under 3 minutes.
+ */
+export const PENALTY_HALF_LIFE_MS = 30_000
+/** A decayed penalty below this counts as none, so a recovered peer ties with clean ones again. */
+const PENALTY_FLOOR = 0.25
+/** Peers with a penalty tracked at once: the cluster's size is the natural bound; this is a safety cap. */
+export const MAX_PENALIZED_PEERS = 1024
+
+/** For this long after a `cached` peer lacked a frame of a file, other cached peers are asked first for it. */
+export const CACHED_MISS_MS = 5_000
+
+const refKey = (r: FrameRef) => `${r.buildId}/${r.kind}/${r.codec}/${r.startC}/${r.sizeC}`
+
+export class PeerFrameSource implements FrameSource {
+  readonly name = 'peer'
+  /** After a corrupt answer the fetcher asks again once: the next attempt skips the peer that sent it. */
+  readonly retryAfterPenalty = true
+  private readonly batcher: FrameBatcher
+  private readonly directory: PeerDirectory
+  private readonly board: BuildStatusBoard
+  private readonly local: LocalBuilds
+  private readonly localFrames: PeerSourceOptions['localFrames']
+  /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
+  private readonly distrusted = new Map<string, Set<string>>()
+  /** Batch errors already charged to their peer (weak: they go with the batch). */
+  private readonly penalized = new WeakSet<object>()
+  /** (peer, build, file) → when a `cached` peer last lacked a frame of that file (orders cached peers). */
+  private readonly cachedMisses = new Map<string, number>()
+  /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
+  private readonly servedBy = new Map<string, string>()
+  /** Penalties for errors and corrupt frames, decaying over time: they order peers (fewest first). */
+  readonly penalties: PeerPenalties
+
+  constructor(client: PeerClient, directory: PeerDirectory, board: BuildStatusBoard, local: LocalBuilds, opts: PeerSourceOptions) {
+    this.batcher = new FrameBatcher(client, opts)
+    this.penalties = new PeerPenalties(opts.penaltyHalfLifeMs ?? PENALTY_HALF_LIFE_MS)
+    this.directory = directory
+    this.board = board
+    this.local = local
+    this.localFrames = opts.localFrames
+  }
+
+  async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
+    const own = await this.fromLocal(ref)
+    if (own) return own
+    // "Not here" sends the fetcher on to the frame store, local disk instead of a network round trip.
+    // Not for a pending build: if that copy turned out corrupt, storage would not have the frame.
+    // (A build of unknown state counts as pending when a peer announces it so: its parent layers are
+    // read without a file of their own watching their state.)
+    if (this.localFrames?.has(ref) && !this.maybePending(ref.buildId)) return null
+    const key = refKey(ref)
+    const bad = this.distrusted.get(key)
+    const entries = this.directory.peersFor(ref.buildId)
+    const cachedOnly = new Set(entries.filter((e) => e.state === 'cached').map((e) => e.peer))
+    const now = performance.now()
+    // When a cached copy last lacked a frame of this file (0: not recently): such copies are asked last.
+    const missedAt = (peer: string) => {
+      const at = cachedOnly.has(peer) ? (this.cachedMisses.get(`${peer}/${ref.buildId}/${ref.kind}`) ?? 0) : 0
+      return now - at < CACHED_MISS_MS ? at : 0
+    }
+    const peers = [...new Set([...entries.map((e) => e.peer), ...this.board.holdersOf(ref.buildId)])]
+      .filter((p) => !bad?.has(p))
+      .sort((a, b) => this.penalties.of(a) - this.penalties.of(b) || missedAt(a) - missedAt(b))
+    let cachedTried = false
+    for (const peer of peers) {
+      signal.throwIfAborted()
+      // A cached copy holds what its node happened to read (a resumed VM touches part of its memory):
+      // one such peer per fetch, then the frame store and storage, never a round of round trips through
+      // every partial copy in the cluster. The one asked is the one that lacked a frame of this file
+      // least recently, so the copies take turns instead of the first one always answering "not here".
+      if (cachedOnly.has(peer)) {
+        if (cachedTried) continue
+        cachedTried = true
+      }
+      let answer: FrameAnswer
+      try {
+        answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal, ref.prefetch === true)
+      } catch (err) {
+        if (signal.aborted) throw signal.reason
+        // One failed batch rejects each of its waiters with the same error: it costs the peer one point, not one per frame.
+        if (!(err instanceof Object) || !this.penalized.has(err)) {
+          if (err instanceof Object) this.penalized.add(err)
+          this.penalties.add(peer, 1)
+        }
+        continue
+      }
+      if (answer.status === 'OK') {
+        remember(this.servedBy, key, peer)
+        return answer.bytes
+      }
+      if (answer.status === 'USE_STORAGE') {
+        this.board.set(ref.buildId, 'uploaded')
+        return null
+      }
+      if (answer.status === 'UPLOAD_FAILED') {
+        this.board.set(ref.buildId, 'failed')
+        return null
+      }
+      if (answer.status === 'NOT_AVAILABLE' && cachedOnly.has(peer)) remember(this.cachedMisses, `${peer}/${ref.buildId}/${ref.kind}`, now)
+    }
+    return null
+  }
+
+  private maybePending(buildId: string): boolean {
+    const state = this.board.get(buildId)
+    if (state !== undefined) return state === 'pending'
+    return this.directory.peersFor(buildId).some((e) => e.state === 'pending')
+  }
+
+  /** Called by the fetcher when bytes this source returned failed verification. */
+  penalize(ref: FrameRef): void {
+    const key = refKey(ref)
+    const peer = this.servedBy.get(key)
+    if (!peer) return
+    this.servedBy.delete(key)
+    const set = this.distrusted.get(key) ?? new Set<string>()
+    remember(this.distrusted, key, set)
+    set.add(peer)
+    this.penalties.add(peer, 10)
+  }
+
+  /** This node's own pending (or recently uploaded) build, in the geometry it framed locally. */
+  private async fromLocal(ref: FrameRef): Promise<Uint8Array | null> {
+    const b = this.local.get(ref.buildId)
+    const file = b?.files.get(ref.kind)
+    if (!file || (b!.state !== 'pending' && b!.state !== 'uploaded') || file.info.frames.codec !== ref.codec) return null
+    let fh: FileHandle | undefined
+    try {
+      fh = await open(file.dataPath, 'r')
+      const buf = Buffer.allocUnsafe(ref.sizeC)
+      const { bytesRead } = await fh.read(buf, 0, ref.sizeC, ref.startC)
+      return bytesRead === ref.sizeC ? buf : null
+    } catch {
+      return null // evicted between the check and the read: ask the cluster
+    } finally {
+      await fh?.close()
+    }
+  }
+}
+
+/**
+ * Each peer's penalty, decaying exponentially: stored with the time it was last changed and decayed
+ * lazily when read, so there is no timer. Bounded: past MAX_PENALIZED_PEERS, the peer penalised
+ * longest ago is forgotten first.
+ */
+export class PeerPenalties {
+  private readonly halfLifeMs: number
+  /** Least recently penalised first. */
+  private readonly byPeer = new Map<string, { value: number; at: number }>()
+
+  private readonly now: () => number
+
+  /** `now` (ms, monotonic) is performance.now(); a test may pass its own clock. */
+  constructor(halfLifeMs: number, now: () => number = () => performance.now()) {
+    if (!(halfLifeMs > 0)) throw new InvalidArgumentError(`penalty half-life must be positive, found ${halfLifeMs}`)
+    this.halfLifeMs = halfLifeMs
+    this.now = now
+  }
+
+  /** The current (decayed) penalty of `peer`; 0 once it has decayed below PENALTY_FLOOR. */
+  of(peer: string): number {
+    const p = this.byPeer.get(peer)
+    if (!p) return 0
+    const value = p.value * 2 ** (-(this.now() - p.at) / this.halfLifeMs)
+    if (value >= PENALTY_FLOOR) return value
+    this.byPeer.delete(peer)
+    return 0
+  }
+
+  add(peer: string, points: number): void {
+    const value = this.of(peer) + points
+    this.byPeer.delete(peer)
+    this.byPeer.set(peer, { value, at: this.now() })
+    if (this.byPeer.size > MAX_PENALIZED_PEERS) this.byPeer.delete(this.byPeer.keys().next().value!)
+  }
+
+  /** Peers with a penalty still tracked. */
+  get size(): number {
+    return this.byPeer.size
+  }
+}
+
+/** Per-frame bookkeeping stays bounded in a long-running node: the oldest entries go first. */
+const MAX_TRACKED_FRAMES = 8192
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > MAX_TRACKED_FRAMES) map.delete(map.keys().next().value!)
+}
