@@ -1,5 +1,5 @@
 /**
- * `snapswarm node`: the daemon. All wiring happens here, in one place (STYLE practice 2): storage,
+ * `snapswarm node`: the daemon. All wiring happens here, in one place, one named function per part: storage,
  * the chunk cache and its source chain (local origin + peers → shared cache → storage), the libp2p
  * peer, pauses and uploads, and the HTTP API.
  */
@@ -27,7 +27,7 @@ import { BuildStatusBoard } from '../cluster/build-status.ts'
 import { CachedAnnouncer, CachedFrameServer } from '../cluster/cached-frames.ts'
 import { HeaderResolver } from '../switchover/header-resolver.ts'
 import { resolveApiToken } from '../api/auth.ts'
-import { HttpApi, READ_CHUNK } from '../api/http-api.ts'
+import { type ApiHandlers, HttpApi, READ_CHUNK } from '../api/http-api.ts'
 import { ResponseBudget } from '../api/response-budget.ts'
 import { type LocalBuild, LocalBuilds } from '../origin/local-builds.ts'
 import { PauseManager, parsePauseRequest } from '../origin/pause.ts'
@@ -97,6 +97,7 @@ export class SnapswarmNode {
     return this.peer.addrs()
   }
 
+  /** Wire the parts (each in its own function below, in the order they depend on each other), then start them. */
   static async start(opts: NodeStartOptions): Promise<SnapswarmNode> {
     tuneGcForBulkTransfer()
     const { config, dataDir } = opts
@@ -106,157 +107,18 @@ export class SnapswarmNode {
     await mkdir(dataDir, { recursive: true })
     const registry = createRegistry()
     // NBD exports read through `files` (below); a bad nbd.* setting refuses the start here.
-    const nbd = NbdService.create({ config, dataDir, openFile: (id, kind) => files.open(id, kind), registry, log: log.child({ component: 'nbd' }) })
+    const nbd = wireNbd(config, dataDir, registry, log, (id, kind) => files.open(id, kind))
     const metrics = new ReadMetrics(registry)
-    const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger: opts.logger })
-    const builds = new LocalBuilds(dataDir)
-    const frames = await openFrameStore(config, dataDir, builds, registry, metrics, opts.logger).catch(async (err: unknown) => {
-      await store.close?.()
-      throw err
-    })
-    // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
-    const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.forbid(id)) })
-    const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
-    // Access traces: a pending build's waits here for its upload (and is served to peers by its origin).
-    const traces = new TraceStore({
-      store,
-      status: board,
-      fromPeers: (id, name, signal) => blobFromServingPeers(peer, board.holdersOf(id), id, name, signal),
-      log: log.child({ component: 'prefetch' }),
-    })
-    const provider = new LocalBuildProvider(builds, cachedServer, traces)
-    const peer = await createSnapswarmPeer({
-      dataDir,
-      listen: config.node.listen,
-      bootstrap: config.node.bootstrap,
-      clusterKey: config.node.clusterKeyFile ? await readClusterKey(config.node.clusterKeyFile) : undefined,
-      allowPeers: config.node.allowPeers,
-      registry,
-      logger: opts.logger,
-      provider,
-      server: { maxServing: config.peers.maxConcurrentServe },
-      client: { timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
-      announce: { intervalMs: config.peers.announceIntervalMs, ttlMs: config.peers.announceTtlMs },
-    })
-    const peerSource = new PeerFrameSource(peer.client, peer.directory, board, builds, {
-      timeoutMs: config.peers.requestTimeoutMs,
-      stallMs: config.peers.stallTimeoutMs,
-      localFrames: frames,
-    })
-    const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger: opts.logger }) : undefined)
-    const fetcher = new FrameFetcher({
-      storage: new StorageSource(store),
-      shared,
-      peers: peerSource,
-      hedgeAfterMs: config.peers.hedgeAfterMs,
-      metrics,
-      logger: opts.logger,
-      onPenalty: (source, ref, reason) => {
-        if (source === peerSource && reason === 'corrupt') peerSource.penalize(ref)
-      },
-    })
-    const cache = await ChunkCache.open({ dir: join(dataDir, 'cache'), maxBytes: config.cache.maxBytes, fetcher, metrics, logger: opts.logger })
-    const prefetch = new PrefetchService({
-      // A file's prefetch never takes more than half the chunk cache: demand reads keep room.
-      settings: { ...config.prefetch, budgetBytes: Math.min(config.prefetch.budgetBytes, Math.floor(config.cache.maxBytes / 2)) },
-      traces,
-      gate: new PrefetchGate(fetcher, config.prefetch.concurrency),
-      log: log.child({ component: 'prefetch' }),
-    })
-    peer.directory.subscribe((change) => {
-      if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
-      else if (change.current === 'pending') board.set(change.buildId, 'pending')
-      else if (change.current === 'failed') board.set(change.buildId, 'failed')
-    })
-    const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
-    const resolver = new HeaderResolver({ store, builds, board, peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, expectsPeers: config.node.bootstrap.length > 0, log })
-    const files = new OpenFiles({
-      board,
-      log,
-      initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS),
-      loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
-      onSwitch: () => switchovers.inc(),
-      onUploadFailed: config.switchover.onUploadFailed,
-      openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
-      prefetch,
-    })
-    const announce = (b: LocalBuild) => {
-      if (b.state === 'uploaded' || b.state === 'failed') nbd.buildFinished(b.id)
-      // Readers on this node follow its own builds too (proactive switchover, failure at once).
-      if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') board.set(b.id, b.state)
-      const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
-      // A failed upload is announced too (not withdrawn): readers elsewhere learn at once that the
-      // build will never be in storage. The entry goes when the local copy is evicted.
-      if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') {
-        peer.announcer.announce({ buildId: b.id, state: b.state, memfileSize: size('memfile'), rootfsSize: size('rootfs') })
-      }
-    }
-    // Compared as real paths: a symlink (or a relative path) to a secret or into the data dir is the same file.
-    const real = (p: string) => realpath(p).catch(() => resolvePath(p))
-    const secrets = await Promise.all([config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [real(f)] : [])))
-    const realDataDir = await real(dataDir)
-    // The API pauses files by path: never ones of the node's own (identity key, cache, builds),
-    // which would publish them to the bucket and the cluster.
-    const forbiddenPath = (abs: string) =>
-      abs === realDataDir || abs.startsWith(realDataDir + sep) || secrets.includes(abs) ? "is inside the node's data directory or is its cluster key or API token" : undefined
-    const pauses = new PauseManager({
-      forbiddenPath,
-      store,
-      builds,
-      compression: config.compression,
-      headerVersion: config.format.headerVersion,
-      pendingCodec: opts.pendingCodec ?? 'upload',
-      limiter: new RateLimiter(config.node.uploadRateBytesPerSec),
-      parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS, { mustExist: true }),
-      finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
-      onState: announce,
-      writer: `node:${peer.peerId}`,
-      log,
-      registry,
-    })
-    const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
-    const api = new HttpApi(
-      {
-        health: () => ({ ok: true, peerId: peer.peerId, peers: peer.node.connectedPeers().length }),
-        ready: () => true,
-        metrics: async () => {
-          pendingGauge.set(builds.list().filter((b) => b.state === 'pending' || b.state === 'framing').length)
-          return { contentType: registry.contentType, body: await registry.metrics() }
-        },
-        peers: () => ({
-          self: peer.peerId,
-          addrs: peer.addrs(),
-          connected: peer.node.connectedPeers(),
-          builds: peer.directory.builds(),
-          announced: peer.announcer.announced().map((a) => ({ buildId: a.buildId, state: a.state })),
-        }),
-        buildInfo: (id) => resolver.describe(id),
-        openRead: (id, kind, signal) => files.open(id, kind, signal),
-        exports: {
-          list: () => nbd.list(),
-          start: (body) => nbd.start(body),
-          stop: (name, discard) => nbd.stop(name, discard),
-        },
-        pause: async (id, body) => {
-          // A body naming an NBD overlay pauses the overlay's written blocks as a child of its build.
-          const b = await nbd.pause(id, body, (req, trusted) => pauses.pause(id, parsePauseRequest(req), trusted))
-          return { id: b.id, state: b.state }
-        },
-      },
-      log.child({ component: 'api' }),
-      {
-        token: apiToken,
-        budget: new ResponseBudget({
-          maxBytes: config.http.responseBufferBytes,
-          maxWaiting: config.http.maxWaitingReads,
-          waitMs: config.http.responseWaitMs,
-          chunkBytes: READ_CHUNK,
-          registry,
-        }),
-        sendTimeoutMs: config.http.sendTimeoutMs,
-        registry,
-      },
-    )
+    const { store, builds, frames } = await wireStorage(config, dataDir, registry, metrics, opts.logger)
+    const w: Wiring = { config, dataDir, registry, metrics, store, builds, frames, log, logger: opts.logger }
+    const cluster = wireCluster(w, () => peer)
+    const peer = await wirePeer(w, cluster.provider)
+    const { fetcher, cache, shared } = await wireReadPath(w, peer, cluster.board)
+    const prefetch = wirePrefetch(w, fetcher, cluster.traces)
+    followAnnouncements(peer, cluster.board)
+    const { resolver, files } = wireSwitchover(w, { board: cluster.board, peer, cache, prefetch })
+    const pauses = await wireOrigin(w, { board: cluster.board, peer, resolver, nbd, pendingCodec: opts.pendingCodec ?? 'upload' })
+    const api = wireApi(w, { peer, resolver, files, nbd, pauses, token: apiToken })
     let apiUrl: string
     let cachedAnnouncer: CachedAnnouncer | undefined
     try {
@@ -265,32 +127,17 @@ export class SnapswarmNode {
       // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
       // sources check out (or failed), damaged records never resumed.
       await pauses.recover()
-      provider.recovered()
+      cluster.provider.recovered()
       await nbd.listen(config, (id) => ['framing', 'pending'].includes(builds.get(id)?.state ?? ''))
-      const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
-      if (frames && cachedServer && announceMax > 0) {
-        cachedAnnouncer = new CachedAnnouncer({ store: frames, builds, board, registry, log, server: cachedServer, announcer: peer.announcer, max: announceMax })
-      }
+      cachedAnnouncer = wireCachedAnnouncer(w, peer, cluster)
     } catch (err) {
       // A node that cannot start must not linger with open sockets (the CLI would never exit).
       await Promise.allSettled([api.close(), nbd.close(), pauses.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
       throw err
     }
-    const timer = setInterval(() => {
-      builds
-        .evictFinished(config.node.pendingGraceMs)
-        .then((gone) => {
-          for (const id of gone) {
-            peer.announcer.withdraw(id)
-            provider.forget(id)
-          }
-          // Re-ranked by recency; an evicted own build whose frames this node read is announced cached now.
-          cachedAnnouncer?.refresh()
-        })
-        .catch((err) => log.warn({ err }, 'evicting finished builds failed'))
-    }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
-    timer.unref()
-    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts: { api, pauses, cache, files, nbd, prefetch: { service: prefetch, traces }, shared, cachedAnnouncer, timer }, builds, log })
+    const timer = startEviction(w, peer, cluster.provider, cachedAnnouncer)
+    const parts = { api, pauses, cache, files, nbd, prefetch: { service: prefetch, traces: cluster.traces }, shared, cachedAnnouncer, timer }
+    return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts, builds, log })
   }
 
   /**
@@ -331,8 +178,277 @@ export class SnapswarmNode {
   }
 }
 
+/** What every wiring step below uses: the settings, the node's storage and its metrics. */
+interface Wiring {
+  readonly config: Config
+  readonly dataDir: string
+  readonly registry: Registry
+  readonly metrics: ReadMetrics
+  readonly store: ObjectStore
+  readonly builds: LocalBuilds
+  /** The node's frame store; none when `cache.frames.maxBytes` is 0. */
+  readonly frames: FrameStore | undefined
+  /** The node's logger (component: node). */
+  readonly log: Logger
+  /** The root logger, for parts that name their own component. */
+  readonly logger: Logger
+}
+
+/** The cluster side: what the node knows of builds, what it serves to peers, access traces. */
+interface ClusterParts {
+  readonly board: BuildStatusBoard
+  readonly cachedServer: CachedFrameServer | undefined
+  readonly traces: TraceStore
+  readonly provider: LocalBuildProvider
+}
+
+/** The NBD server; `openFile` is how its exports read a build file (the node's open files). */
+function wireNbd(config: Config, dataDir: string, registry: Registry, log: Logger, openFile: (id: BuildId, kind: FileKind) => Promise<FileHandleLike>): NbdService {
+  return NbdService.create({ config, dataDir, openFile, registry, log: log.child({ component: 'nbd' }) })
+}
+
+/** The bucket, the records of builds this node originated and the node's frame store. */
+async function wireStorage(config: Config, dataDir: string, registry: Registry, metrics: ReadMetrics, logger: Logger): Promise<{ store: ObjectStore; builds: LocalBuilds; frames: FrameStore | undefined }> {
+  const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger })
+  const builds = new LocalBuilds(dataDir)
+  const frames = await openFrameStore(config, dataDir, builds, registry, metrics, logger).catch(async (err: unknown) => {
+    await store.close?.()
+    throw err
+  })
+  return { store, builds, frames }
+}
+
+/** The status board, cached-frame serving, access traces and what the node serves to peers. `peer` is created after these. */
+function wireCluster(w: Wiring, peer: () => SnapswarmPeer): ClusterParts {
+  const { frames, builds, registry, log } = w
+  // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
+  const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.forbid(id)) })
+  const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
+  // Access traces: a pending build's waits here for its upload (and is served to peers by its origin).
+  const traces = new TraceStore({
+    store: w.store,
+    status: board,
+    fromPeers: (id, name, signal) => blobFromServingPeers(peer(), board.holdersOf(id), id, name, signal),
+    log: log.child({ component: 'prefetch' }),
+  })
+  const provider = new LocalBuildProvider(builds, cachedServer, traces)
+  return { board, cachedServer, traces, provider }
+}
+
+/** The libp2p peer: admission, wire protocols, announcements. */
+async function wirePeer(w: Wiring, provider: LocalBuildProvider): Promise<SnapswarmPeer> {
+  const { config } = w
+  return createSnapswarmPeer({
+    dataDir: w.dataDir,
+    listen: config.node.listen,
+    bootstrap: config.node.bootstrap,
+    clusterKey: config.node.clusterKeyFile ? await readClusterKey(config.node.clusterKeyFile) : undefined,
+    allowPeers: config.node.allowPeers,
+    registry: w.registry,
+    logger: w.logger,
+    provider,
+    server: { maxServing: config.peers.maxConcurrentServe },
+    client: { timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
+    announce: { intervalMs: config.peers.announceIntervalMs, ttlMs: config.peers.announceTtlMs },
+  })
+}
+
+/** The read path: the frame sources in order (peers, the shared cache or frame store, storage), the fetcher and the chunk cache. */
+async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBoard): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: SharedCacheSource | undefined }> {
+  const { config, frames, metrics, logger } = w
+  const peerSource = new PeerFrameSource(peer.client, peer.directory, board, w.builds, {
+    timeoutMs: config.peers.requestTimeoutMs,
+    stallMs: config.peers.stallTimeoutMs,
+    localFrames: frames,
+  })
+  const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger }) : undefined)
+  const fetcher = new FrameFetcher({
+    storage: new StorageSource(w.store),
+    shared,
+    peers: peerSource,
+    hedgeAfterMs: config.peers.hedgeAfterMs,
+    metrics,
+    logger,
+    onPenalty: (source, ref, reason) => {
+      if (source === peerSource && reason === 'corrupt') peerSource.penalize(ref)
+    },
+  })
+  const cache = await ChunkCache.open({ dir: join(w.dataDir, 'cache'), maxBytes: config.cache.maxBytes, fetcher, metrics, logger })
+  return { fetcher, cache, shared }
+}
+
+/** Prefetching a build file's recorded accesses when it is opened. */
+function wirePrefetch(w: Wiring, fetcher: FrameFetcher, traces: TraceStore): PrefetchService {
+  const { config } = w
+  return new PrefetchService({
+    // A file's prefetch never takes more than half the chunk cache: demand reads keep room.
+    settings: { ...config.prefetch, budgetBytes: Math.min(config.prefetch.budgetBytes, Math.floor(config.cache.maxBytes / 2)) },
+    traces,
+    gate: new PrefetchGate(fetcher, config.prefetch.concurrency),
+    log: w.log.child({ component: 'prefetch' }),
+  })
+}
+
+/** What peers announce of builds goes on the status board. */
+function followAnnouncements(peer: SnapswarmPeer, board: BuildStatusBoard): void {
+  peer.directory.subscribe((change) => {
+    if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
+    else if (change.current === 'pending') board.set(change.buildId, 'pending')
+    else if (change.current === 'failed') board.set(change.buildId, 'failed')
+  })
+}
+
+/** Opening build files: the header lookup and the move from a pending to the final header. */
+function wireSwitchover(
+  w: Wiring,
+  deps: { board: BuildStatusBoard; peer: SnapswarmPeer; cache: ChunkCache; prefetch: PrefetchService },
+): { resolver: HeaderResolver; files: OpenFiles } {
+  const { config, registry, store, metrics, log } = w
+  const { board, cache } = deps
+  const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
+  const resolver = new HeaderResolver({ store, builds: w.builds, board, peer: deps.peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, expectsPeers: config.node.bootstrap.length > 0, log })
+  const files = new OpenFiles({
+    board,
+    log,
+    initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS),
+    loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
+    onSwitch: () => switchovers.inc(),
+    onUploadFailed: config.switchover.onUploadFailed,
+    openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
+    prefetch: deps.prefetch,
+  })
+  return { resolver, files }
+}
+
+/** The pause side: frame locally, announce pending, upload; every state change announced. */
+async function wireOrigin(
+  w: Wiring,
+  deps: { board: BuildStatusBoard; peer: SnapswarmPeer; resolver: HeaderResolver; nbd: NbdService; pendingCodec: NonNullable<NodeStartOptions['pendingCodec']> },
+): Promise<PauseManager> {
+  const { config } = w
+  const { resolver } = deps
+  return new PauseManager({
+    forbiddenPath: await forbiddenPauseInputs(config, w.dataDir),
+    store: w.store,
+    builds: w.builds,
+    compression: config.compression,
+    headerVersion: config.format.headerVersion,
+    pendingCodec: deps.pendingCodec,
+    limiter: new RateLimiter(config.node.uploadRateBytesPerSec),
+    parentHeader: (id, kind, signal) => resolver.initial(id, kind, signal, PARENT_WAIT_MS, { mustExist: true }),
+    finalHeader: (id, kind, signal) => resolver.final(id, kind, signal, 10 * 60_000),
+    onState: announceLocalBuild(deps),
+    writer: `node:${deps.peer.peerId}`,
+    log: w.log,
+    registry: w.registry,
+  })
+}
+
+/** What the node does when one of its own builds changes state: NBD, the status board, the cluster. */
+function announceLocalBuild(deps: { board: BuildStatusBoard; peer: SnapswarmPeer; nbd: NbdService }): (b: LocalBuild) => void {
+  const { board, peer, nbd } = deps
+  return (b) => {
+    if (b.state === 'uploaded' || b.state === 'failed') nbd.buildFinished(b.id)
+    // Readers on this node follow its own builds too (proactive switchover, failure at once).
+    if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') board.set(b.id, b.state)
+    const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
+    // A failed upload is announced too (not withdrawn): readers elsewhere learn at once that the
+    // build will never be in storage. The entry goes when the local copy is evicted.
+    if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') {
+      peer.announcer.announce({ buildId: b.id, state: b.state, memfileSize: size('memfile'), rootfsSize: size('rootfs') })
+    }
+  }
+}
+
 /**
- * The node's frame store (issue 5): the shared directory when there is one (the node serves the
+ * The API pauses files by path: never ones of the node's own (identity key, cache, builds), which
+ * would publish them to the bucket and the cluster. Compared as real paths: a symlink (or a relative
+ * path) to a secret or into the data dir is the same file.
+ */
+async function forbiddenPauseInputs(config: Config, dataDir: string): Promise<(abs: string) => string | undefined> {
+  const real = (p: string) => realpath(p).catch(() => resolvePath(p))
+  const secrets = await Promise.all([config.node.clusterKeyFile, config.node.apiTokenFile].flatMap((f) => (f ? [real(f)] : [])))
+  const realDataDir = await real(dataDir)
+  return (abs: string) =>
+    abs === realDataDir || abs.startsWith(realDataDir + sep) || secrets.includes(abs) ? "is inside the node's data directory or is its cluster key or API token" : undefined
+}
+
+/** The HTTP API over the node's parts. */
+function wireApi(
+  w: Wiring,
+  deps: { peer: SnapswarmPeer; resolver: HeaderResolver; files: OpenFiles; nbd: NbdService; pauses: PauseManager; token: string | undefined },
+): HttpApi {
+  const { config, registry } = w
+  const { peer, nbd, pauses } = deps
+  const pendingGauge = gauge(registry, 'snapswarm_pending_builds', 'Builds this node originated whose upload is still running')
+  const handlers: ApiHandlers = {
+    health: () => ({ ok: true, peerId: peer.peerId, peers: peer.node.connectedPeers().length }),
+    ready: () => true,
+    metrics: async () => {
+      pendingGauge.set(w.builds.list().filter((b) => b.state === 'pending' || b.state === 'framing').length)
+      return { contentType: registry.contentType, body: await registry.metrics() }
+    },
+    peers: () => ({
+      self: peer.peerId,
+      addrs: peer.addrs(),
+      connected: peer.node.connectedPeers(),
+      builds: peer.directory.builds(),
+      announced: peer.announcer.announced().map((a) => ({ buildId: a.buildId, state: a.state })),
+    }),
+    buildInfo: (id) => deps.resolver.describe(id),
+    openRead: (id, kind, signal) => deps.files.open(id, kind, signal),
+    exports: {
+      list: () => nbd.list(),
+      start: (body) => nbd.start(body),
+      stop: (name, discard) => nbd.stop(name, discard),
+    },
+    pause: async (id, body) => {
+      // A body naming an NBD overlay pauses the overlay's written blocks as a child of its build.
+      const b = await nbd.pause(id, body, (req, trusted) => pauses.pause(id, parsePauseRequest(req), trusted))
+      return { id: b.id, state: b.state }
+    },
+  }
+  const budget = new ResponseBudget({
+    maxBytes: config.http.responseBufferBytes,
+    maxWaiting: config.http.maxWaitingReads,
+    waitMs: config.http.responseWaitMs,
+    chunkBytes: READ_CHUNK,
+    registry,
+  })
+  return new HttpApi(handlers, w.log.child({ component: 'api' }), { token: deps.token, budget, sendTimeoutMs: config.http.sendTimeoutMs, registry })
+}
+
+/** Builds this node read (not its own) announced as `cached`, when it keeps a frame store and announces any. */
+function wireCachedAnnouncer(w: Wiring, peer: SnapswarmPeer, cluster: ClusterParts): CachedAnnouncer | undefined {
+  const { config, frames } = w
+  const announceMax = config.cache.frames.announceMax ?? (config.cache.sharedDir ? 0 : 64)
+  if (!frames || !cluster.cachedServer || announceMax <= 0) return undefined
+  const { builds, registry, log } = w
+  return new CachedAnnouncer({ store: frames, builds, board: cluster.board, registry, log, server: cluster.cachedServer, announcer: peer.announcer, max: announceMax })
+}
+
+/** Finished own builds are evicted after the grace period: withdrawn from the cluster and forgotten. */
+function startEviction(w: Wiring, peer: SnapswarmPeer, provider: LocalBuildProvider, cachedAnnouncer: CachedAnnouncer | undefined): NodeJS.Timeout {
+  const { config } = w
+  const timer = setInterval(() => {
+    w.builds
+      .evictFinished(config.node.pendingGraceMs)
+      .then((gone) => {
+        for (const id of gone) {
+          peer.announcer.withdraw(id)
+          provider.forget(id)
+        }
+        // Re-ranked by recency; an evicted own build whose frames this node read is announced cached now.
+        cachedAnnouncer?.refresh()
+      })
+      .catch((err) => w.log.warn({ err }, 'evicting finished builds failed'))
+  }, Math.min(30_000, Math.max(1000, config.node.pendingGraceMs / 2)))
+  timer.unref()
+  return timer
+}
+
+/**
+ * The node's frame store: the shared directory when there is one (the node serves the
  * entries it read or wrote there), else its own bounded directory under the data dir; none when
  * `cache.frames.maxBytes` is 0. The origin does not copy its own builds' frames: it has them locally.
  */
