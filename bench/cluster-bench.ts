@@ -12,7 +12,7 @@
  * (b) issue 6: time to first byte (a cold 4 KiB read at offset 0) and time to read a whole 512 MiB
  *     memfile, resuming from a pending peer vs from storage after upload, with B's storage reads
  *     throttled to a simulated GCS (50 ms to first byte, 100 MB/s per request) through the bench-only
- *     env of src/read/bench-throttle.ts. Best of N, fresh B each time. For the storage case the same
+ *     preload bench/throttle.ts. Best of N, fresh B each time. For the storage case the same
  *     memfile is paused on a node with an unthrottled upload, uploaded, and read by a fresh node that has
  *     no peers.
  *
@@ -33,11 +33,13 @@ import { silentLogger } from '../src/obs/log.ts'
 import type { FrameRef } from '../src/read/source.ts'
 import { verifyFrame } from '../src/read/verify.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
-import { startNode } from '../test/cluster/procs.ts'
+import { startNode } from './lib/procs.ts'
+import { throttledEnv } from './lib/throttle-env.ts'
 import { MB, MiB, benchDir, emit } from './common.ts'
 
 const FRAME = 2 * MiB
-const THROTTLE = { SNAPSWARM_BENCH_STORAGE_LATENCY_MS: '50', SNAPSWARM_BENCH_STORAGE_MBPS: '100' }
+const STORAGE_LATENCY_MS = 50
+const THROTTLE = throttledEnv(STORAGE_LATENCY_MS, 100)
 const SUITE_BUDGET_MS = 170_000
 /** Storage round trips a cold first read truly needs: the header, then the frame it names. */
 const STORAGE_ROUND_TRIPS = 2
@@ -176,7 +178,7 @@ export async function clusterBench(): Promise<void> {
     emit('resume_ttfb_pending_peer', peer.ttfb, 'ms', storage.ttfb, '<= 0.2 (and <= 10 ms)')
     emit('resume_ttfb_pending_peer_warm_node', peer.warmTtfb, 'ms', storage.ttfb, '<= 0.2 (and <= 10 ms)')
     // Necessary from storage: the header, then the frame holding offset 0 (its offsets are in the header).
-    emit('resume_ttfb_storage', storage.ttfb, 'ms', STORAGE_ROUND_TRIPS * Number(THROTTLE.SNAPSWARM_BENCH_STORAGE_LATENCY_MS), '<= 1.2')
+    emit('resume_ttfb_storage', storage.ttfb, 'ms', STORAGE_ROUND_TRIPS * STORAGE_LATENCY_MS, '<= 1.2')
     emit(`resume_whole_read_pending_peer_vs_storage`, peer.whole / 1000, `s (${mib} MiB)`, storage.whole / 1000, '<= 0.5')
     emit('resume_cold_random_4k_pending_peer_p50', quantile(peer.random, 0.5), 'ms', quantile(storage.random, 0.5))
     emit('resume_cold_random_4k_pending_peer_p99', quantile(peer.random, 0.99), 'ms', quantile(storage.random, 0.99))

@@ -8,7 +8,7 @@
  *  - 4 KiB random read latency p50/p99, measured per read by one libnbd client (nbdsh, one request at
  *    a time): warm (target p99 ≤ 2× nbdkit), cold from a pending peer (every read in a frame not read
  *    before; target p99 ≤ 10 ms) and cold from throttled storage (a simulated GCS: 50 ms to first
- *    byte, 100 MB/s per request; src/read/bench-throttle.ts).
+ *    byte, 100 MB/s per request; bench/throttle.ts).
  *
  * BENCH_NBD_MIB sizes the file (default 256). Node processes are always killed and the temp dir removed.
  */
@@ -19,11 +19,12 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { randomUUID } from 'node:crypto'
 import { writeVmData } from '../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../test/cluster/procs.ts'
-import { nbdsh, nbdUri, runOk } from '../test/nbd/helpers.ts'
+import { type NodeProc, getJson, pause, startNode, waitFor } from './lib/procs.ts'
+import { nbdsh, nbdUri, runOk } from './lib/nbd-clients.ts'
+import { throttledEnv } from './lib/throttle-env.ts'
 import { MB, MiB, benchDir, bestOf, emit } from './common.ts'
 
-const THROTTLE = { SNAPSWARM_BENCH_STORAGE_LATENCY_MS: '50', SNAPSWARM_BENCH_STORAGE_MBPS: '100' }
+const THROTTLE = throttledEnv(50, 100)
 const FRAME = 2 * MiB
 const WARM_READS = 2000
 

@@ -11,9 +11,10 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { emit } from './common.ts'
+import { throttledEnv } from './lib/throttle-env.ts'
 
 const CHILD = fileURLToPath(new URL('./prefetch-child.ts', import.meta.url))
-const THROTTLE = { SNAPSWARM_BENCH_STORAGE_LATENCY_MS: '50', SNAPSWARM_BENCH_STORAGE_MBPS: '100' }
+const THROTTLE = throttledEnv(50, 100)
 
 interface Run {
   seconds: number

@@ -1,6 +1,6 @@
 /**
  * BENCH ONLY, run by bench/prefetch-bench.ts in its own process with the simulated GCS of
- * src/read/bench-throttle.ts (50 ms to first byte, 100 MB/s per request) on every storage read.
+ * bench/throttle.ts, preloaded (50 ms to first byte, 100 MB/s per request on storage reads).
  *
  * A VM-like memfile (BENCH_PREFETCH_MIB, default 1024 MiB, 2 MiB zstd frames) is uploaded to a
  * file:// bucket. A fresh node (in this process, no peers) replays a VM-like working set through
@@ -19,7 +19,7 @@ import { silentLogger } from '../src/obs/log.ts'
 import { openStore } from '../src/storage/url.ts'
 import { uploadBuild } from '../src/upload/build-upload.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
-import { rng } from '../test/format/helpers.ts'
+import { rng } from './lib/rng.ts'
 import { benchDir, MiB } from './common.ts'
 
 const FRAME = 2 * MiB

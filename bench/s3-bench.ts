@@ -1,6 +1,6 @@
 /**
  * S3 backend figures (`BENCH=s3 npm run bench`), against moto's S3 server on 127.0.0.1 (the tests'
- * server, test/helpers/s3-server.ts; a Python server, so absolute rates say little about AWS):
+ * server, bench/lib/s3-server.ts; a Python server, so absolute rates say little about AWS):
  *
  * 1. Upload throughput of a VM-like memfile through `uploadBuild` (use case `pause`, default
  *    compression: zstd-3 frames, 12 MiB parts uploaded in parallel as a native multipart upload with a
@@ -20,7 +20,7 @@ import { randomBuildId } from '../src/format/uuid.ts'
 import { openStore } from '../src/storage/url.ts'
 import { uploadBuild } from '../src/upload/build-upload.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
-import { startS3Server } from '../test/helpers/s3-server.ts'
+import { startS3Server } from './lib/s3-server.ts'
 import { benchDir, emit, MB, MiB } from './common.ts'
 import { pushRss } from './upload-bench.ts'
 

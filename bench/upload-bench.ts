@@ -29,7 +29,7 @@ import { randomBuildId } from '../src/format/uuid.ts'
 import { openStore } from '../src/storage/url.ts'
 import { uploadBuild } from '../src/upload/build-upload.ts'
 import { writeVmData } from '../src/util/vmdata.ts'
-import { startFakeGcs } from '../test/helpers/fake-gcs.ts'
+import { startFakeGcs } from './lib/fake-gcs.ts'
 import { MB, MiB, benchDir, emit } from './common.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

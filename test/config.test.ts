@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveCompression } from '../src/config/compression.ts'
 import { loadConfig, validateConfig } from '../src/config/load.ts'
-import { runCli } from './helpers/cli.ts'
+import { runCli } from '../bench/lib/cli.ts'
 
 test('config: defaults, per-kind and per-use-case overrides, environment and flags', async () => {
   const cfg = validateConfig({ compression: { default: { level: 5 }, memfile: { codec: 'lz4', pause: { codec: 'none' } } } })

@@ -11,7 +11,6 @@
  *
  * A trace that does not parse is ignored with a warning: it only ever makes reads slower, never wrong.
  */
-import { benchThrottled } from '../read/bench-throttle.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { NotFoundError, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
@@ -122,7 +121,7 @@ export class TraceStore {
 
   private async fromStorage(buildId: BuildId, kind: FileKind): Promise<Uint8Array | null> {
     try {
-      return await benchThrottled(() => this.deps.store.get(traceObjectName(buildId, kind), { maxBytes: MAX_TRACE_BYTES }))
+      return await this.deps.store.get(traceObjectName(buildId, kind), { maxBytes: MAX_TRACE_BYTES })
     } catch (err) {
       if (!(err instanceof NotFoundError)) this.deps.log.warn({ err, buildId, kind }, 'access trace unreadable in storage; reading without prefetch')
       return null

@@ -14,7 +14,6 @@ import { type BuildId, type FileKind, storageName } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { ObjectStore } from '../storage/store.ts'
 import { BuildReader, type LayerLookup } from './build-reader.ts'
-import { benchThrottled } from './bench-throttle.ts'
 import { ChunkCache } from './chunk-cache.ts'
 import { FrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
@@ -52,7 +51,7 @@ export function headerObjectName(buildId: BuildId, kind: FileKind): string {
 
 /** The final header of a stored build. A stored header with the pending flag is refused: it was never meant to be stored. */
 export async function loadStoredHeader(store: ObjectStore, buildId: BuildId, kind: FileKind): Promise<Header> {
-  const bytes = await benchThrottled(() => store.get(headerObjectName(buildId, kind), { maxBytes: HEADER_LIMITS.maxHeaderBytes }))
+  const bytes = await store.get(headerObjectName(buildId, kind), { maxBytes: HEADER_LIMITS.maxHeaderBytes })
   const header = decodeHeader(bytes)
   if (header.incomplete) throw new FormatError(`stored header of ${buildId}/${storageName(kind)} has the pending flag set`)
   return header

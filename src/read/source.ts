@@ -6,7 +6,6 @@
  */
 import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
-import { benchThrottled } from './bench-throttle.ts'
 
 /**
  * One fetch unit of a data file: a frame of a compressed build, or an aligned chunk of a raw build
@@ -66,7 +65,7 @@ export class StorageSource implements FrameSource {
     // A truncated object is an ObjectRangeError naming the range and the size found (issue 4: a clear
     // error, not a hang); a missing one is the ordinary "not here".
     try {
-      return await benchThrottled(() => this.store.getRange(dataObjectName(ref.buildId, ref.kind, ref.codec), ref.startC, ref.sizeC, signal), signal)
+      return await this.store.getRange(dataObjectName(ref.buildId, ref.kind, ref.codec), ref.startC, ref.sizeC, signal)
     } catch (err) {
       if (err instanceof NotFoundError) return null
       throw err

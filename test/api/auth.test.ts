@@ -17,7 +17,7 @@ import { BearerCheck, checkApiToken, isLoopbackHost, resolveApiToken } from '../
 import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 const MiB = 1024 * 1024
 let dir: string

@@ -16,8 +16,8 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, startNode, waitFor } from '../cluster/procs.ts'
-import { runCli } from '../helpers/cli.ts'
+import { type NodeProc, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 import { type RawAnswer, rawGet, stalledGet } from './http-helpers.ts'
 
 const MiB = 1024 * 1024

@@ -13,8 +13,8 @@ import { after, before, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, startNode, waitFor } from '../cluster/procs.ts'
-import { runCli } from '../helpers/cli.ts'
+import { getJson, type NodeProc, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 import { rawGet, stalledGet } from './http-helpers.ts'
 
 const MiB = 1024 * 1024

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { DEMO_MAX_SIZE_MIB, demoSizeMiB } from '../../src/cli/demo.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 // The demo's temp dir goes under TMPDIR: a private one shows exactly what a run leaves or creates.
 let tmp: string

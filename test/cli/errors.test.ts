@@ -16,8 +16,8 @@ import { after, before, test } from 'node:test'
 import { EXIT_TABLE, exitStatusFor } from '../../src/cli/exit-codes.ts'
 import { COMMAND_SPECS } from '../../src/cli/specs.ts'
 import { writeVmData } from '../../src/util/vmdata.ts'
-import { type CliResult, runCli } from '../helpers/cli.ts'
-import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
+import { type CliResult, runCli } from '../../bench/lib/cli.ts'
+import { type FakeGcs, startFakeGcs } from '../../bench/lib/fake-gcs.ts'
 
 let dir: string
 let store: string

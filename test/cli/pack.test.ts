@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeVmData } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 

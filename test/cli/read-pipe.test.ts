@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { writeVmData } from '../../src/util/vmdata.ts'
-import { CLI, runCli } from '../helpers/cli.ts'
+import { CLI, runCli } from '../../bench/lib/cli.ts'
 
 const MiB = 1024 * 1024
 let dir: string

@@ -18,7 +18,7 @@ import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { claimObjectName } from '../../src/upload/claim.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from './procs.ts'
+import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')

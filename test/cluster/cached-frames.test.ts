@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/obs/log.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { waitFor } from './procs.ts'
+import { waitFor } from '../../bench/lib/procs.ts'
 
 const KiB = 1024
 const FRAME = 256 * KiB

@@ -22,7 +22,7 @@ import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { IDENTITY_FILE } from '../../src/p2p/constants.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from './procs.ts'
+import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 12 * MiB

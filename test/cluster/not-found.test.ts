@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { writeVmData } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from './procs.ts'
+import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 const HOUR_MS = 3_600_000

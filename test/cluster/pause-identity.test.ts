@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from './procs.ts'
+import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 let dir: string

@@ -16,8 +16,8 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
-import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from './procs.ts'
+import { runCli } from '../../bench/lib/cli.ts'
+import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')

@@ -12,9 +12,9 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
+import { type S3Server, startS3Server } from '../../bench/lib/s3-server.ts'
 import { type FaultProxy, startFaultProxy } from '../storage/fault-proxy.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from './procs.ts'
+import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')

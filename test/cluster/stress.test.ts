@@ -18,7 +18,7 @@ import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { createLogger, silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
-import { type NodeProc, startNode, waitFor } from './procs.ts'
+import { type NodeProc, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const CYCLES = Number(process.env.STRESS_CYCLES ?? 200)
 const BLOCK = 2 * 1024 * 1024 // memfile block size: dirty ranges are whole blocks

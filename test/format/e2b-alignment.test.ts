@@ -27,7 +27,7 @@ import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'
 import { RawDigests } from '../../src/format/raw-digests.ts'
 import type { CodecName } from '../../src/format/types.ts'
 import { randomBuildId } from '../../src/format/uuid.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 import { rng, vmLike } from './helpers.ts'
 
 const PAGE = 4096

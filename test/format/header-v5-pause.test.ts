@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { decodeHeader } from '../../src/format/header.ts'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../cluster/procs.ts'
+import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 import { vmLike } from './helpers.ts'
 
 const MiB = 1024 * 1024

@@ -1,21 +1,12 @@
 /**
- * Shared test helpers for the format tests: deterministic data and random numbers (no dependency on
- * anything outside src/format, so these tests stand alone).
+ * Shared test helpers for the format tests: deterministic data and random numbers (nothing from src/
+ * outside src/format, so these tests stand alone; the generator is shared with the benches).
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { rng } from '../../bench/lib/rng.ts'
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { rng }
 
 export function randInt(r: () => number, lo: number, hi: number): number {
   return lo + Math.floor(r() * (hi - lo + 1))

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { decodeHeader } from '../../src/format/header.ts'
 import { uuidToBytes } from '../../src/format/uuid.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 import { Golden, vmLike } from './helpers.ts'
 
 const P = 4096

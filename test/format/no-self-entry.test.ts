@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { decodeHeader, encodeHeader } from '../../src/format/header.ts'
 import { layerHeader } from '../../src/format/mapping.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 import { vmLike } from './helpers.ts'
 
 const P = 4096

@@ -17,9 +17,9 @@ import { encodeHeader } from '../../src/format/header.ts'
 import { singleLayerHeader } from '../../src/format/mapping.ts'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
-import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
-import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../cluster/procs.ts'
+import { runCli } from '../../bench/lib/cli.ts'
+import { type FakeGcs, startFakeGcs } from '../../bench/lib/fake-gcs.ts'
+import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 9 * MiB + 1234

@@ -22,7 +22,7 @@ import { pack } from '../../src/framing/pack.ts'
 import { openStoredBuildFile } from '../../src/read/open.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { vmLike } from '../format/helpers.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 const F = 16 * 1024
 const CODECS: readonly CodecName[] = ['zstd', 'lz4', 'none']

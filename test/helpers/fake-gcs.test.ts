@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { fakeGcsBinary, fakeGcsCandidates } from './fake-gcs.ts'
+import { fakeGcsBinary, fakeGcsCandidates } from '../../bench/lib/fake-gcs.ts'
 
 let dir: string
 before(async () => {

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../cluster/procs.ts'
+import { runCli } from '../../bench/lib/cli.ts'
+import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
 import { nbdUri, run, runOk, sha, socketOf } from './helpers.ts'
 
 const MiB = 1024 * 1024

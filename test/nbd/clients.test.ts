@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../cluster/procs.ts'
+import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
 import { metric, nbdsh, nbdUri, run, runOk, sha, socketOf, startExport } from './helpers.ts'
 
 const MiB = 1024 * 1024

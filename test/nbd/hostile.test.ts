@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../cluster/procs.ts'
+import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
 import { metric, nbdsh, nbdUri, runOk, sha, socketOf, startExport } from './helpers.ts'
 import { RawNbd } from './raw-client.ts'
 

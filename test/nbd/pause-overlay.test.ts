@@ -17,7 +17,7 @@ import { NIL_BUILD_ID } from '../../src/format/types.ts'
 import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { waitFor } from '../cluster/procs.ts'
+import { waitFor } from '../../bench/lib/procs.ts'
 import { nbdUri, run, sha, socketOf, startExport } from './helpers.ts'
 
 const MiB = 1024 * 1024

@@ -18,7 +18,7 @@ import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { MAX_DIRTY_RANGES, parsePauseRequest } from '../../src/origin/pause-input.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, pause, readRange, startNode, waitFor } from '../cluster/procs.ts'
+import { getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 let dir: string

@@ -17,7 +17,7 @@ import { validateConfig } from '../../src/config/load.ts'
 import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { waitFor } from '../cluster/procs.ts'
+import { waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 let dir: string

@@ -15,7 +15,7 @@ import { decodeTrace } from '../../src/prefetch/trace.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../cluster/procs.ts'
+import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB

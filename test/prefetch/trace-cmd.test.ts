@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test'
 import { randomBuildId } from '../../src/format/uuid.ts'
 import { encodeTrace } from '../../src/prefetch/trace.ts'
 import { EXIT } from '../../src/cli/exit-codes.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 let dir: string
 let bucket: string

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { FrameBatcher } from '../../src/read/sources/frame-batcher.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
-import { waitFor as waitUntil } from '../cluster/procs.ts'
+import { waitFor as waitUntil } from '../../bench/lib/procs.ts'
 import { equalBytes, startPeer, stopPeers, type TestPeer } from '../p2p/helpers.ts'
 
 async function requests(reg: Registry, outcome: string): Promise<number> {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { openStore } from '../../src/storage/url.ts'
-import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
+import { type FakeGcs, startFakeGcs } from '../../bench/lib/fake-gcs.ts'
 import { backendSuite, sha } from './backend-suite.ts'
 
 let gcs: FakeGcs

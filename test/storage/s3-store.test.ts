@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import type { S3Store } from '../../src/storage/s3-store.ts'
 import { openStore } from '../../src/storage/url.ts'
-import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
+import { type S3Server, startS3Server } from '../../bench/lib/s3-server.ts'
 import { backendSuite, sha } from './backend-suite.ts'
 
 let s3: S3Server
@@ -82,19 +82,19 @@ describe('s3: prefix, environment, errors', () => {
     }
   })
 
-  test('a missing bucket is named as such, not as a missing object', async () => {
+  test('regression: a missing S3 bucket was ERR_STORAGE where GCS says ERR_BUCKET_NOT_FOUND; named as such, not as a missing object', async () => {
     const store = await openStore('s3://no-such-bucket-here/p', { s3: s3.storeOptions })
     try {
       const missingBucket = (e: unknown) => {
         const err = e as { code?: string; retryable?: boolean; message: string }
-        assert.equal(err.code, 'ERR_STORAGE', err.message)
-        assert.equal(err.retryable, false)
+        assert.equal(err.code, 'ERR_BUCKET_NOT_FOUND', err.message)
+        assert.notEqual(err.retryable, true, 'no retry can create the bucket')
         assert.match(err.message, /s3:\/\/no-such-bucket-here\/p\/b\/memfile\.header: the bucket does not exist/)
         return true
       }
       await assert.rejects(store.get('b/memfile.header'), missingBucket)
       await assert.rejects(store.put('b/memfile.header', randomBytes(4)), missingBucket)
-      await assert.rejects(store.list('b/'), /the bucket does not exist/)
+      await assert.rejects(store.list('b/'), { code: 'ERR_BUCKET_NOT_FOUND', message: /the bucket does not exist/ })
       assert.equal(await store.stat('b/memfile.header'), null, 'HEAD cannot tell a missing bucket from a missing object')
       assert.equal(await (store as S3Store).bucketExists(), false, 'but bucketExists can')
       const present = (await openStore(`s3://${await s3.createBucket('present')}`, { s3: s3.storeOptions })) as S3Store

@@ -18,7 +18,7 @@ import type { ObjectStore } from '../../src/storage/store.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { claimObjectName, takeClaim } from '../../src/upload/claim.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')

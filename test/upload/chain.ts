@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli } from '../../bench/lib/cli.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')

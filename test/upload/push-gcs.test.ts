@@ -15,7 +15,7 @@ import { StorageError } from '../../src/storage/store.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { openStoredBuildFile } from '../../src/read/open.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type FakeGcs, startFakeGcs } from '../helpers/fake-gcs.ts'
+import { type FakeGcs, startFakeGcs } from '../../bench/lib/fake-gcs.ts'
 import { startFaultProxy } from '../storage/fault-proxy.ts'
 import { checkRandomReads, nonZeroPages, pushChain } from './chain.ts'
 

@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { openStore } from '../../src/storage/url.ts'
-import { runCli } from '../helpers/cli.ts'
-import { type S3Server, startS3Server } from '../helpers/s3-server.ts'
+import { runCli } from '../../bench/lib/cli.ts'
+import { type S3Server, startS3Server } from '../../bench/lib/s3-server.ts'
 import { checkRandomReads, pushChain } from './chain.ts'
 
 const MiB = 1024 * 1024

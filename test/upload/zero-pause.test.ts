@@ -20,7 +20,7 @@ import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { loadStoredHeader } from '../../src/read/open.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, startNode, waitFor } from '../cluster/procs.ts'
+import { getJson, type NodeProc, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
 
 const MiB = 1024 * 1024
 let dir: string
