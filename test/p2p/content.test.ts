@@ -7,7 +7,7 @@ import { MAX_FRAMES_RESPONSE_BYTES, PROTOCOL_FRAMES } from '../../src/p2p/consta
 import { PeerStallError, PeerStreamError } from '../../src/p2p/errors.ts'
 import { buildIdToWire } from '../../src/p2p/wire/messages.ts'
 import { WireStream } from '../../src/p2p/wire/stream.ts'
-import { Watchdog } from '../../src/p2p/wire/watchdog.ts'
+import { CoarseTimer } from '../../src/util/coarse-timer.ts'
 import { equalBytes, MemoryProvider, startPeer, stopPeers, type TestPeer, waitFor } from './helpers.ts'
 
 const KiB = 1024
@@ -87,10 +87,10 @@ describe('content protocols, two nodes', () => {
   it('a request without a codec (a client from before the field) reaches the provider as undefined and is served', async () => {
     const { buildId, ranges, data } = a.provider.addBuild('memfile', 1, 4 * KiB)
     const asked = a.provider.askedCodecs.length
-    const watchdog = new Watchdog()
+    const stallTimer = new CoarseTimer(250)
     const signal = AbortSignal.timeout(5000)
     const raw = await b.node.openStream(a.peerId, PROTOCOL_FRAMES, signal)
-    const wire = new WireStream(raw, { budget: 1 << 20, signal, stallMs: 5000, watchdog })
+    const wire = new WireStream(raw, { budget: 1 << 20, signal, stallMs: 5000, stallTimer })
     try {
       await wire.writeMessage(GetFrames.encode({ buildId: buildIdToWire(buildId), kind: Kind.MEMFILE, frames: ranges }))
       await wire.closeWrite()
@@ -99,7 +99,7 @@ describe('content protocols, two nodes', () => {
       assert.ok(equalBytes(await wire.readExact(ranges[0].sizeC), data))
       wire.finish()
     } finally {
-      watchdog.stop()
+      stallTimer.stop()
     }
     assert.deepEqual(a.provider.askedCodecs.slice(asked), [undefined])
   })

@@ -15,14 +15,14 @@ import { PROTOCOL_FRAMES, PROTOCOL_HEADER } from '../../src/p2p/constants.ts'
 import { PeerProtocolError } from '../../src/p2p/errors.ts'
 import { createPeerNode, type PeerNode } from '../../src/p2p/node.ts'
 import { type RawStream, WireStream } from '../../src/p2p/wire/stream.ts'
-import { Watchdog } from '../../src/p2p/wire/watchdog.ts'
+import { CoarseTimer } from '../../src/util/coarse-timer.ts'
 import { startPeer, stopPeers, type TestPeer } from './helpers.ts'
 
 const GiB = 1024 ** 3
-const watchdog = new Watchdog()
+const stallTimer = new CoarseTimer(250)
 
 function wire(raw: RawStream): WireStream {
-  return new WireStream(raw, { budget: 1 << 20, signal: AbortSignal.timeout(5000), stallMs: 5000, watchdog })
+  return new WireStream(raw, { budget: 1 << 20, signal: AbortSignal.timeout(5000), stallMs: 5000, stallTimer })
 }
 
 function varint(n: number): Uint8Array {
@@ -59,7 +59,7 @@ describe('a hostile server', () => {
     await stopPeers(victim)
     await evil.stop()
     await rm(dataDir, { recursive: true, force: true })
-    watchdog.stop()
+    stallTimer.stop()
   })
 
   it('claiming a 1 GiB header is refused at the length prefix, nothing allocated', async () => {

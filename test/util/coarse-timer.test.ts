@@ -38,3 +38,32 @@ test('entries fire after their delay (within one tick), cancelled ones never; th
   assert.equal(again, 83, 'fired at the first tick past its time: 5 ms late, under one tick')
   assert.equal(timer.size, 0)
 })
+
+test('a watched entry fires once, on the first tick that finds it idle for over stallMs; progress keeps it alive', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: 0 })
+  const timer = new CoarseTimer(10, () => Date.now())
+  let stalls = 0
+  const item = { lastActivity: 0, stallMs: 25, stalled: () => stalls++ }
+  const watch = timer.watch(item)
+  t.mock.timers.tick(20)
+  item.lastActivity = Date.now() // progress at 20: now due only after 45
+  t.mock.timers.tick(20)
+  assert.equal(stalls, 0, 'idle 20 ms at 40: not stalled')
+  t.mock.timers.tick(10)
+  assert.equal(stalls, 1, 'idle 30 ms at 50: stalled on that tick')
+  assert.equal(timer.size, 0, 'fired entries leave the timer')
+  t.mock.timers.tick(100)
+  assert.equal(stalls, 1, 'once')
+  watch.cancel()
+  // stop() pauses the tick but keeps entries: they are checked again once a new entry re-arms it.
+  const quiet = { lastActivity: Date.now(), stallMs: 5, stalled: () => stalls++ }
+  timer.watch(quiet)
+  timer.stop()
+  t.mock.timers.tick(50)
+  assert.equal(stalls, 1, 'no tick after stop()')
+  const later = timer.after(1000, () => {})
+  t.mock.timers.tick(10)
+  assert.equal(stalls, 2, 'the kept entry fired on the first tick after re-arming')
+  later.cancel()
+  assert.equal(timer.size, 0)
+})

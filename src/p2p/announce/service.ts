@@ -6,13 +6,14 @@
  * forgotten; on stop an empty list withdraws everything at once. Push, not pull: the pending →
  * uploaded (or → failed) transition reaches readers within the debounce delay.
  */
+import { PEER_DEFAULTS } from '../../config/schema.ts'
 import type { BuildId } from '../../format/types.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'
+import { CoarseTimer } from '../../util/coarse-timer.ts'
 import * as C from '../constants.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { type RawStream, WireStream } from '../wire/stream.ts'
-import { Watchdog } from '../wire/watchdog.ts'
 import type { PeerDirectory } from './directory.ts'
 
 /** Order of entries in a push: a reader's best sources first (a stable sort keeps the rest in order). */
@@ -35,7 +36,8 @@ export class AnnounceService {
   private readonly log: Logger
   private readonly local = new Map<BuildId, M.BuildAnnouncement>()
   private readonly lastSeq = new Map<string, number>()
-  private readonly watchdog = new Watchdog()
+  /** One stall timer for all of this side's streams. */
+  private readonly stallTimer = new CoarseTimer(C.WATCHDOG_TICK_MS)
   private seq = Date.now()
   private started = false
   private interval: NodeJS.Timeout | undefined
@@ -45,8 +47,8 @@ export class AnnounceService {
   constructor(host: PeerHost, directory: PeerDirectory, opts: AnnounceOptions = {}) {
     this.host = host
     this.directory = directory
-    this.intervalMs = opts.intervalMs ?? C.DEFAULT_ANNOUNCE_INTERVAL_MS
-    this.ttlMs = Math.min(opts.ttlMs ?? C.DEFAULT_ANNOUNCE_TTL_MS, C.MAX_ANNOUNCE_TTL_MS)
+    this.intervalMs = opts.intervalMs ?? PEER_DEFAULTS.announceIntervalMs
+    this.ttlMs = Math.min(opts.ttlMs ?? PEER_DEFAULTS.announceTtlMs, C.MAX_ANNOUNCE_TTL_MS)
     this.timeoutMs = opts.timeoutMs ?? 5_000
     this.log = (opts.logger ?? silentLogger).child({ component: 'p2p-announce' })
   }
@@ -86,7 +88,7 @@ export class AnnounceService {
     this.unsubscribe?.()
     await this.pushAll(this.encode([]))
     await this.host.unhandle(C.PROTOCOL_ANNOUNCE)
-    this.watchdog.stop()
+    this.stallTimer.stop()
     this.directory.clear()
   }
 
@@ -111,7 +113,7 @@ export class AnnounceService {
     try {
       const raw = await this.host.openStream(peer, C.PROTOCOL_ANNOUNCE, signal)
       // Budget 0: the receiver never answers on this stream.
-      const wire = new WireStream(raw, { budget: 0, signal, stallMs: this.timeoutMs, watchdog: this.watchdog })
+      const wire = new WireStream(raw, { budget: 0, signal, stallMs: this.timeoutMs, stallTimer: this.stallTimer })
       try {
         await wire.writeMessage(message)
         await wire.closeWrite()
@@ -128,7 +130,7 @@ export class AnnounceService {
   private async receive(raw: RawStream, peer: string): Promise<void> {
     const signal = AbortSignal.timeout(this.timeoutMs)
     const budget = C.MAX_VARINT_BYTES + C.MAX_ANNOUNCE_BYTES
-    const wire = new WireStream(raw, { budget, signal, stallMs: this.timeoutMs, watchdog: this.watchdog })
+    const wire = new WireStream(raw, { budget, signal, stallMs: this.timeoutMs, stallTimer: this.stallTimer })
     try {
       const msg = await wire.readMessage(M.decodeAnnounce, C.MAX_ANNOUNCE_BYTES, 'Announce')
       const builds = msg.builds.map(M.announcementFromWire)

@@ -6,14 +6,16 @@
  * caller's abort rejects with the signal's reason. Returned bytes are unverified.
  */
 import { InvalidArgumentError } from '../../errors.ts'
+import { PEER_DEFAULTS } from '../../config/schema.ts'
 import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
 import { type Counter, counter, createRegistry, type Histogram, histogram, type Registry } from '../../obs/metrics.ts'
+import { withDeadline } from '../../util/abort.ts'
+import { CoarseTimer } from '../../util/coarse-timer.ts'
 import * as C from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { WireStream } from '../wire/stream.ts'
-import { Watchdog } from '../wire/watchdog.ts'
 import type { BlobResult, FrameRange, FramesRequestOptions, FramesResult, HeaderResult, RequestOptions } from './index.ts'
 
 export interface PeerClientOptions {
@@ -29,14 +31,15 @@ export class PeerClient {
   private readonly stallMs: number
   private readonly timeoutMs: number
   private readonly maxBatchBytes: number
-  private readonly watchdog = new Watchdog()
+  /** One stall timer for all of this side's streams. */
+  private readonly stallTimer = new CoarseTimer(C.WATCHDOG_TICK_MS)
   private readonly requests: Counter
   private readonly seconds: Histogram
 
   constructor(host: PeerHost, opts: PeerClientOptions = {}) {
     this.host = host
-    this.stallMs = opts.stallMs ?? C.DEFAULT_STALL_MS
-    this.timeoutMs = opts.timeoutMs ?? C.DEFAULT_REQUEST_TIMEOUT_MS
+    this.stallMs = opts.stallMs ?? PEER_DEFAULTS.stallTimeoutMs
+    this.timeoutMs = opts.timeoutMs ?? PEER_DEFAULTS.requestTimeoutMs
     this.maxBatchBytes = Math.min(opts.maxBatchBytes ?? C.MAX_BATCH_BYTES, C.MAX_BATCH_BYTES)
     const reg = opts.registry ?? createRegistry()
     this.requests = counter(reg, 'snapswarm_peer_requests_total', 'Requests to peers, by protocol and outcome', ['protocol', 'outcome'])
@@ -104,9 +107,9 @@ export class PeerClient {
     })
   }
 
-  /** Stop the stall watchdog (requests in flight keep their deadlines). */
+  /** Stop the stall timer (requests in flight keep their deadlines). */
   close(): void {
-    this.watchdog.stop()
+    this.stallTimer.stop()
   }
 
   /** Open, send one request, half-close, read the answer with `read`; the stream is reset on any failure. */
@@ -120,11 +123,11 @@ export class PeerClient {
     read: (wire: WireStream) => Promise<T>,
   ): Promise<T> {
     const t0 = performance.now()
-    const signal = deadline(opts.signal, opts.timeoutMs ?? this.timeoutMs)
+    const signal = withDeadline(opts.signal, opts.timeoutMs ?? this.timeoutMs)
     let outcome = 'error'
     try {
       const raw = await this.host.openStream(peer, protocol, signal)
-      const wire = new WireStream(raw, { budget, signal, stallMs: opts.stallMs ?? this.stallMs, watchdog: this.watchdog })
+      const wire = new WireStream(raw, { budget, signal, stallMs: opts.stallMs ?? this.stallMs, stallTimer: this.stallTimer })
       try {
         await wire.writeMessage(request)
         await wire.closeWrite()
@@ -140,9 +143,4 @@ export class PeerClient {
       this.seconds.observe({ protocol: name }, (performance.now() - t0) / 1000)
     }
   }
-}
-
-function deadline(signal: AbortSignal | undefined, ms: number): AbortSignal {
-  const timeout = AbortSignal.timeout(ms)
-  return signal ? AbortSignal.any([signal, timeout]) : timeout
 }

@@ -5,14 +5,16 @@
  * libp2p's per-connection stream limits sit above ours so overload is an answer, not a reset.
  */
 import { InvalidArgumentError } from '../../errors.ts'
+import { PEER_DEFAULTS } from '../../config/schema.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'
 import { type Counter, counter, type Gauge, gauge, type Registry, createRegistry } from '../../obs/metrics.ts'
+import { raceAbort } from '../../util/abort.ts'
+import { CoarseTimer } from '../../util/coarse-timer.ts'
 import * as C from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { type RawStream, WireStream } from '../wire/stream.ts'
-import { Watchdog } from '../wire/watchdog.ts'
 import type { FrameRange, PeerContentProvider, PeerStatus } from './index.ts'
 
 export interface ContentServerOptions {
@@ -35,7 +37,8 @@ export class ContentServer {
   private readonly stallMs: number
   private readonly timeoutMs: number
   private readonly log: Logger
-  private readonly watchdog = new Watchdog()
+  /** One stall timer for all of this side's streams. */
+  private readonly stallTimer = new CoarseTimer(C.WATCHDOG_TICK_MS)
   private readonly stopper = new AbortController()
   private readonly served: Counter
   private readonly bytes: Counter
@@ -45,9 +48,9 @@ export class ContentServer {
   constructor(host: PeerHost, provider: PeerContentProvider, opts: ContentServerOptions = {}) {
     this.host = host
     this.provider = provider
-    this.maxServing = opts.maxServing ?? C.DEFAULT_MAX_SERVING
-    this.stallMs = opts.stallMs ?? C.DEFAULT_STALL_MS
-    this.timeoutMs = opts.timeoutMs ?? C.DEFAULT_REQUEST_TIMEOUT_MS
+    this.maxServing = opts.maxServing ?? PEER_DEFAULTS.maxConcurrentServe
+    this.stallMs = opts.stallMs ?? PEER_DEFAULTS.stallTimeoutMs
+    this.timeoutMs = opts.timeoutMs ?? PEER_DEFAULTS.requestTimeoutMs
     this.log = (opts.logger ?? silentLogger).child({ component: 'p2p-server' })
     const reg = opts.registry ?? createRegistry()
     this.served = counter(reg, 'snapswarm_peer_served_total', 'Peer requests answered, by protocol and status', ['protocol', 'status'])
@@ -65,7 +68,7 @@ export class ContentServer {
   async stop(): Promise<void> {
     for (const p of [C.PROTOCOL_HEADER, C.PROTOCOL_FRAMES, C.PROTOCOL_BLOB]) await this.host.unhandle(p)
     this.stopper.abort(new PeerProtocolError('server stopping'))
-    this.watchdog.stop()
+    this.stallTimer.stop()
   }
 
   private register(protocol: string, name: string, handler: Handler): Promise<void> {
@@ -75,7 +78,7 @@ export class ContentServer {
   private async serve(raw: RawStream, peer: string, name: string, handler: Handler): Promise<void> {
     const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.timeoutMs)])
     const budget = C.MAX_REQUEST_BYTES + C.MAX_VARINT_BYTES
-    const wire = new WireStream(raw, { budget, signal, stallMs: this.stallMs, watchdog: this.watchdog })
+    const wire = new WireStream(raw, { budget, signal, stallMs: this.stallMs, stallTimer: this.stallTimer })
     // Counted before the request is read, so a burst cannot slip past the limit while parsing.
     const busy = this.active >= this.maxServing
     if (!busy) this.serving.set(++this.active)
@@ -152,7 +155,7 @@ export class ContentServer {
     } finally {
       // No read of the batch still running when it is released, unless the request is over (deadline,
       // stop): then a hung read must not hold the serving slot; the provider's handle outlives it safely.
-      if (next) await Promise.race([next.catch(() => {}), abortPromise(signal)])
+      if (next) await raceAbort(next, signal).catch(() => {})
       ans.batch.release?.()
     }
     return 'OK'
@@ -172,10 +175,4 @@ export class ContentServer {
     if (bytes) this.bytes.inc({ protocol: 'blob' }, bytes.byteLength)
     return ans.status
   }
-}
-
-/** Resolves when `signal` aborts (at once if it has); never rejects. */
-function abortPromise(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve()
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
 }

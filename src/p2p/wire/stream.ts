@@ -6,7 +6,7 @@
  *   request allows, and an over-budget stream is aborted before the bytes are kept;
  * - lengths from the network are checked against a limit before anything is allocated;
  * - writes use backpressure: `send()`, and `onDrain()` when it returns false;
- * - a stalled remote (no bytes, no drain for `stallMs`) fails the stream via the shared watchdog;
+ * - a stalled remote (no bytes, no drain for `stallMs`) fails the stream via the shared stall timer;
  * - a truncated stream is an error, never a short result: libp2p ends a reset reader's iteration with
  *   no error, so every read checks it got the bytes it was promised.
  */
@@ -15,7 +15,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { LimitError } from '../../errors.ts'
 import { MAX_VARINT_BYTES } from '../constants.ts'
 import { PeerProtocolError, PeerStallError, PeerStreamError } from '../errors.ts'
-import type { Watchdog, Watched } from './watchdog.ts'
+import type { CoarseTimeout, CoarseTimer, Watched } from '../../util/coarse-timer.ts'
 
 /** A libp2p stream, opaque outside this module: pass it to `new WireStream`, never call it directly. */
 export type RawStream = Stream
@@ -26,7 +26,8 @@ export interface WireOptions {
   /** Aborting it aborts the stream (reset sent to the remote); reads and writes reject with its reason. */
   signal: AbortSignal
   stallMs: number
-  watchdog: Watchdog
+  /** The timer shared by the streams of one client or server that fails a stalled stream. */
+  stallTimer: CoarseTimer
 }
 
 export class WireStream implements Watched {
@@ -36,7 +37,7 @@ export class WireStream implements Watched {
   private readonly buf = new Uint8ArrayList()
   private readonly budget: number
   private readonly signal: AbortSignal
-  private readonly watchdog: Watchdog
+  private readonly stallWatch: CoarseTimeout
   private received = 0
   private ended = false
   private failure: unknown
@@ -48,12 +49,11 @@ export class WireStream implements Watched {
     this.budget = opts.budget
     this.signal = opts.signal
     this.stallMs = opts.stallMs
-    this.watchdog = opts.watchdog
     raw.addEventListener('message', this.onMessage)
     raw.addEventListener('close', this.onClose)
     raw.addEventListener('remoteCloseWrite', this.onRemoteCloseWrite)
     this.signal.addEventListener('abort', this.onAbort)
-    this.watchdog.add(this)
+    this.stallWatch = opts.stallTimer.watch(this)
     if (this.signal.aborted) this.onAbort()
   }
 
@@ -196,7 +196,7 @@ export class WireStream implements Watched {
   private dispose(): void {
     if (this.disposed) return
     this.disposed = true
-    this.watchdog.delete(this)
+    this.stallWatch.cancel()
     this.signal.removeEventListener('abort', this.onAbort)
     this.raw.removeEventListener('message', this.onMessage)
     this.raw.removeEventListener('close', this.onClose)
