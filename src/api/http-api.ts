@@ -11,7 +11,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { SnapswarmError } from '../errors.ts'
+import { type ErrorCode, SnapswarmError } from '../errors.ts'
 import type { FileKind } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import type { FileHandleLike } from '../switchover/open-files.ts'
@@ -41,13 +41,35 @@ export interface ApiHandlers {
 const MAX_BODY = 64 * 1024
 /** A Range answer is read and sent this much at a time: big enough to stream whole frames, small enough to start at once. */
 export const READ_CHUNK = 8 * 1024 * 1024
-/** Client mistakes are 4xx; everything else (storage, peers, corrupt data, shutdown) is the server's: 5xx. */
-const STATUS_BY_CODE: Record<string, number> = {
-  ERR_INVALID_ARGUMENT: 400, ERR_CONFIG: 400, ERR_USAGE: 400, ERR_LIMIT: 400, ERR_BUILD_EXISTS: 409, ERR_NOT_FOUND: 404,
-  ERR_BUILD_UNAVAILABLE: 404, ERR_UPLOAD_FAILED: 502, ERR_CORRUPT_FRAME: 502, ERR_FRAME_UNAVAILABLE: 502,
-  ERR_SWITCHOVER: 502, ERR_STORAGE: 502, ERR_SHUTDOWN: 503, ERR_CACHE_CLOSED: 503, ERR_BUSY: 503,
+/**
+ * The HTTP status of every error code (total: a new code does not compile until it has one).
+ * Client mistakes are 4xx; everything else is the server's: 502 when what failed is upstream
+ * (storage, a peer, an upload, data that does not verify), 503 when the node is busy or stopping,
+ * 500 for the node's own faults and for codes only the command line raises.
+ */
+const STATUS_BY_CODE: Record<ErrorCode, number> = {
+  ERR_INVALID_ARGUMENT: 400, ERR_CONFIG: 400, ERR_USAGE: 400, ERR_LIMIT: 400,
   // A pause's input (src/origin/pause-input.ts): a path that is not a readable regular file; no room to record it.
   ERR_NOT_REGULAR_FILE: 400, ERR_FILE_NOT_FOUND: 400, ERR_FILE_UNREADABLE: 400, ERR_NO_SPACE: 507,
+  ERR_UNAUTHORIZED: 401, ERR_FORBIDDEN: 403, ERR_NOT_FOUND: 404, ERR_BUILD_UNAVAILABLE: 404, ERR_BUILD_EXISTS: 409,
+  ERR_UPLOAD_FAILED: 502, ERR_CORRUPT_FRAME: 502, ERR_FRAME_UNAVAILABLE: 502, ERR_SWITCHOVER: 502, ERR_STORAGE: 502,
+  // A stored object shorter than its header says; a peer that broke the protocol, stalled or reset the stream.
+  ERR_RANGE: 502, ERR_PEER_PROTOCOL: 502, ERR_PEER_STALL: 502, ERR_PEER_STREAM: 502,
+  ERR_SHUTDOWN: 503, ERR_CACHE_CLOSED: 503, ERR_BUSY: 503,
+  // The node's own faults: a multipart upload used out of order is a bug, as are malformed data it wrote itself.
+  ERR_UPLOAD_STATE: 500, ERR_INTERNAL: 500, ERR_FORMAT: 500, ERR_VERIFY_FAILED: 500, ERR_UNVERIFIABLE: 500, ERR_SOURCE_CHANGED: 500,
+  ERR_PAUSE_RECORD: 500, ERR_OBJECT_EXISTS: 500, ERR_BUCKET_NOT_FOUND: 500, ERR_ADMISSION_CONFIG: 500, ERR_NBD_PROTOCOL: 500,
+  ERR_NBD_COMMAND: 500, ERR_PERMISSION: 500, ERR_FILE_EXISTS: 500, ERR_IS_DIRECTORY: 500, ERR_NOT_A_DIRECTORY: 500,
+  ERR_ADDR_IN_USE: 500, ERR_ADDR_NOT_AVAILABLE: 500, ERR_NODE_VERSION: 500,
+  // Never answered: the client is gone (ERR_CLIENT_GONE), or the status went out before (ERR_SEND_TIMEOUT).
+  ERR_CLIENT_GONE: 500, ERR_SEND_TIMEOUT: 500,
+  // Raised by the command line only, never by the node.
+  ERR_UNREACHABLE: 500, ERR_REMOTE: 500, ERR_INTERRUPTED: 500, ERR_STDOUT_CLOSED: 500,
+}
+
+/** The status the API answers an error with: its code's, or 500 for an error without one. */
+export function httpStatusFor(err: unknown): number {
+  return err instanceof SnapswarmError ? (STATUS_BY_CODE[err.code] ?? 500) : 500
 }
 
 /** The client closed the connection before its answer was complete. */
@@ -175,7 +197,7 @@ export class HttpApi {
       return void res.destroy()
     }
     const code = err instanceof SnapswarmError ? err.code : 'ERR_INTERNAL'
-    const status = STATUS_BY_CODE[code] ?? 500
+    const status = httpStatusFor(err)
     if (status >= 500 && code !== 'ERR_BUSY') this.log.warn({ err }, 'request failed')
     if (res.headersSent) return void res.destroy(err as Error)
     const headers = err instanceof BusyError ? { 'retry-after': String(err.retryAfterSec) } : undefined

@@ -4,7 +4,7 @@
  * that reach the CLI without a code (a raw system error, a library's error) are given one here,
  * with the path or address they concern, before they are printed.
  */
-import { SnapswarmError } from '../errors.ts'
+import { type ErrorCode, SnapswarmError } from '../errors.ts'
 
 export const EXIT = {
   ok: 0,
@@ -17,7 +17,7 @@ export const EXIT = {
 } as const
 
 /** Rows of the documented table (README "Exit codes", `snapswarm --help`): status, meaning, codes. */
-export const EXIT_TABLE: readonly { status: number; meaning: string; codes: readonly string[] }[] = [
+export const EXIT_TABLE: readonly { status: number; meaning: string; codes: readonly ErrorCode[] }[] = [
   { status: EXIT.ok, meaning: 'success (also: the reader of stdout closed it early)', codes: [] },
   { status: EXIT.internal, meaning: 'internal error (a bug: please report it)', codes: ['ERR_INTERNAL'] },
   { status: EXIT.usage, meaning: 'usage: bad flag, argument, storage URL or config', codes: ['ERR_USAGE', 'ERR_INVALID_ARGUMENT', 'ERR_CONFIG', 'ERR_ADMISSION_CONFIG'] },
@@ -81,7 +81,7 @@ export class StdoutClosedError extends SnapswarmError {
 }
 
 /** System error codes (errno names) → our codes, with how the path or address is described. */
-const ERRNO: Record<string, { code: string; says: string }> = {
+const ERRNO: Record<string, { code: ErrorCode; says: string }> = {
   ENOENT: { code: 'ERR_FILE_NOT_FOUND', says: 'no such file or directory' },
   EISDIR: { code: 'ERR_IS_DIRECTORY', says: 'expected a file, found a directory' },
   ENOTDIR: { code: 'ERR_NOT_A_DIRECTORY', says: 'a component of the path is not a directory' },

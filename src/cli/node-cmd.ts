@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from '../config/load.ts'
 import { createLogger } from '../obs/log.ts'
 import { checkApiToken, readApiToken } from '../api/auth.ts'
 import { SnapswarmNode } from '../node/daemon.ts'
-import { SnapswarmError } from '../errors.ts'
+import { isErrorCode, SnapswarmError } from '../errors.ts'
 import { UsageError, buildIdFlag, choiceFlag, intFlag, requiredString } from './args.ts'
 import type { CommandInput } from './command.ts'
 import { pseudoFsOf } from '../util/regular-file.ts'
@@ -135,9 +135,11 @@ export async function answerOf(res: Response, url: string): Promise<Record<strin
  * ERR_BUILD_EXISTS, ERR_FILE_NOT_FOUND...); a server-side failure (5xx) is ERR_REMOTE, naming the node's code.
  */
 export function refusal(status: number, answer: Record<string, unknown>, what: string): SnapswarmError {
-  const code = typeof answer.error === 'string' && /^ERR_[A-Z0-9_]+$/.test(answer.error) ? answer.error : undefined
+  const named = typeof answer.error === 'string' && /^ERR_[A-Z0-9_]+$/.test(answer.error) ? answer.error : undefined
+  // A code this version does not know (a newer node's) is reported as the node's failure, naming it.
+  const code = isErrorCode(named) ? named : undefined
   const message = String(answer.message ?? JSON.stringify(answer))
-  if (status >= 500 || !code) return new SnapswarmError('ERR_REMOTE', `${what} failed on the node (HTTP ${status}${code ? ` ${code}` : ''}): ${message}`)
+  if (status >= 500 || !code) return new SnapswarmError('ERR_REMOTE', `${what} failed on the node (HTTP ${status}${named ? ` ${named}` : ''}): ${message}`)
   const hint = status === 401 ? "; give the node's token with --api-token-file FILE or SNAPSWARM_API_TOKEN" : ''
   return new SnapswarmError(code, `${what} refused (HTTP ${status}): ${message}${hint}`)
 }
