@@ -1,7 +1,7 @@
 /** Real `snapswarm node` processes for cluster tests: spawn, wait for the ready line, always kill. */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { CLI } from '../../test/cluster/cli.ts'
+import { CLI } from './cli.ts'
 
 export interface NodeProc {
   readonly peerId: string
