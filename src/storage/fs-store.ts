@@ -126,8 +126,9 @@ export class FsStore implements ObjectStore {
     })
   }
 
-  async stat(name: string): Promise<ObjectStat | null> {
+  async stat(name: string, signal?: AbortSignal): Promise<ObjectStat | null> {
     const path = this.objectPath(name)
+    signal?.throwIfAborted()
     try {
       const st = await stat(path)
       if (!st.isFile()) return null
@@ -139,13 +140,14 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async exists(name: string): Promise<boolean> {
-    return (await this.stat(name)) !== null
+  async exists(name: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.stat(name, signal)) !== null
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, signal?: AbortSignal): Promise<void> {
     const path = this.objectPath(name)
     for (const p of [path, this.metaPath(name), path + SIZE_SIDECAR]) {
+      signal?.throwIfAborted()
       try {
         await unlink(p)
       } catch (err) {
@@ -158,15 +160,17 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string, signal?: AbortSignal): Promise<string[]> {
+    signal?.throwIfAborted()
     const cut = prefix.lastIndexOf('/')
     const base = cut === -1 ? '' : prefix.slice(0, cut)
     // A prefix whose directory part is no valid name can match no object (and must not escape root).
     if (base !== '' && !isValidName(base)) return []
     let entries: Awaited<ReturnType<typeof walk>>
     try {
-      entries = await walk(join(this.root, base), base === '')
+      entries = await walk(join(this.root, base), base === '', signal)
     } catch (err) {
+      signal?.throwIfAborted() // the walk stopped for the signal: no storage failure
       if (fsError(err, 'list', prefix) instanceof NotFoundError) return []
       throw fsError(err, 'list', prefix)
     }
@@ -358,9 +362,10 @@ async function readSidecar(path: string): Promise<string | undefined> {
 }
 
 /** Every regular file under `dir`; at the root, the hidden top-level directories are skipped. */
-async function walk(dir: string, atRoot: boolean): Promise<string[]> {
+async function walk(dir: string, atRoot: boolean, signal?: AbortSignal): Promise<string[]> {
   const out: string[] = []
   for (const e of await readdir(dir, { withFileTypes: true })) {
+    signal?.throwIfAborted()
     if (atRoot && e.name.startsWith('.')) continue
     const path = join(dir, e.name)
     if (e.isFile()) out.push(path)

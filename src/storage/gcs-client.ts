@@ -22,8 +22,8 @@ import type { Readable } from 'node:stream'
 import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
 import { SnapswarmError } from '../errors.ts'
 import { type Body, readBodyLimited } from './body.ts'
-import { abortReason, NotFoundError, ObjectExistsError, StorageError } from './store.ts'
-import { raceSignal } from './upload-state.ts'
+import { abortReason, raceAbort } from '../util/abort.ts'
+import { NotFoundError, ObjectExistsError, StorageError } from './store.ts'
 
 export interface RetryPolicy {
   /** Attempts after the first; 0 disables retries. */
@@ -138,7 +138,7 @@ export class GcsClient {
       headers: { 'Content-Type': req.type, 'Content-Length': String(req.body.byteLength) },
       body: req.body,
     })
-    return raceSignal(p.then(() => {}), signal)
+    return raceAbort(p.then(() => {}), signal)
   }
 
   /**
@@ -158,15 +158,17 @@ export class GcsClient {
     return String(body.generation)
   }
 
-  async stat(name: string): Promise<GcsObjectInfo | null> {
-    try {
-      const [meta] = await this.storage.bucket(this.bucketName).file(name).getMetadata()
-      return toInfo(meta)
-    } catch (err) {
-      const e = gcsError(err, 'stat', this.url(name))
-      if (e instanceof NotFoundError) return null
-      throw e
-    }
+  stat(name: string, signal?: AbortSignal): Promise<GcsObjectInfo | null> {
+    return this.waitFor(signal, async () => {
+      try {
+        const [meta] = await this.storage.bucket(this.bucketName).file(name).getMetadata()
+        return toInfo(meta)
+      } catch (err) {
+        const e = gcsError(err, 'stat', this.url(name))
+        if (e instanceof NotFoundError) return null
+        throw e
+      }
+    })
   }
 
   /** Whether the bucket exists (its metadata answers); 404 is false, other failures are errors. */
@@ -181,22 +183,35 @@ export class GcsClient {
     }
   }
 
-  async list(prefix: string): Promise<GcsObjectInfo[]> {
-    try {
-      const [files] = await this.storage.bucket(this.bucketName).getFiles({ prefix, autoPaginate: true })
-      return files.map((f) => toInfo(f.metadata))
-    } catch (err) {
-      throw gcsError(err, 'list', this.url(`${prefix}*`))
-    }
+  list(prefix: string, signal?: AbortSignal): Promise<GcsObjectInfo[]> {
+    return this.waitFor(signal, async () => {
+      try {
+        const [files] = await this.storage.bucket(this.bucketName).getFiles({ prefix, autoPaginate: true })
+        return files.map((f) => toInfo(f.metadata))
+      } catch (err) {
+        throw gcsError(err, 'list', this.url(`${prefix}*`))
+      }
+    })
   }
 
   /** Idempotent: a missing object counts as deleted (a retried delete may find it gone). */
-  async delete(name: string): Promise<void> {
-    try {
-      await this.storage.bucket(this.bucketName).file(name).delete({ ignoreNotFound: true })
-    } catch (err) {
-      throw gcsError(err, 'delete', this.url(name))
-    }
+  delete(name: string, signal?: AbortSignal): Promise<void> {
+    return this.waitFor(signal, async () => {
+      try {
+        await this.storage.bucket(this.bucketName).file(name).delete({ ignoreNotFound: true })
+      } catch (err) {
+        throw gcsError(err, 'delete', this.url(name))
+      }
+    })
+  }
+
+  /**
+   * Starts `call` unless `signal` is already aborted, and stops waiting for it when `signal` fires.
+   * The SDK's metadata calls cannot be cancelled: a request already sent runs on.
+   */
+  private waitFor<T>(signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal))
+    return raceAbort(call(), signal)
   }
 
   /**
@@ -214,7 +229,7 @@ export class GcsClient {
     const body = destroyAfterResponse(stream)
     // The SDK's timeout ends when the headers arrive: the idle timer also bounds a body that stalls.
     const done = readBodyLimited(body, { limit, idleMs: this.timeoutMs, op: 'gcs read', url, mapError: (err) => gcsError(err, 'read', url) })
-    return raceSignal(done, signal, () => body.destroy(signal?.reason))
+    return raceAbort(done, signal, () => body.destroy(signal?.reason))
   }
 
   private call(op: string, name: string, reqOpts: Record<string, unknown>): Promise<unknown> {

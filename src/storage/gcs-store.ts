@@ -52,7 +52,7 @@ export class GcsStore implements ObjectStore {
     const full = this.full(name)
     const src = {
       read: (range: { start: number; end: number }, limit: number, s?: AbortSignal) => this.client.read(full, range, limit, s),
-      stat: () => this.stat(name),
+      stat: () => this.stat(name, signal),
       what: `gcs getRange ${this.client.url(full)}`,
     }
     return readExactRange(src, name, offset, length, signal)
@@ -62,25 +62,25 @@ export class GcsStore implements ObjectStore {
     return this.client.read(this.full(name), undefined, opts.maxBytes ?? Number.POSITIVE_INFINITY, opts.signal)
   }
 
-  async stat(name: string): Promise<ObjectStat | null> {
-    const info = await this.client.stat(this.full(name))
+  async stat(name: string, signal?: AbortSignal): Promise<ObjectStat | null> {
+    const info = await this.client.stat(this.full(name), signal)
     return info === null ? null : { size: info.size, metadata: info.metadata }
   }
 
-  async exists(name: string): Promise<boolean> {
-    return (await this.stat(name)) !== null
+  async exists(name: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.stat(name, signal)) !== null
   }
 
   bucketExists(): Promise<boolean> {
     return this.client.bucketExists()
   }
 
-  async delete(name: string): Promise<void> {
-    await this.client.delete(this.full(name))
+  async delete(name: string, signal?: AbortSignal): Promise<void> {
+    await this.client.delete(this.full(name), signal)
   }
 
-  async list(prefix: string): Promise<string[]> {
-    const objects = await this.client.list(this.prefix + prefix)
+  async list(prefix: string, signal?: AbortSignal): Promise<string[]> {
+    const objects = await this.client.list(this.prefix + prefix, signal)
     return objects
       .map((o) => o.name)
       .filter((n) => !TEMPORARY_RE.test(n))

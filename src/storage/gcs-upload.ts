@@ -16,8 +16,9 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '../obs/log.ts'
 import type { GcsClient, GcsObjectInfo } from './gcs-client.ts'
-import { abortReason, type MultipartUpload, ObjectExistsError, UploadStateError } from './store.ts'
-import { mapLimit, type PartInfo, raceSignal, UploadTracker } from './upload-state.ts'
+import { abortReason, raceAbort } from '../util/abort.ts'
+import { type MultipartUpload, ObjectExistsError, UploadStateError } from './store.ts'
+import { mapLimit, type PartInfo, UploadTracker } from './upload-state.ts'
 
 /** GCS limit on sources per compose call. */
 export const COMPOSE_MAX_SOURCES = 32
@@ -53,12 +54,12 @@ export class GcsUpload implements MultipartUpload {
     const write = this.tracker.writePart(partNumber, data.byteLength, () =>
       this.client.upload(this.partName(partNumber), data),
     )
-    return raceSignal(write, signal)
+    return raceAbort(write, signal)
   }
 
   complete(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
-    return raceSignal(
+    return raceAbort(
       this.tracker.runComplete((parts) => this.assemble(parts, signal)),
       signal,
     )

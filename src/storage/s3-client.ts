@@ -34,8 +34,8 @@ import {
 import { LimitError, SnapswarmError } from '../errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { readBodyLimited } from './body.ts'
-import { abortReason, NotFoundError, ObjectExistsError, StorageError, UploadStateError } from './store.ts'
-import { raceSignal } from './upload-state.ts'
+import { abortReason, raceAbort } from '../util/abort.ts'
+import { BucketNotFoundError, NotFoundError, ObjectExistsError, StorageError, UploadStateError } from './store.ts'
 
 export interface S3RetryPolicy {
   /** Attempts after the first; 0 disables retries (the SDK backs off exponentially with jitter). */
@@ -101,7 +101,8 @@ export function s3Error(err: unknown, op: string, url: string): Error {
   const detail = (e.message ?? String(err)).slice(0, 300)
   const fail = (what: string, retryable: boolean) =>
     new StorageError(`s3 ${op} ${url}: ${what}`, { retryable, status, cause: err })
-  if (name === 'NoSuchBucket') return fail(`the bucket does not exist (NoSuchBucket)`, false)
+  // The same error as a missing GCS bucket or `file:` directory: nothing in the bucket can exist.
+  if (name === 'NoSuchBucket') return new BucketNotFoundError(`s3 ${op} ${url}: the bucket`, { cause: err })
   if (name === 'NoSuchKey' || (status === 404 && name === 'NotFound')) return new NotFoundError(url, { cause: err })
   if (status === 412 || name === 'PreconditionFailed') return new ObjectExistsError(url, { cause: err })
   if (UPLOAD_STATE_ERRORS.has(name)) return new UploadStateError(`s3 ${op} ${url}: the server refused the upload: ${name}: ${detail}`)
@@ -170,12 +171,12 @@ export class S3Api {
       Metadata: opts.metadata,
       IfNoneMatch: opts.createOnly ? '*' : undefined,
     })
-    return raceSignal(this.send('put', key, (sdk, o) => sdk.send(cmd, o)).then(() => {}), opts.signal)
+    return raceAbort(this.send('put', key, (sdk, o) => sdk.send(cmd, o)).then(() => {}), opts.signal)
   }
 
-  async head(key: string): Promise<S3ObjectInfo | null> {
+  async head(key: string, signal?: AbortSignal): Promise<S3ObjectInfo | null> {
     try {
-      const out = await this.send('stat', key, (sdk, o) => sdk.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), o))
+      const out = await this.send('stat', key, (sdk, o) => sdk.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), o), signal)
       return { size: Number(out.ContentLength ?? 0), metadata: { ...(out.Metadata ?? {}) } }
     } catch (err) {
       if (err instanceof NotFoundError) return null
@@ -216,15 +217,16 @@ export class S3Api {
       const url = this.url(key)
       return readBodyLimited(body, { limit, idleMs: this.timeoutMs, op: 's3 get', url, mapError: (err) => s3Error(err, 'get', url) })
     }
-    return raceSignal(run(), signal, () => local.abort(signal?.reason))
+    return raceAbort(run(), signal, () => local.abort(signal?.reason))
   }
 
   /** Every key under `prefix` (all pages). */
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string, signal?: AbortSignal): Promise<string[]> {
     const keys: string[] = []
     let token: string | undefined
     do {
-      const out = await this.send('list', `${prefix}*`, (sdk, o) => sdk.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), o))
+      const cmd = new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })
+      const out = await this.send('list', `${prefix}*`, (sdk, o) => sdk.send(cmd, o), signal)
       for (const o of out.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key)
       token = out.IsTruncated ? out.NextContinuationToken : undefined
     } while (token)
@@ -232,8 +234,8 @@ export class S3Api {
   }
 
   /** Idempotent: S3 answers 204 for a missing key too. */
-  async delete(key: string): Promise<void> {
-    await this.send('delete', key, (sdk, o) => sdk.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), o))
+  async delete(key: string, signal?: AbortSignal): Promise<void> {
+    await this.send('delete', key, (sdk, o) => sdk.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), o), signal)
   }
 
   async createMultipart(key: string, metadata: Record<string, string>): Promise<string> {
@@ -306,11 +308,16 @@ export class S3Api {
     this.sdk.destroy()
   }
 
-  /** Runs one SDK call; `signal` cancels the request itself. Errors come out coded (s3Error). */
+  /**
+   * Runs one SDK call; `signal` cancels the request itself, and an aborted signal rejects with its
+   * reason (not the SDK's own abort error). Errors come out coded (s3Error).
+   */
   private async send<T>(op: string, key: string, call: (sdk: S3Client, opts: { abortSignal?: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) throw abortReason(signal)
     try {
       return await call(this.sdk, signal ? { abortSignal: signal } : {})
     } catch (err) {
+      if (signal?.aborted) throw abortReason(signal)
       throw s3Error(err, op, this.url(key))
     }
   }

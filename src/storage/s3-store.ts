@@ -56,7 +56,7 @@ export class S3Store implements ObjectStore {
     const full = this.full(name)
     const src = {
       read: (range: { start: number; end: number }, limit: number, s?: AbortSignal) => this.api.get(full, range, limit, s),
-      stat: () => this.stat(name),
+      stat: () => this.stat(name, signal),
       what: `s3 getRange ${this.api.url(full)}`,
     }
     return readExactRange(src, name, offset, length, signal)
@@ -66,12 +66,12 @@ export class S3Store implements ObjectStore {
     return this.api.get(this.full(name), undefined, opts.maxBytes ?? Number.POSITIVE_INFINITY, opts.signal)
   }
 
-  async stat(name: string): Promise<ObjectStat | null> {
-    return this.api.head(this.full(name))
+  async stat(name: string, signal?: AbortSignal): Promise<ObjectStat | null> {
+    return this.api.head(this.full(name), signal)
   }
 
-  async exists(name: string): Promise<boolean> {
-    return (await this.stat(name)) !== null
+  async exists(name: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.stat(name, signal)) !== null
   }
 
   /** Whether the bucket exists, so a missing bucket is reported as one rather than as a missing object. */
@@ -79,12 +79,12 @@ export class S3Store implements ObjectStore {
     return this.api.bucketExists()
   }
 
-  async delete(name: string): Promise<void> {
-    await this.api.delete(this.full(name))
+  async delete(name: string, signal?: AbortSignal): Promise<void> {
+    await this.api.delete(this.full(name), signal)
   }
 
-  async list(prefix: string): Promise<string[]> {
-    const keys = await this.api.list(this.prefix + prefix)
+  async list(prefix: string, signal?: AbortSignal): Promise<string[]> {
+    const keys = await this.api.list(this.prefix + prefix, signal)
     return keys.map((k) => k.slice(this.prefix.length)).sort()
   }
 

@@ -11,8 +11,9 @@
  */
 import type { Logger } from '../obs/log.ts'
 import type { S3Api } from './s3-client.ts'
-import { abortReason, type MultipartUpload, UploadStateError } from './store.ts'
-import { type PartInfo, raceSignal, UploadTracker } from './upload-state.ts'
+import { abortReason, raceAbort } from '../util/abort.ts'
+import { type MultipartUpload, UploadStateError } from './store.ts'
+import { type PartInfo, UploadTracker } from './upload-state.ts'
 
 export class S3Upload implements MultipartUpload {
   readonly name: string
@@ -42,12 +43,12 @@ export class S3Upload implements MultipartUpload {
       const uploadId = await this.uploadId()
       this.etags.set(partNumber, await this.api.uploadPart(this.key, uploadId, partNumber, data))
     })
-    return raceSignal(write, signal)
+    return raceAbort(write, signal)
   }
 
   complete(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal))
-    return raceSignal(
+    return raceAbort(
       this.tracker.runComplete((parts) => this.assemble(parts)),
       signal,
     )

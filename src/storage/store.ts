@@ -41,6 +41,8 @@ export interface CleanupOptions {
  */
 export interface ObjectStore {
   readonly url: string
+  // Every call that reaches the service takes an AbortSignal: an aborted signal rejects at once with
+  // its reason, one that fires later stops the caller's wait (and the request, where the SDK can).
   /** Creates the object; ObjectExistsError if the name exists (nothing is changed then). */
   put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void>
   startUpload(name: string, opts?: { metadata?: Record<string, string> }): MultipartUpload
@@ -48,12 +50,12 @@ export interface ObjectStore {
   getRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>
   get(name: string, opts?: GetOptions): Promise<Uint8Array>
   /** null when the object does not exist. */
-  stat(name: string): Promise<ObjectStat | null>
-  exists(name: string): Promise<boolean>
+  stat(name: string, signal?: AbortSignal): Promise<ObjectStat | null>
+  exists(name: string, signal?: AbortSignal): Promise<boolean>
   /** Idempotent: deleting a missing object succeeds. */
-  delete(name: string): Promise<void>
+  delete(name: string, signal?: AbortSignal): Promise<void>
   /** Complete objects whose name starts with `prefix`, sorted; upload temporaries are never listed. */
-  list(prefix: string): Promise<string[]>
+  list(prefix: string, signal?: AbortSignal): Promise<string[]>
   /**
    * Removes temporaries of uploads that a crashed process never completed nor aborted. Returns how many
    * temporaries (objects or staging directories) were removed. Optional member (not in CONTRACTS.md).
@@ -169,10 +171,4 @@ export function checkPartNumber(partNumber: number): void {
   if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PARTS) {
     throw new InvalidArgumentError(`part number: expected an integer in 1..${MAX_PARTS}, found ${partNumber}`)
   }
-}
-
-/** The error an aborted signal rejects with: its reason (AbortError / TimeoutError DOMException). */
-export function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason
-  return r instanceof Error ? r : new DOMException('The operation was aborted', 'AbortError')
 }

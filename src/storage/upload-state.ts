@@ -6,7 +6,7 @@
  * (orphaned parts). Here abort and complete first wait for every part write that already started, so
  * a part can never land after the cleanup that should have removed it.
  */
-import { abortReason, checkPartNumber, UploadStateError } from './store.ts'
+import { checkPartNumber, UploadStateError } from './store.ts'
 
 type State = 'open' | 'completing' | 'completed' | 'aborted'
 
@@ -99,29 +99,6 @@ export class UploadTracker {
     if (this.state === want) return
     throw new UploadStateError(`${what} of ${JSON.stringify(this.name)}: upload is ${this.state}, expected ${want}`)
   }
-}
-
-/**
- * Settles with `p`, or rejects with the signal's reason as soon as it aborts. The work behind `p` may go
- * on (the GCS SDK cannot cancel a request); `onAbort` lets the caller cut what can be cut (a stream).
- * The listener is always removed (DESIGN/STYLE: no abort listeners left behind per request).
- */
-export function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined, onAbort?: () => void): Promise<T> {
-  if (signal === undefined) return p
-  if (signal.aborted) {
-    p.catch(() => {})
-    onAbort?.()
-    return Promise.reject(abortReason(signal))
-  }
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => {
-      p.catch(() => {})
-      onAbort?.()
-      reject(abortReason(signal))
-    }
-    signal.addEventListener('abort', abort, { once: true })
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
-  })
 }
 
 /**

@@ -18,11 +18,13 @@ import { decodeHeader, type Header } from '../format/header.ts'
 import { type BuildId, type FileKind, FILE_KINDS } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { SnapswarmPeer } from '../p2p/index.ts'
-import { headerObjectName, loadStoredHeader } from '../read/open.ts'
+import { headerObjectName } from '../format/layout.ts'
+import { loadStoredHeader } from '../storage/stored-header.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 import type { BuildStatusBoard } from '../cluster/build-status.ts'
 import type { LocalBuilds } from '../origin/local-builds.ts'
 import { BuildUnavailableError, UploadFailedError } from './resumed-file.ts'
+import { sleep } from '../util/abort.ts'
 
 export interface HeaderResolverDeps {
   readonly store: ObjectStore
@@ -94,8 +96,7 @@ export class HeaderResolver {
         const retry = err instanceof BuildUnavailableError || (opts.mustExist && err instanceof BuildNotFoundError && err.unknownBuild)
         if (!retry || Date.now() + delay > deadline) throw err
       }
-      await new Promise((r) => setTimeout(r, delay))
-      signal?.throwIfAborted()
+      await sleep(delay, signal)
       delay = Math.min(delay * 2, 500)
     }
   }
@@ -155,8 +156,7 @@ export class HeaderResolver {
       if (h) return h
       if (this.deps.board.get(id) === 'failed' || this.deps.builds.get(id)?.state === 'failed') throw new UploadFailedError(id)
       if (Date.now() + delay > deadline) throw new BuildUnavailableError(`the final header of ${id}/${kind} did not appear in storage within ${boundMs} ms`)
-      await new Promise((r) => setTimeout(r, delay))
-      signal?.throwIfAborted()
+      await sleep(delay, signal)
       delay = Math.min(delay * 2, 1000)
     }
   }

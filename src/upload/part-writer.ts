@@ -6,6 +6,7 @@
  * never races a part that is still being written (the Go system's orphaned parts).
  */
 import type { MultipartUpload } from '../storage/store.ts'
+import { sleep } from '../util/abort.ts'
 
 export interface PartWriterOptions {
   readonly partSize: number
@@ -105,7 +106,7 @@ export class PartWriter {
       } catch (err) {
         if (attempt >= maxAttempts || !isRetryable(err) || this.opts.signal?.aborted || this.failure) throw err
         const delay = Math.random() * base * 2 ** (attempt - 1)
-        await new Promise((r) => setTimeout(r, delay))
+        await sleep(delay, this.opts.signal) // an abort during the backoff ends it at once
       }
     }
   }

@@ -285,6 +285,24 @@ export function backendSuite(backend: Backend): void {
       assert.equal((await store.stat('s3'))?.size, 10)
     })
 
+    withStore('stat, exists, delete and list take a signal too: an aborted one rejects with its reason, nothing deleted', async ({ store }) => {
+      await store.put('dir/kept', randomBytes(10))
+      const ac = new AbortController()
+      const reason = new Error('caller gave up')
+      ac.abort(reason)
+      const isReason = (err: unknown) => err === reason
+      await assert.rejects(store.stat('dir/kept', ac.signal), isReason)
+      await assert.rejects(store.exists('dir/kept', ac.signal), isReason)
+      await assert.rejects(store.delete('dir/kept', ac.signal), isReason)
+      await assert.rejects(store.list('dir/', ac.signal), isReason)
+      assert.equal(await store.exists('dir/kept'), true, 'the aborted delete removed nothing')
+      const live = new AbortController().signal
+      assert.equal((await store.stat('dir/kept', live))?.size, 10)
+      assert.deepEqual(await store.list('dir/', live), ['dir/kept'])
+      await store.delete('dir/kept', live)
+      assert.equal(await store.exists('dir/kept', live), false)
+    })
+
     withStore('a signal aborted mid-call rejects promptly', async ({ store }) => {
       await store.put('big', randomBytes(4 * 1024 * 1024))
       const ac = new AbortController()
