@@ -9,7 +9,7 @@ const ID = '3f1c9a52-7d1e-4b8e-9a0c-5e2f6d7a8b90'
 const PARENT = '0b7e4c2a-1f3d-4e5a-8c6b-9d0e1f2a3b4c'
 
 const STORAGE: readonly FlagSpec[] = [
-  { flags: '--storage <url>', description: 'object storage: file:///absolute/path or gs://bucket[/prefix]', default: 'storage from --config or SNAPSWARM_STORAGE' },
+  { flags: '--storage <url>', description: 'object storage: file:///absolute/path, gs://bucket[/prefix] or s3://bucket[/prefix] (S3 endpoint, region and credentials from the AWS environment)', default: 'storage from --config or SNAPSWARM_STORAGE' },
   { flags: '--gcs-endpoint <url>', description: 'GCS endpoint (an emulator)', default: 'STORAGE_EMULATOR_HOST, else Google Cloud Storage' },
   { flags: '--config <file>', description: 'JSON config file (docs/CONFIG.md)', default: 'SNAPSWARM_CONFIG, else none' },
 ]
