@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { validateConfig } from '../config/load.ts'
 import { SnapswarmNode } from '../node/daemon.ts'
-import { createLogger, silentLogger } from '../obs/log.ts'
+import { createLogger, type Logger, silentLogger } from '../obs/log.ts'
 import { writeVmData } from '../util/vmdata.ts'
 import { writeClusterKey } from '../p2p/admission.ts'
 import { parse, UsageError } from './args.ts'
@@ -38,87 +38,28 @@ interface Check {
   detail: string
 }
 
+type Say = (s: string) => void
+type CheckFn = (name: string, ok: boolean, detail: string) => void
+type ReadResult = Awaited<ReturnType<typeof readAll>>
+
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { 'size-mib': { type: 'string' }, keep: { type: 'boolean' }, verbose: { type: 'boolean' } }, 0)
   const size = demoSizeMiB(values['size-mib']) * MiB
   const dir = await mkdtemp(join(tmpdir(), 'snapswarm-demo-'))
-  const say = (s: string) => process.stdout.write(`${s}\n`)
+  const say: Say = (s) => process.stdout.write(`${s}\n`)
   const checks: Check[] = []
-  const check = (name: string, ok: boolean, detail: string) => {
+  const check: CheckFn = (name, ok, detail) => {
     checks.push({ name, ok, detail })
     say(`  ${ok ? '✔' : '✘'} ${name}: ${detail}`)
   }
   const nodes: SnapswarmNode[] = []
   try {
     say(`snapswarm demo: 3 nodes on 127.0.0.1, bucket file://${join(dir, 'bucket')}`)
-    const key = join(dir, 'cluster.key')
-    await writeClusterKey(key)
-    const logger = values.verbose ? createLogger('info') : silentLogger
-    for (let i = 0; i < 3; i++) {
-      const config = validateConfig({
-        storage: pathToFileURL(join(dir, 'bucket')).href,
-        node: {
-          clusterKeyFile: key,
-          bootstrap: i === 0 ? [] : [nodes[0].addrs()[0]],
-          // Node 1's uploads are throttled so that node 2 resumes while the build is still pending.
-          uploadRateBytesPerSec: i === 0 ? Math.max(4 * MiB, Math.floor(size / 10)) : 0,
-        },
-        peers: { announceIntervalMs: 500, announceTtlMs: 5000 },
-      })
-      const node = await SnapswarmNode.start({ config, dataDir: join(dir, `node${i + 1}`), logger, pendingCodec: i === 0 ? 'lz4' : 'upload' })
-      nodes.push(node)
-      say(`  node ${i + 1}: ${node.peerId}  api ${node.apiUrl}`)
-    }
-    await waitUntil(() => nodes[0].peer.node.connectedPeers().length === 2, 15_000, 'the cluster to form')
-
-    const memfile = join(dir, 'memfile.raw')
-    const gen = new ProgressBar('generate snapshot', size)
-    await writeVmData(memfile, size, 2026)
-    gen.done()
-    const source = createHash('sha256')
-    const { createReadStream } = await import('node:fs')
-    for await (const chunk of createReadStream(memfile)) source.update(chunk as Buffer)
-    const sourceSha = source.digest('hex')
-    say(`generated a VM-like memfile: ${formatBytes((await stat(memfile)).size)}, sha256 ${sourceSha.slice(0, 16)}…`)
-
+    await startCluster(dir, size, values.verbose ? createLogger('info') : silentLogger, nodes, say)
+    const sourceSha = await generateSnapshot(join(dir, 'memfile.raw'), size, say)
     const id = randomUUID()
-    const res = await fetch(`${nodes[0].apiUrl}/v1/builds/${id}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ parent: null, useCase: 'pause', files: { memfile } }),
-    })
-    check('pause accepted on node 1', res.status === 202, `POST /v1/builds/${id} → ${res.status}`)
-    await waitUntil(async () => (await info(nodes[1], id)).state === 'pending', 30_000, 'the pending announcement')
-    say('node 1 announced the build as pending; resuming it on node 2 while the upload runs…')
-
-    const resume = await readAll(nodes[1], id, size, 'resume on node 2')
-    const stateAfter = (await info(nodes[1], id)).state
-    check('resume on node 2 returned every byte', resume.sha === sourceSha, `sha256 ${resume.sha.slice(0, 16)}…`)
-    check(
-      'resume ran while the upload was pending',
-      resume.stateAtStart === 'pending',
-      `build state when the read started: ${resume.stateAtStart}, at its first byte: ${resume.stateAtFirstByte}; after the read: ${stateAfter}`,
-    )
-
-    say('waiting for node 1 to finish its upload and node 2 to switch over…')
-    await waitUntil(async () => (await info(nodes[1], id)).state === 'uploaded', 300_000, 'the upload')
-    await waitUntil(async () => (await switchovers(nodes[1])) > 0, 30_000, 'node 2 to switch over')
-    const switched = await switchovers(nodes[1])
-    check('node 2 switched over to the final header from storage', switched > 0, `${switched} switchover(s)`)
-    const again = await readAll(nodes[1], id, size, 'read again on node 2')
-    check('after the switchover node 2 reads the final build', again.sha === sourceSha, `sha256 ${again.sha.slice(0, 16)}…`)
-    const third = await readAll(nodes[2], id, size, 'cold read on node 3')
-    check('node 3 reads it cold from the cluster and storage', third.sha === sourceSha, `sha256 ${third.sha.slice(0, 16)}…`)
-
-    const header = await (await fetch(`${nodes[2].apiUrl}/v1/builds/${id}`)).json() as Record<string, unknown>
-    const stored = (await stat(join(dir, 'bucket', id, 'memfile.zstd'))).size
-    say('\nreport')
-    say(`  snapshot              ${formatBytes(size)} → ${formatBytes(stored)} stored (zstd, ratio ${(size / stored).toFixed(2)}×)`)
-    say(`  resume while pending  first byte ${resume.ttfbMs.toFixed(0)} ms, ${(size / resume.secs / 1e6).toFixed(0)} MB/s`)
-    say(`  after switchover      ${(size / again.secs / 1e6).toFixed(0)} MB/s (node 2, local cache)`)
-    say(`  cold on node 3        first byte ${third.ttfbMs.toFixed(0)} ms, ${(size / third.secs / 1e6).toFixed(0)} MB/s`)
-    for (const [i, n] of nodes.entries()) say(`  node ${i + 1} bytes by source  ${await bytesBySource(n)}`)
-    say(`  build state           ${JSON.stringify(header.state)} readable from ${JSON.stringify(header.readableFrom)}`)
+    const reads = await pauseAndResume(nodes, id, join(dir, 'memfile.raw'), size, sourceSha, check, say)
+    await report(nodes, id, size, (await stat(join(dir, 'bucket', id, 'memfile.zstd'))).size, reads, say)
   } catch (err) {
     check('demo ran to the end', false, (err as Error).message)
   } finally {
@@ -128,6 +69,86 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const failed = checks.filter((c) => !c.ok)
   say(failed.length === 0 ? `\nall ${checks.length} checks passed` : `\n${failed.length} of ${checks.length} checks FAILED`)
   return failed.length === 0 ? 0 : 1
+}
+
+/** Three nodes sharing a cluster key and a filesystem bucket, each pushed to `nodes` as it starts (the caller stops them). */
+async function startCluster(dir: string, size: number, logger: Logger, nodes: SnapswarmNode[], say: Say): Promise<void> {
+  const key = join(dir, 'cluster.key')
+  await writeClusterKey(key)
+  for (let i = 0; i < 3; i++) {
+    const config = validateConfig({
+      storage: pathToFileURL(join(dir, 'bucket')).href,
+      node: {
+        clusterKeyFile: key,
+        bootstrap: i === 0 ? [] : [nodes[0].addrs()[0]],
+        // Node 1's uploads are throttled so that node 2 resumes while the build is still pending.
+        uploadRateBytesPerSec: i === 0 ? Math.max(4 * MiB, Math.floor(size / 10)) : 0,
+      },
+      peers: { announceIntervalMs: 500, announceTtlMs: 5000 },
+    })
+    const node = await SnapswarmNode.start({ config, dataDir: join(dir, `node${i + 1}`), logger, pendingCodec: i === 0 ? 'lz4' : 'upload' })
+    nodes.push(node)
+    say(`  node ${i + 1}: ${node.peerId}  api ${node.apiUrl}`)
+  }
+  await waitUntil(() => nodes[0].peer.node.connectedPeers().length === 2, 15_000, 'the cluster to form')
+}
+
+/** A VM-like memfile of `size` bytes at `memfile`; returns its SHA-256 (hex), what every read is checked against. */
+async function generateSnapshot(memfile: string, size: number, say: Say): Promise<string> {
+  const gen = new ProgressBar('generate snapshot', size)
+  await writeVmData(memfile, size, 2026)
+  gen.done()
+  const source = createHash('sha256')
+  const { createReadStream } = await import('node:fs')
+  for await (const chunk of createReadStream(memfile)) source.update(chunk as Buffer)
+  const sourceSha = source.digest('hex')
+  say(`generated a VM-like memfile: ${formatBytes((await stat(memfile)).size)}, sha256 ${sourceSha.slice(0, 16)}…`)
+  return sourceSha
+}
+
+/** Pause on node 1, resume on node 2 while pending, wait for the switchover, read again on node 2 and cold on node 3. */
+async function pauseAndResume(nodes: SnapswarmNode[], id: string, memfile: string, size: number, sourceSha: string, check: CheckFn, say: Say) {
+  const res = await fetch(`${nodes[0].apiUrl}/v1/builds/${id}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ parent: null, useCase: 'pause', files: { memfile } }),
+  })
+  check('pause accepted on node 1', res.status === 202, `POST /v1/builds/${id} → ${res.status}`)
+  await waitUntil(async () => (await info(nodes[1], id)).state === 'pending', 30_000, 'the pending announcement')
+  say('node 1 announced the build as pending; resuming it on node 2 while the upload runs…')
+
+  const resume = await readAll(nodes[1], id, size, 'resume on node 2')
+  const stateAfter = (await info(nodes[1], id)).state
+  check('resume on node 2 returned every byte', resume.sha === sourceSha, `sha256 ${resume.sha.slice(0, 16)}…`)
+  check(
+    'resume ran while the upload was pending',
+    resume.stateAtStart === 'pending',
+    `build state when the read started: ${resume.stateAtStart}, at its first byte: ${resume.stateAtFirstByte}; after the read: ${stateAfter}`,
+  )
+
+  say('waiting for node 1 to finish its upload and node 2 to switch over…')
+  await waitUntil(async () => (await info(nodes[1], id)).state === 'uploaded', 300_000, 'the upload')
+  await waitUntil(async () => (await switchovers(nodes[1])) > 0, 30_000, 'node 2 to switch over')
+  const switched = await switchovers(nodes[1])
+  check('node 2 switched over to the final header from storage', switched > 0, `${switched} switchover(s)`)
+  const again = await readAll(nodes[1], id, size, 'read again on node 2')
+  check('after the switchover node 2 reads the final build', again.sha === sourceSha, `sha256 ${again.sha.slice(0, 16)}…`)
+  const third = await readAll(nodes[2], id, size, 'cold read on node 3')
+  check('node 3 reads it cold from the cluster and storage', third.sha === sourceSha, `sha256 ${third.sha.slice(0, 16)}…`)
+  return { resume, again, third }
+}
+
+/** The figures: compression, time to first byte and throughput of each read, bytes by source per node. */
+async function report(nodes: SnapswarmNode[], id: string, size: number, stored: number, reads: { resume: ReadResult; again: ReadResult; third: ReadResult }, say: Say): Promise<void> {
+  const { resume, again, third } = reads
+  const header = await (await fetch(`${nodes[2].apiUrl}/v1/builds/${id}`)).json() as Record<string, unknown>
+  say('\nreport')
+  say(`  snapshot              ${formatBytes(size)} → ${formatBytes(stored)} stored (zstd, ratio ${(size / stored).toFixed(2)}×)`)
+  say(`  resume while pending  first byte ${resume.ttfbMs.toFixed(0)} ms, ${(size / resume.secs / 1e6).toFixed(0)} MB/s`)
+  say(`  after switchover      ${(size / again.secs / 1e6).toFixed(0)} MB/s (node 2, local cache)`)
+  say(`  cold on node 3        first byte ${third.ttfbMs.toFixed(0)} ms, ${(size / third.secs / 1e6).toFixed(0)} MB/s`)
+  for (const [i, n] of nodes.entries()) say(`  node ${i + 1} bytes by source  ${await bytesBySource(n)}`)
+  say(`  build state           ${JSON.stringify(header.state)} readable from ${JSON.stringify(header.readableFrom)}`)
 }
 
 async function info(node: SnapswarmNode, id: string): Promise<Record<string, unknown>> {
