@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
 import { COMPRESSION_DEFAULTS } from '../src/config/compression.ts'
-import { validateConfig } from '../src/config/load.ts'
+import { loadConfig, validateConfig } from '../src/config/load.ts'
 import { configSchema } from '../src/config/schema.ts'
 
 interface DocRow {
@@ -111,4 +111,36 @@ test('regression: docs/CONFIG.md gave compression.default.partSize as 52428800 (
     assert.ok(row, `compression.default.${name} is documented`)
     assert.deepEqual(documentedDefault(row.defaultText), value, `compression.default.${name}: docs/CONFIG.md says ${row.defaultText}, the code's default is ${JSON.stringify(value)}`)
   }
+})
+
+/** A value to set through each documented environment variable, and what the config then holds. */
+const ENV_SAMPLES: Record<string, { set: string; expect: unknown }> = {
+  storage: { set: 'file:///srv/bucket', expect: 'file:///srv/bucket' },
+  gcsEndpoint: { set: '127.0.0.1:4443', expect: 'http://127.0.0.1:4443' },
+  dataDir: { set: '/srv/node', expect: '/srv/node' },
+  logLevel: { set: 'debug', expect: 'debug' },
+  'compression.default.codec': { set: 'lz4', expect: 'lz4' },
+  'compression.default.level': { set: '7', expect: 7 },
+}
+
+test('each environment variable docs/CONFIG.md lists sets the key it names', async () => {
+  const doc = await readFile(new URL('../docs/CONFIG.md', import.meta.url), 'utf8')
+  const start = doc.indexOf('## Environment')
+  const section = doc.slice(start, doc.indexOf('\n## ', start + 1))
+  let checked = 0
+  for (const line of section.split('\n')) {
+    const m = /^\| (`[A-Z_]+`(?:, `[A-Z_]+`)*) \| `([a-zA-Z.]+)`(?:, `\.([a-zA-Z]+)`)?[^|]*\|/.exec(line)
+    if (!m) continue
+    const vars = [...m[1].matchAll(/`([A-Z_]+)`/g)].map((v) => v[1])
+    const keys = [m[2], ...(m[3] ? [`${m[2].slice(0, m[2].lastIndexOf('.'))}.${m[3]}`] : [])]
+    assert.equal(vars.length, keys.length, `${line}: one key per variable`)
+    for (const [i, name] of vars.entries()) {
+      const sample = ENV_SAMPLES[keys[i]]
+      assert.ok(sample, `${name} sets ${keys[i]}: give this test a sample value for it`)
+      const cfg = await loadConfig({ env: { [name]: sample.set } })
+      assert.deepEqual(at(cfg, keys[i]), sample.expect, `${name}=${sample.set} sets ${keys[i]}`)
+      checked++
+    }
+  }
+  assert.equal(checked, Object.keys(ENV_SAMPLES).length, 'every environment variable that sets a key was checked')
 })
