@@ -4,7 +4,8 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { decodeHeader, HEADER_LIMITS } from '../format/header.ts'
 import { resolve } from '../format/mapping.ts'
-import { DEFAULT_BLOCK_SIZE, DEFAULT_FRAME_SIZE, NIL_BUILD_ID, codecSuffix, storageName, type FileKind } from '../format/types.ts'
+import { dataFileName, headerFileName } from '../format/layout.ts'
+import { DEFAULT_BLOCK_SIZE, DEFAULT_FRAME_SIZE, NIL_BUILD_ID, type FileKind } from '../format/types.ts'
 import { randomBuildId } from '../format/uuid.ts'
 import { writeFramedRange } from '../framing/local-reader.ts'
 import { pack } from '../framing/pack.ts'
@@ -53,10 +54,9 @@ export async function unpackCommand({ values, positionals }: CommandInput): Prom
   const workers = intFlag(values, 'workers', 2)
   const kind: FileKind = choiceFlag(values, 'kind', KINDS, 'memfile')
   const dir = positionals[0]
-  const name = storageName(kind)
-  const header = decodeHeader(await readRegularFile(join(dir, `${name}.header`), HEADER_LIMITS.maxHeaderBytes))
+  const header = decodeHeader(await readRegularFile(join(dir, headerFileName(kind)), HEADER_LIMITS.maxHeaderBytes))
   const info = header.builds.get(header.buildId)
-  const dataPath = join(dir, name + codecSuffix(info?.frames.codec ?? 'none'))
+  const dataPath = join(dir, dataFileName(kind, info?.frames.codec ?? 'none'))
   const data = (await openRegularFile(dataPath)).handle
   const out = await open(requiredString(values, 'out'), 'w').catch(async (err) => {
     await data.close()

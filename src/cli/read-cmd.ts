@@ -3,7 +3,8 @@
  * only the frames needed. A reader that closes stdout early (`| head -c 16`) ends the command quietly,
  * and SIGINT/SIGTERM stop it; either way the temporary chunk cache is removed before it exits.
  */
-import { headerObjectName, openStoredBuildFile, type StoredBuildFile } from '../read/open.ts'
+import { headerObjectName } from '../format/layout.ts'
+import { openStoredBuildFile, type StoredBuildFile } from '../read/open.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import { UsageError, buildIdArg, intFlag, kindArg } from './args.ts'

@@ -5,7 +5,8 @@
  */
 import { SnapswarmError } from '../errors.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
-import { type AccessTrace, decodeTrace, MAX_TRACE_BYTES, traceObjectName } from '../prefetch/trace.ts'
+import { traceObjectName } from '../format/layout.ts'
+import { type AccessTrace, decodeTrace, MAX_TRACE_BYTES } from '../prefetch/trace.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 import { buildIdArg, kindArg } from './args.ts'
 import type { CommandInput } from './command.ts'

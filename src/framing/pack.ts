@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { InvalidArgumentError } from '../errors.ts'
 import { encodeHeader, type Header } from '../format/header.ts'
 import { singleLayerHeader } from '../format/mapping.ts'
-import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
+import { dataFileName, headerFileName } from '../format/layout.ts'
+import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import { openRegularFile } from '../util/regular-file.ts'
 import { frameFile, framedInfo, type FramingResult } from './framer.ts'
 import { zeroBlockFor } from './holes.ts'
@@ -51,9 +52,8 @@ export function checkGeometry(frameSize: number, blockSize: number): void {
 export async function pack(opts: PackOptions): Promise<PackResult> {
   checkGeometry(opts.frameSize, opts.blockSize)
   await mkdir(opts.outDir, { recursive: true })
-  const name = storageName(opts.kind)
-  const dataPath = join(opts.outDir, name + codecSuffix(opts.codec))
-  const headerPath = join(opts.outDir, `${name}.header`)
+  const dataPath = join(opts.outDir, dataFileName(opts.kind, opts.codec))
+  const headerPath = join(opts.outDir, headerFileName(opts.kind))
   const tmp = `${dataPath}.tmp.${process.pid}`
   // A regular file only (a FIFO or a device would block or never end), read up to the size it had when opened.
   const { handle: input, identity } = await openRegularFile(opts.input, { what: 'input' })

@@ -20,17 +20,20 @@ import { join } from 'node:path'
 import { type CompressionConfig, type CompressionSettings, resolveCompression } from '../config/compression.ts'
 import { SnapswarmError } from '../errors.ts'
 import { FrameTable, MAX_FRAMES_PER_TABLE } from '../format/frame-table.ts'
-import { type BuildInfo, type Header, encodeHeader } from '../format/header.ts'
+import type { ByteRange } from '../format/frame-table.ts'
+import type { BuildInfo, Header } from '../format/header.ts'
+import { type BlobKind, BLOB_KINDS, blobFileName, dataFileName, headerObjectName } from '../format/layout.ts'
 import type { WriteVersion } from '../format/mapping.ts'
-import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS, codecSuffix, storageName } from '../format/types.ts'
+import { type BuildId, type FileKind, DEFAULT_BLOCK_SIZE, FILE_KINDS } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, type Registry } from '../obs/metrics.ts'
 import { frameFile, framedInfo } from '../framing/framer.ts'
 import { MAX_PARTS, type ObjectStore } from '../storage/store.ts'
-import { headerObjectName } from '../read/open.ts'
 import { zeroBlockFor } from '../framing/holes.ts'
-import { buildHeader, type ByteRange, checkDirty, uploadDataFile, uploadPrepacked } from '../upload/build-upload.ts'
-import { BuildExistsError, type BuildWriter, contentDigest, dropClaimOf, putBuildObject, takeClaim, writeClaimedBuild } from '../upload/claim.ts'
+import { type FilePlan, type PreparedBuild, uploadBuild } from '../upload/build-upload.ts'
+import { BuildExistsError, type BuildWriter, contentDigest, dropClaimOf, takeClaim } from '../upload/claim.ts'
+import { SourceChangedError, type UploadProgress } from '../upload/data-upload.ts'
+import { checkDirty, headerForFramed, holeBytes } from '../upload/layer-header.ts'
 import type { RateLimiter } from '../upload/rate-limit.ts'
 import { identityDiff, openRegularFile, readHandleFully, type RegularFile } from '../util/regular-file.ts'
 import type { FramedRecord, LocalBuild, LocalBuilds, PauseRequest, SourceName } from './local-builds.ts'
@@ -63,13 +66,6 @@ export interface PauseDeps {
   readonly headerVersion?: WriteVersion
   readonly log: Logger
   readonly registry?: Registry
-}
-
-/** A source differs from what the build announced: the build fails instead of changing content. */
-export class SourceChangedError extends SnapswarmError {
-  constructor(message: string) {
-    super('ERR_SOURCE_CHANGED', message)
-  }
 }
 
 export class PauseManager {
@@ -292,14 +288,13 @@ export class PauseManager {
       const { local } = this.settings(build, kind, blockSize)
       const src = inputs.get(kind)
       const copy = await this.localCopy(build, kind, src, local, zeroBlockFor(blockSize, local.frameSize), signal)
-      const dirty = parent ? checkDirty(toRanges(req.dirty[kind]), src.identity.size, parent, kind) : undefined
-      const header = buildHeader({ buildId: build.id, blockSize, info: copy.info, parent, dirty, holes: copy.holes, incomplete: true, headerVersion: this.deps.headerVersion })
-      build.files.set(kind, { ...copy, header })
+      const layer = { buildId: build.id, blockSize, info: copy.info, parent, dirty: toRanges(req.dirty[kind]), holes: copy.holes, incomplete: true, headerVersion: this.deps.headerVersion }
+      build.files.set(kind, { ...copy, header: headerForFramed(kind, layer) })
     }
-    for (const blob of ['snapfile', 'metadata'] as const) {
+    for (const blob of BLOB_KINDS) {
       if (!req.files[blob]) continue
       const bytes = await this.blobBytes(build, blob, inputs.get(blob))
-      const path = join(this.deps.builds.buildDir(build.id), blobName(blob))
+      const path = join(this.deps.builds.buildDir(build.id), blobFileName(blob))
       await writeFile(`${path}.tmp`, bytes)
       await rename(`${path}.tmp`, path)
     }
@@ -320,7 +315,7 @@ export class PauseManager {
       if (recordFits(rec, src.identity.size) && (await localCopyIntact(dataPath, rec))) return copyFromRecord(build.id, dataPath, rec)
       this.deps.log.warn({ buildId: build.id, kind, file: dataPath }, 'the local framed copy does not match its record: framing it again from the source')
     }
-    const file = storageName(kind) + codecSuffix(settings.codec)
+    const file = dataFileName(kind, settings.codec)
     const dataPath = join(dir, file)
     const { info, holes, sourceSha256, storedSha256 } = await frameToFile(build.id, src, `${dataPath}.tmp`, { ...settings, zeroBlock }, signal)
     const sha256 = hex(sourceSha256)
@@ -338,7 +333,7 @@ export class PauseManager {
   }
 
   /** A blob's bytes from its checked source handle; they must hash to what the build recorded, if anything. */
-  private async blobBytes(build: LocalBuild, name: 'snapfile' | 'metadata', src: RegularFile): Promise<Buffer> {
+  private async blobBytes(build: LocalBuild, name: BlobKind, src: RegularFile): Promise<Buffer> {
     const bytes = await readHandleFully(src.handle, src.identity.size, `files.${name}`)
     const sha256 = createHash('sha256').update(bytes).digest('hex')
     const rec = build.sources[name as SourceName]
@@ -349,13 +344,45 @@ export class PauseManager {
     return bytes
   }
 
+  /**
+   * The build into storage through the one upload path, under the build's claim (ours since before
+   * pending): one writer wins the whole build, and a failed attempt leaves nothing in storage.
+   */
   private async upload(build: LocalBuild, signal: AbortSignal, inputs: PauseInputs): Promise<void> {
     const { store, limiter } = this.deps
     const throttle = limiter.unlimited ? undefined : (n: number) => limiter.take(n, signal)
-    const headers = new Map<FileKind, Header>()
-    // Under the build's claim (taken again: ours since before pending): one writer wins the whole
-    // build, and a failed attempt leaves nothing in storage.
-    await writeClaimedBuild(store, build.id, await this.claimOf(build), signal, () => this.uploadObjects(build, signal, throttle, headers, inputs))
+    const acked = new Map<FileKind, number>()
+    const onProgress = (p: UploadProgress) => {
+      this.uploadedBytes.inc(Math.max(0, p.uploaded - (acked.get(p.kind) ?? 0)))
+      acked.set(p.kind, p.uploaded)
+    }
+    const prepared: PreparedBuild = {
+      claim: await this.claimOf(build),
+      files: [...build.files.keys()].map((kind) => ({ kind, plan: () => this.uploadPlan(build, kind, signal, inputs) })),
+      blobs: BLOB_KINDS.filter((b) => build.request.files[b]).map((blob) => ({ blob, bytes: () => this.blobBytes(build, blob, inputs.get(blob)) })),
+    }
+    await uploadBuild({ store, buildId: build.id, signal, throttle, onProgress, headerVersion: this.deps.headerVersion, prepared })
+  }
+
+  /**
+   * How one data file is uploaded: its local framed copy when the upload's geometry is the same, else
+   * framed again from the handle the pause checked (a file renamed over the path since is never read),
+   * with the local copy's block and frame size, so the same holes and stored bytes. A child of a pending
+   * parent waits for the parent's final header: the child's final header must carry the ancestors'
+   * final frame tables.
+   */
+  private async uploadPlan(build: LocalBuild, kind: FileKind, signal: AbortSignal, inputs: PauseInputs): Promise<FilePlan> {
+    const local = build.files.get(kind)!
+    const parent = build.request.parent ? await this.deps.finalHeader(build.request.parent, kind, signal) : null
+    const blockSize = parent?.blockSize ?? local.header.blockSize
+    const { upload } = this.settings(build, kind, blockSize)
+    const holes = local.holes ?? []
+    const src = inputs.get(kind)
+    // (A copy without holes is the same bytes either way, even one framed before holes existed.)
+    const zeroBlock = holes.length > 0 ? zeroBlockFor(blockSize, upload.frameSize) : undefined
+    const expect = { size: local.info.fileSize + holeBytes(holes), sha256: local.sourceSha256 ?? local.info.sha256 }
+    const source = { plain: src.handle, path: src.path, expect, zeroBlock, storedSize: local.info.fileSize, framed: { dataPath: local.dataPath, info: local.info, holes } }
+    return { parent, blockSize, settings: upload, dirty: toRanges(build.request.dirty[kind]), source }
   }
 
   /** The claim: this node and a digest of the content and upload settings it is about to store. */
@@ -368,10 +395,10 @@ export class PauseManager {
       return { kind, size: f.info.fileSize + holeBytes(holes), sha256: f.sourceSha256 ?? f.info.sha256, settings: upload, blockSize: f.header.blockSize, zeroBlock }
     })
     const blobs = []
-    for (const blob of ['snapfile', 'metadata'] as const) {
+    for (const blob of BLOB_KINDS) {
       if (!build.request.files[blob]) continue
-      const bytes = await readFile(join(this.deps.builds.buildDir(build.id), blobName(blob)))
-      blobs.push({ name: blobName(blob), sha256: createHash('sha256').update(bytes).digest() })
+      const bytes = await readFile(join(this.deps.builds.buildDir(build.id), blobFileName(blob)))
+      blobs.push({ name: blobFileName(blob), sha256: createHash('sha256').update(bytes).digest() })
     }
     return { writer: this.writer(), digest: contentDigest(build.request.parent, files, blobs) }
   }
@@ -379,67 +406,6 @@ export class PauseManager {
   private writer(): string {
     return this.deps.writer ?? `node@${hostname()}`
   }
-
-  private async uploadObjects(
-    build: LocalBuild,
-    signal: AbortSignal,
-    throttle: ((n: number) => Promise<void>) | undefined,
-    headers: Map<FileKind, Header>,
-    inputs: PauseInputs,
-  ): Promise<void> {
-    const { store } = this.deps
-    let acked = 0
-    const onProgress = (p: { uploaded: number }) => {
-      this.uploadedBytes.inc(Math.max(0, p.uploaded - acked))
-      acked = p.uploaded
-    }
-    for (const [kind, local] of build.files) {
-      // A child of a pending parent waits for the parent's final header: the child's final header
-      // must carry the ancestors' final frame tables.
-      const parent = build.request.parent ? await this.deps.finalHeader(build.request.parent, kind, signal) : null
-      const blockSize = parent?.blockSize ?? local.header.blockSize
-      const { upload } = this.settings(build, kind, blockSize)
-      acked = 0
-      const localInfo = local.info
-      let info: BuildInfo
-      let holes = local.holes ?? []
-      if (sameGeometry(localInfo.frames, upload)) {
-        const fh = await open(local.dataPath, 'r')
-        try {
-          await uploadPrepacked({ store, buildId: build.id, kind, dataFile: fh, info: localInfo, settings: upload, signal, throttle, onProgress })
-        } finally {
-          await fh.close()
-        }
-        info = localInfo
-      } else {
-        // From the handle the pause checked: a file renamed over the path since is never read.
-        const src = inputs.get(kind)
-        // The same block size and frame size as the local copy, so the same holes and stored bytes.
-        // (A copy without holes is the same bytes either way, even one framed before holes existed.)
-        const zeroBlock = holes.length > 0 ? zeroBlockFor(blockSize, upload.frameSize) : undefined
-        const data = await uploadDataFile({ store, buildId: build.id, kind, file: src.handle, settings: upload, zeroBlock, storedSize: localInfo.fileSize, signal, throttle, onProgress })
-        info = data.info
-        holes = data.holes
-        if (!Buffer.from(info.sha256).equals(Buffer.from(localInfo.sha256))) {
-          throw new SourceChangedError(`${src.path} changed while the build was pending (SHA-256 differs)`)
-        }
-      }
-      const dirty = parent ? checkDirty(toRanges(build.request.dirty[kind]), info.fileSize + holeBytes(holes), parent, kind) : undefined
-      headers.set(kind, buildHeader({ buildId: build.id, blockSize, info, parent, dirty, holes, headerVersion: this.deps.headerVersion }))
-    }
-    for (const blob of ['snapfile', 'metadata'] as const) {
-      if (!build.request.files[blob]) continue
-      const name = `${build.id}/${blobName(blob)}`
-      await putBuildObject(store, build.id, name, await this.blobBytes(build, blob, inputs.get(blob)), signal)
-    }
-    signal.throwIfAborted()
-    // Headers last: their presence in storage means "complete".
-    for (const [kind, header] of headers) await putBuildObject(store, build.id, headerObjectName(build.id, kind), encodeHeader(header), signal)
-  }
-}
-
-function blobName(blob: 'snapfile' | 'metadata'): string {
-  return blob === 'metadata' ? 'metadata.json' : 'snapfile'
 }
 
 /** A local framed copy: where it is, its layer info, its holes and the source's SHA-256. */
@@ -525,19 +491,8 @@ function recordFits(rec: FramedRecord, sourceSize: number): boolean {
   return prevEnd <= sourceSize && rec.fileSize + holeBytes(holes.map(([start, end]) => ({ start, end }))) === sourceSize
 }
 
-function holeBytes(holes: readonly ByteRange[]): number {
-  return holes.reduce((n, h) => n + (h.end - h.start), 0)
-}
-
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex')
-}
-
-function sameGeometry(table: FrameTable, s: CompressionSettings): boolean {
-  if (table.codec !== s.codec) return false
-  if (s.codec === 'none') return true
-  // Every frame but the last has exactly frameSize uncompressed bytes: the same cut as a re-frame.
-  return table.frames.every((f, i) => f.sizeU === s.frameSize || i === table.frames.length - 1)
 }
 
 function toRanges(r: [number, number][] | undefined): ByteRange[] | undefined {

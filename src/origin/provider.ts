@@ -17,9 +17,9 @@ import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
+import { blobKindOf, traceKindOf } from '../format/layout.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
-import { traceKindOf } from '../prefetch/trace.ts'
 import type { CachedFrameServer } from '../cluster/cached-frames.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
@@ -115,8 +115,8 @@ export class LocalBuildProvider implements PeerContentProvider {
       const bytes = this.traces?.heldBlob(buildId, name)
       return bytes ? { status: 'OK', bytes } : { status: 'NOT_AVAILABLE' }
     }
-    if (name !== 'snapfile' && name !== 'metadata.json') return { status: 'NOT_AVAILABLE' }
-    if (!b!.request.files[name === 'snapfile' ? 'snapfile' : 'metadata']) return { status: 'NOT_AVAILABLE' }
+    const blob = blobKindOf(name)
+    if (!blob || !b!.request.files[blob]) return { status: 'NOT_AVAILABLE' }
     const fh = await open(join(this.builds.buildDir(buildId), name), 'r')
     try {
       return { status: 'OK', bytes: await fh.readFile() }

@@ -3,6 +3,7 @@
  * `constants.ts`). Every length that arrives from the network is checked against one of these before
  * anything is allocated (DESIGN §8, STYLE practice 5).
  */
+import { PEER_BLOB_NAMES } from '../format/layout.ts'
 
 // Versioned protocol ids: a breaking wire change adds a new id, old nodes keep speaking the old one.
 export const PROTOCOL_HEADER = '/snapswarm/header/1.0.0'
@@ -35,7 +36,7 @@ export const MAX_BLOB_RESPONSE_BYTES = 64
  * Blob names a peer may ask for (DESIGN §1) and a pending build's access traces (src/prefetch/trace.ts);
  * the provider is never asked for any other name.
  */
-export const BLOB_NAMES: readonly string[] = ['snapfile', 'metadata.json', 'memfile.prefetch', 'rootfs.ext4.prefetch']
+export const BLOB_NAMES: readonly string[] = PEER_BLOB_NAMES
 /** An announcement entry is ~45 bytes; 1 MiB carries ~20,000 builds per node. */
 export const MAX_ANNOUNCE_BYTES = 1 * MiB
 export const MAX_ANNOUNCE_ENTRIES = 16_384

@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto'
 import { FormatError, LimitError } from '../errors.ts'
-import { type BuildId, type FileKind, storageName } from '../format/types.ts'
+import type { BuildId, FileKind } from '../format/types.ts'
 import { uuidFromBytes, uuidToBytes } from '../format/uuid.ts'
 
 export const TRACE_MAGIC = 0x46505353 // "SSPF" read as little-endian u32
@@ -43,23 +43,6 @@ export interface AccessTrace {
   readonly kind: FileKind
   readonly size: number
   readonly entries: readonly TraceEntry[]
-}
-
-/** `{buildId}/{memfile|rootfs.ext4}.prefetch`: the trace object beside the build. */
-export function traceObjectName(buildId: BuildId, kind: FileKind): string {
-  return `${buildId}/${traceBlobName(kind)}`
-}
-
-/** The name a trace goes by in the blob protocol (relative to its build). */
-export function traceBlobName(kind: FileKind): string {
-  return `${storageName(kind)}.prefetch`
-}
-
-/** The file kind a blob name stands for, when it names a trace. */
-export function traceKindOf(blobName: string): FileKind | undefined {
-  if (blobName === traceBlobName('memfile')) return 'memfile'
-  if (blobName === traceBlobName('rootfs')) return 'rootfs'
-  return undefined
 }
 
 export function encodeTrace(t: AccessTrace): Uint8Array {

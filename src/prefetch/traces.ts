@@ -14,7 +14,8 @@
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { NotFoundError, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
-import { type AccessTrace, decodeTrace, encodeTrace, MAX_TRACE_BYTES, traceBlobName, traceKindOf, traceObjectName } from './trace.ts'
+import { traceBlobName, traceKindOf, traceObjectName } from '../format/layout.ts'
+import { type AccessTrace, decodeTrace, encodeTrace, MAX_TRACE_BYTES } from './trace.ts'
 
 /** Traces of pending builds kept at most (held for peers or waiting for the upload); the oldest go first. */
 export const MAX_HELD_TRACES = 256

@@ -6,19 +6,20 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FormatError } from '../errors.ts'
 import { FrameTable } from '../format/frame-table.ts'
-import { type BuildInfo, decodeHeader, HEADER_LIMITS, type Header } from '../format/header.ts'
+import type { BuildInfo, Header } from '../format/header.ts'
+import { dataObjectName, headerObjectName } from '../format/layout.ts'
 import { describeLayer } from '../format/layer-info.ts'
-import { type BuildId, type FileKind, storageName } from '../format/types.ts'
+import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { ObjectStore } from '../storage/store.ts'
+import { loadStoredHeader } from '../storage/stored-header.ts'
 import { BuildReader, type LayerLookup } from './build-reader.ts'
 import { ChunkCache } from './chunk-cache.ts'
 import { FrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
 import { SharedCacheSource } from './sources/shared-cache.ts'
-import { dataObjectName, type FrameSource, StorageSource } from './source.ts'
+import { type FrameSource, StorageSource } from './source.ts'
 
 /** Default local cache limit when the caller names none. */
 const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024 * 1024
@@ -43,18 +44,6 @@ export interface StoredBuildFile {
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>
   readInto(dst: Uint8Array, offset: number, signal?: AbortSignal): Promise<void>
   close(): Promise<void>
-}
-
-export function headerObjectName(buildId: BuildId, kind: FileKind): string {
-  return `${buildId}/${storageName(kind)}.header`
-}
-
-/** The final header of a stored build. A stored header with the pending flag is refused: it was never meant to be stored. */
-export async function loadStoredHeader(store: ObjectStore, buildId: BuildId, kind: FileKind): Promise<Header> {
-  const bytes = await store.get(headerObjectName(buildId, kind), { maxBytes: HEADER_LIMITS.maxHeaderBytes })
-  const header = decodeHeader(bytes)
-  if (header.incomplete) throw new FormatError(`stored header of ${buildId}/${storageName(kind)} has the pending flag set`)
-  return header
 }
 
 /**

@@ -4,7 +4,8 @@
  * stored bytes of one frame, or `null` for "not here". Bytes from a source are never trusted: the
  * fetcher verifies them in one place (verify.ts) before they are used or cached (DESIGN §8).
  */
-import { type BuildId, type CodecName, type FileKind, codecSuffix, storageName } from '../format/types.ts'
+import { dataObjectName } from '../format/layout.ts'
+import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 
 /**
@@ -46,11 +47,6 @@ export interface FrameSource {
 }
 
 export { SharedCacheSource, type SharedCacheOptions } from './sources/shared-cache.ts'
-
-/** Object name of a build file's data (DESIGN §3): stored compressed or raw, never both. */
-export function dataObjectName(buildId: BuildId, kind: FileKind, codec: CodecName): string {
-  return `${buildId}/${storageName(kind)}${codecSuffix(codec)}`
-}
 
 /** Object storage (GCS or a directory): one ranged read per frame, at its compressed offset. */
 export class StorageSource implements FrameSource {

@@ -20,7 +20,7 @@ import { resolveLayerInfo } from '../format/layer-info.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { ObjectStore } from '../storage/store.ts'
 import { storageLayerLookup } from './open.ts'
-import { dataObjectName } from './source.ts'
+import { dataObjectName } from '../format/layout.ts'
 
 /** Raw layers without digests are hashed in steps of this size: bounded memory for any object size. */
 const STEP = 16 * 1024 * 1024

@@ -30,11 +30,11 @@ import type { FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { CompressionSettings } from '../config/compression.ts'
 import { LimitError, SnapswarmError } from '../errors.ts'
+import { buildPrefix, claimObjectName } from '../format/layout.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import { dropZeroBlocks, HoleList } from '../framing/holes.ts'
 import { NotFoundError, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
 
-export const CLAIM_OBJECT = 'snapswarm.claim'
 /** A claim is a few hundred bytes; anything larger is not one of ours. */
 const MAX_CLAIM_BYTES = 4096
 /** A claim that vanished between our failed create and our read (its owner gave up): try again. */
@@ -63,10 +63,6 @@ export interface ClaimedFile {
   readonly blockSize: number
   /** Zero blocks of this size were left out as holes (named only when the file has some); undefined: none. */
   readonly zeroBlock?: number
-}
-
-export function claimObjectName(buildId: BuildId): string {
-  return `${buildId}/${CLAIM_OBJECT}`
 }
 
 /** The writer identity of `snapswarm push` on this host: a rerun after a crash may finish its upload. */
@@ -157,7 +153,7 @@ export async function takeClaim(store: ObjectStore, buildId: BuildId, claim: Bui
     }
     let others: string[]
     try {
-      others = (await store.list(`${buildId}/`)).filter((n) => n !== name)
+      others = (await store.list(buildPrefix(buildId))).filter((n) => n !== name)
     } catch (err) {
       await store.delete(name).catch(() => {})
       throw err
@@ -194,7 +190,7 @@ async function readClaim(store: ObjectStore, buildId: BuildId, signal?: AbortSig
 export async function releaseBuild(store: ObjectStore, buildId: BuildId): Promise<void> {
   const claim = claimObjectName(buildId)
   try {
-    const names = (await store.list(`${buildId}/`)).filter((n) => n !== claim)
+    const names = (await store.list(buildPrefix(buildId))).filter((n) => n !== claim)
     const results = await Promise.allSettled(names.map((n) => store.delete(n)))
     if (results.some((r) => r.status === 'rejected')) return
     await store.delete(claim)

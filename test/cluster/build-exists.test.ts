@@ -16,7 +16,7 @@ import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { openStoredBuildFile } from '../../src/read/open.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
-import { claimObjectName } from '../../src/upload/claim.ts'
+import { claimObjectName } from '../../src/format/layout.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
 

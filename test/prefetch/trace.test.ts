@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { randomBuildId } from '../../src/format/uuid.ts'
-import { type AccessTrace, decodeTrace, encodeTrace, MAX_TRACE_BYTES, MAX_TRACE_ENTRIES, traceObjectName } from '../../src/prefetch/trace.ts'
+import { traceObjectName } from '../../src/format/layout.ts'
+import { type AccessTrace, decodeTrace, encodeTrace, MAX_TRACE_BYTES, MAX_TRACE_ENTRIES } from '../../src/prefetch/trace.ts'
 
 const id = randomBuildId()
 const trace: AccessTrace = {
