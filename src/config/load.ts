@@ -3,6 +3,7 @@ import type { z } from 'zod'
 import { SnapswarmError } from '../errors.ts'
 import { FILE_KINDS } from '../format/types.ts'
 import { USE_CASES, resolveCompression } from './compression.ts'
+import { storageEmulatorHost } from './env.ts'
 import { type Config, configSchema } from './schema.ts'
 import { readRegularFile } from '../util/regular-file.ts'
 
@@ -30,7 +31,6 @@ export interface ConfigSources {
 /** Environment variables and the config key each sets. */
 const ENV_KEYS: Record<string, string[]> = {
   SNAPSWARM_STORAGE: ['storage'],
-  STORAGE_EMULATOR_HOST: ['gcsEndpoint'],
   SNAPSWARM_DATA_DIR: ['dataDir'],
   SNAPSWARM_LOG_LEVEL: ['logLevel'],
   SNAPSWARM_CODEC: ['compression', 'default', 'codec'],
@@ -58,9 +58,10 @@ export async function loadConfig(src: ConfigSources = {}): Promise<Config> {
   for (const [name, keyPath] of Object.entries(ENV_KEYS)) {
     const v = env[name]
     if (v === undefined || v === '') continue
-    const value = name === 'STORAGE_EMULATOR_HOST' && !/^https?:/.test(v) ? `http://${v}` : v
-    setPath(raw, keyPath, keyPath.at(-1) === 'level' ? Number(value) : value)
+    setPath(raw, keyPath, keyPath.at(-1) === 'level' ? Number(v) : v)
   }
+  const emulator = storageEmulatorHost(env)
+  if (emulator !== undefined) setPath(raw, ['gcsEndpoint'], /^https?:/.test(emulator) ? emulator : `http://${emulator}`)
   if (src.codec !== undefined) setPath(raw, ['compression', 'default', 'codec'], src.codec)
   if (src.level !== undefined) setPath(raw, ['compression', 'default', 'level'], Number(src.level))
   if (src.headerVersion !== undefined) setPath(raw, ['format', 'headerVersion'], Number(src.headerVersion))

@@ -20,6 +20,7 @@
  */
 import type { Readable } from 'node:stream'
 import { IdempotencyStrategy, Storage, type StorageOptions } from '@google-cloud/storage'
+import { storageEmulatorHost } from '../config/env.ts'
 import { SnapswarmError } from '../errors.ts'
 import { type Body, readBodyLimited } from './body.ts'
 import { abortReason, raceAbort } from '../util/abort.ts'
@@ -98,7 +99,7 @@ export class GcsClient {
   constructor(opts: GcsClientOptions) {
     this.bucketName = opts.bucket
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
-    const raw = opts.endpoint ?? process.env.STORAGE_EMULATOR_HOST
+    const raw = opts.endpoint ?? storageEmulatorHost()
     const endpoint = raw === undefined || raw === '' ? undefined : normalizeEndpoint(raw)
     this.storage = new Storage({
       apiEndpoint: endpoint,

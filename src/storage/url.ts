@@ -52,7 +52,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     return new GcsStore({
       bucket,
       prefix,
-      endpoint: opts.gcsEndpoint ?? process.env.STORAGE_EMULATOR_HOST,
+      endpoint: opts.gcsEndpoint,
       retry: opts.retry,
       timeoutMs: opts.timeoutMs,
       logger: opts.logger,
