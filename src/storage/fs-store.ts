@@ -28,6 +28,7 @@ import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, stat
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { InvalidArgumentError, LimitError } from '../errors.ts'
+import { SIZE_SIDECAR_SUFFIX, UNCOMPRESSED_SIZE_KEY } from '../format/layout.ts'
 import { FsUpload } from './fs-upload.ts'
 import { fsError, fsyncDir, readFully, writeDurable } from './fs-util.ts'
 import {
@@ -49,8 +50,8 @@ const TMP_DIR = '.tmp'
 const META_DIR = '.meta'
 const UPLOADS_DIR = '.uploads'
 /** e2b's sidecar: `{object}.uncompressed-size` (its SizeSidecar, metadata key ObjectMetadataUncompressedSize). */
-const SIZE_KEY = 'uncompressed-size'
-const SIZE_SIDECAR = `.${SIZE_KEY}`
+const SIZE_KEY = UNCOMPRESSED_SIZE_KEY
+const SIZE_SIDECAR = SIZE_SIDECAR_SUFFIX
 /** A sidecar holds a decimal integer; more than this is not one (read like e2b: anything else is ignored). */
 const MAX_SIDECAR_BYTES = 32
 
