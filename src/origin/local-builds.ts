@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { SnapswarmError } from '../errors.ts'
+import type { ByteRange } from '../format/frame-table.ts'
 import type { BuildInfo, Header } from '../format/header.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
@@ -31,7 +32,7 @@ export interface LocalFile {
   /** This layer's frame table (local geometry) and the SHA-256 of its uncompressed data. */
   readonly info: BuildInfo
   /** Source ranges of all-zero blocks left out of the data file (nil mappings); none when absent. */
-  readonly holes?: readonly { start: number; end: number }[]
+  readonly holes?: readonly ByteRange[]
   /** SHA-256 of the whole source file (holes included); absent: equal to info.sha256. */
   readonly sourceSha256?: Uint8Array
 }
