@@ -93,15 +93,19 @@ async function prepared(id: string, name: string, src: Uint8Array, localCodec: C
   return { build, localPath: local.dataPath, close: () => plain.close() }
 }
 
-test('prepared upload: a local framed copy with the upload’s geometry is stored byte for byte, and reads back exact', async () => {
-  const src = new VmDataGenerator(3, 40).next(40 * K4 + 123)
-  const id = randomUUID()
-  const p = await prepared(id, 'same', src, 'zstd', 'zstd')
+async function uploadAndClose(id: string, p: { build: PreparedBuild; close: () => Promise<void> }): Promise<void> {
   try {
     await uploadBuild({ store, buildId: id, prepared: p.build })
   } finally {
     await p.close()
   }
+}
+
+test('prepared upload: a local framed copy with the upload’s geometry is stored byte for byte, and reads back exact', async () => {
+  const src = new VmDataGenerator(3, 40).next(40 * K4 + 123)
+  const id = randomUUID()
+  const p = await prepared(id, 'same', src, 'zstd', 'zstd')
+  await uploadAndClose(id, p)
   assert.ok(Buffer.from(await store.get(dataObjectName(id, 'rootfs', 'zstd'))).equals(await readFile(p.localPath)), 'the stored object is the local copy')
   assert.deepEqual((await store.list(buildPrefix(id))).sort(), [dataObjectName(id, 'rootfs', 'zstd'), headerObjectName(id, 'rootfs')].sort())
   await readBack(id, src)
@@ -111,11 +115,7 @@ test('prepared upload: a local copy of another geometry is framed again from the
   const src = new VmDataGenerator(4, 40).next(70 * K4)
   const id = randomUUID()
   const p = await prepared(id, 'other', src, 'lz4', 'zstd')
-  try {
-    await uploadBuild({ store, buildId: id, prepared: p.build })
-  } finally {
-    await p.close()
-  }
+  await uploadAndClose(id, p)
   assert.deepEqual((await store.list(buildPrefix(id))).sort(), [dataObjectName(id, 'rootfs', 'zstd'), headerObjectName(id, 'rootfs')].sort())
   await readBack(id, src)
 })
