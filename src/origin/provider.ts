@@ -20,20 +20,27 @@ import { encodeHeader } from '../format/header.ts'
 import { blobKindOf, traceKindOf } from '../format/layout.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
-import type { CachedFrameServer } from '../cluster/cached-frames.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
 type NotOkStatus = 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED'
 
+/**
+ * What the provider asks of the node's cached-frame server (src/cluster/cached-frames.ts, a layer
+ * above this one, so only its shape is named here): frames of a build this node has read.
+ */
+export interface CachedFrames {
+  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer>
+}
+
 export class LocalBuildProvider implements PeerContentProvider {
   private readonly builds: LocalBuilds
-  private readonly cached: CachedFrameServer | undefined
+  private readonly cached: CachedFrames | undefined
   /** Encoded pending headers, built once per file: headers are immutable once derived. */
   private readonly encoded = new Map<string, Uint8Array>()
   /** Access traces recorded for pending builds (src/prefetch/traces.ts), served as blobs. */
   private readonly traces: { heldBlob(buildId: BuildId, name: string): Uint8Array | undefined } | undefined
 
-  constructor(builds: LocalBuilds, cached?: CachedFrameServer, traces?: LocalBuildProvider['traces']) {
+  constructor(builds: LocalBuilds, cached?: CachedFrames, traces?: LocalBuildProvider['traces']) {
     this.builds = builds
     this.cached = cached
     this.traces = traces
