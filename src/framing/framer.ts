@@ -30,6 +30,7 @@ import type { ByteRange } from '../format/frame-table.ts'
 import { checkDigestChunk, RawDigests, sha256Of } from '../format/raw-digests.ts'
 import type { BuildInfo } from '../format/header.ts'
 import type { BuildId, CodecName } from '../format/types.ts'
+import { readExactly } from '../util/file-io.ts'
 import { checkZeroBlock, dropZeroBlocks, HoleList } from './holes.ts'
 
 export interface FramingOptions {
@@ -305,13 +306,6 @@ class FramePipeline {
   }
 }
 
-async function readFully(file: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0
-  while (done < buf.byteLength) {
-    const { bytesRead } = await file.read(buf, done, buf.byteLength - done, position + done)
-    if (bytesRead === 0) {
-      throw new InvalidArgumentError(`file ended at ${position + done}, expected ${buf.byteLength - done} more bytes`)
-    }
-    done += bytesRead
-  }
+function readFully(file: FileHandle, buf: Buffer, position: number): Promise<void> {
+  return readExactly(file, buf, position, (done) => new InvalidArgumentError(`file ended at ${position + done}, expected ${buf.byteLength - done} more bytes`))
 }

@@ -12,6 +12,7 @@ import { type Codec, getCodec } from '../format/codec.ts'
 import { CorruptFrameError, InvalidArgumentError } from '../errors.ts'
 import type { FrameTable } from '../format/frame-table.ts'
 import type { Frame } from '../format/types.ts'
+import { readExactly, writeFully } from '../util/file-io.ts'
 
 /** Raw (`none`) ranges are copied in pieces of this size. */
 const RAW_PIECE = 4 * 1024 * 1024
@@ -75,7 +76,7 @@ export async function writeFramedRange(
     const stored = await readStored(file, piece)
     const plain = codec ? await decoding.run(() => codec.decompress(stored, piece.sizeU)) : stored
     const { from, to } = overlap(piece, offset, length)
-    await writing.run(() => writeAll(out, plain.subarray(from - piece.startU, to - piece.startU), outOffset + (from - offset)))
+    await writing.run(() => writeFully(out, plain.subarray(from - piece.startU, to - piece.startU), outOffset + (from - offset)))
   }
 
   for (const piece of pieces) {
@@ -139,22 +140,10 @@ class Limiter {
   }
 }
 
-async function writeAll(out: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await out.write(bytes, done, bytes.byteLength - done, position + done)
-    done += bytesWritten
-  }
-}
-
-async function readExact(file: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0
-  while (done < buf.byteLength) {
-    const { bytesRead } = await file.read(buf, done, buf.byteLength - done, position + done)
-    if (bytesRead === 0) {
-      if (done === 0 && position === 0) throw new InvalidArgumentError('data file is empty')
-      throw new CorruptFrameError(`data file truncated: needed ${buf.byteLength} bytes at ${position}, found ${done}`)
-    }
-    done += bytesRead
-  }
+function readExact(file: FileHandle, buf: Buffer, position: number): Promise<void> {
+  return readExactly(file, buf, position, (done) =>
+    done === 0 && position === 0
+      ? new InvalidArgumentError('data file is empty')
+      : new CorruptFrameError(`data file truncated: needed ${buf.byteLength} bytes at ${position}, found ${done}`),
+  )
 }

@@ -29,6 +29,7 @@ import { dirname } from 'node:path'
 import { FormatError } from '../errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { raceAbort, withDeadline } from '../util/abort.ts'
+import { readUpTo, writeFully } from '../util/file-io.ts'
 import { BITMAP_FLUSH_MS, FETCH_TIMEOUT_MS, PAGE_SIZE, READ_AHEAD_BYTES, READ_AHEAD_MIN_READ, READ_FETCH_WINDOW, READ_MAX_ROUNDS } from './constants.ts'
 import { CacheClosedError } from './errors.ts'
 import type { VerifiedFrameFetcher } from './fetcher.ts'
@@ -456,7 +457,7 @@ export class ChunkFile {
       // Recorded from the verified buffer, before it goes to disk: what a later open checks the file
       // against. Not before the first await: the readers waiting on these bytes get them first.
       crcs = pageCrcs(plain)
-      await writeFull(this.fh, plain, ref.startU)
+      await writeFully(this.fh, plain, ref.startU)
       written = true
     } catch (err) {
       // The waiters already have verified bytes; the pages stay missing and the next reader refetches.
@@ -535,30 +536,10 @@ async function assemble(fh: FileHandle, dst: Uint8Array, offset: number, fetched
 
 /** Fill dst from the file at `position`; false if the file ends first. */
 async function readFull(fh: FileHandle, dst: Uint8Array, position: number): Promise<boolean> {
-  let done = 0
-  while (done < dst.byteLength) {
-    const { bytesRead } = await fh.read(dst, done, dst.byteLength - done, position + done)
-    if (bytesRead === 0) return false
-    done += bytesRead
-  }
-  return true
+  return (await readUpTo(fh, dst, position)) === dst.byteLength
 }
 
 /** Fill dst from the file at `position`, with zeros past its end (a page's CRC covers a zero-padded page). */
 async function readPadded(fh: FileHandle, dst: Uint8Array, position: number): Promise<void> {
-  let done = 0
-  while (done < dst.byteLength) {
-    const { bytesRead } = await fh.read(dst, done, dst.byteLength - done, position + done)
-    if (bytesRead === 0) break
-    done += bytesRead
-  }
-  dst.fill(0, done)
-}
-
-async function writeFull(fh: FileHandle, src: Uint8Array, position: number): Promise<void> {
-  let done = 0
-  while (done < src.byteLength) {
-    const { bytesWritten } = await fh.write(src, done, src.byteLength - done, position + done)
-    done += bytesWritten
-  }
+  dst.fill(0, await readUpTo(fh, dst, position))
 }

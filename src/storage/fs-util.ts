@@ -3,6 +3,7 @@
  */
 import { type FileHandle, open, writeFile } from 'node:fs/promises'
 import { SnapswarmError } from '../errors.ts'
+import { readExactly } from '../util/file-io.ts'
 import { NotFoundError, ObjectRangeError, StorageError } from './store.ts'
 
 /** fs error codes worth retrying: transient resource exhaustion, not a property of the request. */
@@ -44,11 +45,6 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Reads exactly `length` bytes at `offset`; a file that shrank under us is a range error, not junk. */
 export async function readFully(fh: FileHandle, name: string, offset: number, length: number): Promise<Uint8Array> {
   const buf = Buffer.allocUnsafe(length)
-  let done = 0
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, offset + done)
-    if (bytesRead === 0) throw new ObjectRangeError(name, offset, length)
-    done += bytesRead
-  }
+  await readExactly(fh, buf, offset, () => new ObjectRangeError(name, offset, length))
   return buf
 }

@@ -15,6 +15,7 @@ import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
 import { dirname, resolve as resolvePath } from 'node:path'
 import { promisify } from 'node:util'
 import { LimitError, SnapswarmError } from '../errors.ts'
+import { readExactly } from './file-io.ts'
 
 /** Linux PATH_MAX: a longer path is refused before any system call. */
 export const MAX_PATH_BYTES = 4096
@@ -147,11 +148,7 @@ export async function readRegularFile(path: string, maxBytes: number, what?: str
 /** Exactly `size` bytes from the start of `handle`; a file that shrank is an error, not a short buffer. */
 export async function readHandleFully(handle: FileHandle, size: number, what: string): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size)
-  for (let done = 0; done < size; ) {
-    const { bytesRead } = await handle.read(buf, done, size - done, done)
-    if (bytesRead === 0) throw new SnapswarmError('ERR_SOURCE_CHANGED', `${what}: expected ${size} bytes, the file ended at ${done}`)
-    done += bytesRead
-  }
+  await readExactly(handle, buf, 0, (done) => new SnapswarmError('ERR_SOURCE_CHANGED', `${what}: expected ${size} bytes, the file ended at ${done}`))
   return buf
 }
 
