@@ -20,6 +20,7 @@ import { encodeHeader } from '../format/header.ts'
 import { blobKindOf, traceKindOf } from '../format/layout.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
+import { readExactly } from '../util/file-io.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
 type NotOkStatus = 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED'
@@ -98,12 +99,7 @@ export class LocalBuildProvider implements PeerContentProvider {
         async frame(i) {
           const r = ranges[i]
           const buf = Buffer.allocUnsafe(r.sizeC)
-          let done = 0
-          while (done < r.sizeC) {
-            const { bytesRead } = await fh.read(buf, done, r.sizeC - done, r.startC + done)
-            if (bytesRead === 0) throw new Error(`local data file of ${buildId} ended at ${r.startC + done}`)
-            done += bytesRead
-          }
+          await readExactly(fh, buf, r.startC, (done) => new Error(`local data file of ${buildId} ended at ${r.startC + done}`))
           return buf
         },
         release() {

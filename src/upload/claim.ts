@@ -34,6 +34,7 @@ import { buildPrefix, claimObjectName } from '../format/layout.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import { dropZeroBlocks, HoleList } from '../framing/holes.ts'
 import { NotFoundError, ObjectExistsError, type ObjectStore } from '../storage/store.ts'
+import { readUpTo } from '../util/file-io.ts'
 
 /** A claim is a few hundred bytes; anything larger is not one of ours. */
 const MAX_CLAIM_BYTES = 4096
@@ -106,16 +107,6 @@ export async function scanSource(fh: FileHandle, zeroBlock: number | undefined, 
   }
 }
 
-/** Reads until `buf` is full or the file ends: block boundaries must not depend on short reads. */
-async function readUpTo(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
-  let done = 0
-  while (done < buf.byteLength) {
-    const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, position + done)
-    if (bytesRead === 0) break
-    done += bytesRead
-  }
-  return done
-}
 
 /**
  * Takes the build's claim, runs `write` (which writes every object of the build, headers last), then

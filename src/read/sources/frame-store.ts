@@ -25,6 +25,7 @@ import { FrameStoreMetrics } from '../metrics.ts'
 import { SharedCacheSource, type SharedCacheOptions, type SharedWriteResult } from './shared-cache.ts'
 import type { FrameRef } from '../source.ts'
 import { verifyFrame } from '../verify.ts'
+import { readUpTo } from '../../util/file-io.ts'
 
 export interface FrameStoreOptions extends Omit<SharedCacheOptions, 'name'> {
   readonly mode: 'owned' | 'shared'
@@ -155,12 +156,7 @@ export class FrameStore extends SharedCacheSource {
     try {
       const found = (await fh.stat()).size
       const buf = Buffer.allocUnsafe(ref.sizeC)
-      let n = 0
-      while (found === ref.sizeC && n < ref.sizeC) {
-        const { bytesRead } = await fh.read(buf, n, ref.sizeC - n, n)
-        if (bytesRead === 0) break
-        n += bytesRead
-      }
+      const n = found === ref.sizeC ? await readUpTo(fh, buf, 0) : 0
       if (found !== ref.sizeC || n !== ref.sizeC) {
         await this.discard(ref, `expected ${ref.sizeC} bytes, found ${found}`)
         return null

@@ -23,6 +23,7 @@ import { type Logger, silentLogger } from '../../obs/log.ts'
 import { RAW_CHUNK_SIZE, SHARED_LOCK_STALE_MS, SHARED_MAX_PENDING_WRITES } from '../constants.ts'
 import { ReadMetrics } from '../metrics.ts'
 import type { FrameRef, FrameSource } from '../source.ts'
+import { readUpTo } from '../../util/file-io.ts'
 
 export interface SharedCacheOptions {
   readonly dir: string
@@ -93,13 +94,7 @@ export class SharedCacheSource implements FrameSource {
     try {
       // Read one byte more than expected so an overlong entry is seen as wrong-sized by verification.
       const buf = Buffer.allocUnsafe(ref.sizeC + 1)
-      let n = 0
-      while (n < buf.byteLength) {
-        const { bytesRead } = await fh.read(buf, n, buf.byteLength - n, n)
-        if (bytesRead === 0) break
-        n += bytesRead
-      }
-      return buf.subarray(0, n)
+      return buf.subarray(0, await readUpTo(fh, buf, 0))
     } finally {
       await fh.close() // DESIGN §9: file descriptors leaked on cache hits
     }
