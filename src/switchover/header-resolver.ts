@@ -13,6 +13,7 @@
  * build does not have is "not found" at once too: its origin says the build is uploaded and storage
  * holds the build's other header but not this one, or its own origin holds it pending without it.
  */
+import { PEER_DEFAULTS } from '../config/schema.ts'
 import { SnapswarmError } from '../errors.ts'
 import { decodeHeader, type Header } from '../format/header.ts'
 import { type BuildId, type FileKind, FILE_KINDS } from '../format/types.ts'
@@ -25,6 +26,7 @@ import type { BuildStatusBoard } from '../cluster/build-status.ts'
 import type { LocalBuilds } from '../origin/local-builds.ts'
 import { BuildUnavailableError, UploadFailedError } from './resumed-file.ts'
 import { sleep } from '../util/abort.ts'
+import { type CoarseTimeout, CoarseTimer } from '../util/coarse-timer.ts'
 
 export interface HeaderResolverDeps {
   readonly store: ObjectStore
@@ -33,7 +35,7 @@ export interface HeaderResolverDeps {
   readonly peer: SnapswarmPeer
   /** Bound on waiting for a final header that should be in storage (the switchover poll). */
   readonly pollMs: number
-  /** Delay before the next peer is also asked for a pending header (default HEADER_HEDGE_MS). */
+  /** Delay before the next peer is also asked for a pending header (default PEER_DEFAULTS.hedgeAfterMs, as the frame fetcher's). */
   readonly hedgeMs?: number
   /**
    * This node is configured to join a cluster (bootstrap peers): while it is connected to nobody,
@@ -42,9 +44,6 @@ export interface HeaderResolverDeps {
   readonly expectsPeers?: boolean
   readonly log: Logger
 }
-
-/** A silent peer delays a header lookup this long at most before the next one is asked too. */
-export const HEADER_HEDGE_MS = 250
 
 type Settled<T> = { value: T | null } | { value?: undefined; error: unknown }
 
@@ -75,8 +74,12 @@ export class BuildNotFoundError extends SnapswarmError {
 export class HeaderResolver {
   private readonly deps: HeaderResolverDeps
 
+  /** One shared low-resolution timer for the hedges of every lookup, not a `setTimeout` per peer asked. */
+  private readonly hedgeTimer: CoarseTimer
+
   constructor(deps: HeaderResolverDeps) {
     this.deps = deps
+    this.hedgeTimer = new CoarseTimer(Math.min(50, Math.max(1, (deps.hedgeMs ?? HEADER_HEDGE_MS) / 10)))
   }
 
   /**
@@ -238,21 +241,21 @@ export class HeaderResolver {
   ): Promise<Decisive | null> {
     const losers = new AbortController()
     const all = signal ? AbortSignal.any([signal, losers.signal]) : losers.signal
-    const hedgeMs = this.deps.hedgeMs ?? HEADER_HEDGE_MS
+    const hedgeMs = this.deps.hedgeMs ?? PEER_DEFAULTS.hedgeAfterMs
     return new Promise((resolve) => {
       let next = 0
       let running = 0
       let done = false
-      let timer: NodeJS.Timeout | undefined
+      let timer: CoarseTimeout | undefined
       const finish = (won: Decisive | null) => {
         if (done) return
         done = true
-        clearTimeout(timer)
+        timer?.cancel()
         losers.abort(new BuildUnavailableError('another peer answered first'))
         resolve(won)
       }
       const launch = () => {
-        clearTimeout(timer)
+        timer?.cancel()
         if (done) return
         if (next >= candidates.length || all.aborted) {
           if (running === 0) finish(null)
@@ -270,7 +273,7 @@ export class HeaderResolver {
               launch()
             } else finish(v)
           })
-        if (next < candidates.length) timer = setTimeout(launch, hedgeMs)
+        if (next < candidates.length) timer = this.hedgeTimer.after(hedgeMs, launch)
       }
       launch()
     })
