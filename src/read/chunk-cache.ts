@@ -27,6 +27,7 @@ import { CacheClosedError } from './errors.ts'
 import type { VerifiedFrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
 import { PresenceMap } from './presence.ts'
+import { PinCounts } from '../util/pins.ts'
 
 export interface ChunkCacheOptions {
   readonly dir: string
@@ -62,7 +63,7 @@ export class ChunkCache {
   private readonly metrics: ReadMetrics
   private readonly log: Logger
   private readonly entries = new Map<string, Entry>()
-  private readonly pins = new Map<BuildId, number>()
+  private readonly pins = new PinCounts<BuildId>()
   private readonly deleting = new Map<string, Promise<void>>()
   private total = 0
   private clock = 0
@@ -125,13 +126,11 @@ export class ChunkCache {
 
   /** Keep a build's files whatever the size pressure (a pending build), until as many `unpin`s. */
   pin(buildId: BuildId): void {
-    this.pins.set(buildId, (this.pins.get(buildId) ?? 0) + 1)
+    this.pins.add(buildId)
   }
 
   unpin(buildId: BuildId): void {
-    const n = (this.pins.get(buildId) ?? 0) - 1
-    if (n > 0) this.pins.set(buildId, n)
-    else this.pins.delete(buildId)
+    this.pins.remove(buildId)
     void this.kickEviction()
   }
 

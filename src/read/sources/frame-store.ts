@@ -26,6 +26,7 @@ import { SharedCacheSource, type SharedCacheOptions, type SharedWriteResult } fr
 import type { FrameRef } from '../source.ts'
 import { verifyFrame } from '../verify.ts'
 import { readUpTo } from '../../util/file-io.ts'
+import { PinCounts } from '../../util/pins.ts'
 
 export interface FrameStoreOptions extends Omit<SharedCacheOptions, 'name'> {
   readonly mode: 'owned' | 'shared'
@@ -57,7 +58,7 @@ export class FrameStore extends SharedCacheSource {
   private readonly m: FrameStoreMetrics
   /** Least recently used first: every use moves a build to the end. */
   private readonly byBuild = new Map<BuildId, BuildEntry>()
-  private readonly pins = new Map<BuildId, number>()
+  private readonly pins = new PinCounts<BuildId>()
   private readonly deleting = new Map<BuildId, Promise<void>>()
   /** Deletions of frames replaced by another content of their build (see forgetContent). */
   private readonly removing = new Set<Promise<void>>()
@@ -114,16 +115,7 @@ export class FrameStore extends SharedCacheSource {
 
   /** Keep a build's frames whatever the size pressure until the returned function is called. */
   pin(buildId: BuildId): () => void {
-    this.pins.set(buildId, (this.pins.get(buildId) ?? 0) + 1)
-    let done = false
-    return () => {
-      if (done) return
-      done = true
-      const n = (this.pins.get(buildId) ?? 1) - 1
-      if (n > 0) this.pins.set(buildId, n)
-      else this.pins.delete(buildId)
-      this.evictIfNeeded()
-    }
+    return this.pins.pin(buildId, () => this.evictIfNeeded())
   }
 
   isForbidden(buildId: BuildId): boolean {
