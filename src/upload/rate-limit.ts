@@ -4,6 +4,8 @@
  * more than the bucket holds waits for the deficit to refill (parts larger than a second's budget
  * still go, just later).
  */
+import { sleep } from '../util/abort.ts'
+
 export class RateLimiter {
   private readonly rate: number
   private tokens: number
@@ -38,18 +40,12 @@ export class RateLimiter {
     this.tokens -= bytes
     if (this.tokens < 0) {
       const ms = (-this.tokens / this.rate) * 1000
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => {
-          clearTimeout(timer)
-          this.tokens += bytes // the bytes were never sent
-          reject(signal!.reason)
-        }
-        const timer = setTimeout(() => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve()
-        }, ms)
-        signal?.addEventListener('abort', onAbort, { once: true })
-      })
+      try {
+        await sleep(ms, signal)
+      } catch (err) {
+        this.tokens += bytes // the bytes were never sent
+        throw err
+      }
       this.refill()
     }
   }
