@@ -6,7 +6,7 @@
  */
 import { z } from 'zod'
 import { InvalidArgumentError } from '../errors.ts'
-import { DEFAULT_BLOCK_SIZE, type CodecName, type FileKind } from '../format/types.ts'
+import { type CodecName, DEFAULT_BLOCK_SIZE, type FileKind } from '../format/types.ts'
 
 export type UseCase = 'build' | 'pause'
 export const USE_CASES: readonly UseCase[] = ['build', 'pause']
@@ -15,13 +15,17 @@ const MiB = 1024 * 1024
 /** GCS compose and S3-style multipart both want parts ≥ 5 MiB (except the last) and ≤ 10,000 parts. */
 export const MIN_PART_SIZE = 5 * MiB
 export const MAX_PART_SIZE = 5 * 1024 * MiB
-export const MAX_FRAME_SIZE = 64 * MiB
+/**
+ * Largest frame this tool writes (and so the largest a peer serves or asks for): far above the 2 MiB
+ * default, far below the format's own limit (MAX_FRAME_SIZE in src/format/codec-common.ts).
+ */
+export const MAX_WRITTEN_FRAME_SIZE = 64 * MiB
 
 export const compressionSettingsSchema = z
   .object({
     codec: z.enum(['none', 'zstd', 'lz4']),
     level: z.number().int().min(1).max(19),
-    frameSize: z.number().int().positive().max(MAX_FRAME_SIZE),
+    frameSize: z.number().int().positive().max(MAX_WRITTEN_FRAME_SIZE),
     workers: z.number().int().min(1).max(64),
     partSize: z.number().int().min(MIN_PART_SIZE).max(MAX_PART_SIZE),
     uploadConcurrency: z.number().int().min(1).max(64),

@@ -10,6 +10,24 @@ const MiB = 1024 * 1024
 /** Compressed frames are ~4x smaller (DESIGN §10): 5 GiB holds about what the 20 GiB chunk cache does. */
 const FRAME_STORE_BYTES = 5 * 1024 * MiB
 
+/**
+ * The peer layer's defaults: the one definition, used by this schema and by the p2p client, server
+ * and announcer when a caller (a test, a tool) passes no value of its own.
+ */
+export const PEER_DEFAULTS = {
+  /** Whole-request deadline of a peer request (client) and of serving one (server). */
+  requestTimeoutMs: 10_000,
+  /** No bytes for this long on a peer stream means the peer is stalled: move on. */
+  stallTimeoutMs: 2_000,
+  /** A source silent this long gets the next one started beside it (frames and headers). */
+  hedgeAfterMs: 250,
+  /** Requests served at once across all peers; one more is answered BUSY, never queued. */
+  maxConcurrentServe: 64,
+  /** Announcements are pushed this often; an entry lives announceTtlMs unless refreshed. */
+  announceIntervalMs: 5_000,
+  announceTtlMs: 20_000,
+} as const
+
 export const configSchema = z
   .object({
     /** Object storage URL: file:///path, gs://bucket[/prefix] or s3://bucket[/prefix]. */
@@ -62,15 +80,15 @@ export const configSchema = z
       .default({ maxBytes: 20 * 1024 * MiB, frames: { maxBytes: FRAME_STORE_BYTES } }),
     peers: z
       .object({
-        requestTimeoutMs: z.number().int().positive().default(10_000),
-        stallTimeoutMs: z.number().int().positive().default(2_000),
-        hedgeAfterMs: z.number().int().positive().default(250),
-        maxConcurrentServe: z.number().int().positive().default(64),
-        announceIntervalMs: z.number().int().positive().default(5_000),
-        announceTtlMs: z.number().int().positive().default(20_000),
+        requestTimeoutMs: z.number().int().positive().default(PEER_DEFAULTS.requestTimeoutMs),
+        stallTimeoutMs: z.number().int().positive().default(PEER_DEFAULTS.stallTimeoutMs),
+        hedgeAfterMs: z.number().int().positive().default(PEER_DEFAULTS.hedgeAfterMs),
+        maxConcurrentServe: z.number().int().positive().default(PEER_DEFAULTS.maxConcurrentServe),
+        announceIntervalMs: z.number().int().positive().default(PEER_DEFAULTS.announceIntervalMs),
+        announceTtlMs: z.number().int().positive().default(PEER_DEFAULTS.announceTtlMs),
       })
       .strict()
-      .default({ requestTimeoutMs: 10_000, stallTimeoutMs: 2_000, hedgeAfterMs: 250, maxConcurrentServe: 64, announceIntervalMs: 5_000, announceTtlMs: 20_000 }),
+      .default({ ...PEER_DEFAULTS }),
     /** The HTTP API's read answers (src/api/response-budget.ts, src/api/range-response.ts). */
     http: z
       .object({

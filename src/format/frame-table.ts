@@ -7,12 +7,11 @@
  * readers used them). Lookups are binary searches (§9: quadratic frame scans on mapping splits).
  */
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.ts'
+import { MAX_FRAME_SIZE } from './codec-common.ts'
 import type { CodecName, Frame } from './types.ts'
 
 /** At most 2^20 frames per table (2 TiB of 2 MiB frames), e2b's cap too. */
 export const MAX_FRAMES_PER_TABLE = 1_048_576
-/** V4 stores sizeU/sizeC as i32. */
-const MAX_FRAME_BYTES = 0x7fff_ffff
 
 export interface ByteRange {
   readonly start: number
@@ -148,7 +147,7 @@ export class FrameTable {
     for (let i = 0; i < n; i++) {
       const f = this.frames[i]
       if (!isSize(f.sizeU) || !isSize(f.sizeC)) {
-        throw new Err(`${context}: frame ${i} of ${n}: expected sizes in [1, ${MAX_FRAME_BYTES}], found sizeU ${f.sizeU}, sizeC ${f.sizeC}`)
+        throw new Err(`${context}: frame ${i} of ${n}: expected sizes in [1, ${MAX_FRAME_SIZE}], found sizeU ${f.sizeU}, sizeC ${f.sizeC}`)
       }
       if (!isOffset(f.startU) || !isOffset(f.startC) || f.startU < endU || f.startC < endC) {
         throw new Err(`${context}: frame ${i} of ${n}: expected startU >= ${endU} and startC >= ${endC}, found ${f.startU} and ${f.startC}`)
@@ -174,7 +173,7 @@ export class FrameTable {
 }
 
 function isSize(v: number): boolean {
-  return Number.isInteger(v) && v > 0 && v <= MAX_FRAME_BYTES
+  return Number.isInteger(v) && v > 0 && v <= MAX_FRAME_SIZE
 }
 
 function isOffset(v: number): boolean {

@@ -247,7 +247,7 @@ async function wirePeer(w: Wiring, provider: LocalBuildProvider): Promise<Snapsw
     registry: w.registry,
     logger: w.logger,
     provider,
-    server: { maxServing: config.peers.maxConcurrentServe },
+    server: { maxServing: config.peers.maxConcurrentServe, timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
     client: { timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
     announce: { intervalMs: config.peers.announceIntervalMs, ttlMs: config.peers.announceTtlMs },
   })

@@ -11,6 +11,8 @@ export const PROTOCOL_FRAMES = '/snapswarm/frames/1.0.0'
 export const PROTOCOL_BLOB = '/snapswarm/blob/1.0.0'
 export const PROTOCOL_ANNOUNCE = '/snapswarm/announce/1.0.0'
 
+import { MAX_WRITTEN_FRAME_SIZE } from '../config/compression.ts'
+
 const KiB = 1024
 const MiB = 1024 * KiB
 
@@ -20,8 +22,8 @@ export const MAX_REQUEST_BYTES = 64 * KiB
 export const MAX_HEADER_BYTES = 64 * MiB
 /** The header response wraps the header bytes in a few bytes of protobuf (status, tag, length, pending). */
 export const MAX_HEADER_RESPONSE_BYTES = MAX_HEADER_BYTES + 64
-/** A frame holds 2 MiB uncompressed by default; 64 MiB leaves room for large frame sizes, never more. */
-export const MAX_FRAME_BYTES = 64 * MiB
+/** A peer never sends or takes a frame larger than a node writes (the configurable frame size's bound). */
+export const MAX_FRAME_BYTES = MAX_WRITTEN_FRAME_SIZE
 /** Frames per batch: bounds the lengths list and the bytes one request can make a server send. */
 export const MAX_BATCH_FRAMES = 64
 /** A batch's total bytes: 64 frames of 2 MiB; a client sets its own limit below this if it wants. */
@@ -43,18 +45,9 @@ export const MAX_ANNOUNCE_ENTRIES = 16_384
 /** A varint of a length ≤ 2^35 fits in 5 bytes; a longer prefix is garbage, refused without reading on. */
 export const MAX_VARINT_BYTES = 5
 
-/** No bytes for this long on a peer request means the peer is stalled: give up and try the next source. */
-export const DEFAULT_STALL_MS = 2_000
-/** Whole-request deadline when the caller passes no signal (STYLE: a default timeout on every call). */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 /** Granularity of the shared stall watchdog: one timer for all requests (undici), ≤ 25 % of a stall. */
 export const WATCHDOG_TICK_MS = 250
 
-/**
- * Concurrent requests served per node, across all peers and protocols; one more is answered BUSY
- * instead of queued (DESIGN §8). 64 matches the "64 concurrent frame requests" bar between two nodes.
- */
-export const DEFAULT_MAX_SERVING = 64
 /**
  * Per-connection stream limits for our protocols. libp2p's defaults (32 in / 64 out) RESET streams
  * beyond them; ours sit above the serving limit so overload is answered BUSY, as data.
@@ -62,9 +55,7 @@ export const DEFAULT_MAX_SERVING = 64
 export const MAX_INBOUND_STREAMS = 256
 export const MAX_OUTBOUND_STREAMS = 256
 
-/** Announcements are pushed this often; entries live ANNOUNCE_TTL_MS unless refreshed (3 missed pushes). */
-export const DEFAULT_ANNOUNCE_INTERVAL_MS = 10_000
-export const DEFAULT_ANNOUNCE_TTL_MS = 30_000
+/* Timeouts, stall limit, serving limit and announce interval/TTL defaults: PEER_DEFAULTS in src/config/schema.ts. */
 /** A peer cannot pin its entries in our directory for longer than this, whatever ttl it sends. */
 export const MAX_ANNOUNCE_TTL_MS = 5 * 60_000
 /** Changes are pushed after this pause, so a burst of local changes goes out as one push. */

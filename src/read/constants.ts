@@ -15,9 +15,6 @@ export const SHARED_MAX_PENDING_WRITES = 16
 /** Deadline for one source attempt: a stalled source falls back to the next one (DESIGN §8). */
 export const SOURCE_TIMEOUT_MS = 30_000
 
-/** A source (peer) silent this long gets the next source started beside it (issue 5: hedged requests). */
-export const HEDGE_AFTER_MS = 250
-
 /** Deadline for a whole shared fetch (all sources): every fetch ends, so no waiter hangs (DESIGN §7). */
 export const FETCH_TIMEOUT_MS = 120_000
 

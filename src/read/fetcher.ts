@@ -15,14 +15,16 @@
  * A source that declares `retryAfterPenalty` (the peer source: it excludes the peer it was penalised
  * for) is asked once more after a verification failure before the chain moves on.
  */
+
+import { PEER_DEFAULTS } from '../config/schema.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { raceAbort, withDeadline } from '../util/abort.ts'
-import { CoarseTimer, type CoarseTimeout } from '../util/coarse-timer.ts'
-import { HEDGE_AFTER_MS, SOURCE_TIMEOUT_MS } from './constants.ts'
+import { type CoarseTimeout, CoarseTimer } from '../util/coarse-timer.ts'
+import { SOURCE_TIMEOUT_MS } from './constants.ts'
 import { FrameUnavailableError } from './errors.ts'
 import { ReadMetrics } from './metrics.ts'
-import type { SharedCacheSource } from './sources/shared-cache.ts'
 import type { FrameRef, FrameSource } from './source.ts'
+import type { SharedCacheSource } from './sources/shared-cache.ts'
 import { type DigestCheck, describeRef, verifyFrame } from './verify.ts'
 
 /**
@@ -89,7 +91,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     this.metrics = opts.metrics ?? new ReadMetrics()
     this.log = (opts.logger ?? silentLogger).child({ component: 'fetcher' })
     this.timeoutMs = opts.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS
-    this.hedgeAfterMs = opts.hedgeAfterMs ?? HEDGE_AFTER_MS
+    this.hedgeAfterMs = opts.hedgeAfterMs ?? PEER_DEFAULTS.hedgeAfterMs
     // A tenth of the delay: a hedge starts at most 10% late, and one tick serves every request in flight.
     this.hedgeTimer = new CoarseTimer(Number.isFinite(this.hedgeAfterMs) ? Math.min(50, Math.max(1, this.hedgeAfterMs / 10)) : 50)
   }

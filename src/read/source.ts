@@ -46,8 +46,6 @@ export interface FrameSource {
   fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null>
 }
 
-export { SharedCacheSource, type SharedCacheOptions } from './sources/shared-cache.ts'
-
 /** Object storage (GCS or a directory): one ranged read per frame, at its compressed offset. */
 export class StorageSource implements FrameSource {
   readonly name = 'storage'

@@ -13,20 +13,21 @@
  * build does not have is "not found" at once too: its origin says the build is uploaded and storage
  * holds the build's other header but not this one, or its own origin holds it pending without it.
  */
+
+import type { BuildStatusBoard } from '../cluster/build-status.ts'
 import { PEER_DEFAULTS } from '../config/schema.ts'
 import { SnapswarmError } from '../errors.ts'
 import { decodeHeader, type Header } from '../format/header.ts'
-import { type BuildId, type FileKind, FILE_KINDS } from '../format/types.ts'
-import type { Logger } from '../obs/log.ts'
-import type { SnapswarmPeer } from '../p2p/index.ts'
 import { headerObjectName } from '../format/layout.ts'
-import { loadStoredHeader } from '../storage/stored-header.ts'
-import { NotFoundError, type ObjectStore } from '../storage/store.ts'
-import type { BuildStatusBoard } from '../cluster/build-status.ts'
+import { type BuildId, FILE_KINDS, type FileKind } from '../format/types.ts'
+import type { Logger } from '../obs/log.ts'
 import type { LocalBuilds } from '../origin/local-builds.ts'
-import { BuildUnavailableError, UploadFailedError } from './resumed-file.ts'
+import type { SnapswarmPeer } from '../p2p/index.ts'
+import { NotFoundError, type ObjectStore } from '../storage/store.ts'
+import { loadStoredHeader } from '../storage/stored-header.ts'
 import { sleep } from '../util/abort.ts'
 import { type CoarseTimeout, CoarseTimer } from '../util/coarse-timer.ts'
+import { BuildUnavailableError, UploadFailedError } from './resumed-file.ts'
 
 export interface HeaderResolverDeps {
   readonly store: ObjectStore
@@ -79,7 +80,7 @@ export class HeaderResolver {
 
   constructor(deps: HeaderResolverDeps) {
     this.deps = deps
-    this.hedgeTimer = new CoarseTimer(Math.min(50, Math.max(1, (deps.hedgeMs ?? HEADER_HEDGE_MS) / 10)))
+    this.hedgeTimer = new CoarseTimer(Math.min(50, Math.max(1, (deps.hedgeMs ?? PEER_DEFAULTS.hedgeAfterMs) / 10)))
   }
 
   /**
