@@ -19,7 +19,8 @@
 import { PEER_DEFAULTS } from '../config/schema.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { raceAbort, withDeadline } from '../util/abort.ts'
-import { type CoarseTimeout, CoarseTimer } from '../util/coarse-timer.ts'
+import { CoarseTimer } from '../util/coarse-timer.ts'
+import { hedgedRace } from '../util/hedge.ts'
 import { SOURCE_TIMEOUT_MS } from './constants.ts'
 import { FrameUnavailableError } from './errors.ts'
 import { ReadMetrics } from './metrics.ts'
@@ -64,15 +65,6 @@ export interface FetcherOptions {
 }
 
 type Attempt = { plain: Uint8Array; stored: Uint8Array; ms: number } | { why: string; corrupt?: boolean; cancelled?: boolean }
-
-/** One attempt of one source for one frame: aborted through `ctl` when another attempt wins. */
-interface Run {
-  readonly index: number
-  readonly ctl: AbortController
-  readonly hedge: boolean
-  readonly retry: boolean
-  timer: CoarseTimeout | undefined
-}
 
 export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
   private peers: FrameSource | undefined
@@ -122,70 +114,29 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     return done
   }
 
-  private fetchChain(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
-    if (signal.aborted) return Promise.reject(signal.reason)
+  private async fetchChain(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
     const chain = this.chain()
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const why: string[] = []
-      const running = new Set<Run>()
-      let next = 0 // the first source of the chain not started yet
-      let over = false
-
-      const finish = (err: unknown, plain?: Uint8Array): void => {
-        if (over) return
-        over = true
-        signal.removeEventListener('abort', onAbort)
-        for (const r of running) {
-          r.timer?.cancel()
-          r.ctl.abort(new Error('superseded: the frame was fetched or the fetch was abandoned'))
-        }
-        running.clear()
-        if (plain) resolve(plain)
-        else reject(err)
-      }
-      const onAbort = (): void => finish(signal.reason)
-      signal.addEventListener('abort', onAbort, { once: true })
-
-      const start = (index: number, hedge: boolean, retry = false): void => {
-        const source = chain[index]
-        const run: Run = { index, ctl: new AbortController(), hedge, retry, timer: undefined }
-        running.add(run)
-        if (hedge) this.metrics.hedgesStarted.inc({ source: source.name })
-        if (index + 1 < chain.length && Number.isFinite(this.hedgeAfterMs)) {
-          run.timer = this.hedgeTimer.after(this.hedgeAfterMs, () => {
-            run.timer = undefined
-            // Only the frontier hedges: a later source already running covers this one.
-            if (!over && running.has(run) && next === index + 1) start(next++, true)
-          })
-        }
-        this.attempt(source, ref, run.ctl.signal).then(
-          (result) => {
-            run.timer?.cancel()
-            running.delete(run)
-            if (over) return // a late answer after another won: ignored
-            if ('plain' in result) {
-              this.won(source, ref, result, hedge)
-              finish(undefined, result.plain)
-              return
-            }
-            if (result.cancelled) return
-            why.push(`${source.name}: ${result.why}`)
-            if (result.corrupt && source.retryAfterPenalty && !retry) {
-              this.metrics.penaltyRetries.inc({ source: source.name })
-              start(index, false, true)
-              return
-            }
-            // Move on if this was the frontier (nothing later running), or if nothing runs at all.
-            if (next === index + 1 || running.size === 0) {
-              if (next < chain.length) start(next++, false)
-              else if (running.size === 0) finish(new FrameUnavailableError(describeRef(ref), why))
-            }
-          },
-          (err: unknown) => finish(err), // attempt() turns every source outcome into a result: a bug
-        )
-      }
-      start(next++, false)
+    const why: string[] = []
+    const winner = await hedgedRace<{ plain: Uint8Array; stored: Uint8Array; ms: number }>({
+      count: chain.length,
+      hedgeMs: this.hedgeAfterMs,
+      timer: this.hedgeTimer,
+      signal,
+      supersede: () => new Error('superseded: the frame was fetched or the fetch was abandoned'),
+      attempt: async (run) => {
+        const source = chain[run.index]
+        if (run.hedge) this.metrics.hedgesStarted.inc({ source: source.name })
+        if (run.retry) this.metrics.penaltyRetries.inc({ source: source.name })
+        const result = await this.attempt(source, ref, run.signal)
+        if ('plain' in result) return { won: result }
+        if (result.cancelled) return { cancelled: true }
+        why.push(`${source.name}: ${result.why}`)
+        return { miss: true, retry: result.corrupt === true && source.retryAfterPenalty === true }
+      },
     })
+    if (!winner) throw new FrameUnavailableError(describeRef(ref), why)
+    this.won(chain[winner.run.index], ref, winner.value, winner.run.hedge)
+    return winner.value.plain
   }
 
   private won(source: FrameSource, ref: FrameRef, result: { plain: Uint8Array; stored: Uint8Array; ms: number }, hedge: boolean): void {

@@ -26,7 +26,8 @@ import type { SnapswarmPeer } from '../p2p/index.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 import { loadStoredHeader } from '../storage/stored-header.ts'
 import { sleep } from '../util/abort.ts'
-import { type CoarseTimeout, CoarseTimer } from '../util/coarse-timer.ts'
+import { CoarseTimer } from '../util/coarse-timer.ts'
+import { hedgedRace } from '../util/hedge.ts'
 import { BuildUnavailableError, UploadFailedError } from './resumed-file.ts'
 
 export interface HeaderResolverDeps {
@@ -227,57 +228,35 @@ export class HeaderResolver {
   }
 
   /**
-   * Hedged: the first candidate is asked at once, the next one `hedgeMs` later or as soon as an earlier
-   * one fails, whichever comes first, so a silent peer costs `hedgeMs` instead of a stall timeout and
-   * a cluster is not asked all at once. The first decisive answer wins (a header, USE_STORAGE or
-   * UPLOAD_FAILED, whoever answers first) and the others are aborted; null when no candidate gave one
-   * (each one's reason is in `tried`).
+   * Hedged (util/hedge.ts): the first candidate is asked at once, the next one `hedgeMs` later or as
+   * soon as the newest one fails, whichever comes first, so a silent peer costs `hedgeMs` instead of a
+   * stall timeout and a cluster is not asked all at once. The first decisive answer wins (a header,
+   * USE_STORAGE or UPLOAD_FAILED, whoever answers first) and the others are aborted; null when no
+   * candidate gave one (each one's reason is in `tried`).
    */
-  private race(
+  private async race(
     candidates: readonly string[],
     ask: (peer: string, signal: AbortSignal) => Promise<PeerVerdict>,
     tried: string[],
     signal?: AbortSignal,
     misses: Miss[] = [],
   ): Promise<Decisive | null> {
-    const losers = new AbortController()
-    const all = signal ? AbortSignal.any([signal, losers.signal]) : losers.signal
-    const hedgeMs = this.deps.hedgeMs ?? PEER_DEFAULTS.hedgeAfterMs
-    return new Promise((resolve) => {
-      let next = 0
-      let running = 0
-      let done = false
-      let timer: CoarseTimeout | undefined
-      const finish = (won: Decisive | null) => {
-        if (done) return
-        done = true
-        timer?.cancel()
-        losers.abort(new BuildUnavailableError('another peer answered first'))
-        resolve(won)
-      }
-      const launch = () => {
-        timer?.cancel()
-        if (done) return
-        if (next >= candidates.length || all.aborted) {
-          if (running === 0) finish(null)
-          return
-        }
-        const p = candidates[next++]
-        running++
-        ask(p, all)
-          .catch((err: unknown): PeerVerdict => ({ status: 'MISS', why: (err as Error).message }))
-          .then((v) => {
-            running--
-            if (v.status === 'MISS') {
-              tried.push(`${p.slice(-8)}: ${v.why}`)
-              misses.push(v)
-              launch()
-            } else finish(v)
-          })
-        if (next < candidates.length) timer = this.hedgeTimer.after(hedgeMs, launch)
-      }
-      launch()
+    const won = await hedgedRace<Decisive>({
+      count: candidates.length,
+      hedgeMs: this.deps.hedgeMs ?? PEER_DEFAULTS.hedgeAfterMs,
+      timer: this.hedgeTimer,
+      signal,
+      supersede: () => new BuildUnavailableError('another peer answered first'),
+      attempt: async (run) => {
+        const p = candidates[run.index]
+        const v = await ask(p, run.signal).catch((err: unknown): PeerVerdict => ({ status: 'MISS', why: (err as Error).message }))
+        if (v.status !== 'MISS') return { won: v }
+        tried.push(`${p.slice(-8)}: ${v.why}`)
+        misses.push(v)
+        return { miss: true }
+      },
     })
+    return won?.value ?? null
   }
 
   /** One peer's answer, validated: a peer's header is only ever a pending one for the build asked. */
