@@ -9,9 +9,7 @@
  * and on the holders that serve its frames. What is forgotten the cluster tells again when asked (a
  * peer answers UPLOAD_FAILED or USE_STORAGE; a finished build's header is in storage).
  */
-import type { BuildId } from '../format/types.ts'
-
-export type RemoteBuildState = 'pending' | 'uploaded' | 'failed'
+import type { BuildId, BuildState, UploadState } from '../format/types.ts'
 
 export interface BuildStatusOptions {
   /** An entry not read or updated for this long is forgotten unless the build is watched (default BUILD_STATUS_TTL_MS). */
@@ -19,7 +17,7 @@ export interface BuildStatusOptions {
   /** Unwatched entries kept at most (default MAX_BUILD_STATUSES). */
   readonly maxBuilds?: number
   /** Told of every state change, whatever its source (the frame store drops builds that failed). */
-  readonly onState?: (id: BuildId, state: RemoteBuildState) => void
+  readonly onState?: (id: BuildId, state: UploadState) => void
 }
 
 /** Far beyond the announcement TTL and the switchover poll: nobody still waits on a build this idle. */
@@ -30,13 +28,17 @@ export const MAX_BUILD_STATUSES = 16_384
 const MAX_SWEEP_INTERVAL_MS = 10_000
 
 interface Entry {
-  state?: RemoteBuildState
+  state?: UploadState
   /** Peers known to hold the build without (yet) announcing it: the one that served us its pending header. */
   holders?: Set<string>
   touched: number
 }
 
-type Listener = (state: RemoteBuildState) => void
+type Listener = (state: UploadState) => void
+
+function isUploadState(s: BuildState): s is UploadState {
+  return s === 'pending' || s === 'uploaded' || s === 'failed'
+}
 
 export class BuildStatusBoard {
   /** Least recently used first (every use moves an entry to the end). */
@@ -65,12 +67,17 @@ export class BuildStatusBoard {
     return [...(this.use(id)?.holders ?? [])]
   }
 
-  get(id: BuildId): RemoteBuildState | undefined {
+  get(id: BuildId): UploadState | undefined {
     return this.use(id)?.state
   }
 
-  /** Record a state; terminal states (uploaded, failed) are never downgraded to pending. */
-  set(id: BuildId, state: RemoteBuildState): void {
+  /**
+   * Record a state, told by anyone (the origin, an announcement, a peer's answer): the one place a
+   * build state becomes a board entry. `framing` and `cached` say nothing about the upload and are
+   * ignored; terminal states (uploaded, failed) are never downgraded to pending.
+   */
+  set(id: BuildId, state: BuildState): void {
+    if (!isUploadState(state)) return
     const e = this.use(id, true)!
     const prev = e.state
     if (prev === state || (prev !== undefined && prev !== 'pending' && state === 'pending')) return

@@ -20,6 +20,20 @@ export function storageName(kind: FileKind): string {
 }
 
 export type CodecName = 'none' | 'zstd' | 'lz4'
+
+/**
+ * The one type for a build's state, whoever tells it: its origin (`framing` → `pending` → `uploaded`
+ * or `failed`), an announcement (`pending`, `uploaded`, `failed`, or `cached`: a node that read the
+ * build serves its frames), or a peer's answer (USE_STORAGE means uploaded, UPLOAD_FAILED failed).
+ * It lives here, low, because the origin, the wire and the cluster's status board all use it.
+ */
+export type BuildState = 'framing' | 'pending' | 'uploaded' | 'cached' | 'failed'
+/** The states an origin records for its own build (never `cached`). */
+export type OriginBuildState = Exclude<BuildState, 'cached'>
+/** The states a node announces (never `framing`: nothing can be served yet). */
+export type AnnouncedState = Exclude<BuildState, 'framing'>
+/** The states that say where the upload stands (the status board keeps only these). */
+export type UploadState = Extract<BuildState, 'pending' | 'uploaded' | 'failed'>
 /** Codec ids as stored in V4 frame tables. */
 export const CODEC_IDS: Record<CodecName, number> = { none: 0, zstd: 1, lz4: 2 }
 

@@ -292,9 +292,7 @@ function wirePrefetch(w: Wiring, fetcher: FrameFetcher, traces: TraceStore): Pre
 /** What peers announce of builds goes on the status board. */
 function followAnnouncements(peer: SnapswarmPeer, board: BuildStatusBoard): void {
   peer.directory.subscribe((change) => {
-    if (change.current === 'uploaded') board.set(change.buildId, 'uploaded')
-    else if (change.current === 'pending') board.set(change.buildId, 'pending')
-    else if (change.current === 'failed') board.set(change.buildId, 'failed')
+    if (change.current) board.set(change.buildId, change.current)
   })
 }
 
@@ -350,7 +348,7 @@ function announceLocalBuild(deps: { board: BuildStatusBoard; peer: SnapswarmPeer
   return (b) => {
     if (b.state === 'uploaded' || b.state === 'failed') nbd.buildFinished(b.id)
     // Readers on this node follow its own builds too (proactive switchover, failure at once).
-    if (b.state === 'pending' || b.state === 'uploaded' || b.state === 'failed') board.set(b.id, b.state)
+    board.set(b.id, b.state)
     const size = (k: FileKind) => b.files.get(k)?.header.size ?? 0
     // A failed upload is announced too (not withdrawn): readers elsewhere learn at once that the
     // build will never be in storage. The entry goes when the local copy is evicted.

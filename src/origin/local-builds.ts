@@ -17,11 +17,11 @@ import { join } from 'node:path'
 import { SnapswarmError } from '../errors.ts'
 import type { ByteRange } from '../format/frame-table.ts'
 import type { BuildInfo, Header } from '../format/header.ts'
-import type { BuildId, CodecName, FileKind } from '../format/types.ts'
+import type { BuildId, CodecName, FileKind, OriginBuildState } from '../format/types.ts'
 import { isBuildId } from '../format/uuid.ts'
 import type { FileIdentity } from '../util/regular-file.ts'
 
-export type BuildState = 'framing' | 'pending' | 'uploaded' | 'failed'
+export type BuildState = OriginBuildState
 const STATES: readonly BuildState[] = ['framing', 'pending', 'uploaded', 'failed']
 
 export interface LocalFile {

@@ -6,8 +6,9 @@
  * The generated module is plain JS + .d.ts because Node's type stripping cannot run protons' enums and
  * namespaces (see the `protos` npm script).
  */
-import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
+
 import { Announce, BuildState, FrameCodec, FramesResponse, GetFrames, Kind, Status } from '../../../protocols/snapswarm.js'
+import type { AnnouncedState, BuildId, CodecName, FileKind } from '../../format/types.ts'
 import { MAX_ANNOUNCE_ENTRIES, MAX_BATCH_FRAMES, MAX_FRAME_BYTES } from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
 
@@ -20,7 +21,7 @@ export type NotOk = Exclude<PeerStatus, 'OK'>
  * or it originated it and the upload failed (`failed`: the build will never be in storage; readers
  * give up at once instead of waiting for a switchover that cannot come).
  */
-export type AnnouncedState = 'pending' | 'uploaded' | 'cached' | 'failed'
+export type { AnnouncedState } from '../../format/types.ts'
 
 export interface BuildAnnouncement {
   buildId: BuildId
