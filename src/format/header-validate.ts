@@ -7,7 +7,7 @@
  */
 import { InvalidArgumentError, LimitError } from '../errors.ts'
 import { type ByteRange, FrameTable, MAX_FRAMES_PER_TABLE } from './frame-table.ts'
-import type { Header } from './header.ts'
+import type { Header } from './header-types.ts'
 import { type BuildId, type Mapping, NIL_BUILD_ID } from './types.ts'
 import { isBuildId } from './uuid.ts'
 import { RawDigests } from './raw-digests.ts'

@@ -26,46 +26,14 @@ import { alignUp, readV5Mappings, v5MappingsBytes, writeV5Mappings } from './hea
 import { DIGEST_ENTRY_BYTES, RAW_DIGESTS_MAGIC, RAW_DIGESTS_VERSION, RawDigests, SHA256_BYTES } from './raw-digests.ts'
 import { type BuildId, CODEC_IDS, type CodecName, type Frame, type Mapping } from './types.ts'
 import { compareBuildIds } from './uuid.ts'
+import type { BuildInfo, Header, HeaderVersion } from './header-types.ts'
 
 export { HEADER_LIMITS } from './header-validate.ts'
-
-/** Per-build file info carried by V4 headers. A raw build has codec `none` and no frames. */
-export interface BuildInfo {
-  readonly buildId: BuildId
-  /** Uncompressed size of the build's data file. */
-  readonly fileSize: number
-  /** SHA-256 of the uncompressed data file; all zeros = unknown. */
-  readonly sha256: Uint8Array
-  readonly frames: FrameTable
-  /**
-   * Raw builds only (codec none): the SHA-256 of each chunk of the data file, so a lazy read verifies
-   * the chunk it fetched. Absent for raw builds written before (V3) or by e2b: those cannot be
-   * verified chunk by chunk.
-   */
-  readonly digests?: RawDigests
-}
-
-/** The version numbers e2b has written: 1 and 2 use the V3 layout (they predate V4). */
-export type HeaderVersion = 1 | 2 | 3 | 4 | 5
+export type { BuildInfo, Header, HeaderVersion } from './header-types.ts'
 
 /** The byte layout of a version: 3 (mappings only), 4 (builds + mapping records) or 5 (builds + columnar mappings). */
 export function headerLayout(version: HeaderVersion): 3 | 4 | 5 {
   return version === 4 || version === 5 ? version : 3
-}
-
-export interface Header {
-  readonly version: HeaderVersion
-  readonly blockSize: number
-  /** Virtual size of the file. */
-  readonly size: number
-  readonly generation: number
-  readonly buildId: BuildId
-  readonly baseBuildId: BuildId
-  /** V4/V5 flag bit 0: served by a peer while the upload runs; never stored. */
-  readonly incomplete: boolean
-  /** V4/V5 only. What a mapped build absent here is, layer-info.ts decides (e2b's rule). */
-  readonly builds: Map<BuildId, BuildInfo>
-  readonly mappings: Mapping[]
 }
 
 const FLAG_INCOMPLETE = 0x01

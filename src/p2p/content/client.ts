@@ -16,7 +16,7 @@ import { PeerProtocolError } from '../errors.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { WireStream } from '../wire/stream.ts'
-import type { BlobResult, FrameRange, FramesRequestOptions, FramesResult, HeaderResult, RequestOptions } from './index.ts'
+import type { BlobResult, FrameRange, FramesRequestOptions, FramesResult, HeaderResult, RequestOptions } from './types.ts'
 
 export interface PeerClientOptions {
   stallMs?: number

@@ -15,7 +15,7 @@ import { PeerProtocolError } from '../errors.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { type RawStream, WireStream } from '../wire/stream.ts'
-import type { FrameRange, PeerContentProvider, PeerStatus } from './index.ts'
+import type { FrameRange, PeerContentProvider, PeerStatus } from './types.ts'
 
 export interface ContentServerOptions {
   /** Concurrent requests served (all peers, all protocols) before answering BUSY. */

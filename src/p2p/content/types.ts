@@ -1,0 +1,67 @@
+/**
+ * The shapes of the content protocols (get a header, the compressed bytes of a batch of frames, a
+ * blob), shared by the client and the server so neither imports the folder's index.
+ */
+import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
+import type { NotOk } from '../wire/messages.ts'
+
+export type { NotOk, PeerStatus } from '../wire/messages.ts'
+
+/** One frame of a data file, by its compressed range (the frame table's `startC`, `sizeC`). */
+export interface FrameRange {
+  startC: number
+  sizeC: number
+}
+
+export type HeaderAnswer = { status: 'OK'; header: Uint8Array; pending: boolean } | { status: NotOk }
+
+/**
+ * A batch the provider agreed to serve. The server asks for frame i+1 while it sends frame i with
+ * backpressure (the read overlaps the wire), so at most two frames of a batch are held at once, never
+ * the whole batch; `frame(i)` must return exactly `ranges[i].sizeC` bytes (the server resets the
+ * stream otherwise). `release` is called after the last `frame` call has settled.
+ */
+export interface FrameBatch {
+  frame(index: number, signal: AbortSignal): Promise<Uint8Array>
+  /** Called once when the batch ends, served or not (release file handles, pins). */
+  release?(): void
+}
+
+export type FramesAnswer = { status: 'OK'; batch: FrameBatch } | { status: NotOk }
+
+export type BlobAnswer = { status: 'OK'; bytes: Uint8Array } | { status: NotOk }
+
+export interface PeerContentProvider {
+  /** `pending` = the upload still runs: the header must carry the incomplete flag (DESIGN §4). */
+  getHeader(buildId: BuildId, kind: FileKind, signal: AbortSignal): Promise<HeaderAnswer>
+  /**
+   * The compressed bytes of `ranges` of the `codec` copy of a data file. A range names a frame only
+   * together with its codec (a raw range can coincide with a zstd frame of another geometry): answer
+   * NOT_AVAILABLE unless the copy held has this codec. `codec` undefined = the client did not say
+   * (a client from before the field existed); match the ranges alone, as before.
+   */
+  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal: AbortSignal): Promise<FramesAnswer>
+  getBlob(buildId: BuildId, name: string, signal: AbortSignal): Promise<BlobAnswer>
+}
+
+/** Per-request options of `PeerClient`; every field has a default (constants.ts). */
+export interface RequestOptions {
+  signal?: AbortSignal
+  /** Whole-request deadline. */
+  timeoutMs?: number
+  /** Fail when the peer sends nothing for this long. */
+  stallMs?: number
+}
+
+export interface FramesRequestOptions extends RequestOptions {
+  /**
+   * Called with each frame as soon as its bytes are in, before the rest of the batch: a reader can
+   * verify and use frame 0 while frames 1..n are on the wire. A frame is only ever handed over whole
+   * (exactly the length announced); a later failure of the batch rejects the call as usual.
+   */
+  onFrame?: (index: number, bytes: Uint8Array) => void
+}
+
+export type HeaderResult = HeaderAnswer
+export type FramesResult = { status: 'OK'; frames: Uint8Array[] } | { status: NotOk }
+export type BlobResult = BlobAnswer
