@@ -67,11 +67,12 @@ test('a build pushed twice to S3: the second push is refused with ERR_BUILD_EXIS
   assert.deepEqual(await s3.raw(bucket), before)
 })
 
-test('a missing bucket, no credentials, no server: one coded error line from the CLI', async () => {
+test('regression: a missing S3 bucket was ERR_STORAGE, now ERR_BUCKET_NOT_FOUND; no credentials, no server: one coded error line from the CLI', async () => {
   const id = '00000000-0000-4000-8000-000000000000'
   const noBucket = await runCli(['read', '--storage', 's3://no-such-bucket-x', id, 'memfile'], { env: s3.env })
-  assert.notEqual(noBucket.code, 0)
-  assert.match(noBucket.stderr, /ERR_STORAGE: .*the bucket does not exist/)
+  // Regression: a missing S3 bucket was ERR_STORAGE; it is ERR_BUCKET_NOT_FOUND (exit 3) as on GCS.
+  assert.equal(noBucket.code, 3, noBucket.stderr)
+  assert.match(noBucket.stderr, /ERR_BUCKET_NOT_FOUND: .*the bucket does not exist/)
   assert.equal(noBucket.stderr.trim().split('\n').length, 1, noBucket.stderr)
   // No key in the environment, no profile files, and no instance metadata service to ask.
   const env: NodeJS.ProcessEnv = { ...s3.env, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', AWS_EC2_METADATA_DISABLED: 'true' }
