@@ -263,9 +263,8 @@ async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBo
   })
   const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger }) : undefined)
   const fetcher = new FrameFetcher({
-    storage: new StorageSource(w.store),
-    shared,
-    peers: peerSource,
+    // Peers (a pending build's origin first), then the shared cache or the frame store, storage last.
+    sources: shared ? [peerSource, shared, new StorageSource(w.store)] : [peerSource, new StorageSource(w.store)],
     hedgeAfterMs: config.peers.hedgeAfterMs,
     metrics,
     logger,

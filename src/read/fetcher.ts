@@ -17,6 +17,7 @@
  */
 
 import { PEER_DEFAULTS } from '../config/schema.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { raceAbort, withDeadline } from '../util/abort.ts'
 import { CoarseTimer } from '../util/coarse-timer.ts'
@@ -25,7 +26,6 @@ import { SOURCE_TIMEOUT_MS } from './constants.ts'
 import { FrameUnavailableError } from './errors.ts'
 import { ReadMetrics } from './metrics.ts'
 import type { FrameRef, FrameSource } from './source.ts'
-import type { SharedCacheSource } from './sources/shared-cache.ts'
 import { type DigestCheck, describeRef, verifyFrame } from './verify.ts'
 
 /**
@@ -49,11 +49,12 @@ export interface DemandLoad {
 export type PenaltyReason = 'corrupt' | 'error'
 
 export interface FetcherOptions {
-  /** Object storage: the last resort. */
-  readonly storage: FrameSource
-  readonly shared?: SharedCacheSource
-  /** The peer slot (the p2p layer); can also be set later with `setPeers`. */
-  readonly peers?: FrameSource
+  /**
+   * Asked in this order (e.g. peers, the shared cache or the node's frame store, object storage last).
+   * A source that keeps verified frames (`offer`) gets those another source produced; one whose bytes
+   * failed verification and that can drop them (`remove`) is told to.
+   */
+  readonly sources: readonly FrameSource[]
   readonly verifyDigest?: DigestCheck
   /** Told about every bad answer so a peer session can drop a failing peer (Helia-style). */
   readonly onPenalty?: (source: FrameSource, ref: FrameRef, reason: PenaltyReason, err: unknown) => void
@@ -67,7 +68,7 @@ export interface FetcherOptions {
 type Attempt = { plain: Uint8Array; stored: Uint8Array; ms: number } | { why: string; corrupt?: boolean; cancelled?: boolean }
 
 export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
-  private peers: FrameSource | undefined
+  private readonly sources: readonly FrameSource[]
   private demand = 0
   private readonly demandEnded = new Set<() => void>()
   private readonly opts: FetcherOptions
@@ -78,18 +79,15 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
   private readonly hedgeTimer: CoarseTimer
 
   constructor(opts: FetcherOptions) {
+    if (opts.sources.length === 0) throw new InvalidArgumentError('a frame fetcher needs at least one source, found none')
     this.opts = opts
-    this.peers = opts.peers
+    this.sources = [...opts.sources]
     this.metrics = opts.metrics ?? new ReadMetrics()
     this.log = (opts.logger ?? silentLogger).child({ component: 'fetcher' })
     this.timeoutMs = opts.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS
     this.hedgeAfterMs = opts.hedgeAfterMs ?? PEER_DEFAULTS.hedgeAfterMs
     // A tenth of the delay: a hedge starts at most 10% late, and one tick serves every request in flight.
     this.hedgeTimer = new CoarseTimer(Number.isFinite(this.hedgeAfterMs) ? Math.min(50, Math.max(1, this.hedgeAfterMs / 10)) : 50)
-  }
-
-  setPeers(peers: FrameSource | undefined): void {
-    this.peers = peers
   }
 
   get demandInFlight(): number {
@@ -115,7 +113,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
   }
 
   private async fetchChain(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array> {
-    const chain = this.chain()
+    const chain = this.sources
     const why: string[] = []
     const winner = await hedgedRace<{ plain: Uint8Array; stored: Uint8Array; ms: number }>({
       count: chain.length,
@@ -144,16 +142,8 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     this.metrics.fetchSeconds.observe({ source: source.name }, result.ms / 1000)
     this.metrics.hits.inc({ source: source.name })
     this.metrics.bytesFetched.inc({ source: source.name }, result.stored.byteLength)
-    // Write-back only from other sources: bytes just read from the shared cache are already there.
-    if (this.opts.shared && source !== this.opts.shared) this.opts.shared.offer(ref, result.stored)
-  }
-
-  private chain(): FrameSource[] {
-    const chain: FrameSource[] = []
-    if (this.peers) chain.push(this.peers)
-    if (this.opts.shared) chain.push(this.opts.shared)
-    chain.push(this.opts.storage)
-    return chain
+    // Write-back only to other sources: bytes just read from a cache are already there.
+    for (const s of this.sources) if (s !== source) s.offer?.(ref, result.stored)
   }
 
   /** One source, verified. `signal` is this attempt's own: aborted = lost to another attempt or abandoned. */
@@ -186,11 +176,8 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     this.metrics.verifyFailures.inc({ source: source.name })
     this.opts.onPenalty?.(source, ref, 'corrupt', err)
     this.log.warn({ err, source: source.name, ref: describeRef(ref) }, 'frame failed verification')
-    const shared = this.opts.shared
     // Awaited, so the write-back of the good copy fetched next cannot race with (and lose to) this delete.
-    if (shared && source === shared) {
-      await shared.remove(ref).catch((e: unknown) => this.log.warn({ err: e }, 'could not remove corrupt shared entry'))
-    }
+    await source.remove?.(ref).catch((e: unknown) => this.log.warn({ err: e, source: source.name }, 'could not remove a corrupt cache entry'))
   }
 }
 

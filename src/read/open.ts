@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FrameTable } from '../format/frame-table.ts'
 import type { BuildInfo, Header } from '../format/header.ts'
-import { dataObjectName, headerObjectName } from '../format/layout.ts'
 import { describeLayer } from '../format/layer-info.ts'
+import { dataObjectName, headerObjectName } from '../format/layout.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import type { ObjectStore } from '../storage/store.ts'
@@ -18,8 +18,8 @@ import { BuildReader, type LayerLookup } from './build-reader.ts'
 import { ChunkCache } from './chunk-cache.ts'
 import { FrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
-import { SharedCacheSource } from './sources/shared-cache.ts'
 import { type FrameSource, StorageSource } from './source.ts'
+import { SharedCacheSource } from './sources/shared-cache.ts'
 
 /** Default local cache limit when the caller names none. */
 const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024 * 1024
@@ -68,7 +68,7 @@ export async function openStoredBuildFile(opts: OpenStoredOptions): Promise<Stor
   const metrics = opts.metrics ?? new ReadMetrics()
   const tmp = opts.cacheDir ? null : await mkdtemp(join(tmpdir(), 'snapswarm-cache-'))
   const shared = opts.sharedDir ? new SharedCacheSource({ dir: opts.sharedDir, metrics, logger: opts.logger }) : undefined
-  const fetcher = new FrameFetcher({ storage: new StorageSource(opts.store), shared, peers: opts.peers, metrics, logger: opts.logger })
+  const fetcher = new FrameFetcher({ sources: [opts.peers, shared, new StorageSource(opts.store)].filter((s) => s !== undefined), metrics, logger: opts.logger })
   const cache = await ChunkCache.open({
     dir: opts.cacheDir ?? tmp!,
     maxBytes: opts.cacheMaxBytes ?? DEFAULT_CACHE_BYTES,

@@ -44,6 +44,10 @@ export interface FrameSource {
   readonly retryAfterPenalty?: boolean
   /** The stored bytes of `ref` (compressed, or raw for codec `none`), unverified; `null` = "not here". */
   fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null>
+  /** A cache: keep these VERIFIED stored bytes another source produced (in the background, never blocking). */
+  offer?(ref: FrameRef, verified: Uint8Array): void
+  /** A cache: drop the entry whose bytes just failed verification, so the next reader refetches it. */
+  remove?(ref: FrameRef): Promise<void>
 }
 
 /** Object storage (GCS or a directory): one ranged read per frame, at its compressed offset. */

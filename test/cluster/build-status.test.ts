@@ -8,18 +8,18 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
 import type { Header } from '../../src/format/header.ts'
+import { dataObjectName } from '../../src/format/layout.ts'
 import { singleLayerHeader } from '../../src/format/mapping.ts'
 import type { BuildId } from '../../src/format/types.ts'
 import { silentLogger } from '../../src/obs/log.ts'
-import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
-import { ResumedFile, UploadFailedError } from '../../src/switchover/resumed-file.ts'
 import { BuildReader } from '../../src/read/build-reader.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
-import { dataObjectName } from '../../src/format/layout.ts'
 import { StorageSource } from '../../src/read/source.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
+import { ResumedFile, UploadFailedError } from '../../src/switchover/resumed-file.ts'
 import { waitFor } from '../p2p/helpers.ts'
 import { frameData, KiB, MiB, newId, sleep, vmData, withTmp } from '../read/helpers.ts'
 
@@ -64,7 +64,7 @@ test('entries nobody uses expire after the TTL; the least recently used go first
 test('a build with an open file keeps its state and holders: failure is reported at once, the switchover still happens', async () => {
   await withTmp(async (dir) => {
     const store = await FsStore.open(join(dir, 'bucket'))
-    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, fetcher: new FrameFetcher({ storage: new StorageSource(store) }) })
+    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, fetcher: new FrameFetcher({ sources: [new StorageSource(store)] }) })
     const board = new BuildStatusBoard({ ttlMs: FILE_TTL })
     const files: ResumedFile[] = []
     try {

@@ -4,25 +4,24 @@
  * what the priority and inheritance tests drive.
  */
 import { join } from 'node:path'
+import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
 import type { Header } from '../../src/format/header.ts'
+import { dataObjectName, traceObjectName } from '../../src/format/layout.ts'
 import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'
 import type { BuildId, FileKind } from '../../src/format/types.ts'
-import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
-import { ResumedFile } from '../../src/switchover/resumed-file.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { createRegistry } from '../../src/obs/metrics.ts'
 import { PrefetchGate } from '../../src/prefetch/gate.ts'
 import { PrefetchService } from '../../src/prefetch/service.ts'
-import { traceObjectName } from '../../src/format/layout.ts'
 import { encodeTrace } from '../../src/prefetch/trace.ts'
 import { TraceStore } from '../../src/prefetch/traces.ts'
 import { BuildReader } from '../../src/read/build-reader.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
-import { dataObjectName } from '../../src/format/layout.ts'
 import { type FrameRef, type FrameSource, StorageSource } from '../../src/read/source.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
+import { ResumedFile } from '../../src/switchover/resumed-file.ts'
 import { frameData, KiB, MiB, newId, vmData } from '../read/helpers.ts'
 
 export const FRAME = 256 * KiB
@@ -101,7 +100,7 @@ export async function setup(dir: string, opts: { traced: number[]; concurrency: 
   const { header, plain } = opts.child ? await storeChild(store, parent, framed.plain, opts.child) : { header: parent, plain: framed.plain }
   const source = new HeldSource(new StorageSource(store))
   const metrics = new ReadMetrics(createRegistry())
-  const fetcher = new FrameFetcher({ storage: source, metrics })
+  const fetcher = new FrameFetcher({ sources: [source], metrics })
   const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, fetcher, metrics })
   const board = new BuildStatusBoard()
   const gate = new PrefetchGate(fetcher, opts.concurrency)

@@ -10,23 +10,23 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open as openFile, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
 import type { Header } from '../../src/format/header.ts'
+import { dataObjectName } from '../../src/format/layout.ts'
 import { singleLayerHeader } from '../../src/format/mapping.ts'
 import type { BuildId, CodecName } from '../../src/format/types.ts'
-import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
-import { ResumedFile } from '../../src/switchover/resumed-file.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
 import { BuildReader } from '../../src/read/build-reader.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
-import { PresenceMap } from '../../src/read/presence.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
-import { FrameStore } from '../../src/read/sources/frame-store.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
-import { dataObjectName } from '../../src/format/layout.ts'
+import { PresenceMap } from '../../src/read/presence.ts'
 import { StorageSource } from '../../src/read/source.ts'
+import { FrameStore } from '../../src/read/sources/frame-store.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
-import { CountingSource, KiB, MiB, frameData, newId, sleep, vmData, withTmp } from './helpers.ts'
+import { ResumedFile } from '../../src/switchover/resumed-file.ts'
+import { CountingSource, frameData, KiB, MiB, newId, sleep, vmData, withTmp } from './helpers.ts'
 
 const SIZE = 1 * MiB
 const FRAME = 256 * KiB
@@ -61,7 +61,7 @@ async function publish(store: FsStore, id: BuildId, plain: Buffer, codec: CodecN
 }
 
 function openCache(f: Fixture): Promise<ChunkCache> {
-  return ChunkCache.open({ dir: join(f.dir, 'cache'), maxBytes: 1024 * MiB, fetcher: new FrameFetcher({ storage: f.storage, metrics: f.metrics }), metrics: f.metrics })
+  return ChunkCache.open({ dir: join(f.dir, 'cache'), maxBytes: 1024 * MiB, fetcher: new FrameFetcher({ sources: [f.storage], metrics: f.metrics }), metrics: f.metrics })
 }
 
 /** Read [offset, offset + length) of the build through a fresh BuildReader over `cache`. */
@@ -285,7 +285,7 @@ test('regression: the frame store serves a frame of the old content to a header 
     for (let i = 0; i < 16; i++) b[300 * KiB + i] ^= 0x5a
     const frames = await FrameStore.open({ mode: 'owned', dir: join(dir, 'frames'), maxBytes: 1 << 30 })
     const storage = new CountingSource(new StorageSource(store))
-    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 1 << 30, fetcher: new FrameFetcher({ storage, shared: frames }) })
+    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 1 << 30, fetcher: new FrameFetcher({ sources: [frames, storage] }) })
     const first = await publish(store, id, a, 'zstd', FRAME)
     assert.ok((await readVia(cache, first.header)).equals(a))
     await frames.idle() // every verified frame is in the frame store now

@@ -6,15 +6,15 @@ import assert from 'node:assert/strict'
 import { open as openFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { dataObjectName } from '../../src/format/layout.ts'
 import { createRegistry } from '../../src/obs/metrics.ts'
 import { ChunkCache } from '../../src/read/chunk-cache.ts'
 import type { FramePlanner } from '../../src/read/chunk-file.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
-import { dataObjectName } from '../../src/format/layout.ts'
 import { type FrameRef, StorageSource } from '../../src/read/source.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
-import { CountingSource, KiB, MemorySource, MiB, type Framed, flipByte, frameData, newId, until, vmData, withTmp } from './helpers.ts'
+import { CountingSource, type Framed, flipByte, frameData, KiB, MemorySource, MiB, newId, until, vmData, withTmp } from './helpers.ts'
 
 interface Setup {
   cache: ChunkCache
@@ -33,7 +33,7 @@ async function setup(dir: string, opts: { size?: number; frameSize?: number; max
   const framed = await frameData('zstd', vmData(opts.size ?? 1 * MiB, 7), opts.frameSize ?? 256 * KiB)
   const storage = new MemorySource('storage')
   storage.put(buildId, 'memfile', framed.stored)
-  const fetcher = new FrameFetcher({ storage, metrics })
+  const fetcher = new FrameFetcher({ sources: [storage], metrics })
   const cache = await ChunkCache.open({ dir, maxBytes: opts.maxBytes ?? 1024 * MiB, fetcher, metrics })
   const plan: FramePlanner = (offset) => {
     const f = framed.table.frameAt(offset)
@@ -57,7 +57,7 @@ test('storm: 64 concurrent readers of blocks inside one cold frame cause exactly
     const storage = new CountingSource(new StorageSource(store), 20) // held so every reader arrives first
     const reg = createRegistry()
     const metrics = new ReadMetrics(reg)
-    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, fetcher: new FrameFetcher({ storage, metrics }), metrics })
+    const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 64 * MiB, fetcher: new FrameFetcher({ sources: [storage], metrics }), metrics })
     const plan: FramePlanner = (offset) => ({ buildId, kind: 'memfile', codec: 'zstd', ...framed.table.frameAt(offset) })
     const lease = await cache.acquire(buildId, 'memfile', KEY)
     const frame = framed.table.frames[1]
@@ -178,7 +178,7 @@ test('eviction: least recently used build files first, never one in use or pinne
     const storage = new MemorySource()
     const builds = await Promise.all([0, 1, 2, 3].map(async (i) => ({ id: newId(), framed: await frameData('lz4', vmData(512 * KiB, i), 256 * KiB) })))
     for (const b of builds) storage.put(b.id, 'memfile', b.framed.stored, 'lz4')
-    const cache = await ChunkCache.open({ dir, maxBytes: 1.5 * MiB, fetcher: new FrameFetcher({ storage, metrics }), metrics })
+    const cache = await ChunkCache.open({ dir, maxBytes: 1.5 * MiB, fetcher: new FrameFetcher({ sources: [storage], metrics }), metrics })
     const planOf = (i: number) => (offset: number): FrameRef => ({ buildId: builds[i].id, kind: 'memfile', codec: 'lz4', ...builds[i].framed.table.frameAt(offset) })
     const fill = async (i: number, keep = false) => {
       const lease = await cache.acquire(builds[i].id, 'memfile', KEY)
@@ -217,7 +217,7 @@ test('a corrupt presence record or an orphan file is discarded at open: refetch,
     await s.cache.close()
     await writeFile(join(fileDir(dir, s.buildId), 'memfile.map'), 'garbage')
     await writeFile(join(fileDir(dir, s.buildId), 'rootfs.ext4.data'), 'no record for me')
-    const reopened = await ChunkCache.open({ dir, maxBytes: 1024 * MiB, fetcher: new FrameFetcher({ storage: s.storage }) })
+    const reopened = await ChunkCache.open({ dir, maxBytes: 1024 * MiB, fetcher: new FrameFetcher({ sources: [s.storage] }) })
     assert.equal(reopened.bytes, 0)
     assert.deepEqual((await readdir(fileDir(dir, s.buildId))).sort(), ['memfile.data'])
     const l2 = await reopened.acquire(s.buildId, 'memfile', KEY)

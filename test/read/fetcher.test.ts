@@ -3,13 +3,13 @@ import assert from 'node:assert/strict'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { test } from 'node:test'
-import { createRegistry } from '../../src/obs/metrics.ts'
 import { sha256Of } from '../../src/format/raw-digests.ts'
+import { createRegistry } from '../../src/obs/metrics.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
-import { SharedCacheSource } from '../../src/read/sources/shared-cache.ts'
 import type { FrameRef, FrameSource } from '../../src/read/source.ts'
-import { KiB, MemorySource, flipByte, frameData, newId, refOf, sleep, until, vmData, withTmp } from './helpers.ts'
+import { SharedCacheSource } from '../../src/read/sources/shared-cache.ts'
+import { flipByte, frameData, KiB, MemorySource, newId, refOf, sleep, until, vmData, withTmp } from './helpers.ts'
 
 const signal = new AbortController().signal
 
@@ -31,7 +31,7 @@ test('a verified frame from storage is returned decoded and written back to the 
   await withTmp(async (dir) => {
     const { framed, storage, ref } = await fixture()
     const shared = new SharedCacheSource({ dir })
-    const fetcher = new FrameFetcher({ storage, shared })
+    const fetcher = new FrameFetcher({ sources: [shared, storage] })
     const plain = await fetcher.fetch(ref, signal)
     assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
     await shared.idle()
@@ -52,8 +52,7 @@ test('a corrupted shared-cache entry is detected, deleted, refetched from storag
     await writeFile(shared.entryPath(ref), flipByte(good))
     const penalties: string[] = []
     const fetcher = new FrameFetcher({
-      storage,
-      shared,
+      sources: [shared, storage],
       metrics: new ReadMetrics(reg),
       onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`),
     })
@@ -73,7 +72,7 @@ test('a wrong-sized shared entry counts as corrupt too', async () => {
     const shared = new SharedCacheSource({ dir })
     await mkdir(dirname(shared.entryPath(ref)), { recursive: true })
     await writeFile(shared.entryPath(ref), Buffer.alloc(ref.sizeC - 1))
-    const fetcher = new FrameFetcher({ storage, shared })
+    const fetcher = new FrameFetcher({ sources: [shared, storage] })
     assert.equal((await fetcher.fetch(ref, signal)).byteLength, ref.sizeU)
     assert.equal(storage.calls, 1)
     await shared.idle() // the good copy's background write-back ends before the directory is removed
@@ -87,7 +86,7 @@ test('a corrupted storage object: clear error, never returned, never written to 
       const { storage, ref } = await fixture(codec)
       storage.tamper = codec === 'none' ? (b) => b.subarray(1) : flipByte
       const shared = new SharedCacheSource({ dir })
-      const fetcher = new FrameFetcher({ storage, shared })
+      const fetcher = new FrameFetcher({ sources: [shared, storage] })
       await assert.rejects(fetcher.fetch(ref, signal), (err: Error & { code?: string }) => {
         assert.equal(err.code, 'ERR_FRAME_UNAVAILABLE')
         assert.match(err.message, /storage: corrupt/)
@@ -102,7 +101,7 @@ test('a corrupted storage object: clear error, never returned, never written to 
 test('a truncated object gives an error naming the sizes, not a hang', async () => {
   const { storage, ref } = await fixture()
   storage.tamper = (b) => b.subarray(0, b.byteLength - 10)
-  const fetcher = new FrameFetcher({ storage })
+  const fetcher = new FrameFetcher({ sources: [storage] })
   await assert.rejects(fetcher.fetch(ref, signal), new RegExp(`expected ${ref.sizeC} stored bytes, found ${ref.sizeC - 10}`))
 })
 
@@ -111,7 +110,7 @@ test('peers first; a bad or failing peer is penalised and the next source used',
   const peer = new MemorySource('peer')
   peer.put(ref.buildId, 'memfile', framed.stored, 'lz4')
   const penalties: string[] = []
-  const fetcher = new FrameFetcher({ storage, peers: peer, onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
+  const fetcher = new FrameFetcher({ sources: [peer, storage], onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
   await fetcher.fetch(ref, signal)
   assert.deepEqual([peer.calls, storage.calls], [1, 0])
   peer.tamper = flipByte
@@ -121,8 +120,7 @@ test('peers first; a bad or failing peer is penalised and the next source used',
   await fetcher.fetch(ref, signal)
   assert.deepEqual(penalties, ['peer:corrupt', 'peer:error'])
   assert.equal(storage.calls, 2)
-  fetcher.setPeers(undefined)
-  await fetcher.fetch(ref, signal)
+  await new FrameFetcher({ sources: [storage] }).fetch(ref, signal)
   assert.equal(peer.calls, 3)
 })
 
@@ -130,7 +128,7 @@ test('a stalled source that ignores its signal falls back after the source deadl
   const { framed, storage, ref } = await fixture()
   const peer = new MemorySource('peer')
   peer.hang = true
-  const fetcher = new FrameFetcher({ storage, peers: peer as FrameSource, sourceTimeoutMs: 50 })
+  const fetcher = new FrameFetcher({ sources: [peer as FrameSource, storage], sourceTimeoutMs: 50 })
   const plain = await fetcher.fetch(ref, signal)
   assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
 })
@@ -139,14 +137,14 @@ test('the caller aborting stops the fetch with its reason', async () => {
   const { storage, ref } = await fixture()
   storage.delayMs = 5_000
   const ac = new AbortController()
-  const p = new FrameFetcher({ storage }).fetch(ref, ac.signal)
+  const p = new FrameFetcher({ sources: [storage] }).fetch(ref, ac.signal)
   ac.abort(new Error('gave up'))
   await assert.rejects(p, /gave up/)
 })
 
 test('an optional digest hook rejects a frame the codec accepts', async () => {
   const { storage, ref } = await fixture()
-  const fetcher = new FrameFetcher({ storage, verifyDigest: () => false })
+  const fetcher = new FrameFetcher({ sources: [storage], verifyDigest: () => false })
   await assert.rejects(fetcher.fetch(ref, signal), /digest mismatch/)
 })
 
@@ -195,7 +193,7 @@ test('hedge: a peer silent past hedgeAfterMs gets storage started beside it; sto
   // The peer never answers: a fetch that waited for it would only end at the source timeout, unhedged.
   const peer = new TimedSource('peer', storage, () => ({ ms: NEVER }))
   const penalties: string[] = []
-  const fetcher = new FrameFetcher({ storage, peers: peer, hedgeAfterMs: 30, sourceTimeoutMs: NEVER, metrics: new ReadMetrics(reg), onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
+  const fetcher = new FrameFetcher({ sources: [peer, storage], hedgeAfterMs: 30, sourceTimeoutMs: NEVER, metrics: new ReadMetrics(reg), onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
   const plain = await fetcher.fetch(ref, signal)
   assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
   assert.equal(peer.aborted, 1, "the loser's signal fired")
@@ -209,7 +207,7 @@ test('hedge: the peer answering first still wins; the hedge is aborted; no hedge
   const { storage, ref } = await fixture()
   const slowStorage = new TimedSource('storage', storage, () => ({ ms: NEVER }))
   const peer = new TimedSource('peer', storage, (n) => ({ ms: n === 0 ? 80 : 0 }))
-  const fetcher = new FrameFetcher({ storage: slowStorage, peers: peer, hedgeAfterMs: 20, metrics: new ReadMetrics(reg) })
+  const fetcher = new FrameFetcher({ sources: [peer, slowStorage], hedgeAfterMs: 20, metrics: new ReadMetrics(reg) })
   await fetcher.fetch(ref, signal)
   assert.deepEqual([peer.calls, slowStorage.calls, slowStorage.aborted], [1, 1, 1])
   assert.deepEqual(await counts(reg, 'storage'), { started: 1, won: 0 })
@@ -225,7 +223,7 @@ test('hedge: the first VERIFIED answer wins: a quick corrupt hedge does not end 
   // The peer ignores its signal: its late answer must be dropped, not verified, counted or penalised.
   const peer = new TimedSource('peer', storage, (n) => ({ ms: n === 0 ? 120 : 300, ignoreSignal: true, tamper: n === 1 }))
   const penalties: string[] = []
-  const fetcher = new FrameFetcher({ storage: badStorage, peers: peer, hedgeAfterMs: 20, metrics: new ReadMetrics(reg), onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
+  const fetcher = new FrameFetcher({ sources: [peer, badStorage], hedgeAfterMs: 20, metrics: new ReadMetrics(reg), onPenalty: (s, _r, why) => penalties.push(`${s.name}:${why}`) })
   const plain = await fetcher.fetch(ref, signal)
   assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
   assert.deepEqual(penalties, ['storage:corrupt'])
@@ -248,7 +246,7 @@ test('hedge: a failing hedge moves on to the source after it while the slow peer
     const shared = new SharedCacheSource({ dir }) // empty: "not here" at once
     // The peer never answers: only the hedges (shared, then storage) can end this fetch.
     const peer = new TimedSource('peer', storage, () => ({ ms: NEVER }))
-    const fetcher = new FrameFetcher({ storage, shared, peers: peer, hedgeAfterMs: 20, sourceTimeoutMs: NEVER, metrics: new ReadMetrics(reg) })
+    const fetcher = new FrameFetcher({ sources: [peer, shared, storage], hedgeAfterMs: 20, sourceTimeoutMs: NEVER, metrics: new ReadMetrics(reg) })
     const plain = await fetcher.fetch(ref, signal)
     assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
     assert.deepEqual(await counts(reg, 'shared'), { started: 1, won: 0 })
@@ -262,14 +260,14 @@ test('hedge: when every source fails the error lists them all; Infinity disables
   const { storage, ref } = await fixture()
   storage.fail = new Error('bucket down')
   const peer = new TimedSource('peer', new MemorySource('empty'), () => ({ ms: 60 }))
-  await assert.rejects(new FrameFetcher({ storage, peers: peer, hedgeAfterMs: 10 }).fetch(ref, signal), (err: Error) => {
+  await assert.rejects(new FrameFetcher({ sources: [peer, storage], hedgeAfterMs: 10 }).fetch(ref, signal), (err: Error) => {
     assert.match(err.message, /storage: bucket down/)
     assert.match(err.message, /peer: not here/)
     return true
   })
   storage.fail = null
   const slow = new TimedSource('peer', storage, () => ({ ms: 60 }))
-  await new FrameFetcher({ storage, peers: slow, hedgeAfterMs: Number.POSITIVE_INFINITY }).fetch(ref, signal)
+  await new FrameFetcher({ sources: [slow, storage], hedgeAfterMs: Number.POSITIVE_INFINITY }).fetch(ref, signal)
   assert.equal(storage.calls, 1, 'only the first, failed round asked storage')
 })
 
@@ -278,7 +276,7 @@ test('the caller aborting during a hedge aborts every attempt with its reason', 
   const peer = new TimedSource('peer', storage, () => ({ ms: NEVER }))
   const slowStorage = new TimedSource('storage', storage, () => ({ ms: NEVER }))
   const ac = new AbortController()
-  const p = new FrameFetcher({ storage: slowStorage, peers: peer, hedgeAfterMs: 10, sourceTimeoutMs: NEVER }).fetch(ref, ac.signal)
+  const p = new FrameFetcher({ sources: [peer, slowStorage], hedgeAfterMs: 10, sourceTimeoutMs: NEVER }).fetch(ref, ac.signal)
   await until(() => slowStorage.calls === 1, 'the hedge to start')
   ac.abort(new Error('reader gone'))
   await assert.rejects(p, /reader gone/)
@@ -292,7 +290,7 @@ test('retryAfterPenalty: a source that declares it is asked once more after a ve
   // First answer corrupt (a bad peer, now penalised), the retry good (another peer): storage never asked.
   const peer = new TimedSource('peer', storage, (n) => ({ ms: 0, tamper: n === 0 }), true)
   const reg = createRegistry()
-  const fetcher = new FrameFetcher({ storage, peers: peer, onPenalty, metrics: new ReadMetrics(reg) })
+  const fetcher = new FrameFetcher({ sources: [peer, storage], onPenalty, metrics: new ReadMetrics(reg) })
   const plain = await fetcher.fetch(ref, signal)
   assert.deepEqual(Buffer.from(plain), framed.plain.subarray(ref.startU, ref.startU + ref.sizeU))
   assert.deepEqual([peer.calls, storage.calls], [2, 0])
@@ -304,11 +302,11 @@ test('retryAfterPenalty: a source that declares it is asked once more after a ve
   assert.deepEqual([peer.calls, storage.calls], [4, 1])
   // A source without the flag is not asked again, and an error (not corruption) is not retried.
   const plainPeer = new TimedSource('peer', storage, () => ({ ms: 0, tamper: true }))
-  await new FrameFetcher({ storage, peers: plainPeer }).fetch(ref, signal)
+  await new FrameFetcher({ sources: [plainPeer, storage] }).fetch(ref, signal)
   assert.equal(plainPeer.calls, 1)
   const failing = new MemorySource('peer')
   Object.assign(failing, { retryAfterPenalty: true, fail: new Error('reset') })
-  await new FrameFetcher({ storage, peers: failing }).fetch(ref, signal)
+  await new FrameFetcher({ sources: [failing, storage] }).fetch(ref, signal)
   assert.equal(failing.calls, 1)
 })
 
@@ -321,7 +319,7 @@ test('regression: a rotten raw chunk without a digest in the shared cache is ser
     const shared = new SharedCacheSource({ dir })
     await mkdir(dirname(shared.entryPath(ref)), { recursive: true })
     await writeFile(shared.entryPath(ref), flipByte(good))
-    const fetcher = new FrameFetcher({ storage, shared })
+    const fetcher = new FrameFetcher({ sources: [shared, storage] })
     assert.ok(Buffer.from(await fetcher.fetch(ref, signal)).equals(good), 'the bytes of the original, not the shared copy')
     assert.equal(storage.calls, 1)
     await shared.idle()
@@ -347,7 +345,7 @@ test('a digested raw chunk off the 4 MiB grid is kept and read back by the share
     const good = framed.plain.subarray(bare.startU, bare.startU + bare.sizeU)
     const ref = { ...bare, digest: sha256Of(good) }
     const shared = new SharedCacheSource({ dir })
-    const fetcher = new FrameFetcher({ storage, shared, metrics: new ReadMetrics(reg) })
+    const fetcher = new FrameFetcher({ sources: [shared, storage], metrics: new ReadMetrics(reg) })
     assert.ok(Buffer.from(await fetcher.fetch(ref, signal)).equals(good))
     await shared.idle()
     assert.ok(Buffer.from(await fetcher.fetch(ref, signal)).equals(good))

@@ -6,8 +6,8 @@ import { test } from 'node:test'
 import type { BuildId } from '../../src/format/types.ts'
 import { createRegistry, type Registry } from '../../src/obs/metrics.ts'
 import { FrameFetcher } from '../../src/read/fetcher.ts'
-import { FrameStore, type StoreChange } from '../../src/read/sources/frame-store.ts'
 import type { FrameRef } from '../../src/read/source.ts'
+import { FrameStore, type StoreChange } from '../../src/read/sources/frame-store.ts'
 import { flipByte, frameData, KiB, MemorySource, newId, refOf, vmData, withTmp } from './helpers.ts'
 
 const signal = new AbortController().signal
@@ -223,7 +223,7 @@ test('a flipped, truncated or deleted frame-store entry is never served to a loc
       const storage = new MemorySource()
       storage.put(id, 'memfile', f.stored)
       const first = await FrameStore.open({ mode: 'owned', dir, maxBytes: 1 << 30 })
-      const fetcher = new FrameFetcher({ storage, shared: first })
+      const fetcher = new FrameFetcher({ sources: [first, storage] })
       for (const r of refs) await fetcher.fetch(r, signal)
       await first.idle()
       await damageEntries(first, refs)
@@ -243,7 +243,7 @@ test('a flipped, truncated or deleted frame-store entry is never served to a loc
         for (const r of refs.slice(0, 3)) await assert.rejects(stat(store.entryPath(r)), { code: 'ENOENT' })
       } else {
         // A local read goes through the fetcher, which verifies the entry, removes a bad one and refetches.
-        const local = new FrameFetcher({ storage, shared: store })
+        const local = new FrameFetcher({ sources: [store, storage] })
         const calls = storage.calls
         for (const r of refs) assert.ok(Buffer.from(await local.fetch(r, signal)).equals(plain(r)))
         assert.equal(storage.calls, calls + 3, 'the three damaged frames came from storage, the whole one from the store')
