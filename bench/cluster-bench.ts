@@ -1,7 +1,7 @@
 /**
  * Cluster figures with real `snapswarm node` processes on 127.0.0.1 and a file:// bucket (suite `cluster`):
  *
- * (a) issue 5: end-to-end rate of a lazy read from a peer, in uncompressed bytes/s: node B reads, over
+ * (a) end-to-end rate of a lazy read from a peer, in uncompressed bytes/s: node B reads, over
  *     its HTTP API, a 256 MiB VM-like memfile that is pending on node A (A's upload is throttled so it
  *     stays pending), as a ratio to local decompress-and-verify of the same frames (A's framed file,
  *     2 frames in flight) in the same run (target ≥ 0.8). Best of N; each try on a fresh B (cold cache).
@@ -9,7 +9,7 @@
  *     SnapswarmNode.openRead, as a host that serves a VM's page faults would: no HTTP), and the CPU
  *     each process spent per MiB (origin, reader, HTTP client) against the local decode's, which shows
  *     whether the 2 cores, not latency, bound the figure.
- * (b) issue 6: time to first byte (a cold 4 KiB read at offset 0) and time to read a whole 512 MiB
+ * (b) time to first byte (a cold 4 KiB read at offset 0) and time to read a whole 512 MiB
  *     memfile, resuming from a pending peer vs from storage after upload, with B's storage reads
  *     throttled to a simulated GCS (50 ms to first byte, 100 MB/s per request) through the bench-only
  *     preload bench/throttle.ts. Best of N, fresh B each time. For the storage case the same

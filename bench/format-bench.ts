@@ -1,5 +1,5 @@
 /**
- * Issue 2 figures on VM-like data: framed zstd-3 compression (2 workers) vs `zstd -3 -T2`, framed
+ * Framed-format figures on VM-like data: framed zstd-3 compression (2 workers) vs `zstd -3 -T2`, framed
  * decompression vs `zstd -d`, and the compression-ratio cost of 2 MiB frames vs whole-file zstd -3.
  *
  * Fairness rules (bench/RESULTS.md repeats them):

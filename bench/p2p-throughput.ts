@@ -1,5 +1,5 @@
 /**
- * Issue 5 figures: encrypted peer-to-peer transfer of compressed frames between two processes (a child
+ * Peer-transfer figures: encrypted peer-to-peer transfer of compressed frames between two processes (a child
  * serves, this process fetches through PeerClient), as a ratio to raw node:net TCP of the same bytes
  * between the same processes, and to single-core node:crypto ChaCha20-Poly1305 (target ≥ 0.7 of the
  * AEAD figure). Variants: Noise with the library's default crypto (the "before"); with nodeNoiseCrypto;

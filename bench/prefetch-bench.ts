@@ -1,5 +1,5 @@
 /**
- * Suite `prefetch` (issue 15): resume at warm speed with an access trace. A VM-like working set (~20%
+ * Suite `prefetch`: resume at warm speed with an access trace. A VM-like working set (~20%
  * of the frames of a 1 GiB memfile, scattered, a few ms of think time between faults) is replayed on a
  * fresh node over a simulated GCS (50 ms to first byte, 100 MB/s per request), first without a trace
  * (which records one), then on a second fresh node with it. Figures: demand misses (goal: ≥ 90%

@@ -169,7 +169,7 @@ async function firstFaultsAfterRestart(b: Built, cacheDir: string): Promise<void
 
 /**
  * Best of 5, interleaved with the baseline. The chunk cache also writes every fetched frame to its
- * local file before releasing waiters (DESIGN §7), which the baseline does not. CPU time (all threads)
+ * local file before releasing waiters, which the baseline does not. CPU time (all threads)
  * per MB is reported too: unlike wall time it does not depend on what else runs on the machine.
  */
 async function coldThroughput(b: Built, dir: string): Promise<void> {

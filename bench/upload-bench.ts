@@ -1,5 +1,5 @@
 /**
- * Issue 3 figures (`BENCH=upload npm run bench`):
+ * Upload figures (`BENCH=upload npm run bench`):
  *
  * 1. Upload throughput of a 1 GiB VM-like memfile to fake-gcs-server through `uploadBuild` (use case
  *    `pause`, default compression: zstd-3, 2 MiB frames, 2 workers, parts in parallel), as a ratio to a

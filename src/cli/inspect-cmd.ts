@@ -1,4 +1,4 @@
-/** `snapswarm inspect <header-file> [--json]` (issue 2); `--storage` (issue 3) is added by the storage CLI. */
+/** `snapswarm inspect <header-file> [--json]`; `--storage` is added by the storage CLI. */
 import { decodeHeader, HEADER_LIMITS, type Header } from '../format/header.ts'
 import { readRegularFile } from '../util/regular-file.ts'
 import type { FileKind } from '../format/types.ts'

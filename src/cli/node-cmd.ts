@@ -1,5 +1,5 @@
 /**
- * `snapswarm node` (the daemon, issue 5) and `snapswarm pause` (issue 6): the daemon's CLI contract.
+ * `snapswarm node` (the daemon) and `snapswarm pause`: the daemon's CLI contract.
  * `pause` sends the node's API token (--api-token-file or SNAPSWARM_API_TOKEN) when given one.
  */
 import { resolve as resolvePath } from 'node:path'

@@ -1,4 +1,4 @@
-/** `snapswarm pack` and `snapswarm unpack` (issue 2 CLI contract). */
+/** `snapswarm pack` and `snapswarm unpack`. */
 import { open, stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'

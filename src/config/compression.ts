@@ -1,5 +1,5 @@
 /**
- * Compression settings (DESIGN §6, issue 3 item 4): codec, level, frame size, encode workers, part size
+ * Compression settings: codec, level, frame size, encode workers, part size
  * and upload concurrency, per file type and per use case. A setting resolves as
  * `default` ← `<kind>` ← `<kind>.<useCase>`; "codec: none" is an instant rollback — readers never
  * consult this config, they follow each build's header, so old compressed builds stay readable.
@@ -44,9 +44,9 @@ export const compressionConfigSchema = z
 export type CompressionConfig = z.infer<typeof compressionConfigSchema>
 
 /**
- * e2b's "level 2" default is libzstd level 3 (DESIGN §5).
+ * e2b's "level 2" default is libzstd level 3.
  *
- * Parts are 12 MiB, not e2b's 50 MiB (DESIGN §6), for the push's memory bound (issue 3: ≤ 300 MiB
+ * Parts are 12 MiB, not e2b's 50 MiB, for the push's memory bound (≤ 300 MiB
  * whatever the file size). A push holds up to (uploadConcurrency + 1) × partSize of part buffers once
  * storage is slower than compression, on top of a fixed ~120-135 MiB (Node, type stripping, the GCS
  * SDK) and ~70-90 MiB of dead frame buffers that V8 collects only when external memory has grown by its

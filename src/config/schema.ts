@@ -7,7 +7,7 @@ import { z } from 'zod'
 import { compressionConfigSchema } from './compression.ts'
 
 const MiB = 1024 * 1024
-/** Compressed frames are ~4x smaller (DESIGN §10): 5 GiB holds about what the 20 GiB chunk cache does. */
+/** Compressed frames are ~4x smaller on VM-like data: 5 GiB holds about what the 20 GiB chunk cache does. */
 const FRAME_STORE_BYTES = 5 * 1024 * MiB
 
 /**

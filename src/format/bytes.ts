@@ -1,5 +1,5 @@
 /**
- * The one bounds-checked little-endian reader every binary parser goes through (STYLE.md practice 5),
+ * The one bounds-checked little-endian reader every binary parser goes through,
  * and its writer. Integers are JS numbers: a u64/i64 outside the safe-integer range is rejected, never
  * rounded (types.ts). Every length is checked against the bytes that remain before anything is read
  * or allocated, so hostile input ends in a FormatError, not a huge allocation.

@@ -4,7 +4,7 @@
  * the frames some mapping touches, so gaps between frames are legal; overlaps are not.
  *
  * Immutable: frames are frozen, and trim() returns a new table (headers mutated while
- * readers used them). Lookups are binary searches (§9: quadratic frame scans on mapping splits).
+ * readers used them). Lookups are binary searches (a linear scan per mapping split made large headers quadratic).
  */
 import { FormatError, InvalidArgumentError, LimitError } from '../errors.ts'
 import { MAX_FRAME_SIZE } from './codec-common.ts'

@@ -1,10 +1,10 @@
 /**
- * The framing pipeline of DESIGN §6: read a data file in frame-sized buffers → SHA-256 of the
+ * The framing pipeline: read a data file in frame-sized buffers → SHA-256 of the
  * uncompressed stream → compress frames concurrently (bounded) → emit them in file order, so
  * compressed offsets follow the file.
  *
  * Three things run at once, so that the `workers` compression slots (libuv pool threads) never wait
- * for the main thread (issue 2 bench: the old read → hash → compress → wait-for-oldest loop left a
+ * for the main thread (the format bench: the old read → hash → compress → wait-for-oldest loop left a
  * slot idle ~25% of the time, 0.66× `zstd -3 -T2`; now 0.79×, bench/RESULTS.md):
  *  - the producer reads and hashes the next frame while `workers` frames compress;
  *  - a slot that frees is refilled at once from the ready frames, in the completion callback, not
@@ -151,7 +151,7 @@ class FramePipeline {
   private allocated = 0
   private readonly ready: Ready[] = []
   private readonly pending: Pending[] = []
-  /** Every compression started and not settled: awaited before returning, even on error (§6, §9). */
+  /** Every compression started and not settled: awaited before returning, even on error: nothing runs on after the caller moved on. */
   private readonly running = new Set<Promise<unknown>>()
   private readonly producerWake = new Wakeup()
   private readonly consumerWake = new Wakeup()
@@ -188,7 +188,7 @@ class FramePipeline {
     this.producing = false
     this.consumerWake.notify()
     await consumer
-    // On error or abort, every in-flight compression finishes before we return (DESIGN §6, §9:
+    // On error or abort, every in-flight compression finishes before we return (no
     // close racing with in-flight work); ready frames never started are dropped.
     await Promise.allSettled([...this.running])
     if (this.failure) throw this.failure.err

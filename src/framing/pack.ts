@@ -44,7 +44,7 @@ export function checkGeometry(frameSize: number, blockSize: number): void {
     throw new InvalidArgumentError(`block size must be a positive power of two, found ${blockSize}`)
   }
   if (!Number.isInteger(frameSize) || frameSize <= 0 || frameSize % blockSize !== 0) {
-    // DESIGN §5: a block-sized read must land inside exactly one frame.
+    // A block-sized read must land inside exactly one frame (docs/FORMAT.md).
     throw new InvalidArgumentError(`frame size must be a positive multiple of the block size ${blockSize}, found ${frameSize}`)
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Cluster admission (DESIGN §8: "who may connect is a cluster decision; strangers are refused before
+ * Cluster admission ("who may connect is a cluster decision; strangers are refused before
  * any protocol runs"), two independent mechanisms:
  * - a cluster key, bound into every Noise handshake as its prologue (`clusterPrologue`); the key file
  *   keeps pnet's swarm key format (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits), so key files

@@ -1,7 +1,7 @@
 /**
- * Protocol ids, limits and defaults of the peer layer, one per line with the reason (STYLE: js-libp2p
+ * Protocol ids, limits and defaults of the peer layer, one per line with the reason (like js-libp2p
  * `constants.ts`). Every length that arrives from the network is checked against one of these before
- * anything is allocated (DESIGN §8, STYLE practice 5).
+ * anything is allocated.
  */
 import { PEER_BLOB_NAMES } from '../format/layout.ts'
 
@@ -18,7 +18,7 @@ const MiB = 1024 * KiB
 
 /** Requests are a build id, a kind and at most MAX_BATCH_FRAMES ranges (~16 bytes each): 64 KiB is ample. */
 export const MAX_REQUEST_BYTES = 64 * KiB
-/** A V4 header is ~26 KB typically; 64 MiB bounds a pathological one without a fixed allocation (DESIGN §9). */
+/** A V4 header is ~26 KB typically; 64 MiB bounds a pathological one without a fixed allocation. */
 export const MAX_HEADER_BYTES = 64 * MiB
 /** The header response wraps the header bytes in a few bytes of protobuf (status, tag, length, pending). */
 export const MAX_HEADER_RESPONSE_BYTES = MAX_HEADER_BYTES + 64
@@ -35,7 +35,7 @@ export const MAX_BLOB_BYTES = 64 * MiB
 /** BlobResponse: status + one length. */
 export const MAX_BLOB_RESPONSE_BYTES = 64
 /**
- * Blob names a peer may ask for (DESIGN §1) and a pending build's access traces (src/prefetch/trace.ts);
+ * Blob names a peer may ask for (docs/FORMAT.md) and a pending build's access traces (src/prefetch/trace.ts);
  * the provider is never asked for any other name.
  */
 export const BLOB_NAMES: readonly string[] = PEER_BLOB_NAMES

@@ -1,5 +1,5 @@
 /**
- * Errors of the peer layer (STYLE practice 6): named classes with a stable `code`. Ordinary answers
+ * Errors of the peer layer: named classes with a stable `code`. Ordinary answers
  * (NOT_AVAILABLE, BUSY, USE_STORAGE...) are statuses, not errors; these are for broken exchanges.
  * Over-limit lengths raise `LimitError` from src/errors.ts, before any allocation.
  */

@@ -1,5 +1,5 @@
 /**
- * The narrow view of a libp2p node that the peer protocols need (STYLE practice 2: dependencies as
+ * The narrow view of a libp2p node that the peer protocols need (dependencies as
  * narrow interfaces). Peers are named by their peer id string, so no libp2p type leaks past src/p2p;
  * streams are opaque `RawStream`s that only wire/stream.ts operates on.
  */

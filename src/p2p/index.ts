@@ -1,5 +1,5 @@
 /**
- * The peer layer's public surface (DESIGN §8). The daemon builds one `SnapswarmPeer` and uses:
+ * The peer layer's public surface (docs/ARCHITECTURE.md, "Wire protocols"). The daemon builds one `SnapswarmPeer` and uses:
  * - `client` (PeerClient): getHeader / getFrames / getBlob from a named peer, with deadlines and
  *   stall detection — the future peer FrameSource wraps it;
  * - `directory` (PeerDirectory): which peers announce a build, and change events (switchover);

@@ -1,5 +1,5 @@
 /**
- * The libp2p node of a snapswarm peer: TCP, Noise, yamux (DESIGN §8), cluster admission (admission.ts),
+ * The libp2p node of a snapswarm peer: TCP, Noise, yamux (docs/ARCHITECTURE.md, "Wire protocols"), cluster admission (admission.ts),
  * a persistent identity (identity.ts), bootstrap peers with reconnect (bootstrap.ts), and libp2p's
  * own metrics in the caller's prom-client registry. It implements `PeerHost`, the only surface the
  * protocols see; nothing outside src/p2p imports libp2p.
@@ -169,7 +169,7 @@ export function tuneGcForBulkTransfer(): void {
   setFlagsFromString('--external-memory-accounted-in-global-limit')
 }
 
-/** Factory (STYLE: js-libp2p `createX`): the node is created stopped. */
+/** Factory (like js-libp2p's `createX`): the node is created stopped. */
 export function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
   return PeerNode.create(opts)
 }

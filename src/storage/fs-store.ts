@@ -1,6 +1,6 @@
 /**
  * Local-filesystem ObjectStore: a directory laid out like the bucket (`{root}/{buildId}/memfile.zstd`,
- * DESIGN §3), so a stored build can be inspected and decompressed with stock tools. The embedded
+ * docs/FORMAT.md), so a stored build can be inspected and decompressed with stock tools. The embedded
  * default for users without a cloud account.
  *
  * An object's uncompressed size (metadata key `uncompressed-size`) is kept as e2b-dev/infra's
@@ -206,7 +206,7 @@ export class FsStore implements ObjectStore {
 
   async close(): Promise<void> {}
 
-  /** Opens a name for reading; the handle is always closed (DESIGN §9: fds leaked on cache hits). */
+  /** Opens a name for reading; the handle is always closed (the Go reader leaked fds on cache hits). */
   private async withFile<T>(
     name: string,
     op: string,

@@ -1,10 +1,10 @@
 /**
  * The one file that speaks `@google-cloud/storage` (v7). It turns the SDK into a few promise calls on
- * one bucket with our error classes and AbortSignal support; no SDK type leaves this file (STYLE.md).
+ * one bucket with our error classes and AbortSignal support; no SDK type leaves this file.
  *
  * SDK quirks handled here:
  * - Uploads go through `makeAuthenticatedRequest` with a Buffer body: the SDK's own upload streams its
- *   body (chunked, no Content-Length, DESIGN §9) and cannot be cancelled.
+ *   body (chunked, no Content-Length) and cannot be cancelled.
  * - `bucket.combine` drops custom metadata of the destination, so compose is a raw JSON API call.
  * - With STORAGE_EMULATOR_HOST set the SDK uses the variable verbatim as its JSON API base URL (no
  *   `/storage/v1`), which fake-gcs-server answers with 404; the base URL is set explicitly instead.

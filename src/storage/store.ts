@@ -1,16 +1,16 @@
 /**
- * The object-storage interface every backend implements (docs/CONTRACTS.md, issue 3), its named errors,
+ * The object-storage interface every backend implements, its named errors,
  * and the object-name rules all backends share, so a name accepted by one is accepted by every other
  * and the shared backend suite behaves the same everywhere.
  *
- * Names are bucket-style (`{buildId}/memfile.zstd`, DESIGN §3): `/`-separated, no empty, `.` or `..`
+ * Names are bucket-style (`{buildId}/memfile.zstd`, docs/FORMAT.md): `/`-separated, no empty, `.` or `..`
  * segments, no leading `/`. A segment ending in `.parts` is reserved for the temporaries of multipart
  * uploads (GCS keeps them as objects next to their target).
  */
 import { InvalidArgumentError, SnapswarmError } from '../errors.ts'
 
 export interface PutOptions {
-  /** Custom object metadata, e.g. `{ 'uncompressed-size': '1234' }` (DESIGN §3). */
+  /** Custom object metadata, e.g. `{ 'uncompressed-size': '1234' }`. */
   metadata?: Record<string, string>
   signal?: AbortSignal
 }
@@ -58,7 +58,7 @@ export interface ObjectStore {
   list(prefix: string, signal?: AbortSignal): Promise<string[]>
   /**
    * Removes temporaries of uploads that a crashed process never completed nor aborted. Returns how many
-   * temporaries (objects or staging directories) were removed. Optional member (not in CONTRACTS.md).
+   * temporaries (objects or staging directories) were removed. Optional member: not every backend has temporaries.
    */
   cleanupStaleUploads?(opts: CleanupOptions): Promise<number>
   /**
@@ -85,7 +85,7 @@ export interface MultipartUpload {
   abort(): Promise<void>
 }
 
-/** GCS / S3 style limit (DESIGN §6: ≤ 10,000 parts). */
+/** GCS / S3 style limit (≤ 10,000 parts). */
 export const MAX_PARTS = 10_000
 /** GCS object-name limit, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 1024

@@ -2,7 +2,7 @@
  * Bookkeeping shared by every backend's multipart upload: the state machine (open → completing →
  * completed, or → aborted), the parts received so far, and the part writes still in flight.
  *
- * DESIGN §9: the Go system let `close` race with in-flight part uploads and never aborted uploads
+ * The Go system let `close` race with in-flight part uploads and never aborted uploads
  * (orphaned parts). Here abort and complete first wait for every part write that already started, so
  * a part can never land after the cleanup that should have removed it.
  */

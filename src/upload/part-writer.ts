@@ -2,7 +2,7 @@
  * Groups the emitted frames of one data file into parts and uploads them concurrently (bounded), with
  * per-part retries (exponential backoff + full jitter). Memory: (concurrency + 1) × partSize.
  *
- * DESIGN §6/§9: on any error every in-flight part settles before the upload is aborted, so `abort`
+ * On any error every in-flight part settles before the upload is aborted, so `abort`
  * never races a part that is still being written (the Go system's orphaned parts).
  */
 import type { MultipartUpload } from '../storage/store.ts'

@@ -2,7 +2,7 @@
  * Deterministic "VM-like" test data: what a paused guest's memory looks like to a compressor.
  * Pages are a seeded mix of zero pages, structured pages (small records with pointers and counters),
  * text pages, and incompressible pages (page cache of compressed files, keys). The mix is tuned so
- * zstd-3 lands near the 3-4× that e2b reports for real memfiles (DESIGN §10).
+ * zstd-3 lands near the 3-4× that e2b reports for real memfiles.
  */
 import { createCipheriv, createHash } from 'node:crypto'
 import { open } from 'node:fs/promises'

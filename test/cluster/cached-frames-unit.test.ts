@@ -1,4 +1,4 @@
-/** Serving and announcing builds from the frame store (issue 5): real store on disk, no network. */
+/** Serving and announcing builds from the frame store: real store on disk, no network. */
 import assert from 'node:assert/strict'
 import { readFile, writeFile } from 'node:fs/promises'
 import { test } from 'node:test'

@@ -1,5 +1,5 @@
 /**
- * Issue 5, nodes serve and announce builds whose frames they have cached: in-process nodes over real
+ * Nodes serve and announce builds whose frames they have cached: in-process nodes over real
  * TCP on 127.0.0.1, file:// buckets. B reads uploaded builds from storage; other nodes then read them
  * from B (announced `cached`), fall back to storage for what B lacks or holds corrupt, and see B's
  * announcement go when its frame store evicts the build.

@@ -1,5 +1,5 @@
 /**
- * Issue 6 failure paths, in-process nodes over real TCP: a restarted origin resumes an unfinished
+ * Failure paths of a pause, in-process nodes over real TCP: a restarted origin resumes an unfinished
  * upload (or reports the build failed when its source is gone); the origin never evicts a pending
  * build's local copy; a child of a build still pending on another node is paused and read.
  */

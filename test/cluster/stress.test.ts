@@ -1,5 +1,5 @@
 /**
- * Issue 6 bar: rapid pause/resume cycles on a 3-node in-process cluster (real libp2p over TCP on
+ * Rapid pause/resume cycles on a 3-node in-process cluster (real libp2p over TCP on
  * 127.0.0.1, file:// storage). Each cycle pauses a new layer of a chain on a random node — often while
  * its parent is still pending on another node — and random concurrent reads on random nodes race the
  * uploads and header switchovers. Node 1 serves pending frames in the upload's geometry, node 2 as LZ4

@@ -1,5 +1,5 @@
 /**
- * Issue 6 failure path: the origin's upload fails. The origin answers UPLOAD_FAILED (never
+ * Failure path: the origin's upload fails. The origin answers UPLOAD_FAILED (never
  * USE_STORAGE for a build that is not there), and a reader that was resuming the pending build gets a
  * clear error at once instead of waiting.
  */

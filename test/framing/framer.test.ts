@@ -1,5 +1,5 @@
 /**
- * The framing pipeline (`frameFile`, DESIGN §6) and its inverse for local files (`writeFramedRange`,
+ * The framing pipeline (`frameFile`) and its inverse for local files (`writeFramedRange`,
  * `readFramedRange`): round trips for edge sizes, every codec, 1 and 2 workers, ranges that start and
  * end mid-frame, every byte compared with the source; and what an input error does. Real files and
  * real codecs throughout (the CLI tests cover `pack`/`unpack` end to end on one large file).
@@ -151,7 +151,7 @@ describe('frameFile → writeFramedRange round trips', () => {
           })
           const stored = Buffer.concat(framed.emitted.map((e) => e.stored))
           assert.deepEqual(framed.progress.at(-1) ?? [0, 0], [n, stored.length], `${n}: final progress`)
-          // Each frame decodes alone (DESIGN §5) to exactly its slice of the source.
+          // Each frame decodes alone to exactly its slice of the source.
           for (const [i, f] of framed.table.frames.entries()) {
             const plain = await getCodec(codec).decompress(framed.emitted[i].stored, f.sizeU)
             assert.ok(Buffer.from(plain).equals(src.subarray(f.startU, f.startU + f.sizeU)), `${n}: frame ${i} decodes to its source bytes`)

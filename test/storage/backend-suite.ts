@@ -1,5 +1,5 @@
 /**
- * The one behaviour suite every ObjectStore backend must pass (STYLE.md: tus-style shared suite).
+ * The one behaviour suite every ObjectStore backend must pass (a shared suite, as tus does).
  * A backend supplies a fresh, empty store per test and a raw view of everything it holds (hidden
  * temporaries included), so "no parts or temporaries remain" is checked on the real storage.
  */

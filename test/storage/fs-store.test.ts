@@ -85,7 +85,7 @@ describe('fs: layout and safety', () => {
     assert.deepEqual(await rawFiles(root), [])
   })
 
-  test('file handles are closed on hits, misses and range errors (DESIGN §9)', async () => {
+  test('file handles are closed on hits, misses and range errors', async () => {
     const root = await freshRoot()
     const store = await FsStore.open(root)
     await store.put('f', randomBytes(4096))

@@ -2,7 +2,7 @@
  * Fault injection under the GCS store: a proxy in front of fake-gcs-server answers 500, drops the
  * connection or stalls on chosen requests; another server is killed mid-upload. The store must surface
  * a clear, retryable StorageError (never hang), retry what its policy retries, and abort must still
- * leave no part or temporary object behind (DESIGN §6, §9).
+ * leave no part or temporary object behind.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'

@@ -1,5 +1,5 @@
 /**
- * Issue 3 bars against fake-gcs-server driven by the real @google-cloud/storage client: object names,
+ * Upload checks against fake-gcs-server driven by the real @google-cloud/storage client: object names,
  * lazy reads of a 3-layer chain, and fault tests (server errors, server death) that must leave no
  * header and no orphaned parts, with a clean rerun.
  */

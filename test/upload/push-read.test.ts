@@ -1,6 +1,6 @@
 /**
- * Issue 3 bars on the real CLI: a 3-layer chain pushed to file:// storage (and to fake-gcs-server in
- * push-gcs.test.ts) has exactly DESIGN §3's object names, its data decodes with the stock CLIs, and
+ * Upload checks on the real CLI: a 3-layer chain pushed to file:// storage (and to fake-gcs-server in
+ * push-gcs.test.ts) has exactly the object names of docs/FORMAT.md, its data decodes with the stock CLIs, and
  * `read` returns bytes identical to a model of the virtual file for random ranges.
  */
 import { test } from 'node:test'

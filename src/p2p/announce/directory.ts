@@ -1,6 +1,6 @@
 /**
  * What the cluster says it can serve: for each peer, the builds it announced, until the announcement
- * expires, is replaced, or the peer disconnects (DESIGN §8). Answers "which peers announce build X"
+ * expires, is replaced, or the peer disconnects. Answers "which peers announce build X"
  * for the read path and reports every change (a build appearing at a peer, changing state — e.g.
  * pending → uploaded, the switchover signal — or disappearing) to subscribers.
  *

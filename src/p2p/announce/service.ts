@@ -1,5 +1,5 @@
 /**
- * Announcements (DESIGN §8): this node pushes its complete list of builds (those it can serve, and
+ * Announcements (docs/ARCHITECTURE.md, "Wire protocols"): this node pushes its complete list of builds (those it can serve, and
  * those whose upload failed here) to every connected peer — on connect, shortly after every local
  * change, and every `intervalMs` as a refresh — and peers' pushes fill the local `PeerDirectory`.
  * Entries expire `ttlMs` after the last refresh, so a node that vanishes without a goodbye is

@@ -1,7 +1,7 @@
 /**
  * Fetching side of the content protocols. Every call has a deadline (the caller's signal, or a
  * default timeout) and stall detection (no bytes for `stallMs`): a slow or dead peer costs at most
- * that long before the caller moves to its next source (DESIGN §8). Statuses come back as data;
+ * that long before the caller moves to its next source. Statuses come back as data;
  * broken exchanges throw (PeerStallError, PeerStreamError, PeerProtocolError, LimitError) and a
  * caller's abort rejects with the signal's reason. Returned bytes are unverified.
  */

@@ -1,7 +1,7 @@
 /**
  * Serving side of the content protocols. One request per stream: read the (bounded) request, ask the
  * provider, answer with a status, then for frames and blobs the raw bytes with backpressure. Above
- * `maxServing` concurrent requests the answer is BUSY at once (DESIGN §8: never queue without bound);
+ * `maxServing` concurrent requests the answer is BUSY at once (never queue without bound);
  * libp2p's per-connection stream limits sit above ours so overload is an answer, not a reset.
  */
 import { InvalidArgumentError } from '../../errors.ts'

@@ -32,7 +32,7 @@ export type FramesAnswer = { status: 'OK'; batch: FrameBatch } | { status: NotOk
 export type BlobAnswer = { status: 'OK'; bytes: Uint8Array } | { status: NotOk }
 
 export interface PeerContentProvider {
-  /** `pending` = the upload still runs: the header must carry the incomplete flag (DESIGN §4). */
+  /** `pending` = the upload still runs: the header must carry the incomplete flag (docs/FORMAT.md). */
   getHeader(buildId: BuildId, kind: FileKind, signal: AbortSignal): Promise<HeaderAnswer>
   /**
    * The compressed bytes of `ranges` of the `codec` copy of a data file. A range names a frame only

@@ -12,12 +12,12 @@ import type { AnnouncedState, BuildId, CodecName, FileKind } from '../../format/
 import { MAX_ANNOUNCE_ENTRIES, MAX_BATCH_FRAMES, MAX_FRAME_BYTES } from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
 
-/** Answers as data (DESIGN §8); the names are the wire enum's names. */
+/** Answers as data; the names are the wire enum's names. */
 export type PeerStatus = 'OK' | 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED' | 'BUSY'
 export type NotOk = Exclude<PeerStatus, 'OK'>
 
 /**
- * What a node announces about a build (DESIGN §8): it can serve it (`pending`, `uploaded`, `cached`),
+ * What a node announces about a build: it can serve it (`pending`, `uploaded`, `cached`),
  * or it originated it and the upload failed (`failed`: the build will never be in storage; readers
  * give up at once instead of waiting for a switchover that cannot come).
  */
@@ -81,7 +81,8 @@ export function codecFromWire(c: FrameCodec): CodecName | undefined {
   return undefined
 }
 
-// Local until src/format/uuid.ts lands (CONTRACTS.md: uuidToBytes / uuidFromBytes); same semantics.
+// Build ids on the wire: the same bytes as format/uuid.ts's uuidToBytes / uuidFromBytes, but a bad id
+// is a PeerProtocolError (the peer broke the protocol), not a format error.
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export function buildIdToWire(id: BuildId): Uint8Array<ArrayBuffer> {

@@ -1,5 +1,5 @@
 /**
- * The one module that touches the libp2p stream API (STYLE "Avoid": it changed four times in four
+ * The one module that touches the libp2p stream API (it changed four times in four
  * years). Everything else in src/p2p reads and writes through `WireStream`:
  * - reads are pull-style (`readExact`, `readMessage`) over a queue filled by 'message' events, with a
  *   byte budget for the stream's whole life: the remote can never make us buffer more than the
@@ -94,7 +94,7 @@ export class WireStream implements Watched {
     }
   }
 
-  /** Send with backpressure: resolves when the transport can take more (STYLE: drain-based). */
+  /** Send with backpressure: resolves when the transport can take more (drain-based). */
   async write(data: Uint8Array | Uint8ArrayList): Promise<void> {
     this.throwIfFailed()
     try {
