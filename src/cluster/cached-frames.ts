@@ -1,7 +1,7 @@
 /**
  * Builds this node did not originate but has read: their verified compressed frames sit in the
  * node's frame store (src/read/sources/frame-store.ts); peers get them from here, which takes load off the
- * bucket and off the origin (issue 5, DESIGN §8 "builds whose frames it has cached").
+ * bucket and off the origin (docs/ARCHITECTURE.md, "The build-state machine": `cached`).
  *
  * Serving: OK only when every requested frame is in the store with the exact codec and compressed
  * range asked for, and each is read whole and verified again just before it is sent; anything else is

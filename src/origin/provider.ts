@@ -1,10 +1,10 @@
 /**
- * What this node serves to peers (DESIGN §8): the builds it originated. While a build is pending its
+ * What this node serves to peers (docs/ARCHITECTURE.md, "The pause path"): the builds it originated. While a build is pending its
  * header is served with the incomplete flag and its frames from the local framed copy. Once uploaded,
  * a header request is answered USE_STORAGE (the switch signal: final headers come from storage only),
  * while frames are still served from the local copy until it is evicted — that is load the bucket
  * does not take. After a failed upload, UPLOAD_FAILED; never "use storage" for a build that is not
- * there (DESIGN §9). Only exact local frames are served: a request for another codec than the local
+ * there. Only exact local frames are served: a request for another codec than the local
  * copy's, or a range that is not one frame of the local table (another geometry), is NOT_AVAILABLE,
  * so peers fall through to the next source. The codec check matters most for a raw local copy, where
  * any in-bounds range "fits": without it a zstd range of the upload's geometry got raw bytes, which

@@ -1,11 +1,11 @@
 /**
- * Read any byte range of a build file's virtual contents (DESIGN §7): each piece of the range is
+ * Read any byte range of a build file's virtual contents (docs/ARCHITECTURE.md, "The read path"): each piece of the range is
  * resolved through the header's mappings to (layer, offset in that layer's data file); the nil build
  * reads as zeros; every layer is routed independently to its own chunk-cache file, compressed (its
  * frame table from `header.builds`) or raw (aligned chunks), so one read can touch several ancestors,
  * each from a different source.
  *
- * The header is treated as immutable for the reader's lifetime (DESIGN §9: headers mutated while
+ * The header is treated as immutable for the reader's lifetime (the Go reader mutated headers while
  * readers used them); a header switch opens a new reader over the same chunk cache, whose contents
  * are geometry-independent uncompressed bytes. Each layer's cache file is keyed by the build id and
  * the content the header promises for it (cache-key.ts): a new header that promises the same content

@@ -1,5 +1,5 @@
 /**
- * The local chunk cache directory (DESIGN §7): one ChunkFile per (build, promised content, file) at
+ * The local chunk cache directory: one ChunkFile per (build, promised content, file) at
  * `{dir}/{buildId}.{contentKey}/{memfile|rootfs.ext4}.data` with its presence record `.map` beside
  * it. The content key (cache-key.ts) comes from what the header promises, so a header that promises
  * other content for the same build id never reads blocks cached for the old one.

@@ -1,10 +1,10 @@
 /**
  * The chunk cache of one data file (one build's `memfile` or `rootfs`): a sparse local file holding
  * uncompressed bytes at their data-file offsets, plus a PresenceMap of the 4 KiB pages that hold
- * verified bytes (DESIGN §7).
+ * verified bytes.
  *
  * A miss fetches the whole fetch unit (frame, or aligned raw chunk) that covers the missing page.
- * Rules, each one a bug of DESIGN §9 not to repeat:
+ * Rules, each one a bug of the Go reader not to repeat:
  * - One fetch per unit at a time: a reader whose page is covered by a fetch in flight waits on it.
  *   "Covered" is judged by the fetch's OWN range, never the reader's idea of the frame, so a fetch
  *   started under another frame geometry (a header switch) is joined or not on facts (the 2.5%
@@ -443,7 +443,7 @@ export class ChunkFile {
     return entry
   }
 
-  /** Write verified bytes; only once written do the pages become present (DESIGN §9). */
+  /** Write verified bytes; only once written do the pages become present. */
   private async store(ref: FrameRef, plain: Uint8Array): Promise<void> {
     // One write at a time per file: concurrent pwrites to one inode only spin on its lock (measured),
     // and waiters no longer wait for writes, so queueing them costs readers nothing.

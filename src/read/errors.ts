@@ -1,5 +1,5 @@
 /**
- * Errors of the read path. Named classes with a stable `code` (STYLE practice 6); callers branch on
+ * Errors of the read path. Named classes with a stable `code`; callers branch on
  * `code`. Aborts are not wrapped: a caller whose signal fired gets `signal.reason`, as with any Web API.
  */
 import { SnapswarmError } from '../errors.ts'

@@ -1,5 +1,5 @@
 /**
- * Instruments of the read path (issue 4 §5). One `ReadMetrics` per registry; every instrument is
+ * Instruments of the read path. One `ReadMetrics` per registry; every instrument is
  * get-or-create, so several caches or readers in one process share them by name.
  *
  * The `source` label is the FrameSource name: `local` (chunk cache hit), `peer`, `shared`, `storage`.

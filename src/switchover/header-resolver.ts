@@ -1,5 +1,5 @@
 /**
- * Where a node gets the header of a build file it is asked to read (DESIGN §8):
+ * Where a node gets the header of a build file it is asked to read (docs/ARCHITECTURE.md, "The read path"):
  * 1. a build this node originated and is still uploading: its own pending header;
  * 2. object storage: the final header (its presence means the build is complete);
  * 3. the peers that announce the build (then any connected peer), hedged (see `race`): a pending

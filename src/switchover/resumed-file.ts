@@ -1,5 +1,5 @@
 /**
- * A build file opened for reading on a node, across the header switchover (DESIGN §8, issue 6).
+ * A build file opened for reading on a node, across the header switchover (docs/ARCHITECTURE.md, "The read path").
  *
  * It starts on the best header available: the final one from storage, or a pending one (incomplete
  * flag) served by the origin. When the upload completes — learnt from an announcement, a USE_STORAGE
@@ -19,7 +19,7 @@ import type { BuildReader } from '../read/build-reader.ts'
 import { raceAbort } from '../util/abort.ts'
 import type { BuildStatusBoard } from '../cluster/build-status.ts'
 
-/** DESIGN §8: the number of header transitions one read may go through. */
+/** The number of header transitions one read may go through. */
 export const MAX_TRANSITIONS = 2
 
 /** Called with each read's range and the reader it starts on (which resolves the range to fetch units). */
@@ -193,7 +193,7 @@ export class ResumedFile {
       checkSameContent(from.header, final)
     } catch (err) {
       // The build in storage is not the one we were reading: serving either version now could mix
-      // them, so this file serves nothing more (DESIGN §8: never a wrong byte).
+      // them, so this file serves nothing more (never a wrong byte).
       this.broken = err as Error
       this.deps.log.error({ err, buildId: this.deps.buildId, kind: this.deps.kind }, 'final header contradicts the pending one')
       throw err

@@ -136,7 +136,7 @@ test('10,000 random reads across a 3-layer chain (zstd, raw, lz4, zeros) equal t
   })
 })
 
-test('a V4 header whose raw ancestor is absent asks that layer\'s own header (DESIGN §9), never guesses', async () => {
+test('a V4 header whose raw ancestor is absent asks that layer\'s own header, never guesses', async () => {
   await withTmp(async (dir) => {
     const store = await FsStore.open(join(dir, 'bucket'))
     const [a, b] = [newId(), newId()]

@@ -31,7 +31,7 @@ export interface Framed {
   readonly table: FrameTable
 }
 
-/** Frame `plain` the way the upload does (DESIGN §6): each frame compressed alone, offsets in order. */
+/** Frame `plain` the way the upload does: each frame compressed alone, offsets in order. */
 export async function frameData(codec: CodecName, plain: Buffer, frameSize: number): Promise<Framed> {
   const parts: Uint8Array[] = []
   const sizes: { sizeU: number; sizeC: number }[] = []

@@ -1,4 +1,4 @@
-/** The shared frame cache's lock / temp / hard-link protocol (DESIGN §3). */
+/** The shared frame cache's lock / temp / hard-link protocol. */
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -19,7 +19,7 @@ const frameRef = (over: Partial<FrameRef> = {}): FrameRef => ({
 })
 const signal = new AbortController().signal
 
-test('entry names follow DESIGN §3', async () => {
+test('entry names follow the shared cache layout ({buildId}/{file}/{codec}-...)', async () => {
   const shared = new SharedCacheSource({ dir: '/c' })
   assert.equal(shared.entryPath(frameRef()), `/c/0f8e1c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b/memfile/0000000000001234-2ab.frm`)
   const raw = frameRef({ kind: 'rootfs', codec: 'none', startU: 8 * MiB, sizeU: 4096, startC: 8 * MiB, sizeC: 4096 })

@@ -6,7 +6,7 @@
  *
  * Requests queue for one macrotask and leave as one batch per (peer, build, file, codec), at most
  * MAX_BATCH frames. The batch is shared: it runs with its own signal, aborted only when every waiter
- * gave up, so one reader's abort never fails the others (DESIGN §7). A frame reaches its waiter as
+ * gave up, so one reader's abort never fails the others. A frame reaches its waiter as
  * soon as it arrives; a status other than OK reaches every waiter, an error every waiter whose frame
  * had not arrived yet.
  */

@@ -5,7 +5,7 @@
  * and can verify an entry (decoding needs the codec and the uncompressed size) without any other
  * record. `content` is the content key of the header the frame was read under (cache-key.ts): frames
  * of one build id read under headers that promise different contents never pass for each other. The
- * shared cache keeps DESIGN §3's names, which other nodes read.
+ * shared cache keeps its own names, which other nodes read.
  */
 import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -1,5 +1,5 @@
 /**
- * The shared frame cache (DESIGN §3): a directory (an NFS mount in production) of verified frames
+ * The shared frame cache (names in docs/FORMAT.md): a directory (an NFS mount in production) of verified frames
  * that every node of a cluster reads before going to object storage.
  *
  * Writers follow the lock / temp / hard-link protocol so readers only ever see complete files:
@@ -9,7 +9,7 @@
  * never replacing, so even two writers that both broke a stale lock publish one complete file.
  *
  * This class never verifies: the fetcher verifies every frame (verify.ts) and only offers verified
- * bytes here; a corrupt entry found by the fetcher is removed with `remove` (DESIGN §9: partial or
+ * bytes here; a corrupt entry found by the fetcher is removed with `remove` (partial or
  * corrupt frames written to the shared cache). So only what verification can check is kept or read
  * here: compressed frames (codec checksums) and raw chunks whose header gives their SHA-256. A raw
  * chunk without one (a legacy raw build) could rot on this disk and would still pass the size check:
@@ -96,11 +96,11 @@ export class SharedCacheSource implements FrameSource {
       const buf = Buffer.allocUnsafe(ref.sizeC + 1)
       return buf.subarray(0, await readUpTo(fh, buf, 0))
     } finally {
-      await fh.close() // DESIGN §9: file descriptors leaked on cache hits
+      await fh.close() // always closed: the Go reader leaked file descriptors on cache hits
     }
   }
 
-  /** Delete an entry that failed verification, so the next reader refetches it (DESIGN §3). */
+  /** Delete an entry that failed verification, so the next reader refetches it. */
   async remove(ref: FrameRef): Promise<void> {
     await rm(this.entryPath(ref), { force: true })
     this.log.warn({ buildId: ref.buildId, kind: ref.kind, startC: ref.startC }, 'removed corrupt shared cache entry')
@@ -134,7 +134,7 @@ export class SharedCacheSource implements FrameSource {
     while (this.pending.size > 0) await Promise.all([...this.pending])
   }
 
-  /** The lock / temp / hard-link protocol of DESIGN §3. Call only with verified bytes. */
+  /** The lock / temp / hard-link protocol (lock, write a temp file, link it into place). Call only with verified bytes. */
   async store(ref: FrameRef, verified: Uint8Array): Promise<SharedWriteResult> {
     const final = this.entryPath(ref)
     if (await exists(final)) return 'exists'
