@@ -20,6 +20,8 @@ export interface PeerSourceOptions {
   readonly stallMs: number
   /** A peer's penalties halve every this many ms (default PENALTY_HALF_LIFE_MS). */
   readonly penaltyHalfLifeMs?: number
+  /** The node's own frame store (the fetcher's next source): a frame held there is not asked of peers. */
+  readonly localFrames?: { has(ref: FrameRef): boolean }
 }
 
 /**
@@ -46,6 +48,7 @@ export class PeerFrameSource implements FrameSource {
   private readonly directory: PeerDirectory
   private readonly board: BuildStatusBoard
   private readonly local: LocalBuilds
+  private readonly localFrames: PeerSourceOptions['localFrames']
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
   /** Batch errors already charged to their peer (weak: they go with the batch). */
@@ -63,11 +66,17 @@ export class PeerFrameSource implements FrameSource {
     this.directory = directory
     this.board = board
     this.local = local
+    this.localFrames = opts.localFrames
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
     const own = await this.fromLocal(ref)
     if (own) return own
+    // "Not here" sends the fetcher on to the frame store, local disk instead of a network round trip.
+    // Not for a pending build: if that copy turned out corrupt, storage would not have the frame.
+    // (A build of unknown state counts as pending when a peer announces it so: its parent layers are
+    // read without a file of their own watching their state.)
+    if (this.localFrames?.has(ref) && !this.maybePending(ref.buildId)) return null
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
     const entries = this.directory.peersFor(ref.buildId)
@@ -121,15 +130,7 @@ export class PeerFrameSource implements FrameSource {
     return null
   }
 
-  /**
-   * Whether this source must be asked before the node's frame store for `buildId` (heldFramesFirst):
-   * this node's own build (its local framed copy), or one that may be pending. For a pending build a
-   * stored copy that turned out corrupt could not be replaced from storage, so its origin comes first.
-   * (A build of unknown state counts as pending when a peer announces it so: its parent layers are
-   * read without a file of their own watching their state.)
-   */
-  asksFirst(buildId: string): boolean {
-    if (this.local.get(buildId)) return true
+  private maybePending(buildId: string): boolean {
     const state = this.board.get(buildId)
     if (state !== undefined) return state === 'pending'
     return this.directory.peersFor(buildId).some((e) => e.state === 'pending')
