@@ -1,6 +1,6 @@
 /**
  * The chunk cache: one fetch per frame shared by every reader, readiness by the fetch's own range,
- * aborts that stop only their caller, bounded waits, eviction (DESIGN §7, §9).
+ * aborts that stop only their caller, bounded waits, eviction.
  */
 import assert from 'node:assert/strict'
 import { open as openFile, readdir, writeFile } from 'node:fs/promises'
@@ -113,7 +113,7 @@ test('every waiter of a failing fetch gets the error (no hang), nothing is marke
   })
 })
 
-test('regression §9 (zeroed pages after a header switch): readiness is judged by the fetch\'s own range', async () => {
+test('regression: zeroed pages after a header switch: readiness is judged by the fetch\'s own range', async () => {
   await withTmp(async (dir) => {
     // Geometry A: 256 KiB zstd frames. Geometry B (the header after a switch): 1 MiB lz4 frames of
     // the same data file. A fetch of A's frame [0, 256K) is in flight when a B reader needs a page at

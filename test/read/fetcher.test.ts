@@ -1,4 +1,4 @@
-/** Verification in one place and the fallback chain: peers → shared cache → storage (DESIGN §7, §8). */
+/** Verification in one place and the fallback chain: peers → shared cache → storage. */
 import assert from 'node:assert/strict'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'

@@ -1,4 +1,4 @@
-/** The node's frame store (issue 5): index, verified reads for peers, LRU by build, restart, shared mode. */
+/** The node's frame store: index, verified reads for peers, LRU by build, restart, shared mode. */
 import assert from 'node:assert/strict'
 import { mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
@@ -149,7 +149,7 @@ test('owned: frames of a failed build are dropped and never stored again; `accep
   })
 })
 
-test('shared: DESIGN §3 names; tracks what it read or wrote; over the bound forgets, never deletes', async () => {
+test('shared: the shared cache\'s names; tracks what it read or wrote; over the bound forgets, never deletes', async () => {
   await withTmp(async (dir) => {
     const [a, b] = [await build(2, 8), await build(2, 9)]
     const store = await FrameStore.open({ mode: 'shared', dir, maxBytes: a.stored.byteLength + 1 })
