@@ -17,7 +17,7 @@ import { ChunkCache } from '../read/chunk-cache.ts'
 import { FrameFetcher } from '../read/fetcher.ts'
 import { ReadMetrics } from '../read/metrics.ts'
 import { storageLayerLookup } from '../read/open.ts'
-import { FrameStore } from '../read/sources/frame-store.ts'
+import { FrameStore, heldFramesFirst } from '../read/sources/frame-store.ts'
 import { SharedCacheSource } from '../read/sources/shared-cache.ts'
 import { StorageSource } from '../read/source.ts'
 import type { ObjectStore } from '../storage/store.ts'
@@ -259,12 +259,17 @@ async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBo
   const peerSource = new PeerFrameSource(peer.client, peer.directory, board, w.builds, {
     timeoutMs: config.peers.requestTimeoutMs,
     stallMs: config.peers.stallTimeoutMs,
-    localFrames: frames,
   })
   const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger }) : undefined)
   const fetcher = new FrameFetcher({
-    // Peers (a pending build's origin first), then the shared cache or the frame store, storage last.
-    sources: shared ? [peerSource, shared, new StorageSource(w.store)] : [peerSource, new StorageSource(w.store)],
+    // The frame store's own frames of builds that are not pending, peers, the shared cache or the frame
+    // store (a pending build's fallback), storage last.
+    sources: [
+      ...(frames ? [heldFramesFirst(frames, (id) => peerSource.asksFirst(id))] : []),
+      peerSource,
+      ...(shared ? [shared] : []),
+      new StorageSource(w.store),
+    ],
     hedgeAfterMs: config.peers.hedgeAfterMs,
     metrics,
     logger,

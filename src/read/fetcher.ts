@@ -143,7 +143,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     this.metrics.hits.inc({ source: source.name })
     this.metrics.bytesFetched.inc({ source: source.name }, result.stored.byteLength)
     // Write-back only to other sources: bytes just read from a cache are already there.
-    for (const s of this.sources) if (s !== source) s.offer?.(ref, result.stored)
+    for (const s of this.sources) if (s !== source && s !== source.viewOf) s.offer?.(ref, result.stored)
   }
 
   /** One source, verified. `signal` is this attempt's own: aborted = lost to another attempt or abandoned. */

@@ -48,6 +48,8 @@ export interface FrameSource {
   offer?(ref: FrameRef, verified: Uint8Array): void
   /** A cache: drop the entry whose bytes just failed verification, so the next reader refetches it. */
   remove?(ref: FrameRef): Promise<void>
+  /** A view of another source of the chain (a cache): bytes this one returns are already kept there. */
+  readonly viewOf?: FrameSource
 }
 
 /** Object storage (GCS or a directory): one ranged read per frame, at its compressed offset. */

@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { FileKind } from '../../src/format/types.ts'
 import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
+import type { FileKind } from '../../src/format/types.ts'
 import { LocalBuilds } from '../../src/origin/local-builds.ts'
-import { MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/read/sources/peer.ts'
 import type { FrameRef } from '../../src/read/source.ts'
+import { heldFramesFirst } from '../../src/read/sources/frame-store.ts'
+import { MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/read/sources/peer.ts'
 import { equalBytes, startPeer, stopPeers, type TestPeer, waitFor } from '../p2p/helpers.ts'
 
 test('penalties: accumulate, halve every half-life, drop to 0 below the floor', () => {
@@ -123,18 +124,25 @@ test('a frame held in the node’s own frame store is not asked of peers, unless
     const board = new BuildStatusBoard()
     board.addHolder(buildId, a.peerId)
     const held = new Set<number>([ranges[0].startC])
-    const source = new PeerFrameSource(reader.client, reader.directory, board, new LocalBuilds(reader.dataDir), {
-      timeoutMs: 5000,
-      stallMs: 2000,
-      localFrames: { has: (ref) => held.has(ref.startC) },
-    })
+    const stored = new Uint8Array([7])
+    const source = new PeerFrameSource(reader.client, reader.directory, board, new LocalBuilds(reader.dataDir), { timeoutMs: 5000, stallMs: 2000 })
+    const store = { name: 'frame-store', has: (r: FrameRef) => held.has(r.startC), fetch: async () => stored, remove: async () => {} }
+    // The fetcher's order: the store's own frames first, then the peers.
+    const chain = [heldFramesFirst(store, (id) => source.asksFirst(id)), source]
+    const fetchChain = async (r: FrameRef) => {
+      for (const s of chain) {
+        const bytes = await s.fetch(r, AbortSignal.timeout(5000))
+        if (bytes) return bytes
+      }
+      return null
+    }
     const ref = (i: number): FrameRef => ({ buildId, kind: 'memfile', codec: 'zstd', startU: i * 4096, sizeU: 4096, ...ranges[i] })
-    assert.equal(await source.fetch(ref(0), AbortSignal.timeout(5000)), null, '"not here": the store is the next source')
+    assert.equal(await fetchChain(ref(0)), stored, 'the store answers before any peer is asked')
     assert.equal(a.provider.calls, 0)
-    assert.ok(await source.fetch(ref(1), AbortSignal.timeout(5000)), 'a frame the store lacks comes from the peer')
+    assert.ok(await fetchChain(ref(1)), 'a frame the store lacks comes from the peer')
     assert.equal(a.provider.calls, 1)
     board.set(buildId, 'pending') // storage would not have it if the stored copy were bad: ask the origin
-    assert.ok(await source.fetch(ref(0), AbortSignal.timeout(5000)))
+    assert.notEqual(await fetchChain(ref(0)), stored)
     assert.equal(a.provider.calls, 2)
   } finally {
     await stopPeers(...peers)

@@ -20,13 +20,13 @@ import { open, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type BuildId, type CodecName, type FileKind, storageName } from '../../format/types.ts'
 import { createRegistry, type Registry } from '../../obs/metrics.ts'
-import { entryName, frameKey, sameRef, scanEntries } from './frame-store-layout.ts'
-import { FrameStoreMetrics } from '../metrics.ts'
-import { SharedCacheSource, type SharedCacheOptions, type SharedWriteResult } from './shared-cache.ts'
-import type { FrameRef } from '../source.ts'
-import { verifyFrame } from '../verify.ts'
 import { readUpTo } from '../../util/file-io.ts'
 import { PinCounts } from '../../util/pins.ts'
+import { FrameStoreMetrics } from '../metrics.ts'
+import type { FrameRef, FrameSource } from '../source.ts'
+import { verifyFrame } from '../verify.ts'
+import { entryName, frameKey, sameRef, scanEntries } from './frame-store-layout.ts'
+import { type SharedCacheOptions, SharedCacheSource, type SharedWriteResult } from './shared-cache.ts'
 
 export interface FrameStoreOptions extends Omit<SharedCacheOptions, 'name'> {
   readonly mode: 'owned' | 'shared'
@@ -50,6 +50,21 @@ interface BuildEntry {
 }
 
 export type StoreChange = { buildId: BuildId; present: boolean }
+
+/**
+ * The frame store asked first, before peers, for the frames it holds: local disk instead of a network
+ * round trip. It answers only those (from its index, no syscall otherwise) and never for a build
+ * `askPeersFirst` names (one that may be pending: its origin is asked first, the store stays the
+ * fallback after peers). Counted under the store's own name; its bytes are not offered back to it.
+ */
+export function heldFramesFirst(store: Pick<FrameStore, 'name' | 'has' | 'fetch' | 'remove'>, askPeersFirst: (buildId: BuildId) => boolean): FrameSource {
+  return {
+    name: store.name,
+    viewOf: store,
+    fetch: (ref, signal) => (store.has(ref) && !askPeersFirst(ref.buildId) ? store.fetch(ref, signal) : Promise.resolve(null)),
+    remove: (ref) => store.remove(ref),
+  }
+}
 
 export class FrameStore extends SharedCacheSource {
   readonly mode: 'owned' | 'shared'

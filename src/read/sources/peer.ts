@@ -8,20 +8,18 @@
  */
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
-import { InvalidArgumentError } from '../../errors.ts'
-import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
-import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
-import type { FrameRef, FrameSource } from '../source.ts'
 import type { BuildStatusBoard } from '../../cluster/build-status.ts'
+import { InvalidArgumentError } from '../../errors.ts'
 import type { LocalBuilds } from '../../origin/local-builds.ts'
+import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
+import type { FrameRef, FrameSource } from '../source.ts'
+import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
 
 export interface PeerSourceOptions {
   readonly timeoutMs: number
   readonly stallMs: number
   /** A peer's penalties halve every this many ms (default PENALTY_HALF_LIFE_MS). */
   readonly penaltyHalfLifeMs?: number
-  /** The node's own frame store (the fetcher's next source): a frame held there is not asked of peers. */
-  readonly localFrames?: { has(ref: FrameRef): boolean }
 }
 
 /**
@@ -48,7 +46,6 @@ export class PeerFrameSource implements FrameSource {
   private readonly directory: PeerDirectory
   private readonly board: BuildStatusBoard
   private readonly local: LocalBuilds
-  private readonly localFrames: PeerSourceOptions['localFrames']
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
   /** Batch errors already charged to their peer (weak: they go with the batch). */
@@ -66,17 +63,11 @@ export class PeerFrameSource implements FrameSource {
     this.directory = directory
     this.board = board
     this.local = local
-    this.localFrames = opts.localFrames
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
     const own = await this.fromLocal(ref)
     if (own) return own
-    // "Not here" sends the fetcher on to the frame store, local disk instead of a network round trip.
-    // Not for a pending build: if that copy turned out corrupt, storage would not have the frame.
-    // (A build of unknown state counts as pending when a peer announces it so: its parent layers are
-    // read without a file of their own watching their state.)
-    if (this.localFrames?.has(ref) && !this.maybePending(ref.buildId)) return null
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
     const entries = this.directory.peersFor(ref.buildId)
@@ -130,7 +121,15 @@ export class PeerFrameSource implements FrameSource {
     return null
   }
 
-  private maybePending(buildId: string): boolean {
+  /**
+   * Whether this source must be asked before the node's frame store for `buildId` (heldFramesFirst):
+   * this node's own build (its local framed copy), or one that may be pending. For a pending build a
+   * stored copy that turned out corrupt could not be replaced from storage, so its origin comes first.
+   * (A build of unknown state counts as pending when a peer announces it so: its parent layers are
+   * read without a file of their own watching their state.)
+   */
+  asksFirst(buildId: string): boolean {
+    if (this.local.get(buildId)) return true
     const state = this.board.get(buildId)
     if (state !== undefined) return state === 'pending'
     return this.directory.peersFor(buildId).some((e) => e.state === 'pending')
