@@ -6,8 +6,8 @@
  *
  * Size limit and eviction: the bytes present are accounted per build file; above `maxBytes` whole
  * build files are evicted, least recently released first, never one that is open (a lease holds a
- * reference) nor one of a pinned build (a pending build whose only copy may be ours). When every
- * candidate is in use the cache stays over its limit rather than break a reader.
+ * reference). When every candidate is in use the cache stays over its limit rather than break a
+ * reader.
  *
  * Restart: the directory is scanned at open; each presence record is reloaded, so a restart keeps
  * the cache (a data file without a record is deleted: its bytes cannot be trusted as present). A
@@ -27,7 +27,6 @@ import { CacheClosedError } from './errors.ts'
 import type { VerifiedFrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
 import { PresenceMap } from './presence.ts'
-import { PinCounts } from '../util/pins.ts'
 
 export interface ChunkCacheOptions {
   readonly dir: string
@@ -63,7 +62,6 @@ export class ChunkCache {
   private readonly metrics: ReadMetrics
   private readonly log: Logger
   private readonly entries = new Map<string, Entry>()
-  private readonly pins = new PinCounts<BuildId>()
   private readonly deleting = new Map<string, Promise<void>>()
   private total = 0
   private clock = 0
@@ -122,16 +120,6 @@ export class ChunkCache {
       await this.release(e)
       throw err
     }
-  }
-
-  /** Keep a build's files whatever the size pressure (a pending build), until as many `unpin`s. */
-  pin(buildId: BuildId): void {
-    this.pins.add(buildId)
-  }
-
-  unpin(buildId: BuildId): void {
-    this.pins.remove(buildId)
-    void this.kickEviction()
   }
 
   /** Close every file (fetches in flight are stopped) and wait for evictions. Leases become invalid. */
@@ -208,7 +196,7 @@ export class ChunkCache {
     while (this.total > this.maxBytes) {
       let victim: Entry | undefined
       for (const e of this.entries.values()) {
-        if (e.refs > 0 || e.file || e.closing || this.pins.has(e.buildId)) continue
+        if (e.refs > 0 || e.file || e.closing) continue
         if (!victim || e.lastUsed < victim.lastUsed) victim = e
       }
       if (!victim) {

@@ -171,7 +171,7 @@ test('the cache survives a restart: presence is persisted, no refetch', async ()
   })
 })
 
-test('eviction: least recently used build files first, never one in use or pinned', async () => {
+test('eviction: least recently used build files first, never one in use', async () => {
   await withTmp(async (dir) => {
     const reg = createRegistry()
     const metrics = new ReadMetrics(reg)
@@ -189,14 +189,12 @@ test('eviction: least recently used build files first, never one in use or pinne
     const dirs = async () => (await readdir(dir)).sort()
     const ids = (...i: number[]) => i.map((j) => `${builds[j].id}.${KEY}`).sort()
     const held = await fill(0, true) // in use the whole time
-    cache.pin(builds[1].id) // a pending build
     await fill(1)
     await fill(2)
-    await fill(3) // 2 MiB > 1.5 MiB: 0 is in use, 1 pinned, 2 is the least recently used idle file
-    assert.deepEqual(await dirs(), ids(0, 1, 3))
-    cache.unpin(builds[1].id)
-    await fill(2) // over again: now 1 is idle, unpinned and older than 3
+    await fill(3) // 2 MiB > 1.5 MiB: 0 is in use, 1 is the least recently used idle file
     assert.deepEqual(await dirs(), ids(0, 2, 3))
+    await fill(1) // over again: 0 is still in use, now 2 is idle and older than 3
+    assert.deepEqual(await dirs(), ids(0, 1, 3))
     assert.equal(cache.bytes, 1.5 * MiB)
     assert.equal((await reg.getSingleMetric('snapswarm_chunk_cache_evictions_total')!.get()).values[0].value, 2)
     // The held file is still readable and intact.
