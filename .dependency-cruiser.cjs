@@ -57,6 +57,13 @@ module.exports = {
       to: { path: '^(test|bench)/' },
     },
     {
+      name: 'bench-not-to-tests',
+      comment: 'benchmarks share code through bench/lib/ or src/, never by importing tests',
+      severity: 'error',
+      from: { path: '^bench/' },
+      to: { path: '^test/' },
+    },
+    {
       name: 'not-to-unresolvable',
       comment: 'every relative import resolves to a file (packages are checked by the type check)',
       severity: 'error',

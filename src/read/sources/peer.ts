@@ -2,15 +2,15 @@
  * The peer slot of the read path (docs/ARCHITECTURE.md, "The read path"): frames of builds this node originated come from its
  * local framed copy; others from the peers that announce the build, one at a time, each with a
  * deadline and stall detection. NOT_AVAILABLE, BUSY, an error or a stall moves on to the next peer;
- * USE_STORAGE and UPLOAD_FAILED are recorded on the status board (the switchover's signals) and end
+ * USE_STORAGE and UPLOAD_FAILED are told to `onUploadState` (the node records them on the status board,
+ * the switchover's signals) and end
  * the peer attempt. A peer whose frame failed verification is never asked for that frame again;
  * errors and corrupt frames also cost the peer a penalty that orders peers and decays over time.
  */
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
-import type { BuildStatusBoard } from '../../cluster/build-status.ts'
 import { InvalidArgumentError } from '../../errors.ts'
-import type { LocalBuilds } from '../../origin/local-builds.ts'
+import type { BuildId, CodecName, FileKind, OriginBuildState, UploadState } from '../../format/types.ts'
 import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
 import type { FrameRef, FrameSource } from '../source.ts'
 import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
@@ -20,6 +20,20 @@ export interface PeerSourceOptions {
   readonly stallMs: number
   /** A peer's penalties halve every this many ms (default PENALTY_HALF_LIFE_MS). */
   readonly penaltyHalfLifeMs?: number
+  /** A peer said the build's upload finished (USE_STORAGE) or failed (UPLOAD_FAILED). */
+  readonly onUploadState?: (buildId: BuildId, state: 'uploaded' | 'failed') => void
+}
+
+/** What the node knows of builds across the cluster (the status board, read only here). */
+export interface ClusterBuilds {
+  get(id: BuildId): UploadState | undefined
+  /** Peers known to hold the build without announcing it. */
+  holdersOf(id: BuildId): readonly string[]
+}
+
+/** This node's own builds: the local framed copy of each file, in the geometry it framed. */
+export interface OwnBuilds {
+  get(id: BuildId): { readonly state: OriginBuildState; readonly files: ReadonlyMap<FileKind, { readonly dataPath: string; readonly info: { readonly frames: { readonly codec: CodecName } } }> } | undefined
 }
 
 /**
@@ -44,8 +58,9 @@ export class PeerFrameSource implements FrameSource {
   readonly retryAfterPenalty = true
   private readonly batcher: FrameBatcher
   private readonly directory: PeerDirectory
-  private readonly board: BuildStatusBoard
-  private readonly local: LocalBuilds
+  private readonly board: ClusterBuilds
+  private readonly local: OwnBuilds
+  private readonly onUploadState: PeerSourceOptions['onUploadState']
   /** Peers that served a bad copy of a frame (by frame key): never trusted for it again. */
   private readonly distrusted = new Map<string, Set<string>>()
   /** Batch errors already charged to their peer (weak: they go with the batch). */
@@ -57,12 +72,13 @@ export class PeerFrameSource implements FrameSource {
   /** Penalties for errors and corrupt frames, decaying over time: they order peers (fewest first). */
   readonly penalties: PeerPenalties
 
-  constructor(client: PeerClient, directory: PeerDirectory, board: BuildStatusBoard, local: LocalBuilds, opts: PeerSourceOptions) {
+  constructor(client: PeerClient, directory: PeerDirectory, board: ClusterBuilds, local: OwnBuilds, opts: PeerSourceOptions) {
     this.batcher = new FrameBatcher(client, opts)
     this.penalties = new PeerPenalties(opts.penaltyHalfLifeMs ?? PENALTY_HALF_LIFE_MS)
     this.directory = directory
     this.board = board
     this.local = local
+    this.onUploadState = opts.onUploadState
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
@@ -109,11 +125,11 @@ export class PeerFrameSource implements FrameSource {
         return answer.bytes
       }
       if (answer.status === 'USE_STORAGE') {
-        this.board.set(ref.buildId, 'uploaded')
+        this.onUploadState?.(ref.buildId, 'uploaded')
         return null
       }
       if (answer.status === 'UPLOAD_FAILED') {
-        this.board.set(ref.buildId, 'failed')
+        this.onUploadState?.(ref.buildId, 'failed')
         return null
       }
       if (answer.status === 'NOT_AVAILABLE' && cachedOnly.has(peer)) remember(this.cachedMisses, `${peer}/${ref.buildId}/${ref.kind}`, now)
