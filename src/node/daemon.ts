@@ -259,6 +259,8 @@ async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBo
   const peerSource = new PeerFrameSource(peer.client, peer.directory, board, w.builds, {
     timeoutMs: config.peers.requestTimeoutMs,
     stallMs: config.peers.stallTimeoutMs,
+    // A peer's USE_STORAGE / UPLOAD_FAILED goes on the status board (the switchover follows it).
+    onUploadState: (id, state) => board.set(id, state),
   })
   const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger }) : undefined)
   const fetcher = new FrameFetcher({
