@@ -6,8 +6,8 @@
  * error message.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { BlockList, isIP } from 'node:net'
 import { ConfigError } from '../config/load.ts'
+import { isLoopbackHost, splitHostPort } from '../util/host-port.ts'
 import { readRegularFile } from '../util/regular-file.ts'
 
 /** RFC 6750 b64token characters. */
@@ -19,28 +19,7 @@ export const MAX_TOKEN_CHARS = 4096
 /** A token file holds one token and whitespace around it; a bigger file is refused unread. */
 const MAX_TOKEN_FILE_BYTES = 64 * 1024
 
-/** 127.0.0.0/8 and ::1 (IPv4-mapped forms such as ::ffff:127.0.0.1 included). */
-const LOOPBACK = new BlockList()
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
-LOOPBACK.addAddress('::1', 'ipv6')
-
-/** `HOST:PORT` or `[IPV6]:PORT` (the form `node.api` takes) → host without brackets, port. */
-export function splitHostPort(hostPort: string): { host: string; port: number } {
-  const i = hostPort.lastIndexOf(':')
-  const host = hostPort.slice(0, i)
-  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(hostPort.slice(i + 1)) }
-}
-
-/**
- * Whether a configured host is reachable from this machine only. Decided from the string alone,
- * before anything listens: `localhost` and literal loopback addresses; anything else (0.0.0.0, ::,
- * an interface address, a host name, `127.1`) counts as exposed.
- */
-export function isLoopbackHost(host: string): boolean {
-  if (host.toLowerCase() === 'localhost') return true
-  const family = isIP(host)
-  return family !== 0 && LOOPBACK.check(host, family === 6 ? 'ipv6' : 'ipv4')
-}
+export { isLoopbackHost, splitHostPort }
 
 /** Validate a token (trimmed); `where` names its source in the error, which never includes the token. */
 export function checkApiToken(raw: string, where: string): string {

@@ -11,13 +11,27 @@
  *   when the file closes, whichever comes first, and is saved (TraceStore.save).
  */
 import { resolve } from '../format/mapping.ts'
+import type { Header } from '../format/header.ts'
 import { type BuildId, type FileKind, NIL_BUILD_ID } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
-import type { ResumedFile } from '../switchover/resumed-file.ts'
+import type { BuildReader } from '../read/build-reader.ts'
 import type { PrefetchGate } from './gate.ts'
 import { AccessRecorder } from './recorder.ts'
 import type { AccessTrace } from './trace.ts'
 import type { TraceStore } from './traces.ts'
+
+/**
+ * What prefetching needs of an open build file (a switchover ResumedFile in the node): its current
+ * header, the reads it serves (to record them) and a way to fetch one unit ahead. Declared here, not
+ * imported, because open files sit above this layer.
+ */
+export interface PrefetchFile {
+  readonly size: number
+  readonly header: Header
+  readonly pending: boolean
+  observe(observer: ((offset: number, length: number, reader: BuildReader) => void) | null): void
+  prefetchAt(offset: number): Promise<number>
+}
 
 export interface PrefetchSettings {
   /** Fetch ahead from a trace when one exists. */
@@ -53,7 +67,7 @@ export class PrefetchService {
     this.deps = deps
   }
 
-  attach(buildId: BuildId, kind: FileKind, file: ResumedFile): PrefetchSession {
+  attach(buildId: BuildId, kind: FileKind, file: PrefetchFile): PrefetchSession {
     const { settings } = this.deps
     if (!settings.enabled && !settings.record) return { close: async () => {} }
     return new Session(this.deps, buildId, kind, file, (p) => this.track(p))
@@ -74,13 +88,13 @@ class Session implements PrefetchSession {
   private readonly deps: PrefetchServiceDeps
   private readonly buildId: BuildId
   private readonly kind: FileKind
-  private readonly file: ResumedFile
+  private readonly file: PrefetchFile
   private readonly ctl = new AbortController()
   private readonly track: (p: Promise<void>) => void
   private recorder: AccessRecorder | null = null
   private window: NodeJS.Timeout | undefined
 
-  constructor(deps: PrefetchServiceDeps, buildId: BuildId, kind: FileKind, file: ResumedFile, track: (p: Promise<void>) => void) {
+  constructor(deps: PrefetchServiceDeps, buildId: BuildId, kind: FileKind, file: PrefetchFile, track: (p: Promise<void>) => void) {
     this.deps = deps
     this.buildId = buildId
     this.kind = kind
