@@ -19,7 +19,6 @@ import { ChunkCache } from './chunk-cache.ts'
 import { FrameFetcher } from './fetcher.ts'
 import { ReadMetrics } from './metrics.ts'
 import { type FrameSource, StorageSource } from './source.ts'
-import { SharedCacheSource } from './sources/shared-cache.ts'
 
 /** Default local cache limit when the caller names none. */
 const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024 * 1024
@@ -31,8 +30,8 @@ export interface OpenStoredOptions {
   /** Chunk cache directory; a temporary one (removed on close) when absent. */
   readonly cacheDir?: string
   readonly cacheMaxBytes?: number
-  /** Shared frame cache directory (an NFS mount in production). */
-  readonly sharedDir?: string
+  /** Asked after `peers`, before storage: e.g. the shared frame cache (an NFS mount in production); its background writes (`idle`) end before close. */
+  readonly shared?: FrameSource & { idle?(): Promise<void> }
   readonly peers?: FrameSource
   readonly metrics?: ReadMetrics
   readonly logger?: Logger
@@ -67,8 +66,7 @@ export async function openStoredBuildFile(opts: OpenStoredOptions): Promise<Stor
   const header = await loadStoredHeader(opts.store, opts.buildId, opts.kind)
   const metrics = opts.metrics ?? new ReadMetrics()
   const tmp = opts.cacheDir ? null : await mkdtemp(join(tmpdir(), 'snapswarm-cache-'))
-  const shared = opts.sharedDir ? new SharedCacheSource({ dir: opts.sharedDir, metrics, logger: opts.logger }) : undefined
-  const fetcher = new FrameFetcher({ sources: [opts.peers, shared, new StorageSource(opts.store)].filter((s) => s !== undefined), metrics, logger: opts.logger })
+  const fetcher = new FrameFetcher({ sources: [opts.peers, opts.shared, new StorageSource(opts.store)].filter((s) => s !== undefined), metrics, logger: opts.logger })
   const cache = await ChunkCache.open({
     dir: opts.cacheDir ?? tmp!,
     maxBytes: opts.cacheMaxBytes ?? DEFAULT_CACHE_BYTES,
@@ -78,7 +76,7 @@ export async function openStoredBuildFile(opts: OpenStoredOptions): Promise<Stor
   })
   const cleanup = async (): Promise<void> => {
     await cache.close()
-    await shared?.idle()
+    await opts.shared?.idle?.()
     if (tmp) await rm(tmp, { recursive: true, force: true })
   }
   let reader: BuildReader

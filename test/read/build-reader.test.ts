@@ -8,15 +8,16 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { type BuildInfo, encodeHeader, type Header } from '../../src/format/header.ts'
+import { dataObjectName, headerObjectName } from '../../src/format/layout.ts'
 import { layerHeader, singleLayerHeader } from '../../src/format/mapping.ts'
 import type { BuildId, CodecName } from '../../src/format/types.ts'
 import { createRegistry } from '../../src/obs/metrics.ts'
 import { ReadMetrics } from '../../src/read/metrics.ts'
-import { dataObjectName, headerObjectName } from '../../src/format/layout.ts'
 import { openStoredBuildFile } from '../../src/read/open.ts'
+import { SharedCacheSource } from '../../src/read/sources/shared-cache.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
 import type { ObjectStore } from '../../src/storage/store.ts'
-import { KiB, MiB, frameData, newId, vmData, withTmp } from './helpers.ts'
+import { frameData, KiB, MiB, newId, vmData, withTmp } from './helpers.ts'
 
 const SIZE = 6 * MiB
 const BLOCK = 4 * KiB
@@ -102,13 +103,14 @@ test('10,000 random reads across a 3-layer chain (zstd, raw, lz4, zeros) equal t
     const { ids, model, top } = await chain(store)
     assert.equal(top.version, 4)
     const reg = createRegistry()
+    const readMetrics = new ReadMetrics(reg)
     const file = await openStoredBuildFile({
       store,
       buildId: ids[2],
       kind: 'memfile',
       cacheDir: join(dir, 'cache'),
-      sharedDir: join(dir, 'shared'),
-      metrics: new ReadMetrics(reg),
+      shared: new SharedCacheSource({ dir: join(dir, 'shared'), metrics: readMetrics }),
+      metrics: readMetrics,
     })
     assert.equal(file.size, SIZE)
     let x = 12345
