@@ -1,12 +1,13 @@
 /**
- * The source chain behind the chunk cache (DESIGN §7): peers → shared frame cache → object storage.
+ * The source chain behind the chunk cache (docs/ARCHITECTURE.md, "The read path"): peers → shared
+ * frame cache → object storage.
  * Each source is asked in turn; "not here", an error, a timeout and bytes that fail verification
- * are all ordinary outcomes that move on to the next source (STYLE practice 3: fallbacks as code,
- * not exception handlers). Every frame is verified here, whichever source produced it (DESIGN §8);
+ * are all ordinary outcomes that move on to the next source (fallbacks as code, not exception
+ * handlers). Every frame is verified here, whichever source produced it;
  * a failure is counted and the source penalised; a corrupt shared-cache entry is deleted; verified
  * frames from elsewhere are offered to the shared cache in the background, never blocking the read.
  *
- * Hedging (issue 5): a source other than the last that has not answered within `hedgeAfterMs` gets
+ * Hedging: a source other than the last that has not answered within `hedgeAfterMs` gets
  * the next source started beside it. The first VERIFIED answer wins; every other attempt is aborted
  * through its own AbortSignal and its late result ignored (neither counted, penalised nor cached).
  * An attempt that fails moves the chain on only if no later source is already running; while the
@@ -26,7 +27,7 @@ import { SOURCE_TIMEOUT_MS } from './constants.ts'
 import { FrameUnavailableError } from './errors.ts'
 import { ReadMetrics } from './metrics.ts'
 import type { FrameRef, FrameSource } from './source.ts'
-import { type DigestCheck, describeRef, verifyFrame } from './verify.ts'
+import { describeRef, verifyFrame } from './verify.ts'
 
 /**
  * Why a frame is fetched: a reader waits for it (`demand`), or the prefetcher fetches it ahead of use
@@ -55,7 +56,6 @@ export interface FetcherOptions {
    * failed verification and that can drop them (`remove`) is told to.
    */
   readonly sources: readonly FrameSource[]
-  readonly verifyDigest?: DigestCheck
   /** Told about every bad answer so a peer session can drop a failing peer (Helia-style). */
   readonly onPenalty?: (source: FrameSource, ref: FrameRef, reason: PenaltyReason, err: unknown) => void
   readonly sourceTimeoutMs?: number
@@ -164,7 +164,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     if (signal.aborted) return { why: 'cancelled', cancelled: true } // lost meanwhile: not even verified
     if (stored === null) return { why: 'not here' }
     try {
-      const plain = await verifyFrame(ref, stored, this.opts.verifyDigest)
+      const plain = await verifyFrame(ref, stored)
       return { plain, stored, ms: performance.now() - started }
     } catch (err) {
       await this.onCorrupt(source, ref, err)

@@ -1,8 +1,7 @@
 /**
- * One source interface for every place a frame can come from (STYLE practice 3, CONTRACTS.md
- * src/read): peers, the shared frame cache and object storage all answer `fetch(ref)` with the
+ * One source interface for every place a frame can come from (fallbacks as code): peers, the shared frame cache and object storage all answer `fetch(ref)` with the
  * stored bytes of one frame, or `null` for "not here". Bytes from a source are never trusted: the
- * fetcher verifies them in one place (verify.ts) before they are used or cached (DESIGN §8).
+ * fetcher verifies them in one place (verify.ts) before they are used or cached.
  */
 import { dataObjectName } from '../format/layout.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
@@ -62,8 +61,8 @@ export class StorageSource implements FrameSource {
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
-    // A truncated object is an ObjectRangeError naming the range and the size found (issue 4: a clear
-    // error, not a hang); a missing one is the ordinary "not here".
+    // A truncated object is an ObjectRangeError naming the range and the size found (a clear error,
+    // not a hang); a missing one is the ordinary "not here".
     try {
       return await this.store.getRange(dataObjectName(ref.buildId, ref.kind, ref.codec), ref.startC, ref.sizeC, signal)
     } catch (err) {

@@ -3,16 +3,12 @@
  * end with its codec, so the codec checksum is checked and the result must be exactly `sizeU` bytes
  * (exact-size reads that never reached the codec checksum); a raw chunk must be exactly
  * its size, and when its header carries the chunk's SHA-256 (`ref.digest`), the bytes must hash to
- * it. A raw chunk without a digest (a legacy V3 build) can only be checked for its size. Any other
- * per-frame check plugs in through `DigestCheck`.
+ * it. A raw chunk without a digest (a legacy V3 build) can only be checked for its size.
  */
 import { getCodec } from '../format/codec.ts'
 import { CorruptFrameError } from '../errors.ts'
 import { hexDigest, sameDigest, sha256Of } from '../format/raw-digests.ts'
 import type { FrameRef } from './source.ts'
-
-/** Extra check on the decoded bytes (e.g. a per-frame digest from a future header format). */
-export type DigestCheck = (ref: FrameRef, plain: Uint8Array) => boolean | Promise<boolean>
 
 export function describeRef(ref: FrameRef): string {
   const what = ref.codec === 'none' ? 'chunk' : `${ref.codec} frame`
@@ -20,7 +16,7 @@ export function describeRef(ref: FrameRef): string {
 }
 
 /** The uncompressed bytes of `ref`, or CorruptFrameError saying what was expected and what was found. */
-export async function verifyFrame(ref: FrameRef, stored: Uint8Array, digest?: DigestCheck): Promise<Uint8Array> {
+export async function verifyFrame(ref: FrameRef, stored: Uint8Array): Promise<Uint8Array> {
   if (stored.byteLength !== ref.sizeC) {
     throw new CorruptFrameError(`${describeRef(ref)}: expected ${ref.sizeC} stored bytes, found ${stored.byteLength}`)
   }
@@ -39,9 +35,6 @@ export async function verifyFrame(ref: FrameRef, stored: Uint8Array, digest?: Di
     if (!sameDigest(found, ref.digest)) {
       throw new CorruptFrameError(`${describeRef(ref)}: SHA-256 mismatch: expected ${hexDigest(ref.digest)}, found ${hexDigest(found)}`)
     }
-  }
-  if (digest && !(await digest(ref, plain))) {
-    throw new CorruptFrameError(`${describeRef(ref)}: digest mismatch`)
   }
   return plain
 }

@@ -1,15 +1,15 @@
 /**
- * The node's store of verified compressed frames (issue 5: a node serves the builds whose frames it
+ * The node's store of verified compressed frames (a node serves the builds whose frames it
  * has read). The chunk cache keeps uncompressed bytes; peers ask for stored (compressed) frames, so
  * those are kept here. It is the fetcher's shared-cache slot: written behind reads with bytes the
- * fetcher has verified, asked before storage, an entry found corrupt removed (DESIGN §3, §7).
+ * fetcher has verified, asked before storage, an entry found corrupt removed.
  *
  * Two modes:
  * - owned (no shared dir): a directory under the node's data dir, written with the shared cache's
  *   lock / temp / hard-link protocol and bounded by `maxBytes`: above it whole builds are deleted,
  *   least recently used first, never one pinned (frames being served or written). Entry names carry
  *   the whole frame reference, so a restart rebuilds the index from names alone (frame-store-layout.ts).
- * - shared (cache.sharedDir): the shared directory itself, DESIGN §3 names. The node tracks only the
+ * - shared (cache.sharedDir): the shared directory itself, with the shared cache's names. The node tracks only the
  *   entries it read or wrote there; over `maxBytes` it forgets builds (stops serving and announcing
  *   them) but never deletes another node's file. Only corrupt entries are deleted, as before.
  *
@@ -103,7 +103,7 @@ export class FrameStore extends SharedCacheSource {
     return store
   }
 
-  /** Owned: `{buildId}/{file}/{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}[-{content}].frm`; shared: DESIGN §3. */
+  /** Owned: `{buildId}/{file}/{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}[-{content}].frm`; shared: the shared cache's names. */
   override entryPath(ref: FrameRef): string {
     if (this.mode === 'shared') return super.entryPath(ref)
     return join(this.dir, ref.buildId, storageName(ref.kind), entryName(ref))
