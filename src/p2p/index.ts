@@ -1,7 +1,7 @@
 /**
  * The peer layer's public surface (docs/ARCHITECTURE.md, "Wire protocols"). The daemon builds one `SnapswarmPeer` and uses:
  * - `client` (PeerClient): getHeader / getFrames / getBlob from a named peer, with deadlines and
- *   stall detection — the future peer FrameSource wraps it;
+ *   stall detection — the read path's peer source (src/read/sources/peer.ts) wraps it;
  * - `directory` (PeerDirectory): which peers announce a build, and change events (switchover);
  * - `announcer` (AnnounceService): what this node tells the cluster it can serve;
  * - `provider` (PeerContentProvider, passed in): what this node serves to peers.
