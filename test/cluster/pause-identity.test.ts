@@ -8,25 +8,18 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, waitFor } from '../../bench/lib/procs.ts'
+import { CLUSTER_TIMINGS, type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
-let storage: string
-let key: string
-let config: string
-const procs: NodeProc[] = []
 
 async function node(name: string, extra: string[] = []): Promise<NodeProc> {
-  const n = await startNode(['--storage', storage, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
-  procs.push(n)
-  return n
+  return env.startTestNode(name, { process: true, args: extra })
 }
 
 async function stateOn(n: NodeProc, id: string): Promise<{ state?: string; error?: string }> {
@@ -59,24 +52,12 @@ function assertNoNewBytes(r: { status: number; bytes: Buffer; text: string }, ol
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-identity-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
-  key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  config = join(dir, 'config.json')
-  await writeFile(
-    config,
-    JSON.stringify({
-      peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 },
-      switchover: { finalHeaderPollMs: 3000 },
-      node: { pendingGraceMs: 600_000 },
-    }),
-  )
+  env = await testNodes({ prefix: 'identity', clusterKey: true, config: CLUSTER_TIMINGS })
+  dir = env.dir
 })
 
 after(async () => {
-  await Promise.allSettled(procs.map((n) => n.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('regression: a source rewritten while its origin was down is never framed again under the same build id (item 2)', async () => {

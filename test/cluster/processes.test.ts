@@ -10,28 +10,25 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../../bench/lib/cli.ts'
-import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { CLUSTER_TIMINGS, type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
+let env: TestNodes
 let dir: string
 let bucket: string
-let storage: string
-let key: string
-let config: string
 let reader: NodeProc
 const nodes: NodeProc[] = []
 
 async function origin(extra: string[] = []): Promise<NodeProc> {
-  const n = await startNode(['--storage', storage, '--data-dir', join(dir, `node-${nodes.length}`), '--cluster-key', key, '--config', config, ...extra])
+  const n = await env.startTestNode(`node-${nodes.length}`, { process: true, args: extra })
   nodes.push(n)
   return n
 }
@@ -52,26 +49,14 @@ async function memfile(size: number, seed: number): Promise<{ path: string; data
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-cluster-'))
-  bucket = join(dir, 'bucket')
-  storage = pathToFileURL(bucket).href
-  key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  config = join(dir, 'config.json')
-  await writeFile(
-    config,
-    JSON.stringify({
-      peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 },
-      switchover: { finalHeaderPollMs: 3000 },
-      node: { pendingGraceMs: 600_000 },
-    }),
-  )
-  reader = await startNode(['--storage', storage, '--data-dir', join(dir, 'reader'), '--cluster-key', key, '--config', config])
+  env = await testNodes({ prefix: 'cluster', clusterKey: true, config: CLUSTER_TIMINGS })
+  dir = env.dir
+  bucket = env.bucket
+  reader = await env.startTestNode('reader', { process: true })
 })
 
 after(async () => {
-  await Promise.allSettled([reader, ...nodes].map((n) => n?.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('a pending build held only by its origin is read byte-exactly on another node, then switched over to storage', async () => {
@@ -105,7 +90,7 @@ test('a node with the wrong cluster key is refused; one with the right key conne
   const otherKey = join(dir, 'other.key')
   await writeClusterKey(otherKey)
   // Debug logs show each bootstrap dial and its fate (the later --log-level wins).
-  const stranger = await startNode(['--storage', storage, '--data-dir', join(dir, 'stranger'), '--cluster-key', otherKey, '--config', config, '--bootstrap', reader.addrs[0], '--log-level', 'debug'])
+  const stranger = await env.startTestNode('stranger', { process: true, args: ['--cluster-key', otherKey, '--bootstrap', reader.addrs[0], '--log-level', 'debug'] })
   nodes.push(stranger)
   const friend = await origin(['--bootstrap', reader.addrs[0]])
   await connectReader(friend)
