@@ -8,8 +8,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ConfigError, validateConfig } from '../../src/config/load.ts'
@@ -18,25 +17,26 @@ import { SnapswarmNode } from '../../src/node/daemon.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../../bench/lib/cli.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
 let tokenFile: string
 let token: string
 let node: SnapswarmNode
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-auth-'))
+  env = await testNodes({ prefix: 'auth' })
+  dir = env.dir
   token = randomBytes(32).toString('base64url')
   tokenFile = join(dir, 'api.token')
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 })
-  const config = validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href, node: { apiTokenFile: tokenFile } })
-  node = await SnapswarmNode.start({ config, dataDir: join(dir, 'node'), logger: silentLogger })
+  node = await env.startTestNode('node', { config: { node: { apiTokenFile: tokenFile } } })
 })
 
 after(async () => {
-  await node?.stop()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` })

@@ -6,27 +6,26 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
 let node: SnapswarmNode
 let id: string
 let data: Buffer
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-http-range-'))
-  node = await SnapswarmNode.start({ config: validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href }), dataDir: join(dir, 'node'), logger: silentLogger })
+  env = await testNodes({ prefix: 'http-range' })
+  dir = env.dir
+  node = await env.startTestNode('node')
   data = new VmDataGenerator(21).next(27 * MiB + 12345)
   await writeFile(join(dir, 'mem'), data)
   id = randomUUID()
@@ -39,8 +38,7 @@ before(async () => {
 })
 
 after(async () => {
-  await node.stop()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 async function range(start: number, end: number): Promise<Buffer> {
