@@ -1,5 +1,5 @@
 /**
- * Issue 5 and 6 bars with real daemon processes over real TCP on 127.0.0.1 (file:// storage):
+ * The cluster with real daemon processes over real TCP on 127.0.0.1 (file:// storage):
  * a pending build held only by its origin is read byte-exactly on another node and switched over to
  * storage when its upload completes; a node with the wrong cluster key is refused; a dead origin gives
  * a clear error before its upload finished and uninterrupted reads from storage after; a peer serving
