@@ -15,29 +15,24 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { cp, lstat, mkdtemp, readdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cp, lstat, readdir, readFile, stat, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { IDENTITY_FILE } from '../../src/p2p/constants.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, waitFor } from '../../bench/lib/procs.ts'
+import { CLUSTER_TIMINGS, type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 12 * MiB
 
+let env: TestNodes
 let dir: string
-let key: string
-let config: string
 let data: Buffer
 let id: string
-const procs: NodeProc[] = []
 
 async function node(dataDir: string, bucket: string, extra: string[] = []): Promise<NodeProc> {
-  const n = await startNode(['--storage', pathToFileURL(bucket).href, '--data-dir', dataDir, '--cluster-key', key, '--config', config, ...extra])
-  procs.push(n)
-  return n
+  return env.startTestNode(dataDir, { process: true, dataDir, storage: pathToFileURL(bucket).href, args: extra })
 }
 
 async function filesUnder(root: string): Promise<string[]> {
@@ -89,18 +84,8 @@ async function buildState(api: string): Promise<string | undefined> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-disk-faults-'))
-  key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  config = join(dir, 'config.json')
-  await writeFile(
-    config,
-    JSON.stringify({
-      peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 },
-      switchover: { finalHeaderPollMs: 3000 },
-      node: { pendingGraceMs: 600_000 },
-    }),
-  )
+  env = await testNodes({ prefix: 'disk-faults', clusterKey: true, config: CLUSTER_TIMINGS })
+  dir = env.dir
   data = new VmDataGenerator(31).next(SIZE)
   const src = join(dir, 'memfile')
   await writeFile(src, data)
@@ -120,8 +105,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.allSettled(procs.map((p) => p.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 for (const [fault, who] of (['flip', 'truncate', 'delete'] as const).flatMap((f) => (['origin', 'origin-copy', 'reader', 'both'] as const).map((w) => [f, w] as const))) {
