@@ -6,12 +6,14 @@
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { GcsClient, type GcsClientOptions } from './gcs-client.ts'
 import { GcsUpload, TEMPORARY_RE } from './gcs-upload.ts'
+import { storedIsSame } from './create-only.ts'
 import { readExactRange } from './ranged-read.ts'
 import {
   type CleanupOptions,
   checkName,
   type GetOptions,
   type MultipartUpload,
+  ObjectExistsError,
   type ObjectStat,
   type ObjectStore,
   type PutOptions,
@@ -41,7 +43,13 @@ export class GcsStore implements ObjectStore {
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {
-    await this.client.upload(this.full(name), data, { metadata: opts.metadata, signal: opts.signal, createOnly: true })
+    try {
+      await this.client.upload(this.full(name), data, { metadata: opts.metadata, signal: opts.signal, createOnly: true })
+    } catch (err) {
+      // A retry of a write whose first attempt landed: the object there is ours (create-only.ts).
+      if (err instanceof ObjectExistsError && (await storedIsSame(this, name, data, opts.metadata, opts.signal))) return
+      throw err
+    }
   }
 
   startUpload(name: string, opts: { metadata?: Record<string, string> } = {}): MultipartUpload {

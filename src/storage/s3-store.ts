@@ -5,6 +5,7 @@
  * environment); multipart uploads in s3-upload.ts.
  */
 import { type Logger, silentLogger } from '../obs/log.ts'
+import { storedIsSame } from './create-only.ts'
 import { readExactRange } from './ranged-read.ts'
 import { S3Api, type S3ClientOptions } from './s3-client.ts'
 import { S3Upload } from './s3-upload.ts'
@@ -13,6 +14,7 @@ import {
   checkName,
   type GetOptions,
   type MultipartUpload,
+  ObjectExistsError,
   type ObjectStat,
   type ObjectStore,
   type PutOptions,
@@ -45,7 +47,13 @@ export class S3Store implements ObjectStore {
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {
-    await this.api.put(this.full(name), data, { metadata: opts.metadata, signal: opts.signal, createOnly: true })
+    try {
+      await this.api.put(this.full(name), data, { metadata: opts.metadata, signal: opts.signal, createOnly: true })
+    } catch (err) {
+      // A retry of a write whose first attempt landed: the object there is ours (create-only.ts).
+      if (err instanceof ObjectExistsError && (await storedIsSame(this, name, data, opts.metadata, opts.signal))) return
+      throw err
+    }
   }
 
   startUpload(name: string, opts: { metadata?: Record<string, string> } = {}): MultipartUpload {

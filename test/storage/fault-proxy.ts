@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net'
  * `cutBody` / `stallBody`: the request reaches the server, its status and headers come back, then only
  * the first half of the body; then the connection is cut, or held open with nothing more sent.
  */
-export type Fault = 'pass' | 'fail500' | 'drop' | 'stall' | 'cutBody' | 'stallBody'
+/** `landedDrop`: the request reaches the server, then the client's connection is reset before any answer. */
+export type Fault = 'pass' | 'fail500' | 'drop' | 'stall' | 'cutBody' | 'stallBody' | 'landedDrop'
 
 export interface SeenRequest {
   index: number
@@ -63,6 +64,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const out = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
+        if (fault === 'landedDrop') {
+          up.resume()
+          up.once('end', () => req.socket.destroy())
+          return
+        }
         res.writeHead(up.statusCode ?? 502, up.headers)
         if (fault === 'pass') return up.pipe(res)
         const chunks: Buffer[] = []

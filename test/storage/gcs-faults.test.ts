@@ -207,3 +207,21 @@ describe('gcs faults: the server dies mid-upload', () => {
     }
   })
 })
+
+test('regression: a create-only put retried after its first attempt landed (answer lost) failed ERR_OBJECT_EXISTS; the object there is its own, so it succeeds — another object under the name still refuses', async () => {
+  const { store } = await proxied(FAST_RETRY)
+  const data = randomBytes(1000)
+  let first = true
+  proxy.plan = (req) => {
+    if (req.method === 'POST' && first) {
+      first = false
+      return 'landedDrop'
+    }
+    return 'pass'
+  }
+  await store.put('landed', data, { metadata: { k: 'v' } })
+  assert.equal(proxy.requests.filter((r) => r.fault === 'landedDrop').length, 1, 'the first attempt landed and its answer was lost')
+  assert.ok(Buffer.from(await store.get('landed')).equals(data))
+  await assert.rejects(store.put('landed', randomBytes(1000)), { code: 'ERR_OBJECT_EXISTS' })
+  await assert.rejects(store.put('landed', data, { metadata: { k: 'other' } }), { code: 'ERR_OBJECT_EXISTS' })
+})
