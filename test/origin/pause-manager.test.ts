@@ -50,7 +50,8 @@ function manager(dataDir: string, over: Partial<PauseDeps> = {}) {
     parentHeader: (id, kind) => storedHeader(id, kind),
     finalHeader: (id, kind) => storedHeader(id, kind),
     onState: (b: LocalBuild) => states.push({ id: b.id, state: b.state, error: b.error }),
-    writer: `node:test-${randomUUID()}`,
+    // A node's writer identity comes from its data dir (its peer id), so a restart is the same writer.
+    writer: `node:test-${dataDir}`,
     log: silentLogger,
     registry,
     ...over,
@@ -170,7 +171,8 @@ test('stop() interrupts an upload and keeps its record pending; a restarted mana
 
   const second = manager(dataDir)
   await second.pm.recover()
-  await until('uploaded after the restart', () => second.stateOf(id)?.state === 'uploaded')
+  const last = await until('uploaded after the restart', () => ['uploaded', 'failed'].includes(second.stateOf(id)?.state ?? '') && second.stateOf(id))
+  assert.equal(last.state, 'uploaded', `the restarted manager failed the build: ${last.error}`)
   assert.ok((await readStored(id)).equals(mem.data))
   await second.pm.stop()
 })
