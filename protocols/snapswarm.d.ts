@@ -218,6 +218,7 @@ export interface Announce {
     builds: BuildAnnouncement[];
     ttlMs: number;
     seq: number;
+    incarnation: number;
 }
 export declare namespace Announce {
     const codec: () => Codec<Announce>;
@@ -249,7 +250,49 @@ export declare namespace Announce {
         field: '$.seq';
         value: number;
     }
+    interface AnnounceIncarnationFieldEvent {
+        field: '$.incarnation';
+        value: number;
+    }
     function encode(obj: Partial<Announce>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Announce;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceBuildsBuildIdFieldEvent | AnnounceBuildsStateFieldEvent | AnnounceBuildsMemfileSizeFieldEvent | AnnounceBuildsRootfsSizeFieldEvent | AnnounceTtlMsFieldEvent | AnnounceSeqFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceBuildsBuildIdFieldEvent | AnnounceBuildsStateFieldEvent | AnnounceBuildsMemfileSizeFieldEvent | AnnounceBuildsRootfsSizeFieldEvent | AnnounceTtlMsFieldEvent | AnnounceSeqFieldEvent | AnnounceIncarnationFieldEvent>;
+}
+export interface Member {
+    peerId: string;
+    addrs: string[];
+}
+export declare namespace Member {
+    const codec: () => Codec<Member>;
+    interface MemberPeerIdFieldEvent {
+        field: '$.peerId';
+        value: string;
+    }
+    interface MemberAddrsFieldEvent {
+        field: '$.addrs[]';
+        index: number;
+        value: string;
+    }
+    function encode(obj: Partial<Member>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Member>): Member;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Member>): Generator<MemberPeerIdFieldEvent | MemberAddrsFieldEvent>;
+}
+export interface MemberList {
+    members: Member[];
+}
+export declare namespace MemberList {
+    const codec: () => Codec<MemberList>;
+    interface MemberListMembersPeerIdFieldEvent {
+        field: '$.members[].peerId';
+        value: string;
+        index: number;
+    }
+    interface MemberListMembersAddrsFieldEvent {
+        field: '$.members[].addrs[]';
+        index: number;
+        value: string;
+    }
+    function encode(obj: Partial<MemberList>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MemberList>): MemberList;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<MemberList>): Generator<MemberListMembersPeerIdFieldEvent | MemberListMembersAddrsFieldEvent>;
 }

@@ -902,6 +902,10 @@ export var Announce;
                     w.uint32(24);
                     w.uint64Number(obj.seq);
                 }
+                if ((obj.incarnation != null && obj.incarnation !== 0)) {
+                    w.uint32(32);
+                    w.uint64Number(obj.incarnation);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -909,7 +913,8 @@ export var Announce;
                 const obj = {
                     builds: [],
                     ttlMs: 0,
-                    seq: 0
+                    seq: 0,
+                    incarnation: 0
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -930,6 +935,10 @@ export var Announce;
                         }
                         case 3: {
                             obj.seq = reader.uint64Number();
+                            break;
+                        }
+                        case 4: {
+                            obj.incarnation = reader.uint64Number();
                             break;
                         }
                         default: {
@@ -976,6 +985,13 @@ export var Announce;
                             };
                             break;
                         }
+                        case 4: {
+                            yield {
+                                field: `${prefix}.incarnation`,
+                                value: reader.uint64Number()
+                            };
+                            break;
+                        }
                         default: {
                             reader.skipType(tag & 7);
                             break;
@@ -999,3 +1015,190 @@ export var Announce;
     }
     Announce.stream = stream;
 })(Announce || (Announce = {}));
+export var Member;
+(function (Member) {
+    let _codec;
+    Member.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if ((obj.peerId != null && obj.peerId !== '')) {
+                    w.uint32(10);
+                    w.string(obj.peerId);
+                }
+                if (obj.addrs != null && obj.addrs.length > 0) {
+                    for (const value of obj.addrs) {
+                        w.uint32(18);
+                        w.string(value);
+                    }
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {
+                    peerId: '',
+                    addrs: []
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            obj.peerId = reader.string();
+                            break;
+                        }
+                        case 2: {
+                            if (opts.limits?.addrs != null && obj.addrs.length === opts.limits.addrs) {
+                                throw new MaxLengthError('Decode error - repeated field "addrs" had too many elements');
+                            }
+                            obj.addrs.push(reader.string());
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const obj = {
+                    addrs: 0
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            yield {
+                                field: `${prefix}.peerId`,
+                                value: reader.string()
+                            };
+                            break;
+                        }
+                        case 2: {
+                            if (opts.limits?.addrs != null && obj.addrs === opts.limits.addrs) {
+                                throw new MaxLengthError('Streaming decode error - repeated field "addrs" had too many elements');
+                            }
+                            yield {
+                                field: `${prefix}.addrs[]`,
+                                index: obj.addrs,
+                                value: reader.string()
+                            };
+                            obj.addrs++;
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, Member.codec());
+    }
+    Member.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, Member.codec(), opts);
+    }
+    Member.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, Member.codec(), opts);
+    }
+    Member.stream = stream;
+})(Member || (Member = {}));
+export var MemberList;
+(function (MemberList) {
+    let _codec;
+    MemberList.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if (obj.members != null && obj.members.length > 0) {
+                    for (const value of obj.members) {
+                        w.uint32(10);
+                        Member.codec().encode(value, w);
+                    }
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {
+                    members: []
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            if (opts.limits?.members != null && obj.members.length === opts.limits.members) {
+                                throw new MaxLengthError('Decode error - repeated field "members" had too many elements');
+                            }
+                            obj.members.push(Member.codec().decode(reader, reader.uint32(), {
+                                limits: opts.limits?.members$
+                            }));
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const obj = {
+                    members: 0
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            if (opts.limits?.members != null && obj.members === opts.limits.members) {
+                                throw new MaxLengthError('Streaming decode error - repeated field "members" had too many elements');
+                            }
+                            for (const evt of Member.codec().stream(reader, reader.uint32(), `${prefix}.members[]`, {
+                                limits: opts.limits?.members$
+                            })) {
+                                yield {
+                                    ...evt,
+                                    index: obj.members
+                                };
+                            }
+                            obj.members++;
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, MemberList.codec());
+    }
+    MemberList.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, MemberList.codec(), opts);
+    }
+    MemberList.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, MemberList.codec(), opts);
+    }
+    MemberList.stream = stream;
+})(MemberList || (MemberList = {}));

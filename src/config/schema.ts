@@ -89,6 +89,20 @@ export const configSchema = z
       })
       .strict()
       .default({ ...PEER_DEFAULTS }),
+    /** Cluster membership (src/p2p/membership.ts): every member learned through any one, and connected to. */
+    cluster: z
+      .object({
+        /** Connected peers at most; members beyond it are known but not dialled. */
+        maxPeers: z.number().int().min(1).max(1024).default(1024),
+        /** A node pushes its member list to a few random peers this often (and to every new peer at once). */
+        memberIntervalMs: z.number().int().positive().default(5_000),
+        /** A member not connected and named by no list for this long has left and is forgotten. */
+        memberTtlMs: z.number().int().positive().default(60_000),
+        /** Warnings about one peer or address (dial failed, handshake refused, bootstrap unreachable) at most once per this interval. */
+        warnIntervalMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .default({ maxPeers: 1024, memberIntervalMs: 5_000, memberTtlMs: 60_000, warnIntervalMs: 60_000 }),
     /** The HTTP API's read answers (src/api/response-budget.ts, src/api/range-response.ts). */
     http: z
       .object({

@@ -250,6 +250,10 @@ async function wirePeer(w: Wiring, provider: LocalBuildProvider): Promise<Snapsw
     server: { maxServing: config.peers.maxConcurrentServe, timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
     client: { timeoutMs: config.peers.requestTimeoutMs, stallMs: config.peers.stallTimeoutMs },
     announce: { intervalMs: config.peers.announceIntervalMs, ttlMs: config.peers.announceTtlMs },
+    // Membership: every member learned through any one and connected to (src/p2p/membership.ts).
+    maxPeers: config.cluster.maxPeers,
+    warnIntervalMs: config.cluster.warnIntervalMs,
+    membership: { intervalMs: config.cluster.memberIntervalMs, ttlMs: config.cluster.memberTtlMs, timeoutMs: config.peers.requestTimeoutMs },
   })
 }
 

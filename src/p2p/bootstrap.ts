@@ -7,6 +7,7 @@
 import type { Logger } from '../obs/log.ts'
 import { silentLogger } from '../obs/log.ts'
 import { BOOTSTRAP_BACKOFF_FACTOR, BOOTSTRAP_BACKOFF_MAX_MS, BOOTSTRAP_BACKOFF_MIN_MS } from './constants.ts'
+import { RateLimitedLog } from './rate-limited-log.ts'
 
 export interface BootstrapDeps {
   /** Dial `addr`, resolve with the remote peer id once connected. */
@@ -37,10 +38,12 @@ export class Bootstrapper {
   private readonly deps: BootstrapDeps
   private readonly opts: Required<BackoffOptions>
   private readonly log: Logger
+  /** An unreachable bootstrap node (or one that refuses our handshake): warn, once per address per interval. */
+  private readonly warn: RateLimitedLog
   private readonly stopper = new AbortController()
   private unsubscribe: (() => void) | undefined
 
-  constructor(addrs: readonly string[], deps: BootstrapDeps, opts: BackoffOptions = {}, log: Logger = silentLogger) {
+  constructor(addrs: readonly string[], deps: BootstrapDeps, opts: BackoffOptions = {}, log: Logger = silentLogger, warnIntervalMs?: number) {
     this.targets = addrs.map((addr) => ({ addr, attempt: 0, dialing: false }))
     this.deps = deps
     this.opts = {
@@ -50,6 +53,7 @@ export class Bootstrapper {
       dialTimeoutMs: opts.dialTimeoutMs ?? 10_000,
     }
     this.log = log
+    this.warn = new RateLimitedLog(log, warnIntervalMs)
   }
 
   start(): void {
@@ -81,7 +85,7 @@ export class Bootstrapper {
       this.log.info({ addr: t.addr, peer: t.peer }, 'bootstrap peer connected')
     } catch (err) {
       t.attempt++
-      this.log.debug({ addr: t.addr, attempt: t.attempt, err: (err as Error).message }, 'bootstrap dial failed')
+      if (!this.stopper.signal.aborted) this.warn.warn(t.addr, { addr: t.addr, attempt: t.attempt, err: (err as Error).message }, 'cannot reach bootstrap peer')
       this.schedule(t)
     } finally {
       t.dialing = false

@@ -10,6 +10,7 @@ export const PROTOCOL_HEADER = '/snapswarm/header/1.0.0'
 export const PROTOCOL_FRAMES = '/snapswarm/frames/1.0.0'
 export const PROTOCOL_BLOB = '/snapswarm/blob/1.0.0'
 export const PROTOCOL_ANNOUNCE = '/snapswarm/announce/1.0.0'
+export const PROTOCOL_MEMBERS = '/snapswarm/members/1.0.0'
 
 import { MAX_WRITTEN_FRAME_SIZE } from '../config/compression.ts'
 
@@ -68,3 +69,22 @@ export const BOOTSTRAP_BACKOFF_MAX_MS = 30_000
 
 /** Identity key file in the data dir: protobuf-marshalled libp2p private key, mode 0600. */
 export const IDENTITY_FILE = 'peer.key'
+
+// Cluster membership (membership.ts).
+/** Members listed in one push, and connected peers at most: the mesh is designed for up to this many nodes. */
+export const MAX_MEMBERS = 1024
+/** Addresses kept per member (a node listening on every interface lists a few). */
+export const MAX_MEMBER_ADDRS = 8
+/** A multiaddr string longer than this is refused (an ip6/tcp/p2p address is ~100 characters). */
+export const MAX_MEMBER_ADDR_CHARS = 256
+/** A peer id string (base58 of an identity multihash) is ~52 characters. */
+export const MAX_PEER_ID_CHARS = 128
+/** MAX_MEMBERS entries of MAX_MEMBER_ADDRS addresses would be 2 MiB; real lists are a few hundred bytes per member. */
+export const MAX_MEMBERS_BYTES = 512 * KiB
+/** Member dials in flight at once: a joiner learning 1,000 members dials them in waves, not all at once. */
+export const MAX_MEMBER_DIALS = 16
+/** Periodic member list pushes: this often, to MEMBER_FANOUT random connected peers. */
+export const MEMBER_INTERVAL_MS = 5_000
+export const MEMBER_FANOUT = 6
+/** A member not connected and named by no list for this long has left the cluster. */
+export const MEMBER_TTL_MS = 60_000

@@ -6,7 +6,7 @@
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, MultiaddrConnection, Stream } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
@@ -17,11 +17,12 @@ import type { Registry } from 'prom-client'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { allowListGater, clusterPrologue, parseAllowList } from './admission.ts'
 import { type BackoffOptions, Bootstrapper } from './bootstrap.ts'
-import { MAX_INBOUND_STREAMS, MAX_OUTBOUND_STREAMS } from './constants.ts'
+import { MAX_INBOUND_STREAMS, MAX_MEMBERS, MAX_OUTBOUND_STREAMS } from './constants.ts'
 import { PeerStreamError } from './errors.ts'
 import type { PeerEvent, PeerHost } from './host.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { nodeNoiseCrypto } from './noise-crypto.ts'
+import { RateLimitedLog } from './rate-limited-log.ts'
 import { writeCoalescing } from './write-coalescing.ts'
 
 export interface PeerNodeOptions {
@@ -42,6 +43,10 @@ export interface PeerNodeOptions {
   /** One socket write per batch instead of one per buffer (write-coalescing.ts); default true, off only to measure it. */
   coalesceWrites?: boolean
   backoff?: BackoffOptions
+  /** Connections kept at most (libp2p's connection manager); default MAX_MEMBERS plus headroom for redials. */
+  maxConnections?: number
+  /** Warnings about one peer or address (dial failed, handshake refused) at most once per this interval. */
+  warnIntervalMs?: number
   logger?: Logger
 }
 
@@ -62,7 +67,7 @@ export class PeerNode implements PeerHost {
     }
     // A shared bootstrap list usually names this node too: dialling oneself fails forever, so skip it.
     const others = (opts.bootstrap ?? []).filter((a) => !a.endsWith(`/p2p/${this.peerId}`))
-    this.bootstrapper = new Bootstrapper(others, deps, opts.backoff, log)
+    this.bootstrapper = new Bootstrapper(others, deps, opts.backoff, log, opts.warnIntervalMs)
   }
 
   /** Build the node (not started: register protocol handlers first, then `start()`). */
@@ -70,24 +75,28 @@ export class PeerNode implements PeerHost {
     const log = (opts.logger ?? silentLogger).child({ component: 'p2p' })
     const privateKey = await loadOrCreateIdentity(opts.dataDir, log)
     const self = peerIdFromPrivateKey(privateKey).toString()
+    const refused = new RateLimitedLog(log, opts.warnIntervalMs)
     const libp2p = await createLibp2p({
       start: false,
       privateKey,
       addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
       transports: [tcp()],
       connectionEncrypters: [
-        noise({
-          crypto: opts.noiseCrypto === 'default' ? undefined : nodeNoiseCrypto,
-          // The cluster key as the Noise prologue: a node with another key (or none) fails the handshake.
-          prologueBytes: opts.clusterKey ? clusterPrologue(opts.clusterKey) : undefined,
-        }),
+        logInboundRefusals(
+          noise({
+            crypto: opts.noiseCrypto === 'default' ? undefined : nodeNoiseCrypto,
+            // The cluster key as the Noise prologue: a node with another key (or none) fails the handshake.
+            prologueBytes: opts.clusterKey ? clusterPrologue(opts.clusterKey) : undefined,
+          }),
+          refused,
+        ),
       ],
       streamMuxers: [yamux()],
       connectionProtector: opts.coalesceWrites === false ? undefined : writeCoalescing(),
       connectionGater: opts.allowPeers ? allowListGater(parseAllowList(opts.allowPeers), self) : undefined,
       metrics: opts.registry ? prometheusMetrics({ registry: opts.registry, collectDefaultMetrics: false }) : undefined,
       // Cluster peers reconnect in bursts after a restart; libp2p's default of 5 per second per host is for the open internet.
-      connectionManager: { inboundConnectionThreshold: 100 },
+      connectionManager: { inboundConnectionThreshold: 100, maxConnections: opts.maxConnections ?? MAX_MEMBERS + 64 },
     })
     return new PeerNode(libp2p, opts, log)
   }
@@ -155,6 +164,29 @@ export class PeerNode implements PeerHost {
       this.libp2p.removeEventListener('peer:connect', onConnect)
       this.libp2p.removeEventListener('peer:disconnect', onDisconnect)
     }
+  }
+}
+
+type EncrypterFactory = ReturnType<typeof noise>
+
+/**
+ * The accepting side of a refused handshake (another cluster key, or no snapswarm node at all) sees
+ * only a failed inbound upgrade, which libp2p logs at debug level: warn instead, once per remote
+ * address per interval. The dialling side's warning comes from whoever dialled (bootstrap, membership).
+ */
+function logInboundRefusals(factory: EncrypterFactory, refused: RateLimitedLog): EncrypterFactory {
+  return (components) => {
+    const inner = factory(components)
+    const secureInbound: typeof inner.secureInbound = async (conn, options) => {
+      try {
+        return await inner.secureInbound(conn, options)
+      } catch (err) {
+        const from = (conn as Partial<MultiaddrConnection>).remoteAddr?.toString() ?? 'unknown'
+        refused.warn(`inbound:${from.replace(/\/tcp\/\d+$/, '')}`, { from, err: (err as Error).message }, 'refused an inbound handshake (another cluster key, or not a cluster node)')
+        throw err
+      }
+    }
+    return { protocol: inner.protocol, secureOutbound: inner.secureOutbound.bind(inner), secureInbound }
   }
 }
 

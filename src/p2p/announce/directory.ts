@@ -37,11 +37,21 @@ interface PeerRecord {
  */
 const STATE_ORDER: Record<AnnouncedState, number> = { pending: 0, cached: 1, uploaded: 2, failed: 3 }
 
+export interface PeerDirectoryOptions {
+  /** Whether `peer` can be asked now (connected); entries of other peers are kept but never returned. */
+  isLive?: (peer: string) => boolean
+}
+
 export class PeerDirectory {
+  private readonly isLive: (peer: string) => boolean
   private readonly peers = new Map<string, PeerRecord>()
   private readonly byBuild = new Map<BuildId, Set<string>>()
   private readonly listeners = new Set<(change: DirectoryChange) => void>()
   private timer: NodeJS.Timeout | undefined
+
+  constructor(opts: PeerDirectoryOptions = {}) {
+    this.isLive = opts.isLive ?? (() => true)
+  }
 
   /** Replace everything `peer` announced with `builds`, valid for `ttlMs` from now. */
   replace(peer: string, builds: readonly BuildAnnouncement[], ttlMs: number): void {
@@ -58,14 +68,14 @@ export class PeerDirectory {
     if (this.peers.has(peer)) this.replace(peer, [], 0)
   }
 
-  /** Peers announcing `buildId`, pending first; expired entries are never returned. */
+  /** Live peers announcing `buildId`, pending first; expired entries and peers not reachable now are never returned. */
   peersFor(buildId: BuildId): PeerEntry[] {
     const now = Date.now()
     const out: PeerEntry[] = []
     for (const peer of this.byBuild.get(buildId) ?? []) {
       const rec = this.peers.get(peer)
       const entry = rec?.builds.get(buildId)
-      if (rec && entry && rec.expiresAt > now) out.push({ peer, ...entry })
+      if (rec && entry && rec.expiresAt > now && this.isLive(peer)) out.push({ peer, ...entry })
     }
     return out.sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state])
   }

@@ -4,7 +4,15 @@
  * change, and every `intervalMs` as a refresh — and peers' pushes fill the local `PeerDirectory`.
  * Entries expire `ttlMs` after the last refresh, so a node that vanishes without a goodbye is
  * forgotten; on stop an empty list withdraws everything at once. Push, not pull: the pending →
- * uploaded (or → failed) transition reaches readers within the debounce delay.
+ * uploaded (or → failed) transition reaches readers within the debounce delay. Membership
+ * (membership.ts) connects every member to every other, so a direct push reaches the whole cluster
+ * and the receiver knows the origin for certain (the sender of an authenticated connection).
+ *
+ * Ordering: pushes travel on separate streams and may be processed out of order. Each carries
+ * (incarnation, seq): the incarnation is the sender's start time, seq counts its pushes. A receiver
+ * applies a push only if it is newer than the last it applied from that sender, so a stale list never
+ * overrides a newer one, and a restarted sender (a later incarnation) is never stuck behind the
+ * sequence numbers of its previous run.
  */
 import { PEER_DEFAULTS } from '../../config/schema.ts'
 import type { BuildId } from '../../format/types.ts'
@@ -35,10 +43,11 @@ export class AnnounceService {
   private readonly timeoutMs: number
   private readonly log: Logger
   private readonly local = new Map<BuildId, M.BuildAnnouncement>()
-  private readonly lastSeq = new Map<string, number>()
+  private readonly lastApplied = new Map<string, PushOrder>()
   /** One stall timer for all of this side's streams. */
   private readonly stallTimer = new CoarseTimer(C.WATCHDOG_TICK_MS)
-  private seq = Date.now()
+  private readonly incarnation = Date.now()
+  private seq = 0
   private started = false
   private interval: NodeJS.Timeout | undefined
   private debounce: NodeJS.Timeout | undefined
@@ -101,7 +110,7 @@ export class AnnounceService {
   }
 
   private encode(builds: readonly M.BuildAnnouncement[]): Uint8Array {
-    return M.Announce.encode({ builds: builds.map(M.announcementToWire), ttlMs: this.ttlMs, seq: ++this.seq })
+    return M.Announce.encode({ builds: builds.map(M.announcementToWire), ttlMs: this.ttlMs, seq: ++this.seq, incarnation: this.incarnation })
   }
 
   private async pushAll(message = this.encode(this.announced())): Promise<void> {
@@ -136,17 +145,34 @@ export class AnnounceService {
       const builds = msg.builds.map(M.announcementFromWire)
       await wire.closeWrite()
       wire.finish()
-      if (msg.seq <= (this.lastSeq.get(peer) ?? -1)) return // an older push overtaken by a newer one
-      this.lastSeq.set(peer, msg.seq)
-      this.directory.replace(peer, builds, Math.min(msg.ttlMs, C.MAX_ANNOUNCE_TTL_MS))
+      this.apply(peer, { incarnation: msg.incarnation, seq: msg.seq }, builds, msg.ttlMs)
     } catch (err) {
       wire.fail(err)
       this.log.debug({ peer, err: (err as Error).message }, 'bad announcement')
     }
   }
 
+  /** Take `peer`'s list unless a newer one was applied already; true if applied. */
+  apply(peer: string, order: PushOrder, builds: readonly M.BuildAnnouncement[], ttlMs: number): boolean {
+    const last = this.lastApplied.get(peer)
+    if (last && !isNewer(order, last)) return false // an older push overtaken by a newer one
+    this.lastApplied.set(peer, order)
+    this.directory.replace(peer, builds, Math.min(ttlMs, C.MAX_ANNOUNCE_TTL_MS))
+    return true
+  }
+
   private forget(peer: string): void {
-    this.lastSeq.delete(peer)
+    this.lastApplied.delete(peer)
     this.directory.removePeer(peer)
   }
+}
+
+/** Where a push stands in its sender's sequence: the sender's run, then its count within the run. */
+export interface PushOrder {
+  incarnation: number
+  seq: number
+}
+
+export function isNewer(a: PushOrder, b: PushOrder): boolean {
+  return a.incarnation !== b.incarnation ? a.incarnation > b.incarnation : a.seq > b.seq
 }

@@ -1,0 +1,222 @@
+/**
+ * Cluster membership over real libp2p nodes on 127.0.0.1: a node that reaches any one member learns
+ * every other one and connects (chain and star), announcements then reach every member, a departed
+ * member is forgotten and its builds are no longer offered; a stranger with another cluster key is
+ * refused and both sides warn (once per interval); hostile member lists are bounded; (incarnation,
+ * seq) ordering keeps a stale announcement from overriding a newer one.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Writable } from 'node:stream'
+import { after, describe, it } from 'node:test'
+import pino from 'pino'
+import { PeerDirectory } from '../../src/p2p/announce/directory.ts'
+import { AnnounceService, isNewer } from '../../src/p2p/announce/service.ts'
+import { MAX_MEMBERS } from '../../src/p2p/constants.ts'
+import type { PeerHost } from '../../src/p2p/host.ts'
+import { decodeMemberList, Membership, type MembershipHost } from '../../src/p2p/membership.ts'
+import { RateLimitedLog } from '../../src/p2p/rate-limited-log.ts'
+import { MemberList } from '../../protocols/snapswarm.js'
+import type { Logger } from '../../src/obs/log.ts'
+import { startPeer, stopPeers, type TestPeer, waitFor } from './helpers.ts'
+
+const FAST = { membership: { intervalMs: 200, ttlMs: 1500 }, announce: { intervalMs: 300, ttlMs: 3000 } }
+const build = (buildId = crypto.randomUUID()) => ({ buildId, state: 'pending' as const, memfileSize: 1 << 20, rootfsSize: 0 })
+
+/** A logger whose lines are kept (parsed) for assertions. */
+function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = []
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l))
+      done()
+    },
+  })
+  return { logger: pino({ level: 'debug' }, sink), lines }
+}
+
+function swarmKey(): Uint8Array {
+  return new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`)
+}
+
+async function fullMesh(peers: TestPeer[], ms = 20_000): Promise<void> {
+  await waitFor(() => peers.every((p) => peers.every((q) => q === p || p.node.isConnected(q.peerId))), ms, 'every node connected to every other')
+}
+
+describe('membership', () => {
+  const all: TestPeer[] = []
+  after(() => stopPeers(...all))
+
+  async function cluster(n: number, bootstrapOf: (i: number, peers: TestPeer[]) => string, extra = {}): Promise<TestPeer[]> {
+    const key = swarmKey()
+    const peers: TestPeer[] = []
+    for (let i = 0; i < n; i++) {
+      const p = await startPeer({ clusterKey: key, ...FAST, ...extra, bootstrap: i === 0 ? [] : [bootstrapOf(i, peers)] })
+      peers.push(p)
+      all.push(p)
+    }
+    return peers
+  }
+
+  it('a chain (each node bootstraps to the previous) becomes a full mesh, and an announcement on the last node reaches the first', async () => {
+    const peers = await cluster(5, (i, ps) => ps[i - 1].addrs()[0])
+    await fullMesh(peers)
+    const b = build()
+    peers[4].announcer.announce(b)
+    await waitFor(() => peers.slice(0, 4).every((p) => p.directory.peersFor(b.buildId).some((e) => e.peer === peers[4].peerId)), 10_000, 'the announcement on every node')
+    assert.deepEqual(
+      peers[0].membership.members().map((m) => m.peer).sort(),
+      peers.slice(1).map((p) => p.peerId).sort(),
+    )
+    await stopPeers(...peers)
+  })
+
+  it('a star (every node bootstraps to node 0) becomes a full mesh; a departed member is forgotten and its builds are not offered', async () => {
+    const peers = await cluster(5, (_i, ps) => ps[0].addrs()[0])
+    await fullMesh(peers)
+    const b = build()
+    peers[3].announcer.announce(b)
+    await waitFor(() => peers[1].directory.peersFor(b.buildId).length === 1, 10_000, 'the announcement on a leaf')
+    const gone = peers[3]
+    await gone.node.stop() // no goodbye: the connection just ends
+    await waitFor(() => peers[1].directory.peersFor(b.buildId).length === 0, 10_000, 'the departed node no longer offered')
+    await waitFor(() => !peers[1].membership.members().some((m) => m.peer === gone.peerId), 15_000, 'the departed member forgotten')
+    await stopPeers(...peers)
+  })
+
+  it('a stranger with another cluster key is refused and both sides warn, once per interval', async () => {
+    const a = capturingLogger()
+    const s = capturingLogger()
+    const member = await startPeer({ clusterKey: swarmKey(), logger: a.logger, ...FAST })
+    all.push(member)
+    const stranger = await startPeer({ clusterKey: swarmKey(), logger: s.logger, ...FAST, backoff: { minMs: 50, maxMs: 100 }, bootstrap: [] })
+    all.push(stranger)
+    // Several attempts in a row: each side still writes one warning for that peer or address.
+    for (let i = 0; i < 3; i++) await assert.rejects(stranger.node.dial(member.addrs()[0]))
+    const refused = () => a.lines.filter((l) => l.level === 40 && String(l.msg).includes('refused an inbound handshake'))
+    await waitFor(() => refused().length >= 1, 5000, 'the member to warn about the refused handshake')
+    assert.equal(refused().length, 1, 'one line per address per interval')
+    assert.equal(member.node.isConnected(stranger.peerId), false)
+
+    // The dialling side: a bootstrap that refuses us is warned about, rate-limited too.
+    const s2 = capturingLogger()
+    const dialer = await createStrangerBootstrapping(member.addrs()[0], s2.logger)
+    all.push(dialer)
+    const cannot = () => s2.lines.filter((l) => l.level === 40 && String(l.msg).includes('cannot reach bootstrap peer'))
+    await waitFor(() => cannot().length >= 1, 5000, 'the stranger to warn about its bootstrap')
+    await waitFor(() => refused().length >= 1, 5000, 'the member to warn')
+    await new Promise((r) => setTimeout(r, 500)) // several redials (every 50-100 ms) have happened by now
+    assert.equal(cannot().length, 1, 'one line per bootstrap address per interval')
+    await stopPeers(member, stranger, dialer)
+  })
+
+  it('an unreachable bootstrap address is warned about', async () => {
+    const c = capturingLogger()
+    const p = await createStrangerBootstrapping('/ip4/127.0.0.1/tcp/1/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq', c.logger)
+    all.push(p)
+    await waitFor(() => c.lines.some((l) => l.level === 40 && String(l.msg).includes('cannot reach bootstrap peer')), 5000, 'the warning')
+    await stopPeers(p)
+  })
+})
+
+/** A node bootstrapping to `addr` with a fresh cluster key (startPeer would wait for the connection). */
+async function createStrangerBootstrapping(addr: string, logger: Logger): Promise<TestPeer> {
+  const { createSnapswarmPeer } = await import('../../src/p2p/index.ts')
+  const { MemoryProvider } = await import('./helpers.ts')
+  const { mkdtemp } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-p2p-'))
+  const provider = new MemoryProvider()
+  const peer = await createSnapswarmPeer({ dataDir, provider, clusterKey: swarmKey(), bootstrap: [addr], logger, backoff: { minMs: 50, maxMs: 100, dialTimeoutMs: 2000 } })
+  await peer.start()
+  return Object.assign(peer, { provider, dataDir })
+}
+
+describe('member lists from outside are bounded', () => {
+  const fakeHost = (): MembershipHost & { dialed: string[] } => {
+    const dialed: string[] = []
+    return {
+      peerId: '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq',
+      dialed,
+      handle: async () => {},
+      unhandle: async () => {},
+      openStream: async () => {
+        throw new Error('no streams here')
+      },
+      connectedPeers: () => [],
+      onPeerEvent: () => () => {},
+      dial: async (addr) => {
+        dialed.push(addr)
+        throw new Error('unreachable')
+      },
+      isConnected: () => false,
+      addrs: () => [],
+    }
+  }
+
+  it('skips bad peer ids, bad or foreign addresses and itself; dials only well-formed members', async () => {
+    const host = fakeHost()
+    const m = new Membership(host, { warnIntervalMs: 60_000 })
+    const good = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
+    const other = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
+    m.learn(good, [
+      { peerId: 'not a peer id', addrs: ['/ip4/127.0.0.1/tcp/9'] },
+      { peerId: host.peerId, addrs: ['/ip4/127.0.0.1/tcp/9'] },
+      { peerId: good, addrs: ['garbage', `/ip4/127.0.0.1/tcp/9/p2p/${other}`, `/ip4/127.0.0.1/tcp/${'9'.repeat(300)}`, '/ip4/127.0.0.1/tcp/9'] },
+    ])
+    assert.deepEqual(
+      m.members().map((x) => [x.peer, x.addrs]),
+      [[good, [`/ip4/127.0.0.1/tcp/9/p2p/${good}`]]],
+    )
+    await waitFor(() => host.dialed.length === 1, 2000, 'the one dial')
+    assert.equal(host.dialed[0], `/ip4/127.0.0.1/tcp/9/p2p/${good}`)
+    await m.stop()
+  })
+
+  it('refuses a list with more members than MAX_MEMBERS, or more addresses per member than allowed', () => {
+    const peerId = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
+    const tooMany = MemberList.encode({ members: Array.from({ length: MAX_MEMBERS + 1 }, () => ({ peerId, addrs: [] })) })
+    assert.throws(() => decodeMemberList(tooMany))
+    const manyAddrs = MemberList.encode({ members: [{ peerId, addrs: Array.from({ length: 9 }, (_, i) => `/ip4/10.0.0.${i}/tcp/1`) }] })
+    assert.throws(() => decodeMemberList(manyAddrs))
+  })
+})
+
+describe('announcement order', () => {
+  it('regression: a stale announcement (lower seq) never overrides a newer one; a restarted sender (later incarnation) is applied', () => {
+    const dir = new PeerDirectory()
+    const svc = new AnnounceService({} as PeerHost, dir)
+    const id = crypto.randomUUID()
+    const at = (state: 'pending' | 'uploaded') => [{ buildId: id, state, memfileSize: 1, rootfsSize: 0 }]
+    assert.equal(svc.apply('origin', { incarnation: 100, seq: 5 }, at('uploaded'), 60_000), true)
+    assert.equal(svc.apply('origin', { incarnation: 100, seq: 4 }, at('pending'), 60_000), false, 'older push ignored')
+    assert.equal(svc.apply('origin', { incarnation: 100, seq: 5 }, at('pending'), 60_000), false, 'a replay ignored')
+    assert.equal(dir.peersFor(id)[0].state, 'uploaded')
+    // The origin restarted: its counter starts again from 1 in a later run.
+    assert.equal(svc.apply('origin', { incarnation: 200, seq: 1 }, at('pending'), 60_000), true)
+    assert.equal(dir.peersFor(id)[0].state, 'pending')
+    assert.equal(svc.apply('origin', { incarnation: 100, seq: 99 }, at('uploaded'), 60_000), false, 'the old run never wins again')
+    assert.equal(isNewer({ incarnation: 1, seq: 0 }, { incarnation: 0, seq: 1e9 }), true)
+    dir.clear()
+  })
+})
+
+describe('RateLimitedLog', () => {
+  it('writes one line per key per interval and counts the suppressed ones', () => {
+    const c = capturingLogger()
+    const r = new RateLimitedLog(c.logger, 60_000)
+    assert.equal(r.warn('a', { x: 1 }, 'first'), true)
+    assert.equal(r.warn('a', { x: 2 }, 'again'), false)
+    assert.equal(r.warn('b', { x: 3 }, 'other key'), true)
+    assert.deepEqual(
+      c.lines.map((l) => l.msg),
+      ['first', 'other key'],
+    )
+    // Once the interval has passed, the next line says how many were held back.
+    const zero = new RateLimitedLog(c.logger, -1)
+    zero.warn('k', {}, 'one')
+    assert.equal(zero.warn('k', {}, 'two'), true)
+    assert.equal(c.lines.length, 4)
+  })
+})
