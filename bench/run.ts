@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<void>> = {
   zeros: async () => (await import('./zeros-bench.ts')).zerosBench(),
   nbd: async () => (await import('./nbd-bench.ts')).nbdBench(),
   s3: async () => (await import('./s3-bench.ts')).s3Bench(),
+  swarm: async () => (await import('./swarm-bench.ts')).swarmBench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')
