@@ -1,6 +1,6 @@
 /**
  * Builds this node did not originate but has read: their verified compressed frames sit in the
- * node's frame store (src/read/sources/frame-store.ts); peers get them from here, which takes load off the
+ * node's frame store (src/read/sources/frame-store.ts, or the tracked shared cache); peers get them from here, which takes load off the
  * bucket and off the origin (docs/ARCHITECTURE.md, "The build-state machine": `cached`).
  *
  * Serving: OK only when every requested frame is in the store with the exact codec and compressed
@@ -17,7 +17,7 @@ import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, type Registry } from '../obs/metrics.ts'
 import type { AnnounceService, FrameRange, FramesAnswer } from '../p2p/index.ts'
-import type { FrameStore } from '../read/sources/frame-store.ts'
+import type { HeldFrames } from '../read/sources/held-frames.ts'
 import type { FrameRef } from '../read/source.ts'
 import type { BuildStatusBoard } from './build-status.ts'
 import type { LocalBuilds } from '../origin/local-builds.ts'
@@ -25,7 +25,7 @@ import type { LocalBuilds } from '../origin/local-builds.ts'
 const NOT_AVAILABLE = { status: 'NOT_AVAILABLE' } as const
 
 export interface CachedFramesDeps {
-  readonly store: FrameStore
+  readonly store: HeldFrames
   /** The builds this node originated: served and announced by their own rules (provider.ts). */
   readonly builds: LocalBuilds
   readonly board: BuildStatusBoard
@@ -51,7 +51,7 @@ export class CachedFrameServer {
 
   /** Never serve (nor announce) a copy of a build whose upload this node knows failed. */
   failed(id: BuildId): boolean {
-    return this.deps.store.isForbidden(id) || this.deps.builds.get(id)?.state === 'failed' || this.deps.board.get(id) === 'failed'
+    return this.deps.store.index.isForbidden(id) || this.deps.builds.get(id)?.state === 'failed' || this.deps.board.get(id) === 'failed'
   }
 
   async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
@@ -62,11 +62,11 @@ export class CachedFrameServer {
     if (codec === undefined || codec === 'none' || ranges.length === 0 || this.failed(buildId)) return this.answer('refused', NOT_AVAILABLE)
     const refs: FrameRef[] = []
     for (const r of ranges) {
-      const ref = store.lookup(buildId, kind, codec, r.startC, r.sizeC)
+      const ref = store.index.lookup(buildId, kind, codec, r.startC, r.sizeC)
       if (!ref) return this.answer('missing', NOT_AVAILABLE)
       refs.push(ref)
     }
-    const unpin = store.pin(buildId) // taken before any await: no eviction between lookup and read
+    const unpin = store.index.pin(buildId) // taken before any await: no eviction between lookup and read
     let first: Uint8Array | null = null
     try {
       if (await store.present(refs)) first = await store.readVerified(refs[0])
@@ -111,7 +111,7 @@ export class CachedAnnouncer {
 
   constructor(deps: CachedAnnouncerDeps) {
     this.deps = deps
-    this.unsubscribe = deps.store.subscribe(() => this.refresh())
+    this.unsubscribe = deps.store.index.subscribe(() => this.refresh())
     this.refresh()
   }
 
@@ -119,7 +119,7 @@ export class CachedAnnouncer {
   refresh(): void {
     const { store, builds, server, announcer, max, log } = this.deps
     const want = new Set<BuildId>()
-    for (const id of store.builds()) {
+    for (const id of store.index.builds()) {
       if (want.size >= max) break
       if (!builds.get(id) && !server.failed(id)) want.add(id)
     }

@@ -17,8 +17,9 @@ import { ChunkCache } from '../read/chunk-cache.ts'
 import { FrameFetcher } from '../read/fetcher.ts'
 import { ReadMetrics } from '../read/metrics.ts'
 import { storageLayerLookup } from '../read/open.ts'
-import { FrameStore, heldFramesFirst } from '../read/sources/frame-store.ts'
-import { SharedCacheSource } from '../read/sources/shared-cache.ts'
+import { FrameStore } from '../read/sources/frame-store.ts'
+import { type HeldFrames, heldFramesFirst } from '../read/sources/held-frames.ts'
+import { SharedCacheSource, TrackedSharedCache } from '../read/sources/shared-cache.ts'
 import { StorageSource } from '../read/source.ts'
 import type { ObjectStore } from '../storage/store.ts'
 import { openStore } from '../storage/url.ts'
@@ -66,7 +67,7 @@ export class SnapswarmNode {
     files: OpenFiles
     nbd: NbdService
     prefetch: { service: PrefetchService; traces: TraceStore }
-    shared?: SharedCacheSource
+    shared?: { idle(): Promise<void> }
     cachedAnnouncer?: CachedAnnouncer
     timer: NodeJS.Timeout
   }
@@ -187,7 +188,7 @@ interface Wiring {
   readonly store: ObjectStore
   readonly builds: LocalBuilds
   /** The node's frame store; none when `cache.frames.maxBytes` is 0. */
-  readonly frames: FrameStore | undefined
+  readonly frames: HeldFrames | undefined
   /** The node's logger (component: node). */
   readonly log: Logger
   /** The root logger, for parts that name their own component. */
@@ -208,7 +209,7 @@ function wireNbd(config: Config, dataDir: string, registry: Registry, log: Logge
 }
 
 /** The bucket, the records of builds this node originated and the node's frame store. */
-async function wireStorage(config: Config, dataDir: string, registry: Registry, metrics: ReadMetrics, logger: Logger): Promise<{ store: ObjectStore; builds: LocalBuilds; frames: FrameStore | undefined }> {
+async function wireStorage(config: Config, dataDir: string, registry: Registry, metrics: ReadMetrics, logger: Logger): Promise<{ store: ObjectStore; builds: LocalBuilds; frames: HeldFrames | undefined }> {
   const store = await openStore(config.storage ?? pathToFileURL(join(dataDir, 'bucket')).href, { gcsEndpoint: config.gcsEndpoint, logger })
   const builds = new LocalBuilds(dataDir)
   const frames = await openFrameStore(config, dataDir, builds, registry, metrics, logger).catch(async (err: unknown) => {
@@ -258,7 +259,7 @@ async function wirePeer(w: Wiring, provider: LocalBuildProvider): Promise<Snapsw
 }
 
 /** The read path: the frame sources in order (peers, the shared cache or frame store, storage), the fetcher and the chunk cache. */
-async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBoard): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: SharedCacheSource | undefined }> {
+async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBoard): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: HeldFrames | SharedCacheSource | undefined }> {
   const { config, frames, metrics, logger } = w
   const peerSource = new PeerFrameSource(peer.client, peer.directory, board, w.builds, {
     timeoutMs: config.peers.requestTimeoutMs,
@@ -456,16 +457,16 @@ function startEviction(w: Wiring, peer: SnapswarmPeer, provider: LocalBuildProvi
 }
 
 /**
- * The node's frame store: the shared directory when there is one (the node serves the
- * entries it read or wrote there), else its own bounded directory under the data dir; none when
- * `cache.frames.maxBytes` is 0. The origin does not copy its own builds' frames: it has them locally.
+ * The frames the node serves to peers: the shared directory when there is one (tracked: the node
+ * serves the entries it read or wrote there), else its own bounded frame store under the data dir; none
+ * when `cache.frames.maxBytes` is 0. The origin does not copy its own builds' frames: it has them locally.
  */
-async function openFrameStore(config: Config, dataDir: string, builds: LocalBuilds, registry: Registry, metrics: ReadMetrics, logger: Logger): Promise<FrameStore | undefined> {
+async function openFrameStore(config: Config, dataDir: string, builds: LocalBuilds, registry: Registry, metrics: ReadMetrics, logger: Logger): Promise<HeldFrames | undefined> {
   const { maxBytes } = config.cache.frames
   if (maxBytes === 0) return undefined
   const sharedDir = config.cache.sharedDir
-  if (sharedDir) return FrameStore.open({ mode: 'shared', dir: sharedDir, maxBytes, registry, metrics, logger })
+  if (sharedDir) return new TrackedSharedCache({ dir: sharedDir, maxBytes, registry, metrics, logger })
   const dir = join(dataDir, 'frames')
   await mkdir(dir, { recursive: true })
-  return FrameStore.open({ mode: 'owned', dir, maxBytes, registry, metrics, logger, accept: (id) => builds.get(id) === undefined })
+  return FrameStore.open({ dir, maxBytes, registry, logger, accept: (id) => builds.get(id) === undefined })
 }

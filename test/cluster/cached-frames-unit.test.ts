@@ -16,7 +16,7 @@ import { flipByte, frameData, KiB, newId, refOf, vmData, withTmp } from '../read
 const FRAME = 64 * KiB
 
 async function setup(dir: string, maxBytes = 1 << 30) {
-  const store = await FrameStore.open({ mode: 'owned', dir, maxBytes })
+  const store = await FrameStore.open({ dir, maxBytes })
   const builds = new LocalBuilds(dir)
   const board = new BuildStatusBoard()
   const server = new CachedFrameServer({ store, builds, board, registry: createRegistry(), log: silentLogger })
@@ -64,7 +64,7 @@ test('a rotten first frame is NOT_AVAILABLE; a later one fails the batch; both a
     const rot = async (r: FrameRef) => writeFile(store.entryPath(r), flipByte(await readFile(store.entryPath(r))))
     await rot(b.refs[0])
     assert.equal((await server.getFrames(b.id, 'memfile', 'zstd', ranges(b.refs))).status, 'NOT_AVAILABLE')
-    assert.ok(!store.has(b.refs[0]))
+    assert.ok(!store.index.has(b.refs[0]))
 
     const rest = b.refs.slice(1)
     const batch = batchOf(await server.getFrames(b.id, 'memfile', 'zstd', ranges(rest)))
@@ -72,7 +72,7 @@ test('a rotten first frame is NOT_AVAILABLE; a later one fails the batch; both a
     assert.ok(Buffer.from(await batch.frame(0, AbortSignal.timeout(1000))).equals(b.bytes(rest[0])))
     await assert.rejects(batch.frame(1, AbortSignal.timeout(1000)), /no longer servable/)
     batch.release?.()
-    assert.ok(!store.has(rest[1]))
+    assert.ok(!store.index.has(rest[1]))
     assert.equal((await server.getFrames(b.id, 'memfile', 'zstd', ranges([rest[1]]))).status, 'NOT_AVAILABLE')
   })
 })

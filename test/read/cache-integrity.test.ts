@@ -283,7 +283,7 @@ test('regression: the frame store serves a frame of the old content to a header 
     const a = randomBytes(SIZE)
     const b = Buffer.from(a)
     for (let i = 0; i < 16; i++) b[300 * KiB + i] ^= 0x5a
-    const frames = await FrameStore.open({ mode: 'owned', dir: join(dir, 'frames'), maxBytes: 1 << 30 })
+    const frames = await FrameStore.open({ dir: join(dir, 'frames'), maxBytes: 1 << 30 })
     const storage = new CountingSource(new StorageSource(store))
     const cache = await ChunkCache.open({ dir: join(dir, 'cache'), maxBytes: 1 << 30, fetcher: new FrameFetcher({ sources: [frames, storage] }) })
     const first = await publish(store, id, a, 'zstd', FRAME)
@@ -295,8 +295,8 @@ test('regression: the frame store serves a frame of the old content to a header 
     assert.equal(storage.calls, 2 * SIZE / FRAME, 'every frame of the new content came from storage, none from the frame store')
     await frames.idle()
     // The frame store now holds the new content only (a peer asking by range gets the content last read).
-    const reopened = await FrameStore.open({ mode: 'owned', dir: join(dir, 'frames'), maxBytes: 1 << 30 })
-    assert.equal(reopened.bytes, (await stat(join(dir, 'bucket', dataObjectName(id, 'memfile', 'zstd')))).size)
+    const reopened = await FrameStore.open({ dir: join(dir, 'frames'), maxBytes: 1 << 30 })
+    assert.equal(reopened.index.bytes, (await stat(join(dir, 'bucket', dataObjectName(id, 'memfile', 'zstd')))).size)
     await cache.close()
   })
 })

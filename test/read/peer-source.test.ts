@@ -9,7 +9,7 @@ import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
 import type { FileKind } from '../../src/format/types.ts'
 import { LocalBuilds } from '../../src/origin/local-builds.ts'
 import type { FrameRef } from '../../src/read/source.ts'
-import { heldFramesFirst } from '../../src/read/sources/frame-store.ts'
+import { heldFramesFirst } from '../../src/read/sources/held-frames.ts'
 import { MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/read/sources/peer.ts'
 import { equalBytes, startPeer, stopPeers, type TestPeer, waitFor } from '../p2p/helpers.ts'
 
@@ -126,7 +126,7 @@ test('a frame held in the node’s own frame store is not asked of peers, unless
     const held = new Set<number>([ranges[0].startC])
     const stored = new Uint8Array([7])
     const source = new PeerFrameSource(reader.client, reader.directory, board, new LocalBuilds(reader.dataDir), { timeoutMs: 5000, stallMs: 2000 })
-    const store = { name: 'frame-store', has: (r: FrameRef) => held.has(r.startC), fetch: async () => stored, remove: async () => {} }
+    const store = { name: 'frame-store', index: { has: (r: FrameRef) => held.has(r.startC) }, fetch: async () => stored, remove: async () => {} }
     // The fetcher's order: the store's own frames first, then the peers.
     const chain = [heldFramesFirst(store, (id) => source.asksFirst(id)), source]
     const fetchChain = async (r: FrameRef) => {

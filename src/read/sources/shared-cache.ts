@@ -2,11 +2,8 @@
  * The shared frame cache (names in docs/FORMAT.md): a directory (an NFS mount in production) of verified frames
  * that every node of a cluster reads before going to object storage.
  *
- * Writers follow the lock / temp / hard-link protocol so readers only ever see complete files:
- * exclusive-create `{final}.lock` (stale after 10 s), write `{final}.tmp.{random}`, link it to the
- * final name (never replace: EEXIST means another writer won, which is success), unlink the temp,
- * drop the lock. The lock only saves duplicate work; correctness comes from link() being atomic and
- * never replacing, so even two writers that both broke a stale lock publish one complete file.
+ * Writers follow the lock / temp / hard-link protocol (entry-files.ts) so readers only ever see
+ * complete files; each entry is fsynced before it gets its final name (other nodes read it as is).
  *
  * This class never verifies: the fetcher verifies every frame (verify.ts) and only offers verified
  * bytes here; a corrupt entry found by the fetcher is removed with `remove` (partial or
@@ -14,53 +11,49 @@
  * here: compressed frames (codec checksums) and raw chunks whose header gives their SHA-256. A raw
  * chunk without one (a legacy raw build) could rot on this disk and would still pass the size check:
  * it is neither written nor read, and always comes from a source that holds the original.
+ *
+ * Two classes: `SharedCacheSource` is the directory as a frame source; `TrackedSharedCache` adds a
+ * FrameIndex of the entries this node read or wrote there, so the node serves those to peers and
+ * announces them (held-frames.ts). Over its `maxBytes` it forgets builds (stops serving and announcing
+ * them) but never deletes another node's file: only corrupt entries are deleted.
  */
-import { randomBytes } from 'node:crypto'
-import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { BuildId } from '../../format/types.ts'
 import { storageName } from '../../format/types.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'
+import { createRegistry, type Registry } from '../../obs/metrics.ts'
 import { RAW_CHUNK_SIZE, SHARED_LOCK_STALE_MS, SHARED_MAX_PENDING_WRITES } from '../constants.ts'
-import { ReadMetrics } from '../metrics.ts'
+import { FrameStoreMetrics, ReadMetrics } from '../metrics.ts'
 import type { FrameRef, FrameSource } from '../source.ts'
-import { readUpTo } from '../../util/file-io.ts'
+import { BackgroundWrites, publishEntry, readEntry, type SharedWriteResult, type WriteOutcome } from './entry-files.ts'
+import { FrameIndex } from './frame-index.ts'
+import { type HeldFrames, presentEntries, readVerifiedEntry } from './held-frames.ts'
+
+export type { SharedWriteResult } from './entry-files.ts'
 
 export interface SharedCacheOptions {
   readonly dir: string
-  /** Source name in metrics and logs (default `shared`); the node's own frame store is another one. */
-  readonly name?: string
   readonly logger?: Logger
   readonly metrics?: ReadMetrics
   readonly staleLockMs?: number
   readonly maxPendingWrites?: number
-  /**
-   * fsync each entry before it gets its final name (default true). A directory other nodes read
-   * (NFS) needs it; a node-local store whose entries are verified again before every use does not:
-   * a crash leaves at worst a short or corrupt entry, which that check finds and removes.
-   */
-  readonly fsync?: boolean
 }
 
-export type SharedWriteResult = 'written' | 'exists' | 'locked'
-
 export class SharedCacheSource implements FrameSource {
-  readonly name: string
+  readonly name = 'shared'
   readonly dir: string
-  protected readonly log: Logger
-  protected readonly metrics: ReadMetrics
+  readonly log: Logger
+  readonly metrics: ReadMetrics
   private readonly staleLockMs: number
-  private readonly maxPending: number
-  private readonly fsync: boolean
-  private readonly pending = new Set<Promise<void>>()
+  private readonly writes: BackgroundWrites
 
   constructor(opts: SharedCacheOptions) {
-    this.name = opts.name ?? 'shared'
     this.dir = opts.dir
-    this.log = (opts.logger ?? silentLogger).child({ component: opts.name && opts.name !== 'shared' ? opts.name : 'shared-cache' })
+    this.log = (opts.logger ?? silentLogger).child({ component: 'shared-cache' })
     this.metrics = opts.metrics ?? new ReadMetrics()
     this.staleLockMs = opts.staleLockMs ?? SHARED_LOCK_STALE_MS
-    this.maxPending = opts.maxPendingWrites ?? SHARED_MAX_PENDING_WRITES
-    this.fsync = opts.fsync ?? true
+    this.writes = new BackgroundWrites(opts.maxPendingWrites ?? SHARED_MAX_PENDING_WRITES, (r) => this.countWrite(r), this.log)
   }
 
   /**
@@ -84,20 +77,7 @@ export class SharedCacheSource implements FrameSource {
 
   async fetch(ref: FrameRef, _signal: AbortSignal): Promise<Uint8Array | null> {
     if (!this.keeps(ref)) return null
-    let fh: Awaited<ReturnType<typeof open>>
-    try {
-      fh = await open(this.entryPath(ref), 'r')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
-    }
-    try {
-      // Read one byte more than expected so an overlong entry is seen as wrong-sized by verification.
-      const buf = Buffer.allocUnsafe(ref.sizeC + 1)
-      return buf.subarray(0, await readUpTo(fh, buf, 0))
-    } finally {
-      await fh.close() // always closed: the Go reader leaked file descriptors on cache hits
-    }
+    return readEntry(this.entryPath(ref), ref.sizeC)
   }
 
   /** Delete an entry that failed verification, so the next reader refetches it. */
@@ -108,93 +88,106 @@ export class SharedCacheSource implements FrameSource {
 
   /** Fire-and-forget write of VERIFIED bytes: never blocks the read, errors are logged, bounded in flight. */
   offer(ref: FrameRef, verified: Uint8Array): void {
-    if (!this.keeps(ref)) return
-    if (this.pending.size >= this.maxPending) {
-      this.countWrite('dropped')
-      return
-    }
-    const p: Promise<void> = this.store(ref, verified).then(
-      (result) => this.countWrite(result),
-      (err: unknown) => {
-        this.countWrite('failed')
-        this.log.warn({ err, buildId: ref.buildId, startC: ref.startC }, 'frame cache write failed')
-      },
-    )
-    this.pending.add(p)
-    void p.finally(() => this.pending.delete(p))
+    this.offerAs(ref, () => this.store(ref, verified))
   }
 
-  /** One background write ended (or was dropped) with `result`. */
-  protected countWrite(result: SharedWriteResult | 'failed' | 'dropped'): void {
-    this.metrics.sharedWrites.inc({ result })
+  /** `offer` with another write (the tracked cache indexes what it wrote): same rules, same bound. */
+  offerAs(ref: FrameRef, write: () => Promise<SharedWriteResult>): void {
+    if (this.keeps(ref)) this.writes.run({ buildId: ref.buildId, startC: ref.startC }, write)
   }
 
   /** Resolves when every background write started so far has ended (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending])
+    await this.writes.idle()
   }
 
   /** The lock / temp / hard-link protocol (lock, write a temp file, link it into place). Call only with verified bytes. */
   async store(ref: FrameRef, verified: Uint8Array): Promise<SharedWriteResult> {
-    const final = this.entryPath(ref)
-    if (await exists(final)) return 'exists'
-    await mkdir(dirname(final), { recursive: true })
-    const lock = `${final}.lock`
-    const token = randomBytes(8).toString('hex')
-    if (!(await this.takeLock(lock, token))) return 'locked'
-    const tmp = `${final}.tmp.${token}`
+    return publishEntry(this.entryPath(ref), verified, { staleLockMs: this.staleLockMs, fsync: true, log: this.log })
+  }
+
+  private countWrite(result: WriteOutcome): void {
+    this.metrics.sharedWrites.inc({ result })
+  }
+}
+
+export interface TrackedSharedCacheOptions extends SharedCacheOptions {
+  /** Bytes of entries tracked (served and announced); never a bound on the directory itself. */
+  readonly maxBytes: number
+  readonly registry?: Registry
+}
+
+/** The shared directory plus the index of the entries this node read or wrote there (served to peers). */
+export class TrackedSharedCache implements HeldFrames {
+  readonly name = 'shared'
+  readonly index: FrameIndex
+  readonly shared: SharedCacheSource
+  readonly metrics: FrameStoreMetrics
+  readonly log: Logger
+
+  constructor(opts: TrackedSharedCacheOptions) {
+    this.shared = new SharedCacheSource(opts)
+    this.log = this.shared.log
+    this.metrics = new FrameStoreMetrics(opts.registry ?? createRegistry())
+    // Forgetting a build only stops serving it: the files are other nodes' too.
+    this.index = new FrameIndex({ maxBytes: opts.maxBytes, metrics: this.metrics, log: this.log })
+  }
+
+  get dir(): string {
+    return this.shared.dir
+  }
+
+  entryPath(ref: FrameRef): string {
+    return this.shared.entryPath(ref)
+  }
+
+  async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
+    const bytes = await this.shared.fetch(ref, signal)
+    if (!bytes) {
+      this.index.unindex(ref) // vanished (e.g. another node removed a corrupt entry): stop offering it
+      return null
+    }
+    // Learnt from reading: unverified yet, but a corrupt one comes back through remove().
+    this.index.add(ref)
+    this.index.touch(ref.buildId)
+    return bytes
+  }
+
+  offer(ref: FrameRef, verified: Uint8Array): void {
+    if (!this.index.isForbidden(ref.buildId)) this.shared.offerAs(ref, () => this.store(ref, verified))
+  }
+
+  /** Write one entry now (call only with verified bytes) and track it. */
+  async store(ref: FrameRef, verified: Uint8Array): Promise<SharedWriteResult> {
+    const unpin = this.index.pin(ref.buildId)
     try {
-      await writeSynced(tmp, verified, this.fsync)
-      await link(tmp, final)
-      return 'written'
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists' // another writer won: success
-      throw err
+      const result = await this.shared.store(ref, verified)
+      if (result !== 'locked') this.index.add(ref)
+      return result
     } finally {
-      await rm(tmp, { force: true })
-      await this.dropLock(lock, token)
+      unpin()
     }
   }
 
-  private async takeLock(lock: string, token: string): Promise<boolean> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fh = await open(lock, 'wx')
-        await fh.writeFile(token).finally(() => fh.close())
-        return true
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      }
-      const st = await stat(lock).catch(() => null)
-      if (st && Date.now() - st.mtimeMs < this.staleLockMs) return false // another writer is on it
-      if (st) {
-        this.log.info({ lock, ageMs: Date.now() - st.mtimeMs }, 'breaking stale shared cache lock')
-        await rm(lock, { force: true })
-      }
-    }
-    return false
+  async remove(ref: FrameRef): Promise<void> {
+    this.index.unindex(ref)
+    await this.shared.remove(ref)
   }
 
-  private async dropLock(lock: string, token: string): Promise<void> {
-    // Only remove our own lock: if ours was broken as stale, the file now belongs to another writer.
-    const held = await readFile(lock, 'utf8').catch(() => null)
-    if (held === token) await rm(lock, { force: true })
+  readVerified(ref: FrameRef): Promise<Uint8Array | null> {
+    return readVerifiedEntry(this, ref)
   }
-}
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  )
-}
+  present(refs: readonly FrameRef[]): Promise<boolean> {
+    return presentEntries(this, refs)
+  }
 
-async function writeSynced(path: string, data: Uint8Array, fsync: boolean): Promise<void> {
-  const fh = await open(path, 'wx')
-  try {
-    await fh.writeFile(data)
-    if (fsync) await fh.sync() // the final name must never point at bytes a crash can still lose
-  } finally {
-    await fh.close()
+  forbid(buildId: BuildId): Promise<void> {
+    return this.index.forbid(buildId)
+  }
+
+  async idle(): Promise<void> {
+    await this.shared.idle()
+    await this.index.idle()
   }
 }
