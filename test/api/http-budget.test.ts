@@ -8,16 +8,15 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import type { Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, waitFor } from '../../bench/lib/procs.ts'
 import { runCli } from '../../bench/lib/cli.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { type RawAnswer, rawGet, stalledGet } from './http-helpers.ts'
 
 const MiB = 1024 * 1024
@@ -29,34 +28,30 @@ const BUDGET = 32 * MiB
  */
 const SLACK = 96 * MiB
 const CLIENTS = 200
+let env: TestNodes
 let dir: string
 let storage: string
 let id: string
 let data: Buffer
-const nodes: NodeProc[] = []
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-http-budget-'))
+  env = await testNodes({ prefix: 'http-budget' })
+  dir = env.dir
+  storage = env.storage
   // 64 MiB is enough to show the bug: the code before the budget peaked at 1876 MiB RSS with it.
   data = new VmDataGenerator(77).next(64 * MiB)
   await writeFile(join(dir, 'mem'), data)
   id = randomUUID()
-  storage = pathToFileURL(join(dir, 'bucket')).href
   const pushed = await runCli(['push', '--storage', storage, '--build-id', id, '--memfile', join(dir, 'mem'), '--codec', 'lz4'])
   assert.equal(pushed.code, 0, pushed.stderr)
 })
 
 after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.stop()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
-async function node(name: string, http: Record<string, number>): Promise<NodeProc> {
-  const cfg = join(dir, `${name}.json`)
-  await writeFile(cfg, JSON.stringify({ http }))
-  const n = await startNode(['--storage', storage, '--data-dir', join(dir, name), '--config', cfg])
-  nodes.push(n)
-  return n
+function node(name: string, http: Record<string, number>): Promise<NodeProc> {
+  return env.startTestNode(name, { process: true, config: { http } })
 }
 
 function rss(pid: number): number {

@@ -6,30 +6,31 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { open, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, type NodeProc, pause, waitFor } from '../../bench/lib/procs.ts'
 import { runCli } from '../../bench/lib/cli.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { rawGet, stalledGet } from './http-helpers.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
+/** The two-node cluster of the mid-stream test (its own bucket and cluster key). */
+let cluster: TestNodes | undefined
 let dir: string
 let node: NodeProc | undefined
-const others: NodeProc[] = []
 let id: string
 let data: Buffer
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-http-fail-'))
+  env = await testNodes({ prefix: 'http-fail' })
+  dir = env.dir
   data = new VmDataGenerator(91).next(40 * MiB)
   await writeFile(join(dir, 'mem'), data)
   id = randomUUID()
-  const storage = pathToFileURL(join(dir, 'bucket')).href
+  const storage = env.storage
   const pushed = await runCli(['push', '--storage', storage, '--build-id', id, '--memfile', join(dir, 'mem'), '--codec', 'lz4'])
   assert.equal(pushed.code, 0, pushed.stderr)
   // Rot in the stored data object, at its end: the last frames of the file, far past the first 8 MiB read.
@@ -41,12 +42,11 @@ before(async () => {
   for (let i = 0; i < rot.byteLength; i += 7) rot[i] ^= 0x5a
   await fh.write(rot, 0, rot.byteLength, size - rot.byteLength)
   await fh.close()
-  node = await startNode(['--storage', storage, '--data-dir', join(dir, 'node')])
+  node = await env.startTestNode('node', { process: true })
 })
 
 after(async () => {
-  await Promise.allSettled([node, ...others].map((n) => n?.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await Promise.allSettled([env?.close(), cluster?.close()])
 })
 
 /** The node's JSON log lines. */
@@ -92,20 +92,18 @@ test('regression: a read that fails mid-stream leaves the client a cut 200 and l
 
 test('regression: a read that fails mid-stream leaves the client a cut 200 and logs nothing (item 9): the origin of a pending build dies mid-answer', async () => {
   // A failure the API maps to a 4xx code (ERR_BUILD_UNAVAILABLE) once the answer is under way: before, such a cut was not logged at all.
-  const key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  const cfg = join(dir, 'cluster.json')
-  await writeFile(cfg, JSON.stringify({ peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 }, switchover: { finalHeaderPollMs: 2000 } }))
-  const storage = pathToFileURL(join(dir, 'bucket2')).href
-  const reader = await startNode(['--storage', storage, '--data-dir', join(dir, 'reader'), '--cluster-key', key, '--config', cfg])
-  others.push(reader)
+  cluster = await testNodes({
+    prefix: 'http-fail-cluster',
+    clusterKey: true,
+    config: { peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 }, switchover: { finalHeaderPollMs: 2000 } },
+  })
+  const reader = await cluster.startTestNode('reader', { process: true })
   // The upload crawls, so the build stays pending: only its origin has it.
-  const origin = await startNode(['--storage', storage, '--data-dir', join(dir, 'origin'), '--cluster-key', key, '--config', cfg, '--upload-rate', '100000', '--pending-codec', 'lz4', '--bootstrap', reader.addrs[0]])
-  others.push(origin)
+  const origin = await cluster.startTestNode('origin', { process: true, args: ['--upload-rate', '100000', '--pending-codec', 'lz4', '--bootstrap', reader.addrs[0]] })
   const pending = new VmDataGenerator(92).next(64 * MiB)
-  await writeFile(join(dir, 'mem2'), pending)
+  await writeFile(join(cluster.dir, 'mem2'), pending)
   const pid = randomUUID()
-  assert.equal((await pause(origin.api, pid, { files: { memfile: join(dir, 'mem2') } })).status, 202)
+  assert.equal((await pause(origin.api, pid, { files: { memfile: join(cluster.dir, 'mem2') } })).status, 202)
   await waitFor('the build announced pending to the reader', async () => (await getJson(`${reader.api}/v1/builds/${pid}`)).body.state === 'pending', 60_000)
 
   // A client that takes the status line and nothing more while the origin dies, then reads on.
