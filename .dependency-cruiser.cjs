@@ -8,6 +8,9 @@
 const LAYERS = [
   { name: 'base', paths: ['^src/errors\\.ts$', '^src/util/', '^src/obs/'] },
   { name: 'format', paths: ['^src/format/'] },
+  // Swarm availability and frame source selection: pure bookkeeping over frame tables, no I/O, so a
+  // simulation drives the same code as the read path; everything that moves bytes sits above it.
+  { name: 'swarm', paths: ['^src/swarm/'] },
   { name: 'config', paths: ['^src/config/'] },
   { name: 'storage', paths: ['^src/storage/'] },
   { name: 'framing', paths: ['^src/framing/'] },
