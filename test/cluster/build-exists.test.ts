@@ -8,29 +8,26 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { openStoredBuildFile } from '../../src/read/open.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { claimObjectName } from '../../src/format/layout.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
+let env: TestNodes
 let dir: string
 let storage: string
-let common: string[]
 let reader: NodeProc
 let slow: NodeProc
 let fast: NodeProc
 let seed = 60
-const extra: NodeProc[] = []
 
 async function memfile(size: number): Promise<{ path: string; data: Buffer }> {
   const data = new VmDataGenerator(++seed).next(size)
@@ -73,24 +70,23 @@ async function checkThirdNode(id: string, data: Buffer): Promise<void> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-build-exists-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
-  const key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  const config = join(dir, 'config.json')
-  await writeFile(config, JSON.stringify({ peers: { announceIntervalMs: 300, announceTtlMs: 3000 }, switchover: { finalHeaderPollMs: 2000 } }))
-  common = ['--storage', storage, '--cluster-key', key, '--config', config]
-  reader = await startNode([...common, '--data-dir', join(dir, 'reader')])
+  env = await testNodes({
+    prefix: 'build-exists',
+    clusterKey: true,
+    config: { peers: { announceIntervalMs: 300, announceTtlMs: 3000 }, switchover: { finalHeaderPollMs: 2000 } },
+  })
+  dir = env.dir
+  storage = env.storage
+  reader = await env.startTestNode('reader', { process: true })
   const boot = ['--bootstrap', reader.addrs[0]]
   ;[slow, fast] = await Promise.all([
-    startNode([...common, '--data-dir', join(dir, 'slow'), '--upload-rate', '400000', ...boot]),
-    startNode([...common, '--data-dir', join(dir, 'fast'), ...boot]),
+    env.startTestNode('slow', { process: true, args: ['--upload-rate', '400000', ...boot] }),
+    env.startTestNode('fast', { process: true, args: boot }),
   ])
 })
 
 after(async () => {
-  await Promise.allSettled([reader, slow, fast, ...extra].map((n) => n?.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('regression: the same build id paused on two nodes, the later upload overwrites the finished one (item 3)', async () => {
@@ -134,10 +130,8 @@ test('an origin killed -9 mid-upload keeps its claim: another node cannot take t
   const id = randomUUID()
   const a = await memfile(8 * MiB)
   const b = await memfile(8 * MiB)
-  const dataDir = join(dir, 'killed')
   const boot = ['--bootstrap', reader.addrs[0]]
-  const origin = await startNode([...common, '--data-dir', dataDir, '--upload-rate', '200000', ...boot])
-  extra.push(origin)
+  const origin = await env.startTestNode('killed', { process: true, args: ['--upload-rate', '200000', ...boot] })
   assert.equal((await pause(origin.api, id, { files: { memfile: a.path } })).status, 202)
   await waitFor('the upload to start (its claim stored)', async () => existsSync(join(dir, 'bucket', id, 'snapswarm.claim')))
   await origin.kill()
@@ -148,8 +142,7 @@ test('an origin killed -9 mid-upload keeps its claim: another node cannot take t
   assert.equal(other.state, 'failed')
   assert.match(other.error ?? '', /ERR_BUILD_EXISTS/)
 
-  const again = await startNode([...common, '--data-dir', dataDir, ...boot])
-  extra.push(again)
+  const again = await env.startTestNode('killed', { process: true, args: boot })
   assert.equal(again.peerId, origin.peerId, 'the same writer')
   assert.equal((await outcome(again, id)).state, 'uploaded')
   await checkStored(id, a.data)
@@ -159,10 +152,8 @@ test('an origin killed -9 mid-upload keeps its claim: another node cannot take t
 test('an origin killed after its headers were stored marks the build uploaded after a restart, uploads nothing twice and drops its claim', async () => {
   const id = randomUUID()
   const a = await memfile(8 * MiB)
-  const dataDir = join(dir, 'finished')
   const boot = ['--bootstrap', reader.addrs[0]]
-  const origin = await startNode([...common, '--data-dir', dataDir, '--upload-rate', '200000', ...boot])
-  extra.push(origin)
+  const origin = await env.startTestNode('finished', { process: true, args: ['--upload-rate', '200000', ...boot] })
   assert.equal((await pause(origin.api, id, { files: { memfile: a.path } })).status, 202)
   const claim = join(dir, 'bucket', claimObjectName(id))
   await waitFor('the upload to start (its claim stored)', async () => existsSync(claim))
@@ -179,8 +170,7 @@ test('an origin killed after its headers were stored marks the build uploaded af
   const data = join(dir, 'bucket', id, 'memfile.zstd')
   const before = await stat(data)
 
-  const again = await startNode([...common, '--data-dir', dataDir, ...boot])
-  extra.push(again)
+  const again = await env.startTestNode('finished', { process: true, args: boot })
   assert.equal((await outcome(again, id)).state, 'uploaded')
   const after = await stat(data)
   assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the data object was not written again')

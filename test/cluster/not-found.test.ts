@@ -7,32 +7,30 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { writeVmData } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, type NodeProc, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const HOUR_MS = 3_600_000
+let env: TestNodes
 let dir: string
 let a: NodeProc
 let b: NodeProc
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-not-found-'))
-  const config = join(dir, 'node.json')
-  await writeFile(config, JSON.stringify({ switchover: { finalHeaderPollMs: HOUR_MS } }))
-  const common = ['--storage', `file://${join(dir, 'bucket')}`, '--config', config]
-  a = await startNode([...common, '--data-dir', join(dir, 'a')])
-  b = await startNode([...common, '--data-dir', join(dir, 'b'), '--bootstrap', a.addrs[0]])
+  env = await testNodes({ prefix: 'not-found', config: { switchover: { finalHeaderPollMs: HOUR_MS } } })
+  dir = env.dir
+  a = await env.startTestNode('a', { process: true })
+  b = await env.startTestNode('b', { process: true, args: ['--bootstrap', a.addrs[0]] })
   await waitFor('B connected to A', async () => ((await getJson(`${b.api}/v1/peers`)).body.connected as string[]).includes(a.peerId))
 })
 
 after(async () => {
-  await Promise.all([a?.stop(), b?.stop()])
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 /** How many header requests `node` answered NOT_AVAILABLE so far (its Prometheus counter). */

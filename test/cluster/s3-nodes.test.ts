@@ -6,47 +6,39 @@
  */
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { type S3Server, startS3Server } from '../../bench/lib/s3-server.ts'
 import { type FaultProxy, startFaultProxy } from '../storage/fault-proxy.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
 let s3: S3Server
 let proxy: FaultProxy
-let dir: string
-const nodes: NodeProc[] = []
+let env: TestNodes | undefined
 
 before(async () => {
   s3 = await startS3Server()
   proxy = await startFaultProxy(s3.endpoint)
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-nodes-'))
 })
 after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.kill()))
+  await env?.close()
   await proxy?.close()
   await s3?.stop()
-  if (dir) await rm(dir, { recursive: true, force: true })
 })
 
 test('a node on s3:// pauses a build; after the upload another node reads it from S3 alone', async () => {
   const bucket = await s3.createBucket('nodes')
-  const key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
   // 5 MiB parts (S3's minimum, enforced by the server here): the upload needs several parts.
-  const config = join(dir, 'config.json')
-  await writeFile(config, JSON.stringify({ compression: { default: { partSize: 5 * MiB, codec: 'lz4' } } }))
-  const common = ['--storage', `s3://${bucket}/fleet`, '--cluster-key', key, '--config', config]
+  env = await testNodes({ prefix: 's3-nodes', clusterKey: true, storage: `s3://${bucket}/fleet`, config: { compression: { default: { partSize: 5 * MiB, codec: 'lz4' } } } })
+  const dir = env.dir
   // The origin reaches S3 through a (pass-through) proxy that records its requests.
-  const origin = await startNode([...common, '--data-dir', join(dir, 'origin')], { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint })
-  nodes.push(origin)
+  const origin = await env.startTestNode('origin', { process: true, env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint } })
 
   const data = new VmDataGenerator(21).next(24 * MiB)
   const memfile = join(dir, 'memfile')
@@ -66,8 +58,7 @@ test('a node on s3:// pauses a build; after the upload another node reads it fro
   assert.ok(parts.slice(0, -1).every((r) => Number(r.contentLength) === 5 * MiB), 'every part but the last has 5 MiB')
   assert.equal(await origin.stop(), 0)
 
-  const reader = await startNode([...common, '--data-dir', join(dir, 'reader')], s3.env)
-  nodes.push(reader)
+  const reader = await env.startTestNode('reader', { process: true, env: s3.env })
   const whole = await readRange(reader.api, id, 'memfile', 0, data.byteLength - 1)
   assert.equal(whole.status, 206, whole.text)
   assert.equal(sha(whole.bytes), sha(data))

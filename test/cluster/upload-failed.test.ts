@@ -6,36 +6,35 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
 let origin: SnapswarmNode
 let reader: SnapswarmNode
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-upfail-'))
-  const peers = { announceIntervalMs: 200, announceTtlMs: 3000 }
-  reader = await SnapswarmNode.start({ config: validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href, peers }), dataDir: join(dir, 'r'), logger: silentLogger })
+  env = await testNodes({ prefix: 'upfail', config: { peers: { announceIntervalMs: 200, announceTtlMs: 3000 } } })
+  dir = env.dir
+  reader = await env.startTestNode('r')
   // The origin uploads to its own bucket, which the test sabotages per build (see below).
-  origin = await SnapswarmNode.start({
-    config: validateConfig({ storage: pathToFileURL(join(dir, 'origin-bucket')).href, peers, node: { bootstrap: [reader.addrs()[0]], uploadRateBytesPerSec: 200_000 } }),
-    dataDir: join(dir, 'o'),
+  origin = await env.startTestNode('o', {
+    storage: pathToFileURL(join(dir, 'origin-bucket')).href,
+    config: { node: { bootstrap: [reader.addrs()[0]], uploadRateBytesPerSec: 200_000 } },
     logger: process.env.T_LOG ? (await import('../../src/obs/log.ts')).createLogger('debug') : silentLogger,
   })
 })
 
 after(async () => {
-  await Promise.allSettled([origin.stop(), reader.stop()])
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('a failed upload: the origin answers UPLOAD_FAILED and readers of the pending build get a clear error at once', async () => {
