@@ -143,3 +143,15 @@ export class BuildStatusBoard {
     }
   }
 }
+
+/**
+ * Whether connected peers can serve a build to a node that does not hold it (`GET /v1/builds/{id}`
+ * lists `peers` as a place to read from only then): a peer announcing it `pending` serves the header
+ * and every frame; peers that hold frames (`cached`, or `uploaded` at its origin) serve frames but
+ * never a header, so they count only when the header is in storage. A `failed` origin counts never.
+ * `peers` must already be the live ones (the directory returns only connected peers).
+ */
+export function peersCanServe(peers: readonly { state: string }[], headerStored: boolean): boolean {
+  if (peers.some((p) => p.state === 'pending')) return true
+  return headerStored && peers.some((p) => p.state === 'cached' || p.state === 'uploaded')
+}

@@ -14,7 +14,7 @@
  * holds the build's other header but not this one, or its own origin holds it pending without it.
  */
 
-import type { BuildStatusBoard } from '../cluster/build-status.ts'
+import { type BuildStatusBoard, peersCanServe } from '../cluster/build-status.ts'
 import { PEER_DEFAULTS } from '../config/schema.ts'
 import { SnapswarmError } from '../errors.ts'
 import { decodeHeader, type Header } from '../format/header.ts'
@@ -292,7 +292,7 @@ export class HeaderResolver {
     const state = local?.state ?? (stored.length > 0 ? 'uploaded' : (remote ?? announcedState))
     const sources: string[] = []
     if (local && local.state !== 'failed') sources.push('local')
-    if (peers.length > 0) sources.push('peers')
+    if (peersCanServe(peers, stored.length > 0)) sources.push('peers')
     if (stored.length > 0) sources.push('storage')
     return {
       id,

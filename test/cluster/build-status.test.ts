@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { BuildStatusBoard } from '../../src/cluster/build-status.ts'
+import { BuildStatusBoard, peersCanServe } from '../../src/cluster/build-status.ts'
 import type { Header } from '../../src/format/header.ts'
 import { dataObjectName } from '../../src/format/layout.ts'
 import { singleLayerHeader } from '../../src/format/mapping.ts'
@@ -130,4 +130,14 @@ test('a build with an open file keeps its state and holders: failure is reported
       await store.close()
     }
   })
+})
+
+test('regression: readableFrom listed peers that hold only frames (cached) of a build whose header nobody can serve', () => {
+  // A pending origin serves header and frames; frame holders count only when the header is in storage.
+  assert.equal(peersCanServe([{ state: 'pending' }], false), true)
+  assert.equal(peersCanServe([{ state: 'cached' }, { state: 'cached' }], false), false)
+  assert.equal(peersCanServe([{ state: 'cached' }], true), true)
+  assert.equal(peersCanServe([{ state: 'uploaded' }], true), true)
+  assert.equal(peersCanServe([{ state: 'failed' }], true), false)
+  assert.equal(peersCanServe([], true), false)
 })
