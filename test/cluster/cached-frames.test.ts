@@ -7,21 +7,20 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const KiB = 1024
 const FRAME = 256 * KiB
 const FRAMES = 8
+let env: TestNodes
 let dir: string
 let bucket: string
 /** Holds only the headers of the builds: a node using it can find builds but must read frames from peers. */
@@ -32,18 +31,17 @@ let d: SnapswarmNode
 // No zero pages: zero blocks are left out of the stored data, and these tests count one fetch per frame.
 const gen = new VmDataGenerator(21, 0)
 
-function config(storage: string, extra: { bootstrap?: string[]; frameStoreBytes?: number } = {}) {
-  return validateConfig({
-    storage: pathToFileURL(storage).href,
-    node: { bootstrap: extra.bootstrap ?? [] },
-    // Hedging off: each frame goes to one source at a time, so per-source counts are exact.
-    peers: { announceIntervalMs: 200, announceTtlMs: 3000, hedgeAfterMs: 60_000 },
-    cache: { frames: { maxBytes: extra.frameStoreBytes ?? 64 * 1024 * KiB, announceMax: 16 } },
-  })
+const BASE_CONFIG = {
+  // Hedging off: each frame goes to one source at a time, so per-source counts are exact.
+  peers: { announceIntervalMs: 200, announceTtlMs: 3000, hedgeAfterMs: 60_000 },
+  cache: { frames: { maxBytes: 64 * 1024 * KiB, announceMax: 16 } },
 }
 
 async function start(name: string, storage: string, extra: { bootstrap?: string[]; frameStoreBytes?: number } = {}): Promise<SnapswarmNode> {
-  const node = await SnapswarmNode.start({ config: config(storage, extra), dataDir: join(dir, name), logger: silentLogger })
+  const node = await env.startTestNode(name, {
+    storage: pathToFileURL(storage).href,
+    config: { node: { bootstrap: extra.bootstrap ?? [] }, ...(extra.frameStoreBytes === undefined ? {} : { cache: { frames: { maxBytes: extra.frameStoreBytes } } }) },
+  })
   const ids = (extra.bootstrap ?? []).map((a) => a.split('/p2p/')[1])
   await waitFor(`${name} connected`, async () => ids.every((id) => node.peer.node.connectedPeers().includes(id)))
   return node
@@ -102,8 +100,9 @@ function announcedState(by: SnapswarmNode, at: SnapswarmNode, id: string): strin
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-cached-'))
-  bucket = join(dir, 'bucket')
+  env = await testNodes({ prefix: 'cached', config: BASE_CONFIG })
+  dir = env.dir
+  bucket = env.bucket
   headersOnly = join(dir, 'headers-only')
   await mkdir(bucket, { recursive: true })
   await mkdir(headersOnly, { recursive: true })
@@ -113,8 +112,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.allSettled([b?.stop(), c?.stop(), d?.stop()])
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('a node that read a build from storage serves it to one that cannot, and announces it cached', async () => {

@@ -7,29 +7,23 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
-let storage: string
 let reader: SnapswarmNode
 const gen = new VmDataGenerator(5)
 
-function config(extra: { uploadRateBytesPerSec?: number; bootstrap?: string[]; pendingGraceMs?: number } = {}) {
-  return validateConfig({
-    storage,
-    node: { bootstrap: extra.bootstrap ?? [], uploadRateBytesPerSec: extra.uploadRateBytesPerSec ?? 0, pendingGraceMs: extra.pendingGraceMs ?? 300_000 },
-    peers: { announceIntervalMs: 200, announceTtlMs: 3000 },
-    switchover: { finalHeaderPollMs: 5000 },
-  })
+/** A node on the test's bucket; a name used again restarts on the same data dir. */
+function start(name: string, extra: { uploadRateBytesPerSec?: number; bootstrap?: string[]; pendingGraceMs?: number } = {}, pendingCodec?: 'lz4'): Promise<SnapswarmNode> {
+  const node = { bootstrap: extra.bootstrap ?? [], uploadRateBytesPerSec: extra.uploadRateBytesPerSec ?? 0, pendingGraceMs: extra.pendingGraceMs ?? 300_000 }
+  return env.startTestNode(name, { config: { node }, pendingCodec })
 }
 
 async function state(node: SnapswarmNode, id: string): Promise<string | undefined> {
@@ -45,14 +39,13 @@ async function read(node: SnapswarmNode, id: string, start: number, end: number)
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-restart-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
-  reader = await SnapswarmNode.start({ config: config(), dataDir: join(dir, 'reader'), logger: silentLogger })
+  env = await testNodes({ prefix: 'restart', config: { peers: { announceIntervalMs: 200, announceTtlMs: 3000 }, switchover: { finalHeaderPollMs: 5000 } } })
+  dir = env.dir
+  reader = await start('reader')
 })
 
 after(async () => {
-  await reader.stop()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('a restarted origin resumes its unfinished upload; the build then reads byte-exactly from storage', async () => {
@@ -60,7 +53,7 @@ test('a restarted origin resumes its unfinished upload; the build then reads byt
   const src = join(dir, 'mem-a')
   await writeFile(src, data)
   const originDir = join(dir, 'origin-a')
-  let origin = await SnapswarmNode.start({ config: config({ uploadRateBytesPerSec: 50_000, pendingGraceMs: 1 }), dataDir: originDir, logger: silentLogger })
+  let origin = await start('origin-a', { uploadRateBytesPerSec: 50_000, pendingGraceMs: 1 })
   const id = randomUUID()
   const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })
   assert.equal(res.status, 202)
@@ -74,7 +67,7 @@ test('a restarted origin resumes its unfinished upload; the build then reads byt
   await origin.stop() // mid-upload
   assert.ok(!existsSync(join(dir, 'bucket', id, 'memfile.header')), 'no header was written')
 
-  origin = await SnapswarmNode.start({ config: config({ bootstrap: [reader.addrs()[0]] }), dataDir: originDir, logger: silentLogger })
+  origin = await start('origin-a', { bootstrap: [reader.addrs()[0]] })
   try {
     await waitFor('the resumed upload', async () => (await state(origin, id)) === 'uploaded', 30_000)
     assert.ok((await read(reader, id, 0, data.byteLength - 1)).equals(data))
@@ -86,14 +79,13 @@ test('a restarted origin resumes its unfinished upload; the build then reads byt
 test('a restarted origin whose source file is gone reports the build failed', async () => {
   const src = join(dir, 'mem-b')
   await writeFile(src, gen.next(4 * MiB))
-  const originDir = join(dir, 'origin-b')
-  let origin = await SnapswarmNode.start({ config: config({ uploadRateBytesPerSec: 20_000 }), dataDir: originDir, logger: silentLogger })
+  let origin = await start('origin-b', { uploadRateBytesPerSec: 20_000 })
   const id = randomUUID()
   assert.equal((await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })).status, 202)
   await waitFor('pending', async () => (await state(origin, id)) === 'pending')
   await origin.stop()
   await unlink(src)
-  origin = await SnapswarmNode.start({ config: config(), dataDir: originDir, logger: silentLogger })
+  origin = await start('origin-b')
   try {
     await waitFor('the failure', async () => (await state(origin, id)) === 'failed', 10_000)
     const info = (await (await fetch(`${origin.apiUrl}/v1/builds/${id}`)).json()) as { error: string }
@@ -104,8 +96,8 @@ test('a restarted origin whose source file is gone reports the build failed', as
 })
 
 test('a child of a build still pending on another node is paused there and read on a third', async () => {
-  const a = await SnapswarmNode.start({ config: config({ uploadRateBytesPerSec: 300_000, bootstrap: [reader.addrs()[0]] }), dataDir: join(dir, 'a'), logger: silentLogger, pendingCodec: 'lz4' })
-  const b = await SnapswarmNode.start({ config: config({ bootstrap: [reader.addrs()[0], a.addrs()[0]] }), dataDir: join(dir, 'b'), logger: silentLogger })
+  const a = await start('a', { uploadRateBytesPerSec: 300_000, bootstrap: [reader.addrs()[0]] }, 'lz4')
+  const b = await start('b', { bootstrap: [reader.addrs()[0], a.addrs()[0]] })
   try {
     const base = gen.next(8 * MiB)
     const srcA = join(dir, 'base')
