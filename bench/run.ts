@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<void>> = {
   nbd: async () => (await import('./nbd-bench.ts')).nbdBench(),
   s3: async () => (await import('./s3-bench.ts')).s3Bench(),
   swarm: async () => (await import('./swarm-bench.ts')).swarmBench(),
+  announce: async () => (await import('./announce-bench.ts')).announceBench(),
 }
 
 const wanted = (process.env.BENCH ?? Object.keys(suites).join(',')).split(',')
