@@ -9,22 +9,20 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { createLogger, silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
-import { type NodeProc, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const CYCLES = Number(process.env.STRESS_CYCLES ?? 200)
 const BLOCK = 2 * 1024 * 1024 // memfile block size: dirty ranges are whole blocks
 const SIZE = 4 * BLOCK
 const READS_PER_CYCLE = 3
 
+let env: TestNodes
 let dir: string
 const nodes: SnapswarmNode[] = []
 const gen = new VmDataGenerator(77)
@@ -35,18 +33,19 @@ const rand = (n: number) => {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-stress-'))
-  const storage = pathToFileURL(join(dir, 'bucket')).href
-  const codecs = ['upload', 'lz4', 'none'] as const
-  for (let i = 0; i < 3; i++) {
-    const config = validateConfig({
-      storage,
+  env = await testNodes({
+    prefix: 'stress',
+    config: {
       compression: { default: { partSize: 5 * 1024 * 1024 } },
-      node: { bootstrap: i === 0 ? [] : [nodes[0].addrs()[0]], uploadRateBytesPerSec: 3_000_000 },
       peers: { announceIntervalMs: 200, announceTtlMs: 5000, requestTimeoutMs: 5000, stallTimeoutMs: 2000 },
       switchover: { finalHeaderPollMs: 20_000 },
-    })
-    nodes.push(await SnapswarmNode.start({ config, dataDir: join(dir, `n${i}`), logger: process.env.STRESS_LOG ? createLogger('warn') : silentLogger, pendingCodec: codecs[i] }))
+    },
+  })
+  dir = env.dir
+  const codecs = ['upload', 'lz4', 'none'] as const
+  for (let i = 0; i < 3; i++) {
+    const node = { bootstrap: i === 0 ? [] : [nodes[0].addrs()[0]], uploadRateBytesPerSec: 3_000_000 }
+    nodes.push(await env.startTestNode(`n${i}`, { config: { node }, logger: process.env.STRESS_LOG ? createLogger('warn') : silentLogger, pendingCodec: codecs[i] }))
   }
   // Wait for the full mesh: node 2 and 3 dial node 1; announcements reach everyone through it.
   const deadline = Date.now() + 15_000
@@ -58,8 +57,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.stop()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 /** How long a read retries a build that is not visible yet before failing (a bound a hang would hit). */
@@ -149,29 +147,26 @@ const KILLS = Number(process.env.STRESS_KILLS ?? 6)
 const KILL_CYCLES = Number(process.env.STRESS_KILL_CYCLES ?? CYCLES)
 
 test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycles, ${KILLS} kills, 0 wrong bytes`, async () => {
-  const pdir = await mkdtemp(join(tmpdir(), 'snapswarm-stress-kill-'))
-  const storage = pathToFileURL(join(pdir, 'bucket')).href
-  const key = join(pdir, 'cluster.key')
-  await writeClusterKey(key)
-  const config = join(pdir, 'config.json')
-  await writeFile(
-    config,
-    JSON.stringify({
+  const procEnv = await testNodes({
+    prefix: 'stress-kill',
+    clusterKey: true,
+    config: {
       compression: { default: { partSize: 5 * 1024 * 1024 } },
       peers: { announceIntervalMs: 200, announceTtlMs: 3000, requestTimeoutMs: 3000, stallTimeoutMs: 1500 },
       switchover: { finalHeaderPollMs: 20_000 },
       node: { pendingGraceMs: 600_000 },
-    }),
-  )
+    },
+  })
+  const pdir = procEnv.dir
   const codecs = ['upload', 'lz4', 'none']
   const procs: NodeProc[] = []
   const killed: NodeProc[] = [] // their logs, for a failure's message
   const argsOf: string[][] = []
   const start = async (i: number, bootstrap: string[]) => {
-    const base = ['--storage', storage, '--data-dir', join(pdir, `p${i}`), '--cluster-key', key, '--config', config, '--upload-rate', '1000000', '--pending-codec', codecs[i]]
-    // A restart keeps the node's ports, so the others' bootstrap addresses stay valid.
+    // A restart keeps the node's ports (and its data dir: the same name), so the others' bootstrap addresses stay valid.
     const pinned = argsOf[i] ?? []
-    procs[i] = await startNode([...base, ...pinned, ...bootstrap.flatMap((a) => ['--bootstrap', a])])
+    const args = ['--upload-rate', '1000000', '--pending-codec', codecs[i], ...pinned, ...bootstrap.flatMap((a) => ['--bootstrap', a])]
+    procs[i] = await procEnv.startTestNode(`p${i}`, { process: true, args })
     argsOf[i] = ['--listen', procs[i].addrs[0].replace(/\/p2p\/.*$/, ''), '--api', new URL(procs[i].api).host]
   }
   try {
@@ -268,7 +263,6 @@ test(`rapid pause/resume with origins killed -9 mid-upload: ${KILL_CYCLES} cycle
     assert.equal(stats.kills, Math.min(KILLS, Math.floor(KILL_CYCLES / killEvery)))
     console.log(`stress with kills: ${stats.reads} reads, ${(stats.bytes / 2 ** 20).toFixed(0)} MiB compared, ${stats.kills} origins killed -9, ${stats.retries} retried errors, 0 wrong bytes`)
   } finally {
-    await Promise.allSettled(procs.map((p) => p.kill()))
-    await rm(pdir, { recursive: true, force: true })
+    await procEnv.close()
   }
 })

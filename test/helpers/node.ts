@@ -3,8 +3,8 @@
  * the storage URL given), optionally a cluster key, and the test's base config; `startTestNode(name)`
  * starts a node whose data dir is `{dir}/{name}` (the same name again: a restart on the same data),
  * in this process (a SnapswarmNode) or, with `process: true`, as a real `snapswarm node` process
- * (bench/lib/procs.ts). `close()` stops every node still running (kills the processes) and removes
- * the dir. Process nodes get the base config as a config file, with `--cluster-key` when there is one.
+ * (bench/lib/procs.ts). `close()` stops every node still running (kills the processes; an in-process
+ * node gets a bounded wait) and removes the dir. Process nodes get the base config as a config file, with `--cluster-key` when there is one.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -120,10 +120,23 @@ export async function testNodes(opts: TestNodesOptions): Promise<TestNodes> {
     configFile,
     startTestNode: startTestNode as TestNodes['startTestNode'],
     async close() {
-      await Promise.allSettled([...inProcess.map((n) => n.stop()), ...processes.map((n) => n.kill())])
-      await rm(dir, { recursive: true, force: true })
+      // The dir goes even when a node fails to stop: a wedged node gets a bounded wait, and rm
+      // retries while its last writes land.
+      await Promise.allSettled([...inProcess.map((n) => withinStopBound(n.stop())), ...processes.map((n) => n.kill())])
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 })
     },
   }
+}
+
+/** How long `close()` waits for an in-process node to stop before it removes the dir anyway. */
+const STOP_BOUND_MS = 60_000
+
+function withinStopBound(stopping: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`a node did not stop in ${STOP_BOUND_MS / 1000} s`)), STOP_BOUND_MS)
+  })
+  return Promise.race([stopping, bound]).finally(() => clearTimeout(timer))
 }
 
 /** `over` on top of `base`: plain objects merged key by key, anything else (arrays too) replaced. */

@@ -9,26 +9,22 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { MAX_DIRTY_RANGES, parsePauseRequest } from '../../src/origin/pause-input.ts'
-import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
-let storage: string
 let node: SnapswarmNode
 const gen = new VmDataGenerator(21)
 
-function config(extra: { uploadRateBytesPerSec?: number } = {}) {
-  return validateConfig({ storage, node: { uploadRateBytesPerSec: extra.uploadRateBytesPerSec ?? 0 }, peers: { announceIntervalMs: 200, announceTtlMs: 3000 } })
-}
+/** The in-process nodes' config (the process node runs on defaults). */
+const NODE_CONFIG = { node: { uploadRateBytesPerSec: 0 }, peers: { announceIntervalMs: 200, announceTtlMs: 3000 } }
 
 async function post(n: SnapswarmNode, id: string, body: unknown): Promise<{ status: number; body: { error?: string; message?: string; state?: string } }> {
   const res = await fetch(`${n.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -49,19 +45,14 @@ async function readAll(n: SnapswarmNode, id: string, size: number): Promise<Buff
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-pause-input-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
-  node = await SnapswarmNode.start({ config: config(), dataDir: join(dir, 'node'), logger: silentLogger })
+  env = await testNodes({ prefix: 'pause-input' })
+  dir = env.dir
+  node = await env.startTestNode('node', { config: NODE_CONFIG })
 })
 
 after(async () => {
-  // The directory goes even when the node fails to stop (or never started): a wedged node gets a
-  // bounded wait, and rm retries while its last writes land.
-  try {
-    await Promise.race([node?.stop(), new Promise((_, reject) => setTimeout(() => reject(new Error('the node did not stop in 60 s')), 60_000).unref())])
-  } finally {
-    await rm(dir, { recursive: true, force: true, maxRetries: 5 })
-  }
+  // The directory goes even when the node fails to stop (or never started): close() bounds the wait.
+  await env?.close()
 })
 
 test('regression: bad pause input gets 400 with the reason and nothing reserved; the same id with good input is then accepted (item 11)', async () => {
@@ -164,7 +155,7 @@ test('regression: FIFOs, /dev/zero and /proc files are refused before 202 and ne
 })
 
 test('regression: a node process given four FIFO pauses keeps answering reads, pauses and metrics, and SIGTERM ends it cleanly (item 5)', async () => {
-  const proc = await startNode(['--storage', storage, '--data-dir', join(dir, 'proc-node')])
+  const proc = await env.startTestNode('proc-node', { process: true })
   try {
     const fifos = await Promise.all([0, 1, 2, 3].map(async (i) => {
       const f = join(dir, `proc-fifo-${i}`)
@@ -232,7 +223,7 @@ test('regression: ENOSPC while a pause is recorded releases the id and cleans wh
   const mounted = mountSmallFs(mnt)
   if (!mounted && process.platform !== 'linux') return t.skip('needs a tmpfs mount (root) or /dev/full (Linux)')
   const dataDir = join(mnt, 'node')
-  const n = await SnapswarmNode.start({ config: config(), dataDir, logger: silentLogger })
+  const n = await env.startTestNode('small-fs-node', { config: NODE_CONFIG, dataDir })
   try {
     const src = join(dir, 'mem-7')
     const data = gen.next(MiB)

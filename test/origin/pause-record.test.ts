@@ -9,23 +9,20 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { open, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
+import { type ConfigTree, type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
-let storage: string
 const gen = new VmDataGenerator(33)
 
-function config(uploadRateBytesPerSec: number) {
-  return validateConfig({ storage, node: { uploadRateBytesPerSec, pendingGraceMs: 600_000 }, peers: { announceIntervalMs: 200, announceTtlMs: 3000 } })
+function config(uploadRateBytesPerSec: number): ConfigTree {
+  return { node: { uploadRateBytesPerSec, pendingGraceMs: 600_000 }, peers: { announceIntervalMs: 200, announceTtlMs: 3000 } }
 }
 
 async function info(n: SnapswarmNode, id: string): Promise<{ state?: string; error?: string }> {
@@ -43,7 +40,7 @@ async function leavePending(name: string, data: Buffer): Promise<{ id: string; s
   const src = join(dir, `${name}.src`)
   await writeFile(src, data)
   const dataDir = join(dir, name)
-  const n = await SnapswarmNode.start({ config: config(20_000), dataDir, logger: silentLogger })
+  const n = await env.startTestNode(name, { config: config(20_000) })
   const id = randomUUID()
   try {
     const res = await fetch(`${n.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })
@@ -88,7 +85,7 @@ async function rewriteKeepingStat(path: string, at: number): Promise<void> {
 
 /** Restart on the same data dir (fast uploads now), run `check`, stop. */
 async function restarted(dataDir: string, check: (n: SnapswarmNode) => Promise<void>): Promise<void> {
-  const n = await SnapswarmNode.start({ config: config(0), dataDir, logger: silentLogger })
+  const n = await env.startTestNode('restarted', { config: config(0), dataDir })
   try {
     await check(n)
   } finally {
@@ -97,12 +94,12 @@ async function restarted(dataDir: string, check: (n: SnapswarmNode) => Promise<v
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-pause-record-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
+  env = await testNodes({ prefix: 'pause-record' })
+  dir = env.dir
 })
 
 after(async () => {
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('regression: a pause record with a flipped byte, or cut short, fails its build at restart instead of resuming it (item 2)', async () => {
