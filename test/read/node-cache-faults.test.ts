@@ -5,28 +5,22 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 6 * MiB
+let env: TestNodes
 let dir: string
-let storage: string
 let origin: SnapswarmNode
 
-function config(bootstrap: string[] = [], uploadRateBytesPerSec = 0) {
-  return validateConfig({
-    storage,
-    node: { bootstrap, uploadRateBytesPerSec },
-    peers: { announceIntervalMs: 200, announceTtlMs: 3000 },
-  })
+/** A node on the test's bucket with its data in `dataDir`. */
+function startNode(dataDir: string, bootstrap: string[] = [], uploadRateBytesPerSec = 0): Promise<SnapswarmNode> {
+  return env.startTestNode('node', { dataDir, config: { node: { bootstrap, uploadRateBytesPerSec } } })
 }
 
 async function state(node: SnapswarmNode, id: string): Promise<string | undefined> {
@@ -64,7 +58,7 @@ async function pendingBuildReadBy(readerDir: string): Promise<{ id: string; data
   const res = await fetch(`${origin.apiUrl}/v1/builds/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: { memfile: src } }) })
   assert.equal(res.status, 202)
   await waitFor('pending', async () => (await state(origin, id)) === 'pending')
-  const reader = await SnapswarmNode.start({ config: config([origin.addrs()[0]]), dataDir: readerDir, logger: silentLogger })
+  const reader = await startNode(readerDir, [origin.addrs()[0]])
   try {
     await waitFor('the reader sees the pending build', async () => (await state(reader, id)) === 'pending')
     assert.ok((await readAll(reader, id)).equals(data))
@@ -75,15 +69,14 @@ async function pendingBuildReadBy(readerDir: string): Promise<{ id: string; data
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-node-cache-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
+  env = await testNodes({ prefix: 'node-cache', config: { peers: { announceIntervalMs: 200, announceTtlMs: 3000 } } })
+  dir = env.dir
   // The upload crawls, so builds stay pending for the whole test: readers depend on the origin and on their cache.
-  origin = await SnapswarmNode.start({ config: config([], 20_000), dataDir: join(dir, 'origin'), logger: silentLogger })
+  origin = await startNode(join(dir, 'origin'), [], 20_000)
 })
 
 after(async () => {
-  await origin.stop()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 for (const fault of ['flip', 'truncate'] as const) {
@@ -102,7 +95,7 @@ for (const fault of ['flip', 'truncate'] as const) {
     } else {
       await truncate(file, SIZE / 3 + 1234)
     }
-    const reader = await SnapswarmNode.start({ config: config([origin.addrs()[0]]), dataDir: readerDir, logger: silentLogger })
+    const reader = await startNode(readerDir, [origin.addrs()[0]])
     try {
       await waitFor('the reader sees the pending build', async () => (await state(reader, id)) === 'pending')
       assert.ok((await readAll(reader, id)).equals(data), 'every byte is the source')
