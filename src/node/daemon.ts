@@ -16,6 +16,7 @@ import { BuildReader } from '../read/build-reader.ts'
 import { ChunkCache } from '../read/chunk-cache.ts'
 import { FrameFetcher } from '../read/fetcher.ts'
 import { ReadMetrics } from '../read/metrics.ts'
+import { warmReadPath } from '../read/warm-up.ts'
 import { storageLayerLookup } from '../read/open.ts'
 import { FrameStore } from '../read/sources/frame-store.ts'
 import { type HeldFrames, heldFramesFirst } from '../read/sources/held-frames.ts'
@@ -136,6 +137,8 @@ export class SnapswarmNode {
       await Promise.allSettled([api.close(), nbd.close(), pauses.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
       throw err
     }
+    // The first read of a resumed VM should not also pay for the read path's code running cold.
+    await warmReadPath(join(dataDir, 'warm-up'), log)
     const timer = startEviction(w, peer, cluster.provider, cachedAnnouncer)
     const parts = { api, pauses, cache, files, nbd, prefetch: { service: prefetch, traces: cluster.traces }, shared, cachedAnnouncer, timer }
     return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts, builds, log })

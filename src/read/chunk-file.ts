@@ -24,7 +24,7 @@
  *   short read later), is dropped from the record and refetched through the normal sources.
  */
 import type { FileHandle } from 'node:fs/promises'
-import { mkdir, open } from 'node:fs/promises'
+import { constants, mkdir, open } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { FormatError } from '../errors.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
@@ -107,14 +107,20 @@ export class ChunkFile {
 
   /** Opens (creating if needed) the sparse file and its saved presence record. */
   static async open(dataPath: string, mapPath: string, deps: ChunkFileDeps): Promise<ChunkFile> {
+    // On the first read of a build: as few filesystem round trips as can be, the record's load
+    // beside the data file's open (each is a trip through the libuv pool, slow on a busy machine).
     await mkdir(dirname(dataPath), { recursive: true })
-    const presence = await PresenceMap.load(mapPath)
-    // 'a+' would force appends; 'r+' needs the file to exist, so create it first without truncating.
-    await (await open(dataPath, 'a')).close()
-    const fh = await open(dataPath, 'r+')
+    const [loaded, opened] = await Promise.allSettled([PresenceMap.load(mapPath), openReadWrite(dataPath)])
+    if (loaded.status === 'rejected') {
+      if (opened.status === 'fulfilled') await opened.value.close()
+      throw loaded.reason
+    }
+    if (opened.status === 'rejected') throw opened.reason
+    const [presence, fh] = [loaded.value, opened.value]
     const file = new ChunkFile(dataPath, mapPath, fh, presence, deps)
     try {
-      await file.forgetLostTail(false)
+      // An empty record has no pages the file could have lost.
+      if (presence.count > 0) await file.forgetLostTail(false)
     } catch (err) {
       await fh.close()
       throw err
@@ -532,6 +538,11 @@ async function assemble(fh: FileHandle, dst: Uint8Array, offset: number, fetched
     pos = to
   }
   return pos >= end || readFull(fh, dst.subarray(pos - offset), pos)
+}
+
+/** Open for reading and writing, created when missing, never truncated ('a+' would force appends, 'r+' needs the file). */
+async function openReadWrite(path: string): Promise<FileHandle> {
+  return open(path, constants.O_RDWR | constants.O_CREAT, 0o644)
 }
 
 /** Fill dst from the file at `position`; false if the file ends first. */

@@ -185,7 +185,13 @@ export class HeaderResolver {
     const candidates = [...new Set([...announced, ...peer.node.connectedPeers()])]
     const tried: string[] = []
     const misses: Miss[] = []
-    const won = await this.race(candidates, (p, s) => this.askPeer(p, id, kind, s), tried, signal, misses)
+    const ask = (p: string, s: AbortSignal): Promise<PeerVerdict> => {
+      // A peer that announces the build pending is where the first frames come from next: its frames
+      // stream opens while the header is on its way, not after.
+      if (announced.includes(p)) peer.client.warmFrames(p)
+      return this.askPeer(p, id, kind, s)
+    }
+    const won = await this.race(candidates, ask, tried, signal, misses)
     signal?.throwIfAborted()
     if (won?.status === 'OK') {
       board.set(id, 'pending')

@@ -9,13 +9,14 @@ import { InvalidArgumentError } from '../../errors.ts'
 import { PEER_DEFAULTS } from '../../config/schema.ts'
 import type { BuildId, CodecName, FileKind } from '../../format/types.ts'
 import { type Counter, counter, createRegistry, type Histogram, histogram, type Registry } from '../../obs/metrics.ts'
-import { withDeadline } from '../../util/abort.ts'
+import { raceAbort, withDeadline } from '../../util/abort.ts'
 import { CoarseTimer } from '../../util/coarse-timer.ts'
 import * as C from '../constants.ts'
 import { PeerProtocolError } from '../errors.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
-import { WireStream } from '../wire/stream.ts'
+import { type RawStream, WireStream } from '../wire/stream.ts'
+import { WarmStreams } from '../wire/warm-streams.ts'
 import type { BlobResult, FrameRange, FramesRequestOptions, FramesResult, HeaderResult, RequestOptions } from './types.ts'
 
 export interface PeerClientOptions {
@@ -35,6 +36,8 @@ export class PeerClient {
   private readonly stallTimer = new CoarseTimer(C.WATCHDOG_TICK_MS)
   private readonly requests: Counter
   private readonly seconds: Histogram
+  /** Streams opened ahead of a request that is about to come (`warmFrames`). */
+  private readonly warmStreams: WarmStreams
 
   constructor(host: PeerHost, opts: PeerClientOptions = {}) {
     this.host = host
@@ -44,6 +47,21 @@ export class PeerClient {
     const reg = opts.registry ?? createRegistry()
     this.requests = counter(reg, 'snapswarm_peer_requests_total', 'Requests to peers, by protocol and outcome', ['protocol', 'outcome'])
     this.seconds = histogram(reg, 'snapswarm_peer_request_seconds', 'Peer request latency, by protocol', ['protocol'])
+    // Kept for half the stall limit at most: the remote cuts a stream that sends nothing for that long.
+    this.warmStreams = new WarmStreams((p, protocol, signal) => host.openStream(p, protocol, signal), { maxAgeMs: this.stallMs / 2 })
+  }
+
+  /**
+   * A frames request to `peer` is about to come (a reader is asking it for a build's header): open
+   * its stream now, so the protocol negotiation is done by the time the request leaves.
+   */
+  warmFrames(peer: string): void {
+    this.warmStreams.warm(peer, C.PROTOCOL_FRAMES)
+  }
+
+  /** Warm streams a request took, and warm streams closed unused. */
+  get warmStats(): { readonly taken: number; readonly expired: number } {
+    return this.warmStreams.stats
   }
 
   async getHeader(peer: string, buildId: BuildId, kind: FileKind, opts: RequestOptions = {}): Promise<HeaderResult> {
@@ -109,7 +127,16 @@ export class PeerClient {
 
   /** Stop the stall timer (requests in flight keep their deadlines). */
   close(): void {
+    this.warmStreams.close()
     this.stallTimer.stop()
+  }
+
+  /** A warm stream to `peer` if one was opened ahead (see warmFrames), else a new one. */
+  private async stream(peer: string, protocol: string, signal: AbortSignal): Promise<RawStream> {
+    const warm = this.warmStreams.take(peer, protocol)
+    // Abandoned while the warm stream still opens: it is closed once open, never left dangling.
+    const raw = warm && (await raceAbort(warm, signal, () => void warm.then((s) => s?.abort(new Error('request abandoned')))))
+    return raw ?? this.host.openStream(peer, protocol, signal)
   }
 
   /** Open, send one request, half-close, read the answer with `read`; the stream is reset on any failure. */
@@ -126,7 +153,7 @@ export class PeerClient {
     const signal = withDeadline(opts.signal, opts.timeoutMs ?? this.timeoutMs)
     let outcome = 'error'
     try {
-      const raw = await this.host.openStream(peer, protocol, signal)
+      const raw = await this.stream(peer, protocol, signal)
       const wire = new WireStream(raw, { budget, signal, stallMs: opts.stallMs ?? this.stallMs, stallTimer: this.stallTimer })
       try {
         await wire.writeMessage(request)

@@ -89,8 +89,11 @@ export class ContentServer {
       this.served.inc({ protocol: name, status })
     } catch (err) {
       wire.fail(err)
-      this.served.inc({ protocol: name, status: 'error' })
-      this.log.debug({ peer, protocol: name, err: (err as Error).message }, 'peer request failed')
+      // A stream the client opened ahead of a request and then closed without one (its warm stream
+      // went unused): no request, so no failed request either.
+      const unused = wire.bytesReceived === 0 && err instanceof PeerProtocolError && !signal.aborted
+      this.served.inc({ protocol: name, status: unused ? 'unused' : 'error' })
+      if (!unused) this.log.debug({ peer, protocol: name, err: (err as Error).message }, 'peer request failed')
     } finally {
       if (!busy) this.serving.set(--this.active)
     }

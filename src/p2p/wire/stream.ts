@@ -20,6 +20,11 @@ import type { CoarseTimeout, CoarseTimer, Watched } from '../../util/coarse-time
 /** A libp2p stream, opaque outside this module: pass it to `new WireStream`, never call it directly. */
 export type RawStream = Stream
 
+/** Still open both ways as far as we know (a stream kept for later may have been reset meanwhile). */
+export function isOpen(raw: RawStream): boolean {
+  return raw.status === 'open' && raw.writeStatus === 'writable' && raw.readStatus !== 'closed' && raw.remoteWriteStatus !== 'closed'
+}
+
 export interface WireOptions {
   /** Bytes this side accepts from the remote over the stream's whole life; one more aborts it. */
   budget: number
