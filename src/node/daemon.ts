@@ -406,6 +406,7 @@ function wireApi(
       connected: peer.node.connectedPeers(),
       builds: peer.directory.builds(),
       announced: peer.announcer.announced().map((a) => ({ buildId: a.buildId, state: a.state })),
+      members: peer.membership.members().map((m) => ({ peer: m.peer, connected: m.connected })),
     }),
     buildInfo: (id) => deps.resolver.describe(id),
     openRead: (id, kind, signal) => deps.files.open(id, kind, signal),

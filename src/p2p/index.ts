@@ -52,10 +52,13 @@ export async function createSnapswarmPeer(opts: SnapswarmPeerOptions): Promise<S
   const node = await createPeerNode({ ...opts, maxConnections: opts.maxConnections ?? (opts.maxPeers === undefined ? undefined : opts.maxPeers + 64) })
   const client = new PeerClient(node, { ...opts.client, registry: opts.registry })
   const server = new ContentServer(node, opts.provider, { ...opts.server, registry: opts.registry, logger: opts.logger })
-  // Only what a connected peer announces counts: a departed node's builds are never offered.
-  const directory = new PeerDirectory({ isLive: (peer) => node.isConnected(peer) })
+  // Only what a connected peer announces counts: a departed node's builds are never offered. The set
+  // follows connect/disconnect events, so the read path's lookups cost no libp2p call.
+  const connected = new Set<string>()
+  node.onPeerEvent((ev) => (ev.type === 'connect' ? connected.add(ev.peer) : connected.delete(ev.peer)))
+  const directory = new PeerDirectory({ isLive: (peer) => connected.has(peer) })
   const announcer = new AnnounceService(node, directory, { ...opts.announce, logger: opts.logger })
-  const membership = new Membership(node, { ...opts.membership, maxPeers: opts.maxPeers, warnIntervalMs: opts.warnIntervalMs, logger: opts.logger })
+  const membership = new Membership(node, { ...opts.membership, maxPeers: opts.maxPeers, warnIntervalMs: opts.warnIntervalMs, registry: opts.registry, logger: opts.logger })
   return {
     peerId: node.peerId,
     node,

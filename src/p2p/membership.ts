@@ -20,6 +20,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { MemberList } from '../../protocols/snapswarm.js'
 import { type Logger, silentLogger } from '../obs/log.ts'
+import { type Counter, counter, createRegistry, Gauge, type Registry } from '../obs/metrics.ts'
 import { CoarseTimer } from '../util/coarse-timer.ts'
 import * as C from './constants.ts'
 import type { PeerHost } from './host.ts'
@@ -48,6 +49,8 @@ export interface MembershipOptions {
   timeoutMs?: number
   /** One warn line per member per this interval about failed dials (default WARN_INTERVAL_MS). */
   warnIntervalMs?: number
+  /** Gauges of known and connected members, counter of failed member dials. */
+  registry?: Registry
   logger?: Logger
 }
 
@@ -68,7 +71,8 @@ interface Known {
 
 export class Membership {
   private readonly host: MembershipHost
-  private readonly opts: Required<Omit<MembershipOptions, 'logger'>>
+  private readonly opts: Required<Omit<MembershipOptions, 'logger' | 'registry'>>
+  private readonly dialFailures: Counter
   private readonly log: Logger
   private readonly warn: RateLimitedLog
   private readonly known = new Map<string, Known>()
@@ -92,6 +96,18 @@ export class Membership {
     }
     this.log = (opts.logger ?? silentLogger).child({ component: 'p2p-members' })
     this.warn = new RateLimitedLog(this.log, this.opts.warnIntervalMs)
+    const reg = opts.registry ?? createRegistry()
+    this.dialFailures = counter(reg, 'snapswarm_cluster_member_dial_failures_total', 'Dials to a listed cluster member that failed (every address tried)')
+    const help = 'Cluster members this node knows of (itself excluded), by whether it is connected to them; read when scraped'
+    const members = (reg.getSingleMetric('snapswarm_cluster_members') as Gauge | undefined) ?? new Gauge({ name: 'snapswarm_cluster_members', help, labelNames: ['connected'], registers: [reg] })
+    Object.assign(members, { collect: () => this.collectMembers(members) })
+  }
+
+  private collectMembers(g: Gauge): void {
+    const all = this.members()
+    const on = all.filter((m) => m.connected).length
+    g.set({ connected: 'true' }, on)
+    g.set({ connected: 'false' }, all.length - on)
   }
 
   async start(): Promise<void> {
@@ -234,6 +250,7 @@ export class Membership {
       }
       if (this.stopper.signal.aborted) return
       k.failures++
+      this.dialFailures.inc()
       k.nextDialAt = performance.now() + backoffMs(k.failures)
       this.warn.warn(`dial:${peer}`, { peer, addrs: k.addrs, attempt: k.failures, err: errors.join('; ') }, 'cannot dial cluster member')
     } finally {

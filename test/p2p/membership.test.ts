@@ -217,3 +217,63 @@ describe('RateLimitedLog', () => {
     assert.equal(c.lines.length, 4)
   })
 })
+
+describe('membership metrics', () => {
+  it('counts known and connected members when scraped', async () => {
+    const { createRegistry } = await import('../../src/obs/metrics.ts')
+    const key = swarmKey()
+    const registry = createRegistry()
+    const a = await startPeer({ clusterKey: key, ...FAST, registry })
+    const b = await startPeer({ clusterKey: key, ...FAST, bootstrap: [a.addrs()[0]] })
+    const c = await startPeer({ clusterKey: key, ...FAST, bootstrap: [b.addrs()[0]] })
+    try {
+      await fullMesh([a, b, c])
+      const text = await registry.metrics()
+      assert.match(text, /snapswarm_cluster_members\{connected="true"\} 2/)
+      assert.match(text, /snapswarm_cluster_members\{connected="false"\} 0/)
+    } finally {
+      await stopPeers(a, b, c)
+    }
+  })
+})
+
+describe('a hostile member', () => {
+  it('regression: an oversized or over-long member list is refused (stream reset, a warning), nothing learned, nothing dialled', async () => {
+    const { createPeerNode } = await import('../../src/p2p/node.ts')
+    const { WireStream } = await import('../../src/p2p/wire/stream.ts')
+    const { CoarseTimer } = await import('../../src/util/coarse-timer.ts')
+    const { PROTOCOL_MEMBERS } = await import('../../src/p2p/constants.ts')
+    const { mkdtemp, rm } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const log = capturingLogger()
+    const victim = await startPeer({ logger: log.logger, ...FAST })
+    const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-evil-'))
+    const evil = await createPeerNode({ dataDir })
+    const timer = new CoarseTimer(250)
+    try {
+      await evil.start()
+      await evil.dial(victim.addrs()[0])
+      const varint = (n: number) => {
+        const out: number[] = []
+        for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n % 0x80) | 0x80)
+        return Uint8Array.from([...out, n])
+      }
+      const fake = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
+      const tooMany = MemberList.encode({ members: Array.from({ length: MAX_MEMBERS + 1 }, () => ({ peerId: fake, addrs: ['/ip4/127.0.0.1/tcp/9'] })) })
+      for (const parts of [[varint(1024 ** 3), new Uint8Array(1000)], [varint(tooMany.byteLength), tooMany]]) {
+        const w = new WireStream(await evil.openStream(victim.peerId, PROTOCOL_MEMBERS, AbortSignal.timeout(3000)), { budget: 1 << 20, signal: AbortSignal.timeout(5000), stallMs: 5000, stallTimer: timer })
+        for (const p of parts) await w.write(p).catch(() => {})
+        await w.closeWrite().catch(() => {})
+      }
+      await waitFor(() => log.lines.some((l) => l.level === 40 && String(l.msg).includes('bad member list')), 5000, 'the warning')
+      assert.ok(!victim.membership.members().some((m) => m.peer === fake), 'nothing learned from a refused list')
+      assert.ok(victim.node.isConnected(evil.peerId), 'the victim keeps running and connected')
+    } finally {
+      timer.stop()
+      await evil.stop()
+      await stopPeers(victim)
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+})
