@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<void>> = {
   nbd: async () => (await import('./nbd-bench.ts')).nbdBench(),
   s3: async () => (await import('./s3-bench.ts')).s3Bench(),
   swarm: async () => (await import('./swarm-bench.ts')).swarmBench(),
+  sim: async () => (await import('./sim/swarm-sim.ts')).swarmSim(),
   announce: async () => (await import('./announce-bench.ts')).announceBench(),
 }
 

@@ -1,0 +1,64 @@
+/** A binary min-heap of timed events (ties in insertion order): the simulator's clock. */
+export class EventQueue<T> {
+  private times: number[] = []
+  private seqs: number[] = []
+  private items: T[] = []
+  private seq = 0
+
+  get size(): number {
+    return this.items.length
+  }
+
+  push(time: number, item: T): void {
+    this.times.push(time)
+    this.seqs.push(this.seq++)
+    this.items.push(item)
+    this.up(this.items.length - 1)
+  }
+
+  /** The earliest event, or undefined when none is left. */
+  pop(): { time: number; item: T } | undefined {
+    const n = this.items.length
+    if (n === 0) return undefined
+    const out = { time: this.times[0], item: this.items[0] }
+    this.swap(0, n - 1)
+    this.times.pop()
+    this.seqs.pop()
+    this.items.pop()
+    if (n > 1) this.down(0)
+    return out
+  }
+
+  private less(a: number, b: number): boolean {
+    return this.times[a] < this.times[b] || (this.times[a] === this.times[b] && this.seqs[a] < this.seqs[b])
+  }
+
+  private swap(a: number, b: number): void {
+    ;[this.times[a], this.times[b]] = [this.times[b], this.times[a]]
+    ;[this.seqs[a], this.seqs[b]] = [this.seqs[b], this.seqs[a]]
+    ;[this.items[a], this.items[b]] = [this.items[b], this.items[a]]
+  }
+
+  private up(i: number): void {
+    while (i > 0) {
+      const p = (i - 1) >> 1
+      if (!this.less(i, p)) return
+      this.swap(i, p)
+      i = p
+    }
+  }
+
+  private down(i: number): void {
+    const n = this.items.length
+    for (;;) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let m = i
+      if (l < n && this.less(l, m)) m = l
+      if (r < n && this.less(r, m)) m = r
+      if (m === i) return
+      this.swap(i, m)
+      i = m
+    }
+  }
+}
