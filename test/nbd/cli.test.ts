@@ -8,34 +8,32 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../../bench/lib/cli.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, waitFor } from '../../bench/lib/procs.ts'
+import { type ConfigTree, type TestNodes, testNodes } from '../helpers/node.ts'
 import { nbdUri, run, runOk, sha, socketOf } from './helpers.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
 let dataDir: string
-let storage: string
 let node: NodeProc | undefined
 let parent: string
 let rootfs: Buffer
 
-async function start(config: Record<string, unknown>): Promise<NodeProc> {
-  const file = join(dir, `config-${randomUUID()}.json`)
-  await writeFile(file, JSON.stringify(config))
-  node = await startNode(['--storage', storage, '--data-dir', dataDir, '--config', file])
+/** The node process (again: a restart on the same data dir) with `config`. */
+async function start(config: ConfigTree): Promise<NodeProc> {
+  node = await env.startTestNode('node', { process: true, config })
   return node
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-nbd-cli-'))
+  env = await testNodes({ prefix: 'nbd-cli' })
+  dir = env.dir
   dataDir = join(dir, 'node')
-  storage = pathToFileURL(join(dir, 'bucket')).href
   rootfs = new VmDataGenerator(81).next(4 * MiB)
   await writeFile(join(dir, 'rootfs'), rootfs)
   const n = await start({})
@@ -45,8 +43,7 @@ before(async () => {
 })
 
 after(async () => {
-  await node?.kill()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('nbd start/list/stop and pause --overlay through the CLI; a flushed overlay survives a SIGKILL of the node', async () => {

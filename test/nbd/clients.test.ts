@@ -9,24 +9,19 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { metric, nbdsh, nbdUri, run, runOk, sha, socketOf, startExport } from './helpers.ts'
 
 const MiB = 1024 * 1024
 /** The rootfs source has zeros here: stored as a hole (the nil build), mapped as one by base:allocation. */
 const ZEROS = { start: 4 * MiB, end: 5 * MiB }
 
+let env: TestNodes
 let dir: string
-let storage: string
-let key: string
-let config: string
-const nodes: NodeProc[] = []
 let origin: NodeProc
 let reader: NodeProc
 let readerDir: string
@@ -34,10 +29,8 @@ let parent: string
 let rootfs: { path: string; data: Buffer }
 let memfile: { path: string; data: Buffer }
 
-async function node(name: string, extra: string[]): Promise<NodeProc> {
-  const n = await startNode(['--storage', storage, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
-  nodes.push(n)
-  return n
+function node(name: string, extra: string[]): Promise<NodeProc> {
+  return env.startTestNode(name, { process: true, args: extra })
 }
 
 async function source(name: string, size: number, seed: number, zeros?: { start: number; end: number }): Promise<{ path: string; data: Buffer }> {
@@ -54,19 +47,16 @@ async function state(api: string, id: string): Promise<string | undefined> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-nbd-'))
-  storage = pathToFileURL(join(dir, 'bucket')).href
-  key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  config = join(dir, 'config.json')
-  await writeFile(
-    config,
-    JSON.stringify({
+  env = await testNodes({
+    prefix: 'nbd',
+    clusterKey: true,
+    config: {
       peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 5000, stallTimeoutMs: 2000 },
       switchover: { finalHeaderPollMs: 3000 },
       node: { pendingGraceMs: 600_000 },
-    }),
-  )
+    },
+  })
+  dir = env.dir
   // The origin uploads slowly, so the build stays pending while the reader copies it from the origin.
   origin = await node('origin', ['--upload-rate', '400000'])
   readerDir = join(dir, 'reader')
@@ -80,8 +70,7 @@ before(async () => {
 })
 
 after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('nbdcopy of a build pending on another node equals the source byte for byte, frames from the peer', async () => {

@@ -8,12 +8,11 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { metric, nbdsh, nbdUri, runOk, sha, socketOf, startExport } from './helpers.ts'
 import { RawNbd } from './raw-client.ts'
 
@@ -27,6 +26,7 @@ const READ = 0
 const WRITE = 1
 const BLOCK_STATUS = 7
 
+let env: TestNodes
 let dir: string
 let dataDir: string
 let node: NodeProc
@@ -35,11 +35,10 @@ let memfile: Buffer
 let rootfs: Buffer
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-nbd-hostile-'))
+  env = await testNodes({ prefix: 'nbd-hostile', config: { nbd: { handshakeTimeoutMs: 1500, maxInFlight: 64, maxInFlightBytes: 64 * MiB, maxInFlightBytesTotal: 96 * MiB } } })
+  dir = env.dir
   dataDir = join(dir, 'node')
-  const config = join(dir, 'config.json')
-  await writeFile(config, JSON.stringify({ nbd: { handshakeTimeoutMs: 1500, maxInFlight: 64, maxInFlightBytes: 64 * MiB, maxInFlightBytesTotal: 96 * MiB } }))
-  node = await startNode(['--storage', pathToFileURL(join(dir, 'bucket')).href, '--data-dir', dataDir, '--config', config])
+  node = await env.startTestNode('node', { process: true })
   memfile = new VmDataGenerator(71).next(SIZE)
   rootfs = new VmDataGenerator(72).next(SIZE)
   await writeFile(join(dir, 'memfile'), memfile)
@@ -53,8 +52,7 @@ before(async () => {
 })
 
 after(async () => {
-  await node?.kill()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 async function client(): Promise<RawNbd> {

@@ -6,31 +6,27 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { ConfigError, validateConfig } from '../../src/config/load.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { run, runOk } from './helpers.ts'
 
+let env: TestNodes
 let dir: string
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-nbd-listen-'))
+  env = await testNodes({ prefix: 'nbd-listen' })
+  dir = env.dir
 })
 
 after(async () => {
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
-const storage = () => pathToFileURL(join(dir, 'bucket')).href
-
 test('a non-loopback nbd.tcp is refused at start unless nbd.allowRemoteTcp; unknown nbd keys are refused', async () => {
-  const config = validateConfig({ storage: storage(), nbd: { tcp: '0.0.0.0:0' } })
-  await assert.rejects(SnapswarmNode.start({ config, dataDir: join(dir, 'remote'), logger: silentLogger }), { code: 'ERR_CONFIG', message: /nbd.tcp 0.0.0.0:0 is not a loopback address/ })
+  await assert.rejects(env.startTestNode('remote', { config: { nbd: { tcp: '0.0.0.0:0' } } }), { code: 'ERR_CONFIG', message: /nbd.tcp 0.0.0.0:0 is not a loopback address/ })
   assert.throws(() => validateConfig({ nbd: { socketPath: '/x' } }), ConfigError)
   assert.throws(() => validateConfig({ nbd: { exports: [{ build: 'not-a-uuid', file: 'rootfs' }] } }), ConfigError)
 })
@@ -40,14 +36,14 @@ test('regression: a refused start keeps the regular file it found at the socket 
   await mkdir(dataDir, { recursive: true })
   // A regular file where the socket goes is not ours to delete: the start is refused.
   await writeFile(join(dataDir, 'nbd.sock'), 'keep me')
-  const config = validateConfig({ storage: storage(), nbd: { tcp: '127.0.0.1:0' } })
-  await assert.rejects(SnapswarmNode.start({ config, dataDir, logger: silentLogger }), { code: 'ERR_CONFIG', message: /exists and is not a socket/ })
+  const config = { nbd: { tcp: '127.0.0.1:0' } }
+  await assert.rejects(env.startTestNode('node', { config }), { code: 'ERR_CONFIG', message: /exists and is not a socket/ })
   assert.equal(await readFile(join(dataDir, 'nbd.sock'), 'utf8'), 'keep me', 'regression: the refused start deleted the file it found at the socket path')
   await rm(join(dataDir, 'nbd.sock'))
   // A socket file left by a killed process (bound, never unlinked) is replaced.
   await runOk('/usr/bin/python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(join(dataDir, 'nbd.sock'))})`])
   assert.ok((await stat(join(dataDir, 'nbd.sock'))).isSocket())
-  const node = await SnapswarmNode.start({ config, dataDir, logger: silentLogger })
+  const node = await env.startTestNode('node', { config })
   try {
     const [unix, tcp] = node.nbd.addresses
     assert.equal(unix, `unix:${join(dataDir, 'nbd.sock')}`)

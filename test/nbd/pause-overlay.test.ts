@@ -7,21 +7,19 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { validateConfig } from '../../src/config/load.ts'
 import type { BuildId } from '../../src/format/types.ts'
 import { NIL_BUILD_ID } from '../../src/format/types.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { nbdUri, run, sha, socketOf, startExport } from './helpers.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 7 * MiB // the last 2 MiB block is short
+let env: TestNodes
 let dir: string
 let node: SnapswarmNode
 let parent: BuildId
@@ -33,8 +31,9 @@ const post = async (path: string, body: unknown) => {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-nbd-pause-'))
-  node = await SnapswarmNode.start({ config: validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href }), dataDir: join(dir, 'node'), logger: silentLogger })
+  env = await testNodes({ prefix: 'nbd-pause' })
+  dir = env.dir
+  node = await env.startTestNode('node')
   source = new VmDataGenerator(101).next(SIZE)
   await writeFile(join(dir, 'memfile'), source)
   parent = randomUUID() as BuildId
@@ -44,8 +43,7 @@ before(async () => {
 })
 
 after(async () => {
-  await node?.stop()
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('a memfile child from an overlay holds its written blocks widened to 2 MiB and reads as parent-with-writes', async () => {
