@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { after, before, test } from 'node:test'
@@ -15,42 +14,37 @@ import { decodeTrace } from '../../src/prefetch/trace.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, type NodeProc, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
+let env: TestNodes
 let dir: string
 let bucket: string
-const nodes: NodeProc[] = []
 const gen = new VmDataGenerator(15)
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-prefetch-'))
-  bucket = join(dir, 'bucket')
-})
-
-after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.kill()))
-  await rm(dir, { recursive: true, force: true })
-})
-
-async function node(name: string, opts: { bootstrap?: string[]; uploadRate?: number } = {}): Promise<NodeProc> {
-  const config = join(dir, `${name}.json`)
-  await writeFile(
-    config,
-    JSON.stringify({
-      node: { uploadRateBytesPerSec: opts.uploadRate ?? 0 },
+  env = await testNodes({
+    prefix: 'prefetch',
+    config: {
       // Hedging off: each frame goes to one source, so the counts below are exact.
       peers: { announceIntervalMs: 200, announceTtlMs: 5000, hedgeAfterMs: 60_000 },
       prefetch: { recordWindowMs: 1500, concurrency: 4 },
       compression: { default: { codec: 'zstd', frameSize: 2 * MiB } },
-    }),
-  )
-  const args = ['--storage', pathToFileURL(bucket).href, '--data-dir', join(dir, name), '--config', config]
-  for (const b of opts.bootstrap ?? []) args.push('--bootstrap', b)
-  const n = await startNode(args)
-  nodes.push(n)
-  return n
+    },
+  })
+  dir = env.dir
+  bucket = env.bucket
+})
+
+after(async () => {
+  await env?.close()
+})
+
+function node(name: string, opts: { bootstrap?: string[]; uploadRate?: number } = {}): Promise<NodeProc> {
+  const args = (opts.bootstrap ?? []).flatMap((b) => ['--bootstrap', b])
+  return env.startTestNode(name, { process: true, config: { node: { uploadRateBytesPerSec: opts.uploadRate ?? 0 } }, args })
 }
 
 async function metric(n: NodeProc, name: string): Promise<number> {
