@@ -85,7 +85,10 @@ export class Bootstrapper {
       this.log.info({ addr: t.addr, peer: t.peer }, 'bootstrap peer connected')
     } catch (err) {
       t.attempt++
-      if (!this.stopper.signal.aborted) this.warn.warn(t.addr, { addr: t.addr, attempt: t.attempt, err: (err as Error).message }, 'cannot reach bootstrap peer')
+      const fields = { addr: t.addr, attempt: t.attempt, err: (err as Error).message }
+      // Every attempt at debug; at warn once per address per interval (a down peer is redialled for ever).
+      this.log.debug(fields, 'bootstrap dial failed')
+      if (!this.stopper.signal.aborted) this.warn.warn(t.addr, fields, 'cannot reach bootstrap peer')
       this.schedule(t)
     } finally {
       t.dialing = false
