@@ -226,7 +226,7 @@ async function wireStorage(config: Config, dataDir: string, registry: Registry, 
 function wireCluster(w: Wiring, peer: () => SnapswarmPeer): ClusterParts {
   const { frames, builds, registry, log } = w
   // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
-  const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.forbid(id)) })
+  const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.index.forbid(id)) })
   const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
   // Access traces: a pending build's waits here for its upload (and is served to peers by its origin).
   const traces = new TraceStore({

@@ -3,7 +3,15 @@
  * than asked (a signal, a pipe, a network filesystem), so every caller that needs all of them loops.
  * These are the loops, once.
  */
-import type { FileHandle } from 'node:fs/promises'
+import { type FileHandle, open } from 'node:fs/promises'
+
+/** The file at `path` opened for reading, or null when there is none (any other error is thrown). */
+export async function openIfExists(path: string): Promise<FileHandle | null> {
+  return open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null
+    throw err
+  })
+}
 
 /** Reads into `buf` from `position` until it is full or the file ends; returns the bytes read. */
 export async function readUpTo(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {

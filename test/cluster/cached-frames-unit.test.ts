@@ -86,7 +86,7 @@ test('never a cached copy of a build whose upload failed, whoever reported it', 
     board.set(b.id, 'failed')
     assert.equal((await server.getFrames(b.id, 'memfile', 'zstd', ranges(b.refs))).status, 'NOT_AVAILABLE')
     const c = await cachedBuild(store, 2, 2)
-    await store.forbid(c.id) // the board may have forgotten it; the store has not
+    await store.index.forbid(c.id) // the board may have forgotten it; the store has not
     assert.equal((await server.getFrames(c.id, 'memfile', 'zstd', ranges(c.refs))).status, 'NOT_AVAILABLE')
   })
 })
@@ -110,7 +110,7 @@ test('announcer: at most `max` builds, most recently used first; withdrawn on ev
     board.set(z.id, 'failed')
     a.refresh()
     assert.deepEqual([...announced.keys()].sort(), [x.id, y.id].sort())
-    await store.forbid(x.id) // dropped from the store: withdrawn by the store's event
+    await store.index.forbid(x.id) // dropped from the store: withdrawn by the store's event
     assert.deepEqual([...announced.keys()], [y.id])
 
     // An own build is announced by its origin's rules (and not withdrawn by this one).

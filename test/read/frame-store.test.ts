@@ -156,7 +156,7 @@ test('owned: frames of a failed build are dropped and never stored again; `accep
     const [a, own] = [await build(2, 6), await build(2, 7)]
     const store = await FrameStore.open({ dir, maxBytes: 1 << 30, accept: (id) => id !== own.id })
     await fill(store, a)
-    await store.forbid(a.id)
+    await store.index.forbid(a.id)
     assert.ok(store.index.isForbidden(a.id))
     assert.deepEqual(store.index.builds(), [])
     await assert.rejects(stat(join(dir, a.id)), { code: 'ENOENT' })

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Logger } from '../../obs/log.ts'
-import { readUpTo } from '../../util/file-io.ts'
+import { openIfExists, readUpTo } from '../../util/file-io.ts'
 
 export type SharedWriteResult = 'written' | 'exists' | 'locked'
 
@@ -32,13 +32,8 @@ export interface PublishOptions {
  * wrong-sized by verification); null when there is no such file.
  */
 export async function readEntry(path: string, size: number): Promise<Uint8Array | null> {
-  let fh: Awaited<ReturnType<typeof open>>
-  try {
-    fh = await open(path, 'r')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw err
-  }
+  const fh = await openIfExists(path)
+  if (!fh) return null
   try {
     const buf = Buffer.allocUnsafe(size + 1)
     return buf.subarray(0, await readUpTo(fh, buf, 0))

@@ -122,10 +122,6 @@ export class FrameStore implements HeldFrames {
     return presentEntries(this, refs)
   }
 
-  forbid(buildId: BuildId): Promise<void> {
-    return this.index.forbid(buildId)
-  }
-
   async idle(): Promise<void> {
     await this.writes.idle()
     for (;;) {

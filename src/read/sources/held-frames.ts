@@ -26,8 +26,6 @@ export interface HeldFrames extends FrameSource {
   readVerified(ref: FrameRef): Promise<Uint8Array | null>
   /** Files present with the exact stored size (cheap: no read); a mismatch is discarded. */
   present(refs: readonly FrameRef[]): Promise<boolean>
-  /** A build whose upload failed: drop its frames and never store or serve it again. */
-  forbid(buildId: BuildId): Promise<void>
   /** Background writes and deletions have ended (tests, shutdown). */
   idle(): Promise<void>
 }

@@ -19,7 +19,6 @@
  */
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { BuildId } from '../../format/types.ts'
 import { storageName } from '../../format/types.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'
 import { createRegistry, type Registry } from '../../obs/metrics.ts'
@@ -180,10 +179,6 @@ export class TrackedSharedCache implements HeldFrames {
 
   present(refs: readonly FrameRef[]): Promise<boolean> {
     return presentEntries(this, refs)
-  }
-
-  forbid(buildId: BuildId): Promise<void> {
-    return this.index.forbid(buildId)
   }
 
   async idle(): Promise<void> {
