@@ -16,7 +16,7 @@
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
 import type { Logger } from '../obs/log.ts'
 import { type Counter, counter, type Registry } from '../obs/metrics.ts'
-import type { AnnounceService, FrameRange, FramesAnswer } from '../p2p/index.ts'
+import type { AnnounceService, FrameRange, FramesAnswer, FramesServeOptions } from '../p2p/index.ts'
 import type { HeldFrames } from '../read/sources/held-frames.ts'
 import type { FrameRef } from '../read/source.ts'
 import type { BuildStatusBoard } from './build-status.ts'
@@ -31,7 +31,23 @@ export interface CachedFramesDeps {
   readonly board: BuildStatusBoard
   readonly registry: Registry
   readonly log: Logger
+  /** Frames asked for on the relay protocol that are not in the store (yet): see FrameRelay. */
+  readonly relay?: FrameRelay
 }
+
+/**
+ * Serves a relay request's frames that are not in the store yet (src/node wires it over the swarm's
+ * availability and the node's fetcher): a frame this node is fetching is answered when it arrives; a
+ * frame of a file this node reads that nobody fetches yet is fetched now, once, for every reader
+ * that asks (this node is its owner in the swarm).
+ */
+export interface FrameRelay {
+  /** Verified stored bytes of the frame once here; null = not this node's to serve (the peer moves on). */
+  frame(buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal): Promise<Uint8Array | null>
+}
+
+/** Frames one relay request may ask for: they are gathered in memory before the answer. */
+export const MAX_RELAY_FRAMES = 4
 
 export class CachedFrameServer {
   private readonly deps: CachedFramesDeps
@@ -54,7 +70,14 @@ export class CachedFrameServer {
     return this.deps.store.index.isForbidden(id) || this.deps.builds.get(id)?.state === 'failed' || this.deps.board.get(id) === 'failed'
   }
 
-  async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
+  async getFrames(
+    buildId: BuildId,
+    kind: FileKind,
+    codec: CodecName | undefined,
+    ranges: readonly FrameRange[],
+    signal?: AbortSignal,
+    opts?: FramesServeOptions,
+  ): Promise<FramesAnswer> {
     const { store } = this.deps
     // A cached entry is only served to a request that names its codec (older clients did not): a
     // range alone could be a frame of another geometry.
@@ -63,7 +86,7 @@ export class CachedFrameServer {
     const refs: FrameRef[] = []
     for (const r of ranges) {
       const ref = store.index.lookup(buildId, kind, codec, r.startC, r.sizeC)
-      if (!ref) return this.answer('missing', NOT_AVAILABLE)
+      if (!ref) return opts?.relay ? this.relayed(buildId, kind, codec, ranges, signal) : this.answer('missing', NOT_AVAILABLE)
       refs.push(ref)
     }
     const unpin = store.index.pin(buildId) // taken before any await: no eviction between lookup and read
@@ -91,7 +114,36 @@ export class CachedFrameServer {
     })
   }
 
-  private answer<T extends FramesAnswer>(result: 'ok' | 'missing' | 'refused', a: T): T {
+  /**
+   * A relay request for frames not all in the store: each from the store or from the relay (on its
+   * way here, or fetched now for the peer), all gathered before answering OK, so a frame that does
+   * not come is a NOT_AVAILABLE, never a broken stream. Every byte was verified by this node's fetcher
+   * or is re-verified from the store: nothing unverified is served on.
+   */
+  private async relayed(buildId: BuildId, kind: FileKind, codec: CodecName, ranges: readonly FrameRange[], signal: AbortSignal | undefined): Promise<FramesAnswer> {
+    const { relay, store } = this.deps
+    if (!relay || ranges.length > MAX_RELAY_FRAMES) return this.answer('missing', NOT_AVAILABLE)
+    const sig = signal ?? AbortSignal.timeout(30_000)
+    const frames: Uint8Array[] = []
+    for (const r of ranges) {
+      const ref = store.index.lookup(buildId, kind, codec, r.startC, r.sizeC)
+      const bytes = (ref && (await store.readVerified(ref))) || (await relay.frame(buildId, kind, codec, r, sig))
+      if (!bytes || bytes.byteLength !== r.sizeC) return this.answer('missing', NOT_AVAILABLE)
+      frames.push(bytes)
+    }
+    return this.answer('relayed', {
+      status: 'OK',
+      batch: {
+        frame: async (i) => {
+          this.served.inc()
+          this.servedBytes.inc(frames[i].byteLength)
+          return frames[i]
+        },
+      },
+    })
+  }
+
+  private answer<T extends FramesAnswer>(result: 'ok' | 'missing' | 'refused' | 'relayed', a: T): T {
     this.requests.inc({ result })
     return a
   }

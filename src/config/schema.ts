@@ -26,6 +26,11 @@ export const PEER_DEFAULTS = {
   /** Announcements are pushed this often; an entry lives announceTtlMs unless refreshed. */
   announceIntervalMs: 5_000,
   announceTtlMs: 20_000,
+  /**
+   * Frame-level availability among readers (src/swarm/): readers of the same build tell each other which
+   * frames they hold and fetch, and take frames from each other before the origin or storage.
+   */
+  swarm: true,
 } as const
 
 export const configSchema = z
@@ -86,6 +91,7 @@ export const configSchema = z
         maxConcurrentServe: z.number().int().positive().default(PEER_DEFAULTS.maxConcurrentServe),
         announceIntervalMs: z.number().int().positive().default(PEER_DEFAULTS.announceIntervalMs),
         announceTtlMs: z.number().int().positive().default(PEER_DEFAULTS.announceTtlMs),
+        swarm: z.boolean().default(PEER_DEFAULTS.swarm),
       })
       .strict()
       .default({ ...PEER_DEFAULTS }),

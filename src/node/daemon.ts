@@ -26,7 +26,11 @@ import type { ObjectStore } from '../storage/store.ts'
 import { openStore } from '../storage/url.ts'
 import { RateLimiter } from '../upload/rate-limit.ts'
 import { BuildStatusBoard } from '../cluster/build-status.ts'
-import { CachedAnnouncer, CachedFrameServer } from '../cluster/cached-frames.ts'
+import { CachedAnnouncer, CachedFrameServer, type FrameRelay } from '../cluster/cached-frames.ts'
+import { SwarmRelay } from '../cluster/swarm-relay.ts'
+import { HaveService } from '../p2p/content/index.ts'
+import { layerContentKey } from '../read/cache-key.ts'
+import { SwarmAvailability } from '../swarm/availability.ts'
 import { HeaderResolver } from '../switchover/header-resolver.ts'
 import { resolveApiToken } from '../api/auth.ts'
 import { type ApiHandlers, HttpApi, READ_CHUNK } from '../api/http-api.ts'
@@ -70,6 +74,7 @@ export class SnapswarmNode {
     prefetch: { service: PrefetchService; traces: TraceStore }
     shared?: { idle(): Promise<void> }
     cachedAnnouncer?: CachedAnnouncer
+    have?: HaveService
     timer: NodeJS.Timeout
   }
   private readonly builds: LocalBuilds
@@ -115,16 +120,17 @@ export class SnapswarmNode {
     const w: Wiring = { config, dataDir, registry, metrics, store, builds, frames, log, logger: opts.logger }
     const cluster = wireCluster(w, () => peer)
     const peer = await wirePeer(w, cluster.provider)
-    const { fetcher, cache, shared } = await wireReadPath(w, peer, cluster.board)
+    const { fetcher, cache, shared, swarm } = await wireReadPath(w, peer, cluster)
     const prefetch = wirePrefetch(w, fetcher, cluster.traces)
     followAnnouncements(peer, cluster.board)
-    const { resolver, files } = wireSwitchover(w, { board: cluster.board, peer, cache, prefetch })
+    const { resolver, files } = wireSwitchover(w, { board: cluster.board, peer, cache, prefetch, swarm: swarm?.availability })
     const pauses = await wireOrigin(w, { board: cluster.board, peer, resolver, nbd, pendingCodec: opts.pendingCodec ?? 'upload' })
     const api = wireApi(w, { peer, resolver, files, nbd, pauses, token: apiToken })
     let apiUrl: string
     let cachedAnnouncer: CachedAnnouncer | undefined
     try {
       await peer.start()
+      await swarm?.have.start()
       apiUrl = await api.listen(config.node.api)
       // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
       // sources check out (or failed), damaged records never resumed.
@@ -134,13 +140,13 @@ export class SnapswarmNode {
       cachedAnnouncer = wireCachedAnnouncer(w, peer, cluster)
     } catch (err) {
       // A node that cannot start must not linger with open sockets (the CLI would never exit).
-      await Promise.allSettled([api.close(), nbd.close(), pauses.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
+      await Promise.allSettled([api.close(), nbd.close(), pauses.stop(), swarm?.have.stop(), peer.stop(), cache.close(), store.close(), frames?.idle()])
       throw err
     }
     // The first read of a resumed VM should not also pay for the read path's code running cold.
     await warmReadPath(join(dataDir, 'warm-up'), log)
     const timer = startEviction(w, peer, cluster.provider, cachedAnnouncer)
-    const parts = { api, pauses, cache, files, nbd, prefetch: { service: prefetch, traces: cluster.traces }, shared, cachedAnnouncer, timer }
+    const parts = { api, pauses, cache, files, nbd, prefetch: { service: prefetch, traces: cluster.traces }, shared, cachedAnnouncer, timer, have: swarm?.have }
     return new SnapswarmNode({ peerId: peer.peerId, apiUrl, peer, registry, store, parts, builds, log })
   }
 
@@ -174,6 +180,7 @@ export class SnapswarmNode {
     // Recordings of the files just closed are written before storage closes.
     await prefetch.service.idle()
     prefetch.traces.close()
+    await this.parts.have?.stop()
     await this.peer.stop() // withdraws announcements, resets streams
     await cache.close()
     await shared?.idle()
@@ -202,6 +209,8 @@ interface Wiring {
 interface ClusterParts {
   readonly board: BuildStatusBoard
   readonly cachedServer: CachedFrameServer | undefined
+  /** The swarm's relay (set once the read path exists): frames peers ask this node to wait for or fetch. */
+  readonly relay: { current?: FrameRelay }
   readonly traces: TraceStore
   readonly provider: LocalBuildProvider
 }
@@ -227,7 +236,9 @@ function wireCluster(w: Wiring, peer: () => SnapswarmPeer): ClusterParts {
   const { frames, builds, registry, log } = w
   // A build whose upload failed is never served from (nor kept in) the frame store, whoever said so.
   const board = new BuildStatusBoard({ onState: (id, state) => void (state === 'failed' && frames?.index.forbid(id)) })
-  const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log }) : undefined
+  const relay: ClusterParts['relay'] = {}
+  const relayFrame: FrameRelay = { frame: (...a) => relay.current?.frame(...a) ?? Promise.resolve(null) }
+  const cachedServer = frames ? new CachedFrameServer({ store: frames, builds, board, registry, log, relay: relayFrame }) : undefined
   // Access traces: a pending build's waits here for its upload (and is served to peers by its origin).
   const traces = new TraceStore({
     store: w.store,
@@ -236,7 +247,7 @@ function wireCluster(w: Wiring, peer: () => SnapswarmPeer): ClusterParts {
     log: log.child({ component: 'prefetch' }),
   })
   const provider = new LocalBuildProvider(builds, cachedServer, traces)
-  return { board, cachedServer, traces, provider }
+  return { board, cachedServer, traces, provider, relay }
 }
 
 /** The libp2p peer: admission, wire protocols, announcements. */
@@ -262,13 +273,21 @@ async function wirePeer(w: Wiring, provider: LocalBuildProvider): Promise<Snapsw
 }
 
 /** The read path: the frame sources in order (peers, the shared cache or frame store, storage), the fetcher and the chunk cache. */
-async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBoard): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: HeldFrames | SharedCacheSource | undefined }> {
+async function wireReadPath(
+  w: Wiring,
+  peer: SnapswarmPeer,
+  cluster: ClusterParts,
+): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: HeldFrames | SharedCacheSource | undefined; swarm: SwarmParts | undefined }> {
   const { config, frames, metrics, logger } = w
+  const { board } = cluster
+  // Frame-level availability needs the frame store: it is where this node serves its peers from.
+  const availability = frames && config.peers.swarm ? new SwarmAvailability(peer.peerId, undefined, SWARM_RECENT_FRAMES) : undefined
   const peerSource = new PeerFrameSource(peer.client, peer.directory, board, w.builds, {
     timeoutMs: config.peers.requestTimeoutMs,
     stallMs: config.peers.stallTimeoutMs,
     // A peer's USE_STORAGE / UPLOAD_FAILED goes on the status board (the switchover follows it).
     onUploadState: (id, state) => board.set(id, state),
+    swarm: availability && { swarm: availability, connected: () => peer.node.connectedPeers(), registry: w.registry },
   })
   const shared = frames ?? (config.cache.sharedDir ? new SharedCacheSource({ dir: config.cache.sharedDir, metrics, logger }) : undefined)
   const fetcher = new FrameFetcher({
@@ -286,9 +305,42 @@ async function wireReadPath(w: Wiring, peer: SnapswarmPeer, board: BuildStatusBo
     onPenalty: (source, ref, reason) => {
       if (source === peerSource && reason === 'corrupt') peerSource.penalize(ref)
     },
+    onVerified: availability && ((ref, stored) => availability.arrived(ref, stored)),
   })
   const cache = await ChunkCache.open({ dir: join(w.dataDir, 'cache'), maxBytes: config.cache.maxBytes, fetcher, metrics, logger })
-  return { fetcher, cache, shared }
+  const swarm = availability && wireSwarm(w, peer, cluster, { availability, peerSource, fetcher })
+  return { fetcher, cache, shared, swarm }
+}
+
+/** Frames that arrived lately kept in memory for peers that ask before they are in the frame store. */
+const SWARM_RECENT_FRAMES = 8
+
+/** The swarm: frame availability exchanged with peers (have protocol) and relayed frames served from it. */
+interface SwarmParts {
+  readonly availability: SwarmAvailability
+  readonly have: HaveService
+}
+
+function wireSwarm(w: Wiring, peer: SnapswarmPeer, cluster: ClusterParts, deps: { availability: SwarmAvailability; peerSource: PeerFrameSource; fetcher: FrameFetcher }): SwarmParts {
+  const { availability, peerSource, fetcher } = deps
+  cluster.relay.current = new SwarmRelay({
+    swarm: availability,
+    // Marked first: a frame fetched for a peer goes to the origin or storage, never to another owner.
+    fetchFor: (ref, signal) => {
+      peerSource.swarm?.relayFor(ref)
+      return fetcher.fetch(ref, signal)
+    },
+    registry: w.registry,
+    log: w.log.child({ component: 'swarm' }),
+  })
+  const have = new HaveService(peer.node, availability, { registry: w.registry, logger: w.logger })
+  return { availability, have }
+}
+
+/** A build file opened for reading: its layers' frame tables are indexed for the swarm. */
+function indexLayers(swarm: SwarmAvailability | undefined, header: Header, kind: FileKind): void {
+  if (!swarm) return
+  for (const [id, info] of header.builds) swarm.register(id, kind, info.frames, layerContentKey(header, id, kind, info))
 }
 
 /** Prefetching a build file's recorded accesses when it is opened. */
@@ -313,7 +365,7 @@ function followAnnouncements(peer: SnapswarmPeer, board: BuildStatusBoard): void
 /** Opening build files: the header lookup and the move from a pending to the final header. */
 function wireSwitchover(
   w: Wiring,
-  deps: { board: BuildStatusBoard; peer: SnapswarmPeer; cache: ChunkCache; prefetch: PrefetchService },
+  deps: { board: BuildStatusBoard; peer: SnapswarmPeer; cache: ChunkCache; prefetch: PrefetchService; swarm?: SwarmAvailability },
 ): { resolver: HeaderResolver; files: OpenFiles } {
   const { config, registry, store, metrics, log } = w
   const { board, cache } = deps
@@ -326,7 +378,10 @@ function wireSwitchover(
     loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
     onSwitch: () => switchovers.inc(),
     onUploadFailed: config.switchover.onUploadFailed,
-    openReader: (header: Header, kind: FileKind) => BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) }),
+    openReader: (header: Header, kind: FileKind) => {
+      indexLayers(deps.swarm, header, kind)
+      return BuildReader.open({ header, kind, cache, metrics, lookupLayer: storageLayerLookup(store) })
+    },
     prefetch: deps.prefetch,
   })
   return { resolver, files }

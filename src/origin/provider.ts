@@ -19,7 +19,7 @@ import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
 import { blobKindOf, traceKindOf } from '../format/layout.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
-import type { BlobAnswer, FrameRange, FramesAnswer, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
+import type { BlobAnswer, FrameRange, FramesAnswer, FramesServeOptions, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
 import { readExactly } from '../util/file-io.ts'
 import type { LocalBuild, LocalBuilds } from './local-builds.ts'
 
@@ -30,7 +30,7 @@ type NotOkStatus = 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED'
  * above this one, so only its shape is named here): frames of a build this node has read.
  */
 export interface CachedFrames {
-  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer>
+  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal?: AbortSignal, opts?: FramesServeOptions): Promise<FramesAnswer>
 }
 
 export class LocalBuildProvider implements PeerContentProvider {
@@ -74,11 +74,11 @@ export class LocalBuildProvider implements PeerContentProvider {
     return { status: 'OK', header: bytes, pending: true }
   }
 
-  async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {
+  async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal?: AbortSignal, opts?: FramesServeOptions): Promise<FramesAnswer> {
     const b = this.builds.get(buildId)
     const own = b ? await this.ownFrames(b, kind, codec, ranges) : ({ status: 'NOT_AVAILABLE' } as const)
     if (own.status !== 'NOT_AVAILABLE' || !this.cached || b?.state === 'framing' || b?.state === 'failed') return own
-    return this.cached.getFrames(buildId, kind, codec, ranges)
+    return this.cached.getFrames(buildId, kind, codec, ranges, signal, opts)
   }
 
   private async ownFrames(b: LocalBuild, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[]): Promise<FramesAnswer> {

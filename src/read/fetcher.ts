@@ -58,6 +58,8 @@ export interface FetcherOptions {
   readonly sources: readonly FrameSource[]
   /** Told about every bad answer so a peer session can drop a failing peer (Helia-style). */
   readonly onPenalty?: (source: FrameSource, ref: FrameRef, reason: PenaltyReason, err: unknown) => void
+  /** Told about every frame fetched and verified, with its stored bytes (the swarm's availability). */
+  readonly onVerified?: (ref: FrameRef, stored: Uint8Array) => void
   readonly sourceTimeoutMs?: number
   /** A source (not the last) silent this long gets the next one started beside it; default 250, Infinity = never. */
   readonly hedgeAfterMs?: number
@@ -118,6 +120,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     const winner = await hedgedRace<{ plain: Uint8Array; stored: Uint8Array; ms: number }>({
       count: chain.length,
       hedgeMs: this.hedgeAfterMs,
+      hedgeMsOf: (i) => chain[i].hedgeAfterMs?.(ref),
       timer: this.hedgeTimer,
       signal,
       supersede: () => new Error('superseded: the frame was fetched or the fetch was abandoned'),
@@ -144,6 +147,7 @@ export class FrameFetcher implements VerifiedFrameFetcher, DemandLoad {
     this.metrics.bytesFetched.inc({ source: source.name }, result.stored.byteLength)
     // Write-back only to other sources: bytes just read from a cache are already there.
     for (const s of this.sources) if (s !== source && s !== source.viewOf) s.offer?.(ref, result.stored)
+    this.opts.onVerified?.(ref, result.stored)
   }
 
   /** One source, verified. `signal` is this attempt's own: aborted = lost to another attempt or abandoned. */

@@ -47,6 +47,12 @@ export interface FrameSource {
   offer?(ref: FrameRef, verified: Uint8Array): void
   /** A cache: drop the entry whose bytes just failed verification, so the next reader refetches it. */
   remove?(ref: FrameRef): Promise<void>
+  /**
+   * How long the fetcher waits for this source before starting the next one beside it, for `ref`
+   * (undefined: the fetcher's hedge delay). The peer source asks for longer when a swarm peer is
+   * fetching the frame for this node: a hedge then would fetch the same frame twice.
+   */
+  hedgeAfterMs?(ref: FrameRef): number | undefined
   /** A view of another source of the chain (a cache): bytes this one returns are already kept there. */
   readonly viewOf?: FrameSource
 }

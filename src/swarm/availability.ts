@@ -76,11 +76,23 @@ export class SwarmAvailability {
   private readonly outgoing = new Map<string, Outgoing>()
   private readonly waiters = new Map<string, Set<Waiter>>()
   private readonly listeners = new Set<() => void>()
+  /** The last few verified arrivals (frame key → stored bytes), for a peer that asks before they are on disk. */
+  private readonly recent = new Map<string, Uint8Array>()
+  private readonly keepRecent: number
 
-  /** `now`: ms on a monotonic clock (performance.now by default; a simulation passes its own). */
-  constructor(self: string, now: () => number = () => performance.now()) {
+  /**
+   * `now`: ms on a monotonic clock (performance.now by default; a simulation passes its own).
+   * `keepRecent`: verified arrivals kept in memory (0 = none).
+   */
+  constructor(self: string, now: () => number = () => performance.now(), keepRecent = 0) {
     this.self = self
     this.now = now
+    this.keepRecent = keepRecent
+  }
+
+  /** The stored bytes of a frame that arrived lately, if still kept (see keepRecent). */
+  recentBytes(at: Located): Uint8Array | undefined {
+    return this.recent.get(at.key)
   }
 
   /** A build file this node reads, by the frame table its header gives; peers hear of it (a full message). */
@@ -170,6 +182,11 @@ export class SwarmAvailability {
     if (wasFetching) {
       o.fetching.delete(at.index)
       o.done.add(at.index)
+    }
+    if (this.keepRecent > 0) {
+      this.recent.delete(at.key)
+      this.recent.set(at.key, stored)
+      if (this.recent.size > this.keepRecent) this.recent.delete(this.recent.keys().next().value!)
     }
     const ws = this.waiters.get(at.key)
     this.waiters.delete(at.key)

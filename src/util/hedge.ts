@@ -24,6 +24,8 @@ export interface HedgeOptions<R> {
   readonly count: number
   /** Infinity: never hedge, only move on after a miss. */
   readonly hedgeMs: number
+  /** A candidate's own hedge delay, when it has one (else `hedgeMs`). */
+  hedgeMsOf?(index: number): number | undefined
   readonly timer: CoarseTimer
   /** The caller gives up: the race rejects with its reason and every attempt is aborted. */
   readonly signal?: AbortSignal
@@ -79,8 +81,9 @@ export function hedgedRace<R>(o: HedgeOptions<R>): Promise<{ value: R; run: Hedg
       const ctl = new AbortController()
       const r: Running = { run: { index, hedge, retry, signal: ctl.signal }, ctl, timer: undefined }
       running.add(r)
-      if (index + 1 < o.count && Number.isFinite(o.hedgeMs)) {
-        r.timer = o.timer.after(o.hedgeMs, () => {
+      const hedgeMs = o.hedgeMsOf?.(index) ?? o.hedgeMs
+      if (index + 1 < o.count && Number.isFinite(hedgeMs)) {
+        r.timer = o.timer.after(hedgeMs, () => {
           r.timer = undefined
           // Only the frontier hedges: a later candidate already running covers this one.
           if (!over && running.has(r) && next === index + 1) start(next++, true, false)

@@ -32,8 +32,9 @@ let d: SnapswarmNode
 const gen = new VmDataGenerator(21, 0)
 
 const BASE_CONFIG = {
-  // Hedging off: each frame goes to one source at a time, so per-source counts are exact.
-  peers: { announceIntervalMs: 200, announceTtlMs: 3000, hedgeAfterMs: 60_000 },
+  // Hedging off: each frame goes to one source at a time, so per-source counts are exact. The swarm
+  // off: these tests are about `cached` copies as such (test/swarm/ has a reader fetch frames for others).
+  peers: { announceIntervalMs: 200, announceTtlMs: 3000, hedgeAfterMs: 60_000, swarm: false },
   cache: { frames: { maxBytes: 64 * 1024 * KiB, announceMax: 16 } },
 }
 

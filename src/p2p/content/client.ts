@@ -17,7 +17,7 @@ import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { type RawStream, WireStream } from '../wire/stream.ts'
 import { WarmStreams } from '../wire/warm-streams.ts'
-import type { BlobResult, FrameRange, FramesRequestOptions, FramesResult, HeaderResult, RequestOptions } from './types.ts'
+import { type BlobResult, type FrameRange, type FramesRequestOptions, type FramesResult, type HeaderResult, PROTOCOL_FRAMES_RELAY, type RequestOptions } from './types.ts'
 
 export interface PeerClientOptions {
   stallMs?: number
@@ -95,7 +95,8 @@ export class PeerClient {
     const request = M.GetFrames.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind), codec: M.codecToWire(codec), frames })
     // The response can never legitimately exceed what we asked for: that is the stream's whole budget.
     const budget = C.MAX_VARINT_BYTES + C.MAX_FRAMES_RESPONSE_BYTES + frames.reduce((n, r) => n + r.sizeC, 0)
-    return this.exchange(peer, C.PROTOCOL_FRAMES, 'frames', request, budget, opts, async (wire) => {
+    const [protocol, name] = opts.relay ? [PROTOCOL_FRAMES_RELAY, 'frames-relay'] : [C.PROTOCOL_FRAMES, 'frames']
+    return this.exchange(peer, protocol, name, request, budget, opts, async (wire) => {
       const res = await wire.readMessage(M.decodeFramesResponse, C.MAX_FRAMES_RESPONSE_BYTES, 'FramesResponse')
       const status = M.statusFromWire(res.status, 'FramesResponse')
       if (status !== 'OK') return { status }

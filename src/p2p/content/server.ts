@@ -15,7 +15,7 @@ import { PeerProtocolError } from '../errors.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { type RawStream, WireStream } from '../wire/stream.ts'
-import type { FrameRange, PeerContentProvider, PeerStatus } from './types.ts'
+import { type FrameRange, type PeerContentProvider, type PeerStatus, PROTOCOL_FRAMES_RELAY } from './types.ts'
 
 export interface ContentServerOptions {
   /** Concurrent requests served (all peers, all protocols) before answering BUSY. */
@@ -61,12 +61,13 @@ export class ContentServer {
   async start(): Promise<void> {
     await this.register(C.PROTOCOL_HEADER, 'header', (w, s, b) => this.serveHeader(w, s, b))
     await this.register(C.PROTOCOL_FRAMES, 'frames', (w, s, b) => this.serveFrames(w, s, b))
+    await this.register(PROTOCOL_FRAMES_RELAY, 'frames-relay', (w, s, b) => this.serveFrames(w, s, b, true))
     await this.register(C.PROTOCOL_BLOB, 'blob', (w, s, b) => this.serveBlob(w, s, b))
   }
 
   /** Stop accepting, reset what is in flight (clients fall back to their next source). */
   async stop(): Promise<void> {
-    for (const p of [C.PROTOCOL_HEADER, C.PROTOCOL_FRAMES, C.PROTOCOL_BLOB]) await this.host.unhandle(p)
+    for (const p of [C.PROTOCOL_HEADER, C.PROTOCOL_FRAMES, PROTOCOL_FRAMES_RELAY, C.PROTOCOL_BLOB]) await this.host.unhandle(p)
     this.stopper.abort(new PeerProtocolError('server stopping'))
     this.stallTimer.stop()
   }
@@ -124,7 +125,7 @@ export class ContentServer {
     return ans.status
   }
 
-  private async serveFrames(wire: WireStream, signal: AbortSignal, busy: boolean): Promise<PeerStatus> {
+  private async serveFrames(wire: WireStream, signal: AbortSignal, busy: boolean, relay = false): Promise<PeerStatus> {
     const req = await wire.readMessage(M.decodeGetFrames, C.MAX_REQUEST_BYTES, 'GetFrames')
     const buildId = M.buildIdFromWire(req.buildId)
     const kind = M.kindFromWire(req.kind)
@@ -132,7 +133,7 @@ export class ContentServer {
     const ranges: FrameRange[] = req.frames.map((f) => ({ startC: f.startC, sizeC: f.sizeC }))
     const problem = M.batchProblem(ranges, C.MAX_BATCH_BYTES)
     if (problem) throw new PeerProtocolError(`GetFrames: ${problem}`)
-    const ans = busy ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, codec, ranges, signal))
+    const ans = busy ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, codec, ranges, signal, relay ? { relay } : undefined))
     if (ans.status !== 'OK') {
       await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire(ans.status), lengths: [] }))
       return ans.status

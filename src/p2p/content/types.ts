@@ -7,6 +7,12 @@ import type { NotOk } from '../wire/messages.ts'
 
 export type { NotOk, PeerStatus } from '../wire/messages.ts'
 
+/**
+ * Frames on the relay protocol: the same GetFrames request and answer as PROTOCOL_FRAMES, served
+ * with FramesServeOptions.relay (the answer may wait for the frame or have it fetched once).
+ */
+export const PROTOCOL_FRAMES_RELAY = '/snapswarm/frames-relay/1.0.0'
+
 /** One frame of a data file, by its compressed range (the frame table's `startC`, `sizeC`). */
 export interface FrameRange {
   startC: number
@@ -40,8 +46,18 @@ export interface PeerContentProvider {
    * NOT_AVAILABLE unless the copy held has this codec. `codec` undefined = the client did not say
    * (a client from before the field existed); match the ranges alone, as before.
    */
-  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal: AbortSignal): Promise<FramesAnswer>
+  getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal: AbortSignal, opts?: FramesServeOptions): Promise<FramesAnswer>
   getBlob(buildId: BuildId, name: string, signal: AbortSignal): Promise<BlobAnswer>
+}
+
+/**
+ * How a frames request arrived. `relay`: on the relay protocol (PROTOCOL_FRAMES_RELAY): a reader
+ * of the same build asks this node for frames it holds, is fetching, or is responsible for in the
+ * swarm (src/swarm/select.ts): the answer may wait, within the request's deadline, for the frame to
+ * arrive here, or make this node fetch it once for every reader.
+ */
+export interface FramesServeOptions {
+  readonly relay?: boolean
 }
 
 /** Per-request options of `PeerClient`; every field has a default (constants.ts). */
@@ -60,6 +76,8 @@ export interface FramesRequestOptions extends RequestOptions {
    * (exactly the length announced); a later failure of the batch rejects the call as usual.
    */
   onFrame?: (index: number, bytes: Uint8Array) => void
+  /** Ask on the relay protocol (FramesServeOptions): the peer may wait for the frame or fetch it for us. */
+  relay?: boolean
 }
 
 export type HeaderResult = HeaderAnswer

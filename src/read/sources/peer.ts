@@ -14,6 +14,7 @@ import type { BuildId, CodecName, FileKind, OriginBuildState, UploadState } from
 import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
 import type { FrameRef, FrameSource } from '../source.ts'
 import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
+import { SWARM_WAIT_MS, SwarmSteps, type SwarmStepsOptions } from './swarm-steps.ts'
 
 export interface PeerSourceOptions {
   readonly timeoutMs: number
@@ -22,6 +23,11 @@ export interface PeerSourceOptions {
   readonly penaltyHalfLifeMs?: number
   /** A peer said the build's upload finished (USE_STORAGE) or failed (UPLOAD_FAILED). */
   readonly onUploadState?: (buildId: BuildId, state: 'uploaded' | 'failed') => void
+  /**
+   * Frame-level availability (src/swarm/): frames of files the swarm indexes are asked of the peers
+   * that hold or fetch them, or of their owner, before the origin (swarm-steps.ts).
+   */
+  readonly swarm?: Omit<SwarmStepsOptions, 'timeoutMs' | 'stallMs'>
 }
 
 /** What the node knows of builds across the cluster (the status board, read only here). */
@@ -71,6 +77,8 @@ export class PeerFrameSource implements FrameSource {
   private readonly servedBy = new Map<string, string>()
   /** Penalties for errors and corrupt frames, decaying over time: they order peers (fewest first). */
   readonly penalties: PeerPenalties
+  /** The swarm steps, when the node keeps frame-level availability. */
+  readonly swarm: SwarmSteps | undefined
 
   constructor(client: PeerClient, directory: PeerDirectory, board: ClusterBuilds, local: OwnBuilds, opts: PeerSourceOptions) {
     this.batcher = new FrameBatcher(client, opts)
@@ -79,6 +87,8 @@ export class PeerFrameSource implements FrameSource {
     this.board = board
     this.local = local
     this.onUploadState = opts.onUploadState
+    const ctx = { penalty: (p: string) => this.penalties.of(p), batcher: this.batcher, client, onError: (p: string, err: unknown) => this.chargeError(p, err) }
+    this.swarm = opts.swarm ? new SwarmSteps({ ...opts.swarm, timeoutMs: opts.timeoutMs, stallMs: opts.stallMs }, ctx) : undefined
   }
 
   async fetch(ref: FrameRef, signal: AbortSignal): Promise<Uint8Array | null> {
@@ -86,7 +96,31 @@ export class PeerFrameSource implements FrameSource {
     if (own) return own
     const key = refKey(ref)
     const bad = this.distrusted.get(key)
-    const entries = this.directory.peersFor(ref.buildId)
+    const at = this.swarm?.swarm.locate(ref)
+    if (at) {
+      const got = await this.swarm!.fetch(ref, at, bad, signal)
+      if ('bytes' in got) {
+        if (got.peer) remember(this.servedBy, key, got.peer)
+        return got.bytes
+      }
+    }
+    return this.fromAnnouncers(ref, key, bad, at !== undefined, signal)
+  }
+
+  /**
+   * A peer's wait for a frame a swarm peer fetches for this node must not be cut short by a hedge to
+   * the next source (which would fetch it a second time): frames the swarm indexes get the swarm's wait.
+   */
+  hedgeAfterMs(ref: FrameRef): number | undefined {
+    return this.swarm?.indexes(ref) ? SWARM_WAIT_MS : undefined
+  }
+
+  /**
+   * The peers announcing the build: its origin (pending), then `cached` copies (one per fetch). For a
+   * frame the swarm indexes, the cached copies were asked already (`swarmAsked`): the origin only.
+   */
+  private async fromAnnouncers(ref: FrameRef, key: string, bad: Set<string> | undefined, swarmAsked: boolean, signal: AbortSignal): Promise<Uint8Array | null> {
+    const entries = this.directory.peersFor(ref.buildId).filter((e) => !swarmAsked || e.state !== 'cached')
     const cachedOnly = new Set(entries.filter((e) => e.state === 'cached').map((e) => e.peer))
     const now = performance.now()
     // When a cached copy last lacked a frame of this file (0: not recently): such copies are asked last.
@@ -113,11 +147,7 @@ export class PeerFrameSource implements FrameSource {
         answer = await this.batcher.get(peer, ref.buildId, ref.kind, ref.codec, { startC: ref.startC, sizeC: ref.sizeC }, signal, ref.prefetch === true)
       } catch (err) {
         if (signal.aborted) throw signal.reason
-        // One failed batch rejects each of its waiters with the same error: it costs the peer one point, not one per frame.
-        if (!(err instanceof Object) || !this.penalized.has(err)) {
-          if (err instanceof Object) this.penalized.add(err)
-          this.penalties.add(peer, 1)
-        }
+        this.chargeError(peer, err)
         continue
       }
       if (answer.status === 'OK') {
@@ -135,6 +165,13 @@ export class PeerFrameSource implements FrameSource {
       if (answer.status === 'NOT_AVAILABLE' && cachedOnly.has(peer)) remember(this.cachedMisses, `${peer}/${ref.buildId}/${ref.kind}`, now)
     }
     return null
+  }
+
+  /** One failed batch rejects each of its waiters with the same error: it costs the peer one point, not one per frame. */
+  private chargeError(peer: string, err: unknown): void {
+    if (err instanceof Object && this.penalized.has(err)) return
+    if (err instanceof Object) this.penalized.add(err)
+    this.penalties.add(peer, 1)
   }
 
   /**
