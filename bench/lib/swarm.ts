@@ -270,7 +270,7 @@ async function readWhole(api: string, build: SwarmBuild, opts: ReadOptions, seed
       const end = Math.min(size, s + step) - 1
       const res = await fetch(`${api}/v1/builds/${build.id}/memfile`, { headers: { range: `bytes=${s}-${end}` }, signal })
       const got = Buffer.from(await res.arrayBuffer())
-      if (res.status !== 206) throw new Error(`GET bytes=${s}-${end}: ${res.status} ${got.toString().slice(0, 300)}`)
+      if (res.status !== 206) throw new Error(`GET bytes=${s}-${end}: ${res.status} ${got.toString().slice(0, 2000)}`)
       if (!got.equals(build.data.subarray(s, end + 1))) throw new WrongBytesError(`build ${build.id}: bytes ${s}-${end} differ from the source (${got.byteLength} bytes received)`)
       onBytes(got.byteLength)
     }
