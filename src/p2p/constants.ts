@@ -83,6 +83,8 @@ export const MAX_PEER_ID_CHARS = 128
 export const MAX_MEMBERS_BYTES = 512 * KiB
 /** Member dials in flight at once: a joiner learning 1,000 members dials them in waves, not all at once. */
 export const MAX_MEMBER_DIALS = 16
+/** The member with the larger peer id waits this long (±25 %) before dialling one that may be dialling it. */
+export const MEMBER_DIAL_GRACE_MS = 750
 /** Periodic member list pushes: this often, to MEMBER_FANOUT random connected peers. */
 export const MEMBER_INTERVAL_MS = 5_000
 export const MEMBER_FANOUT = 6

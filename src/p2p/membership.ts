@@ -7,7 +7,9 @@
  * - every `intervalMs` it pushes the list to a few random connected peers (`fanout`), which spreads a
  *   change through any connected graph in O(log n) rounds without an O(n²) burst of pushes;
  * - a receiver dials each listed member it is not connected to (a few dials at a time, backing off per
- *   member on failure). The dial is an ordinary dial: the Noise handshake with the cluster key and the
+ *   member on failure). Two members that learn of each other at once would dial each other and keep two
+ *   connections: the one with the smaller peer id dials at once, the other only after a short grace
+ *   (MEMBER_DIAL_GRACE_MS), if still not connected by then. The dial is an ordinary dial: the Noise handshake with the cluster key and the
  *   allow-list apply exactly as to a bootstrap peer, so a peer list cannot smuggle in a stranger.
  * A departed member stops being listed (nobody is connected to it) and is forgotten `ttlMs` after the
  * last list that named it. Only connected peers are ever listed, so a list is never older than the
@@ -81,6 +83,7 @@ export class Membership {
   private readonly listeners = new Set<() => void>()
   private dialsInFlight = 0
   private interval: NodeJS.Timeout | undefined
+  private graceTimer: NodeJS.Timeout | undefined
   private unsubscribe: (() => void) | undefined
   private started = false
 
@@ -125,6 +128,7 @@ export class Membership {
     this.started = false
     this.stopper.abort()
     clearInterval(this.interval)
+    clearTimeout(this.graceTimer)
     this.unsubscribe?.()
     await this.host.unhandle(C.PROTOCOL_MEMBERS)
     this.stallTimer.stop()
@@ -208,7 +212,7 @@ export class Membership {
       const k = this.known.get(peer)
       if (!k) {
         if (addrs.length === 0) continue
-        this.known.set(peer, { addrs, seenAt: now, failures: 0, nextDialAt: 0, dialing: false })
+        this.known.set(peer, { addrs, seenAt: now, failures: 0, nextDialAt: now + this.graceFor(peer), dialing: false })
         changed = true
         continue
       }
@@ -219,11 +223,29 @@ export class Membership {
     this.dialMissing()
   }
 
+  /** 0 when this node dials `peer` first (smaller id), else the grace before it dials in turn (jittered). */
+  private graceFor(peer: string): number {
+    return this.host.peerId < peer ? 0 : Math.round(C.MEMBER_DIAL_GRACE_MS * (0.75 + Math.random() * 0.5))
+  }
+
+  /** One timer for the earliest member whose grace ends within a push interval (later ones: the periodic tick). */
+  private armGraceTimer(now: number): void {
+    if (this.graceTimer || this.stopper.signal.aborted) return
+    let next = Number.POSITIVE_INFINITY
+    for (const k of this.known.values()) if (!k.dialing && k.failures === 0 && k.nextDialAt > now) next = Math.min(next, k.nextDialAt)
+    if (next - now > this.opts.intervalMs) return
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined
+      this.dialMissing()
+    }, next - now + 1).unref()
+  }
+
   /** Dial known members this node is not connected to, a few at a time, each after its backoff. */
   private dialMissing(): void {
     if (this.stopper.signal.aborted) return
     const now = performance.now()
     let room = this.opts.maxPeers - this.host.connectedPeers().length
+    this.armGraceTimer(now)
     for (const [peer, k] of this.known) {
       if (this.dialsInFlight >= C.MAX_MEMBER_DIALS || room <= 0) return
       if (k.dialing || k.nextDialAt > now || this.host.isConnected(peer)) continue

@@ -135,6 +135,11 @@ export class PeerNode implements PeerHost {
     return this.libp2p.getPeers().map((p) => p.toString())
   }
 
+  /** Open connections, all peers together (two to one peer count twice). */
+  connectionCount(): number {
+    return this.libp2p.getConnections().length
+  }
+
   async handle(protocol: string, handler: (stream: Stream, remotePeer: string) => void): Promise<void> {
     await this.libp2p.handle(protocol, (stream: Stream, conn: Connection) => handler(stream, conn.remotePeer.toString()), {
       maxInboundStreams: MAX_INBOUND_STREAMS,

@@ -71,6 +71,23 @@ describe('membership', () => {
     await stopPeers(...peers)
   })
 
+  it('members that learn of each other at once keep one connection per pair (the larger peer id waits before dialling)', async () => {
+    // A chain started without waiting for each link: members learn of each other concurrently, from several sides.
+    const key = swarmKey()
+    const peers: TestPeer[] = []
+    for (let i = 0; i < 12; i++) {
+      const p = await unwaitedPeer(key, i === 0 ? [] : [peers[i - 1].addrs()[0]])
+      peers.push(p)
+      all.push(p)
+    }
+    await fullMesh(peers)
+    const pairs = (peers.length * (peers.length - 1)) / 2
+    const connections = peers.reduce((n, p) => n + p.node.connectionCount(), 0) / 2
+    // One connection per pair; a dial race under load may still double a few, never most.
+    assert.ok(connections <= pairs * 1.25, `${connections} connections for ${pairs} pairs`)
+    await stopPeers(...peers)
+  })
+
   it('a star (every node bootstraps to node 0) becomes a full mesh; a departed member is forgotten and its builds are not offered', async () => {
     const peers = await cluster(5, (_i, ps) => ps[0].addrs()[0])
     await fullMesh(peers)
@@ -115,6 +132,20 @@ describe('membership', () => {
     await stopPeers(p)
   })
 })
+
+/** A started node that does not wait for its bootstrap connections (startPeer does). */
+async function unwaitedPeer(clusterKey: Uint8Array, bootstrap: string[]): Promise<TestPeer> {
+  const { createSnapswarmPeer } = await import('../../src/p2p/index.ts')
+  const { MemoryProvider } = await import('./helpers.ts')
+  const { mkdtemp } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-p2p-'))
+  const provider = new MemoryProvider()
+  const peer = await createSnapswarmPeer({ dataDir, provider, clusterKey, bootstrap, membership: { intervalMs: 1000 } })
+  await peer.start()
+  return Object.assign(peer, { provider, dataDir })
+}
 
 /** A node bootstrapping to `addr` with a fresh cluster key (startPeer would wait for the connection). */
 async function createStrangerBootstrapping(addr: string, logger: Logger, warnIntervalMs?: number): Promise<TestPeer> {
