@@ -71,7 +71,7 @@ for (const topology of ['star', 'chain'] as const) {
     let env: TestNodes
     after(() => env?.close())
 
-    test('becomes a full mesh; a build pending on a leaf is read byte-exactly on every other node; uploaded reaches every node; a dead origin is no longer offered', async () => {
+    test('regression: a build pending on one node was not readable on nodes not connected to it (announcements reached direct neighbours only): the cluster becomes a full mesh, the pending build is read byte-exactly on every other node, uploaded reaches every node, a dead origin is no longer offered', async () => {
       env = await testNodes({ prefix: `swarm-members-${topology}`, clusterKey: true, config: CONFIG })
       const nodes = await startCluster(env, topology)
       const leaf = nodes[N - 1]
