@@ -63,6 +63,11 @@ export class BuildStatusBoard {
     e.holders.add(peer)
   }
 
+  /** `peer` left (its last connection closed): it is no holder of anything until it says so again. */
+  dropHolder(peer: string): void {
+    for (const e of this.entries.values()) e.holders?.delete(peer)
+  }
+
   holdersOf(id: BuildId): readonly string[] {
     return [...(this.use(id)?.holders ?? [])]
   }

@@ -355,11 +355,13 @@ function wirePrefetch(w: Wiring, fetcher: FrameFetcher, traces: TraceStore): Pre
   })
 }
 
-/** What peers announce of builds goes on the status board. */
+/** What peers announce of builds goes on the status board; a peer that leaves holds nothing any more. */
 function followAnnouncements(peer: SnapswarmPeer, board: BuildStatusBoard): void {
   peer.directory.subscribe((change) => {
     if (change.current) board.set(change.buildId, change.current)
   })
+  // A departed peer is no place to read from: asking it would cost a dial timeout per request.
+  peer.node.onPeerEvent((ev) => ev.type === 'disconnect' && board.dropHolder(ev.peer))
 }
 
 /** Opening build files: the header lookup and the move from a pending to the final header. */

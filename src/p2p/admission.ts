@@ -87,15 +87,18 @@ export function parseAllowList(peers: readonly string[]): Set<string> {
 /**
  * Deny every connection whose authenticated peer id is not allowed. `self` is always allowed: the
  * node's own id is not a stranger. Dials to unlisted peers are refused before a socket is opened.
+ * `onDeny` hears of each refusal (the node logs it, rate-limited).
  */
-export function allowListGater(allowed: ReadonlySet<string>, self: string): ConnectionGater {
-  const deny = (peer: PeerId): boolean => {
+export function allowListGater(allowed: ReadonlySet<string>, self: string, onDeny?: (peer: string, how: 'dial' | 'inbound' | 'outbound') => void): ConnectionGater {
+  const denier = (how: 'dial' | 'inbound' | 'outbound') => (peer: PeerId): boolean => {
     const id = peer.toString()
-    return id !== self && !allowed.has(id)
+    const denied = id !== self && !allowed.has(id)
+    if (denied) onDeny?.(id, how)
+    return denied
   }
   return {
-    denyDialPeer: deny,
-    denyInboundEncryptedConnection: deny,
-    denyOutboundEncryptedConnection: deny,
+    denyDialPeer: denier('dial'),
+    denyInboundEncryptedConnection: denier('inbound'),
+    denyOutboundEncryptedConnection: denier('outbound'),
   }
 }

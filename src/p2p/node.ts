@@ -93,7 +93,9 @@ export class PeerNode implements PeerHost {
       ],
       streamMuxers: [yamux()],
       connectionProtector: opts.coalesceWrites === false ? undefined : writeCoalescing(),
-      connectionGater: opts.allowPeers ? allowListGater(parseAllowList(opts.allowPeers), self) : undefined,
+      connectionGater: opts.allowPeers
+        ? allowListGater(parseAllowList(opts.allowPeers), self, (peer, how) => refused.warn(`allow:${peer}`, { peer, how }, 'refused a peer that is not on the allow-list'))
+        : undefined,
       metrics: opts.registry ? prometheusMetrics({ registry: opts.registry, collectDefaultMetrics: false }) : undefined,
       // Cluster peers reconnect in bursts after a restart; libp2p's default of 5 per second per host is for the open internet.
       connectionManager: { inboundConnectionThreshold: 100, maxConnections: opts.maxConnections ?? MAX_MEMBERS + 64 },

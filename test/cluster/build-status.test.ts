@@ -141,3 +141,15 @@ test('regression: readableFrom listed peers that hold only frames (cached) of a 
   assert.equal(peersCanServe([{ state: 'failed' }], true), false)
   assert.equal(peersCanServe([], true), false)
 })
+
+test('regression: a holder that left the cluster was still offered as a place to read a build from', () => {
+  const board = new BuildStatusBoard()
+  const a = crypto.randomUUID()
+  const b = crypto.randomUUID()
+  board.addHolder(a, 'peerA')
+  board.addHolder(a, 'peerB')
+  board.addHolder(b, 'peerA')
+  board.dropHolder('peerA')
+  assert.deepEqual(board.holdersOf(a), ['peerB'])
+  assert.deepEqual(board.holdersOf(b), [])
+})

@@ -124,6 +124,22 @@ describe('membership', () => {
     await stopPeers(member, stranger)
   })
 
+  it('a peer not on the allow-list is refused and the refusing node warns', async () => {
+    const key = swarmKey()
+    const a = capturingLogger()
+    const friend = await startPeer({ clusterKey: key, ...FAST })
+    all.push(friend)
+    const member = await startPeer({ clusterKey: key, ...FAST, logger: a.logger, allowPeers: [friend.peerId] })
+    all.push(member)
+    const outsider = await startPeer({ clusterKey: key, ...FAST })
+    all.push(outsider)
+    // The outsider's side may see the handshake complete before the member's gater closes it.
+    await outsider.node.dial(member.addrs()[0]).catch(() => {})
+    await waitFor(() => a.lines.some((l) => l.level === 40 && String(l.msg).includes('not on the allow-list') && l.peer === outsider.peerId), 5000, 'the warning')
+    await waitFor(() => !member.node.isConnected(outsider.peerId) && !outsider.node.isConnected(member.peerId), 5000, 'no connection left')
+    await stopPeers(friend, member, outsider)
+  })
+
   it('an unreachable bootstrap address is warned about', async () => {
     const c = capturingLogger()
     const p = await createStrangerBootstrapping('/ip4/127.0.0.1/tcp/1/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq', c.logger)
