@@ -151,7 +151,7 @@ export class Membership {
 
   /** The list this node pushes: itself first, then connected members whose own addresses it knows. */
   list(): { peerId: string; addrs: string[] }[] {
-    const out = [{ peerId: this.host.peerId, addrs: this.host.addrs().slice(0, C.MAX_MEMBER_ADDRS) }]
+    const out = [{ peerId: this.host.peerId, addrs: routableFirst(this.host.addrs()).slice(0, C.MAX_MEMBER_ADDRS) }]
     for (const peer of shuffled(this.host.connectedPeers())) {
       if (out.length >= C.MAX_MEMBERS) break
       const k = this.known.get(peer)
@@ -332,6 +332,16 @@ function validAddrs(addrs: readonly string[], peer: string): string[] {
     }
   }
   return out
+}
+
+/**
+ * A node listening on every interface has loopback addresses too; on another host those lead to that
+ * host's own node (or nothing). Listed only when the node has no other address (a one-machine cluster).
+ */
+export function routableFirst(addrs: readonly string[]): string[] {
+  const loopback = (a: string) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')
+  const routable = addrs.filter((a) => !loopback(a))
+  return routable.length > 0 ? routable : [...addrs]
 }
 
 /** Retry delay after `failures` failed dials: doubling from the bootstrap minimum, capped, ±25 % jitter. */

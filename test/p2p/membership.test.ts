@@ -14,7 +14,7 @@ import { PeerDirectory } from '../../src/p2p/announce/directory.ts'
 import { AnnounceService, isNewer } from '../../src/p2p/announce/service.ts'
 import { MAX_MEMBERS } from '../../src/p2p/constants.ts'
 import type { PeerHost } from '../../src/p2p/host.ts'
-import { decodeMemberList, Membership, type MembershipHost } from '../../src/p2p/membership.ts'
+import { decodeMemberList, Membership, type MembershipHost, routableFirst } from '../../src/p2p/membership.ts'
 import { RateLimitedLog } from '../../src/p2p/rate-limited-log.ts'
 import { MemberList } from '../../protocols/snapswarm.js'
 import type { Logger } from '../../src/obs/log.ts'
@@ -216,6 +216,12 @@ describe('member lists from outside are bounded', () => {
     await waitFor(() => host.dialed.length === 1, 2000, 'the one dial')
     assert.equal(host.dialed[0], `/ip4/127.0.0.1/tcp/9/p2p/${good}`)
     await m.stop()
+  })
+
+  it('a node lists its loopback addresses only when it has no other', () => {
+    const id = '/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
+    assert.deepEqual(routableFirst([`/ip4/127.0.0.1/tcp/7000${id}`, `/ip4/10.1.2.3/tcp/7000${id}`, `/ip6/::1/tcp/7000${id}`]), [`/ip4/10.1.2.3/tcp/7000${id}`])
+    assert.deepEqual(routableFirst([`/ip4/127.0.0.1/tcp/7000${id}`]), [`/ip4/127.0.0.1/tcp/7000${id}`])
   })
 
   it('refuses a list with more members than MAX_MEMBERS, or more addresses per member than allowed', () => {
