@@ -27,7 +27,8 @@ import { CoarseTimer } from '../util/coarse-timer.ts'
 import * as C from './constants.ts'
 import type { PeerHost } from './host.ts'
 import { RateLimitedLog, WARN_INTERVAL_MS } from './rate-limited-log.ts'
-import { type RawStream, WireStream } from './wire/stream.ts'
+import { pushMessage, receivePushed } from './push.ts'
+import type { RawStream } from './wire/stream.ts'
 
 /** What membership needs of the libp2p node besides the protocol surface. */
 export interface MembershipHost extends PeerHost {
@@ -171,15 +172,7 @@ export class Membership {
     if (this.stopper.signal.aborted) return
     const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.opts.timeoutMs)])
     try {
-      const raw = await this.host.openStream(peer, C.PROTOCOL_MEMBERS, signal)
-      const wire = new WireStream(raw, { budget: 0, signal, stallMs: this.opts.timeoutMs, stallTimer: this.stallTimer })
-      try {
-        await wire.writeMessage(MemberList.encode({ members: this.list() }))
-        await wire.closeWrite()
-        wire.finish()
-      } catch (err) {
-        throw wire.fail(err)
-      }
+      await pushMessage(this.host, peer, C.PROTOCOL_MEMBERS, MemberList.encode({ members: this.list() }), { signal, stallMs: this.opts.timeoutMs, stallTimer: this.stallTimer })
     } catch (err) {
       // Not fatal: the next periodic push retries; a peer that went away is no member to tell.
       this.log.debug({ peer, err: (err as Error).message }, 'member list push failed')
@@ -188,15 +181,10 @@ export class Membership {
 
   private async receive(raw: RawStream, sender: string): Promise<void> {
     const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.opts.timeoutMs)])
-    const budget = C.MAX_VARINT_BYTES + C.MAX_MEMBERS_BYTES
-    const wire = new WireStream(raw, { budget, signal, stallMs: this.opts.timeoutMs, stallTimer: this.stallTimer })
     try {
-      const msg = await wire.readMessage(decodeMemberList, C.MAX_MEMBERS_BYTES, 'MemberList')
-      await wire.closeWrite()
-      wire.finish()
+      const msg = await receivePushed(raw, decodeMemberList, C.MAX_MEMBERS_BYTES, 'MemberList', { signal, stallMs: this.opts.timeoutMs, stallTimer: this.stallTimer })
       this.learn(sender, msg.members)
     } catch (err) {
-      wire.fail(err)
       this.warn.warn(`bad:${sender}`, { peer: sender, err: (err as Error).message }, 'bad member list from a peer')
     }
   }

@@ -18,7 +18,11 @@ import { decodeMemberList, Membership, type MembershipHost, routableFirst } from
 import { RateLimitedLog } from '../../src/p2p/rate-limited-log.ts'
 import { MemberList } from '../../protocols/snapswarm.js'
 import type { Logger } from '../../src/obs/log.ts'
-import { startPeer, stopPeers, type TestPeer, waitFor } from './helpers.ts'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createSnapswarmPeer, type SnapswarmPeerOptions } from '../../src/p2p/index.ts'
+import { MemoryProvider, startPeer, stopPeers, type TestPeer, waitFor } from './helpers.ts'
 
 const FAST = { membership: { intervalMs: 200, ttlMs: 1500 }, announce: { intervalMs: 300, ttlMs: 3000 } }
 const build = (buildId = crypto.randomUUID()) => ({ buildId, state: 'pending' as const, memfileSize: 1 << 20, rootfsSize: 0 })
@@ -150,31 +154,17 @@ describe('membership', () => {
 })
 
 /** A started node that does not wait for its bootstrap connections (startPeer does). */
-async function unwaitedPeer(clusterKey: Uint8Array, bootstrap: string[]): Promise<TestPeer> {
-  const { createSnapswarmPeer } = await import('../../src/p2p/index.ts')
-  const { MemoryProvider } = await import('./helpers.ts')
-  const { mkdtemp } = await import('node:fs/promises')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
+async function unwaitedPeer(clusterKey: Uint8Array, bootstrap: string[], extra: Partial<SnapswarmPeerOptions> = {}): Promise<TestPeer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-p2p-'))
   const provider = new MemoryProvider()
-  const peer = await createSnapswarmPeer({ dataDir, provider, clusterKey, bootstrap, membership: { intervalMs: 1000 } })
+  const peer = await createSnapswarmPeer({ dataDir, provider, clusterKey, bootstrap, membership: { intervalMs: 1000 }, ...extra })
   await peer.start()
   return Object.assign(peer, { provider, dataDir })
 }
 
-/** A node bootstrapping to `addr` with a fresh cluster key (startPeer would wait for the connection). */
-async function createStrangerBootstrapping(addr: string, logger: Logger, warnIntervalMs?: number): Promise<TestPeer> {
-  const { createSnapswarmPeer } = await import('../../src/p2p/index.ts')
-  const { MemoryProvider } = await import('./helpers.ts')
-  const { mkdtemp } = await import('node:fs/promises')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
-  const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-p2p-'))
-  const provider = new MemoryProvider()
-  const peer = await createSnapswarmPeer({ dataDir, provider, clusterKey: swarmKey(), bootstrap: [addr], logger, warnIntervalMs, backoff: { minMs: 50, maxMs: 100, dialTimeoutMs: 2000 } })
-  await peer.start()
-  return Object.assign(peer, { provider, dataDir })
+/** A node bootstrapping to `addr` with a fresh cluster key, redialling every 50-100 ms. */
+function createStrangerBootstrapping(addr: string, logger: Logger, warnIntervalMs?: number): Promise<TestPeer> {
+  return unwaitedPeer(swarmKey(), [addr], { logger, warnIntervalMs, backoff: { minMs: 50, maxMs: 100, dialTimeoutMs: 2000 } })
 }
 
 describe('member lists from outside are bounded', () => {
@@ -296,9 +286,7 @@ describe('a hostile member', () => {
     const { WireStream } = await import('../../src/p2p/wire/stream.ts')
     const { CoarseTimer } = await import('../../src/util/coarse-timer.ts')
     const { PROTOCOL_MEMBERS } = await import('../../src/p2p/constants.ts')
-    const { mkdtemp, rm } = await import('node:fs/promises')
-    const { tmpdir } = await import('node:os')
-    const { join } = await import('node:path')
+    const { rm } = await import('node:fs/promises')
     const log = capturingLogger()
     const victim = await startPeer({ logger: log.logger, ...FAST })
     const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-evil-'))

@@ -21,7 +21,8 @@ import { CoarseTimer } from '../../util/coarse-timer.ts'
 import * as C from '../constants.ts'
 import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
-import { type RawStream, WireStream } from '../wire/stream.ts'
+import { pushMessage, receivePushed } from '../push.ts'
+import type { RawStream } from '../wire/stream.ts'
 import type { PeerDirectory } from './directory.ts'
 
 /** Order of entries in a push: a reader's best sources first (a stable sort keeps the rest in order). */
@@ -120,16 +121,7 @@ export class AnnounceService {
   private async pushTo(peer: string, message: Uint8Array): Promise<void> {
     const signal = AbortSignal.timeout(this.timeoutMs)
     try {
-      const raw = await this.host.openStream(peer, C.PROTOCOL_ANNOUNCE, signal)
-      // Budget 0: the receiver never answers on this stream.
-      const wire = new WireStream(raw, { budget: 0, signal, stallMs: this.timeoutMs, stallTimer: this.stallTimer })
-      try {
-        await wire.writeMessage(message)
-        await wire.closeWrite()
-        wire.finish()
-      } catch (err) {
-        throw wire.fail(err)
-      }
+      await pushMessage(this.host, peer, C.PROTOCOL_ANNOUNCE, message, { signal, stallMs: this.timeoutMs, stallTimer: this.stallTimer })
     } catch (err) {
       // Not fatal: the next refresh retries, and the peer's entries for us expire meanwhile.
       this.log.debug({ peer, err: (err as Error).message }, 'announcement push failed')
@@ -138,19 +130,14 @@ export class AnnounceService {
 
   private async receive(raw: RawStream, peer: string): Promise<void> {
     const signal = AbortSignal.timeout(this.timeoutMs)
-    const budget = C.MAX_VARINT_BYTES + C.MAX_ANNOUNCE_BYTES
-    const wire = new WireStream(raw, { budget, signal, stallMs: this.timeoutMs, stallTimer: this.stallTimer })
     try {
-      const msg = await wire.readMessage(M.decodeAnnounce, C.MAX_ANNOUNCE_BYTES, 'Announce')
-      const builds = msg.builds.map(M.announcementFromWire)
-      await wire.closeWrite()
-      wire.finish()
-      this.apply(peer, { incarnation: msg.incarnation, seq: msg.seq }, builds, msg.ttlMs)
+      const msg = await receivePushed(raw, decodeAnnounce, C.MAX_ANNOUNCE_BYTES, 'Announce', { signal, stallMs: this.timeoutMs, stallTimer: this.stallTimer })
+      this.apply(peer, { incarnation: msg.incarnation, seq: msg.seq }, msg.builds, msg.ttlMs)
     } catch (err) {
-      wire.fail(err)
       this.log.debug({ peer, err: (err as Error).message }, 'bad announcement')
     }
   }
+
 
   /** Take `peer`'s list unless a newer one was applied already; true if applied. */
   apply(peer: string, order: PushOrder, builds: readonly M.BuildAnnouncement[], ttlMs: number): boolean {
@@ -175,4 +162,10 @@ export interface PushOrder {
 
 export function isNewer(a: PushOrder, b: PushOrder): boolean {
   return a.incarnation !== b.incarnation ? a.incarnation > b.incarnation : a.seq > b.seq
+}
+
+/** An Announce with every entry validated (a bad entry fails the whole push). */
+function decodeAnnounce(buf: Uint8Array): { builds: M.BuildAnnouncement[]; ttlMs: number; seq: number; incarnation: number } {
+  const msg = M.decodeAnnounce(buf)
+  return { builds: msg.builds.map(M.announcementFromWire), ttlMs: msg.ttlMs, seq: msg.seq, incarnation: msg.incarnation }
 }
