@@ -281,6 +281,38 @@ describe('membership metrics', () => {
 })
 
 describe('a hostile member', () => {
+  it('a stranger named in a member list is dialled under the same admission: refused, and both sides warn', async () => {
+    const { createPeerNode } = await import('../../src/p2p/node.ts')
+    const { pushMessage } = await import('../../src/p2p/push.ts')
+    const { CoarseTimer } = await import('../../src/util/coarse-timer.ts')
+    const { PROTOCOL_MEMBERS } = await import('../../src/p2p/constants.ts')
+    const { rm } = await import('node:fs/promises')
+    const key = swarmKey()
+    const v = capturingLogger()
+    const s = capturingLogger()
+    const victim = await startPeer({ clusterKey: key, logger: v.logger, ...FAST })
+    const stranger = await startPeer({ clusterKey: swarmKey(), logger: s.logger, ...FAST })
+    // A member (it has the key) that lists the stranger as if it were one of the cluster.
+    const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-evil-'))
+    const liar = await createPeerNode({ dataDir, clusterKey: key })
+    const timer = new CoarseTimer(250)
+    try {
+      await liar.start()
+      await liar.dial(victim.addrs()[0])
+      const list = MemberList.encode({ members: [{ peerId: stranger.peerId, addrs: stranger.addrs() }] })
+      await pushMessage(liar, victim.peerId, PROTOCOL_MEMBERS, list, { signal: AbortSignal.timeout(5000), stallMs: 5000, stallTimer: timer })
+      const warned = (lines: Record<string, unknown>[], msg: string) => lines.some((l) => l.level === 40 && String(l.msg).includes(msg))
+      await waitFor(() => warned(v.lines, 'cannot dial cluster member'), 10_000, 'the victim to warn about the refused dial')
+      await waitFor(() => warned(s.lines, 'refused an inbound handshake'), 10_000, 'the stranger to warn about the handshake')
+      assert.equal(victim.node.isConnected(stranger.peerId), false)
+    } finally {
+      timer.stop()
+      await liar.stop()
+      await stopPeers(victim, stranger)
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
   it('regression: an oversized or over-long member list is refused (stream reset, a warning), nothing learned, nothing dialled', async () => {
     const { createPeerNode } = await import('../../src/p2p/node.ts')
     const { WireStream } = await import('../../src/p2p/wire/stream.ts')
