@@ -49,6 +49,7 @@ async function fullMesh(peers: TestPeer[], ms = 20_000): Promise<void> {
 
 describe('membership', () => {
   const all: TestPeer[] = []
+  const keyOf = new Map<TestPeer, Uint8Array>()
   after(() => stopPeers(...all))
 
   async function cluster(n: number, bootstrapOf: (i: number, peers: TestPeer[]) => string, extra = {}): Promise<TestPeer[]> {
@@ -56,6 +57,7 @@ describe('membership', () => {
     const peers: TestPeer[] = []
     for (let i = 0; i < n; i++) {
       const p = await startPeer({ clusterKey: key, ...FAST, ...extra, bootstrap: i === 0 ? [] : [bootstrapOf(i, peers)] })
+      keyOf.set(p, key)
       peers.push(p)
       all.push(p)
     }
@@ -73,6 +75,22 @@ describe('membership', () => {
       peers.slice(1).map((p) => p.peerId).sort(),
     )
     await stopPeers(...peers)
+  })
+
+  it('a node joining late learns the current state of every member (the builds they announce) through one bootstrap member', async () => {
+    const peers = await cluster(4, (_i, ps) => ps[0].addrs()[0])
+    await fullMesh(peers)
+    const builds = [build(), build(), build()]
+    peers[1].announcer.announce(builds[0])
+    peers[2].announcer.announce(builds[1])
+    peers[3].announcer.announce({ ...builds[2], state: 'uploaded' })
+    await waitFor(() => builds.every((b) => peers[0].directory.peersFor(b.buildId).length === 1), 10_000, 'the builds announced')
+    const late = await startPeer({ clusterKey: keyOf.get(peers[0]), ...FAST, bootstrap: [peers[3].addrs()[0]] })
+    all.push(late)
+    await waitFor(() => builds.every((b) => late.directory.peersFor(b.buildId).length === 1), 10_000, 'the late joiner to know every build')
+    assert.equal(late.directory.peersFor(builds[2].buildId)[0].state, 'uploaded')
+    await fullMesh([...peers, late])
+    await stopPeers(...peers, late)
   })
 
   it('members that learn of each other at once keep one connection per pair (the larger peer id waits before dialling)', async () => {
