@@ -83,6 +83,8 @@ export interface ReadOptions {
   readonly concurrency?: number
   /** kill -9 this reader once the swarm has read this share of all bytes (e.g. 0.3). */
   readonly kill?: { readonly index: number; readonly atShare: number }
+  /** Only these readers read (by index; default: every reader alive). */
+  readonly only?: readonly number[]
   /** Bound on the whole read (default 120 s). */
   readonly timeoutMs?: number
 }
@@ -221,7 +223,7 @@ function alive(n: NodeProc): boolean {
 }
 
 async function readAll(swarm: Swarm, build: SwarmBuild, opts: ReadOptions): Promise<SwarmReadResult> {
-  const live = swarm.readers.map((r, index) => ({ r, index })).filter(({ r }) => alive(r))
+  const live = swarm.readers.map((r, index) => ({ r, index })).filter(({ r, index }) => alive(r) && (opts.only?.includes(index) ?? true))
   const before = await Promise.all([swarm.origin, ...live.map(({ r }) => r)].map(counters))
   const total = build.data.byteLength * live.length
   const progress = { bytes: 0, killed: new Set<number>() }

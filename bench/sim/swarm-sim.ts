@@ -2,9 +2,10 @@
  * The swarm beyond this machine (suite `sim`; alone: `node bench/sim/swarm-sim.ts`): the
  * discrete-event simulation of bench/sim/engine.ts driving the product's selection code
  * (bench/sim/policy.ts) for
- * - 100 and 1,000 nodes resuming one 4 GiB build at once, pending on its origin and uploaded to the
- *   bucket: origin and bucket egress as ratios to the compressed size, completion p50 / p99 / max,
- *   beside the same cluster without the swarm (`direct`: every node fetches every frame itself);
+ * - 100 and 1,000 nodes resuming one 4 GiB build at once, each in its own frame order, pending on its
+ *   origin and uploaded to the bucket, and pending with every node in the same order (the worst case
+ *   for spreading): origin and bucket egress as ratios to the compressed size, completion p50 / p99 /
+ *   max, beside the same cluster without the swarm (`direct`: every node fetches every frame itself);
  * - Kraken's published scenario: 2,600 hosts pull one 3 GB blob, each host capped at 300 MB/s;
  *   completion p50 / p99 beside Kraken's 10 s / 18 s.
  *
@@ -96,6 +97,8 @@ export async function swarmSim(): Promise<void> {
   for (const nodes of [100, 1000]) {
     if (!only.includes(String(nodes))) continue
     for (const mode of ['pending', 'uploaded'] as const) runs.push({ name: `sim_${nodes}_nodes_4GiB_${mode}`, s: resume4GiB(nodes, mode) })
+    // The worst case for spreading: every node reads the frames in the same order at the same moment.
+    runs.push({ name: `sim_${nodes}_nodes_4GiB_pending_same_order`, s: { ...resume4GiB(nodes, 'pending'), order: 'sequential' } })
   }
   if (only.includes('kraken')) runs.push({ name: 'sim_kraken_2600_hosts_3GB', s: kraken() })
   for (const { name, s } of runs) {
