@@ -1,23 +1,13 @@
 /**
- * ObjectStore on Google Cloud Storage (or fake-gcs-server): `gs://bucket[/prefix]`. The prefix is
- * prepended to every name and stripped from list results, so one bucket can hold several stores.
- * SDK calls live in gcs-client.ts; multipart uploads in gcs-upload.ts.
+ * ObjectStore on Google Cloud Storage (or fake-gcs-server): `gs://bucket[/prefix]`. What every bucket
+ * store does (the prefix, create-only puts, ranged reads, listing) is in bucket-store.ts; SDK calls
+ * live in gcs-client.ts; multipart uploads in gcs-upload.ts.
  */
-import { type Logger, silentLogger } from '../obs/log.ts'
+import type { Logger } from '../obs/log.ts'
+import { BucketStore } from './bucket-store.ts'
 import { GcsClient, type GcsClientOptions } from './gcs-client.ts'
 import { GcsUpload, TEMPORARY_RE } from './gcs-upload.ts'
-import { storedIsSame } from './create-only.ts'
-import { readExactRange } from './ranged-read.ts'
-import {
-  type CleanupOptions,
-  checkName,
-  type GetOptions,
-  type MultipartUpload,
-  ObjectExistsError,
-  type ObjectStat,
-  type ObjectStore,
-  type PutOptions,
-} from './store.ts'
+import type { CleanupOptions, MultipartUpload } from './store.ts'
 import { mapLimit } from './upload-state.ts'
 
 export interface GcsStoreOptions extends GcsClientOptions {
@@ -26,74 +16,32 @@ export interface GcsStoreOptions extends GcsClientOptions {
   logger?: Logger
 }
 
-export class GcsStore implements ObjectStore {
-  readonly url: string
+export class GcsStore extends BucketStore {
   private readonly client: GcsClient
-  /** `''` or `some/prefix/`. */
-  private readonly prefix: string
-  private readonly log: Logger
 
   constructor(opts: GcsStoreOptions) {
-    const prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '')
-    if (prefix !== '') checkName(prefix)
-    this.prefix = prefix === '' ? '' : `${prefix}/`
-    this.url = `gs://${opts.bucket}${prefix === '' ? '' : `/${prefix}`}`
-    this.client = new GcsClient(opts)
-    this.log = (opts.logger ?? silentLogger).child({ component: 'gcs-store', bucket: opts.bucket })
-  }
-
-  async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {
-    try {
-      await this.client.upload(this.full(name), data, { metadata: opts.metadata, signal: opts.signal, createOnly: true })
-    } catch (err) {
-      // A retry of a write whose first attempt landed: the object there is ours (create-only.ts).
-      if (err instanceof ObjectExistsError && (await storedIsSame(this, name, data, opts.metadata, opts.signal))) return
-      throw err
-    }
+    const client = new GcsClient(opts)
+    super(
+      { scheme: 'gs', bucket: opts.bucket, prefix: opts.prefix, logger: opts.logger, component: 'gcs-store' },
+      {
+        url: (key) => client.url(key),
+        put: (key, data, o) => client.upload(key, data, o),
+        get: (key, range, limit, signal) => client.read(key, range, limit, signal),
+        head: async (key, signal) => {
+          const info = await client.stat(key, signal)
+          return info === null ? null : { size: info.size, metadata: info.metadata }
+        },
+        delete: (key, signal) => client.delete(key, signal),
+        // An upload's parts are temporary objects next to it: never listed as the store's objects.
+        list: async (prefix, signal) => (await client.list(prefix, signal)).map((o) => o.name).filter((n) => !TEMPORARY_RE.test(n)),
+        bucketExists: () => client.bucketExists(),
+      },
+    )
+    this.client = client
   }
 
   startUpload(name: string, opts: { metadata?: Record<string, string> } = {}): MultipartUpload {
     return new GcsUpload(this.client, name, this.full(name), opts.metadata ?? {}, this.log)
-  }
-
-  async getRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-    const full = this.full(name)
-    const src = {
-      read: (range: { start: number; end: number }, limit: number, s?: AbortSignal) => this.client.read(full, range, limit, s),
-      stat: () => this.stat(name, signal),
-      what: `gcs getRange ${this.client.url(full)}`,
-    }
-    return readExactRange(src, name, offset, length, signal)
-  }
-
-  async get(name: string, opts: GetOptions = {}): Promise<Uint8Array> {
-    return this.client.read(this.full(name), undefined, opts.maxBytes ?? Number.POSITIVE_INFINITY, opts.signal)
-  }
-
-  async stat(name: string, signal?: AbortSignal): Promise<ObjectStat | null> {
-    const info = await this.client.stat(this.full(name), signal)
-    return info === null ? null : { size: info.size, metadata: info.metadata }
-  }
-
-  async exists(name: string, signal?: AbortSignal): Promise<boolean> {
-    return (await this.stat(name, signal)) !== null
-  }
-
-  bucketExists(): Promise<boolean> {
-    return this.client.bucketExists()
-  }
-
-  async delete(name: string, signal?: AbortSignal): Promise<void> {
-    await this.client.delete(this.full(name), signal)
-  }
-
-  async list(prefix: string, signal?: AbortSignal): Promise<string[]> {
-    const objects = await this.client.list(this.prefix + prefix, signal)
-    return objects
-      .map((o) => o.name)
-      .filter((n) => !TEMPORARY_RE.test(n))
-      .map((n) => n.slice(this.prefix.length))
-      .sort()
   }
 
   /**
@@ -118,9 +66,4 @@ export class GcsStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
-
-  private full(name: string): string {
-    checkName(name)
-    return this.prefix + name
-  }
 }
