@@ -12,6 +12,7 @@ import { openStore } from '../../src/storage/url.ts'
 import { waitFor } from '../../bench/lib/procs.ts'
 import { type FakeGcs, startFakeGcs } from '../../bench/lib/fake-gcs.ts'
 import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
+import { FAST_RETRY, type FaultTarget, killedServer, NO_RETRY, partFaultThenAbort, stalledServer, storageError, transientFaultsRetried } from './fault-cases.ts'
 import { type FaultProxy, isUploadOf, startFaultProxy, within } from './fault-proxy.ts'
 
 let gcs: FakeGcs
@@ -26,9 +27,6 @@ after(async () => {
   await gcs?.stop()
 })
 
-const NO_RETRY = { maxRetries: 0, maxDelayMs: 10, totalTimeoutMs: 5000 }
-const FAST_RETRY = { maxRetries: 2, maxDelayMs: 20, totalTimeoutMs: 5000 }
-
 /** A store on a fresh bucket, reached through the fault proxy (plan reset to pass-through). */
 async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
   const bucket = await gcs.createBucket(`faults-${++buckets}`)
@@ -37,57 +35,27 @@ async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
   return { store, bucket, raw: () => gcs.objects(bucket) }
 }
 
-type StoreErr = Error & { code?: string; retryable?: boolean; status?: number }
-const retryableStorageError = (re: RegExp) => (e: unknown) => {
-  const err = e as StoreErr
-  assert.equal(err.code, 'ERR_STORAGE', String(err))
-  assert.equal(err.retryable, true, err.message)
-  assert.match(err.message, re)
-  return true
+const retryableStorageError = (re: RegExp) => storageError(true, re)
+/** The shared fault cases' view of this backend: a part is an upload of the object `…/0000n`. */
+const target: FaultTarget = {
+  get proxy() {
+    return proxy
+  },
+  proxied,
+  isPart: (req, n) => isUploadOf(req, `/${String(n).padStart(5, '0')}`),
 }
 
 describe('gcs faults: errors surface clearly and abort still cleans up', () => {
   for (const fault of ['fail500', 'drop'] as const) {
     test(`${fault} on the 2nd part upload → retryable StorageError; abort leaves nothing`, async () => {
-      const { store, raw } = await proxied()
-      const up = store.startUpload('b/memfile.zstd')
-      const parts = makeParts(3, 8192)
-      proxy.plan = (req) => (isUploadOf(req, '/00002') ? fault : 'pass')
-      await up.uploadPart(1, parts[0])
       const expected = fault === 'fail500' ? /00002: HTTP 500/ : /00002: .*(ECONNRESET|socket hang up)/i
-      await assert.rejects(up.uploadPart(2, parts[1]), retryableStorageError(expected))
-      await up.uploadPart(3, parts[2])
-      await up.abort()
-      assert.deepEqual(await raw(), [])
+      await partFaultThenAbort(target, fault, expected)
     })
   }
 
   test('transient faults are retried by the client; parts carry Content-Length', async () => {
-    const { store } = await proxied(FAST_RETRY)
-    const parts = makeParts(40, 2048)
-    const seen = new Map<string, number>()
-    const once = (key: string, fault: 'fail500' | 'drop') => {
-      seen.set(key, (seen.get(key) ?? 0) + 1)
-      return seen.get(key) === 1 ? fault : 'pass'
-    }
-    proxy.plan = (req) => {
-      if (isUploadOf(req, '/00002')) return once('p2', 'fail500')
-      if (isUploadOf(req, '/00003')) return once('p3', 'drop')
-      if (req.url?.includes('/compose')) return once('compose', 'fail500')
-      return 'pass'
-    }
-    const first = proxy.requests.length
-    const up = store.startUpload('retried', { metadata: { 'uncompressed-size': '1' } })
-    await uploadShuffled(up, parts)
-    await up.complete()
-    assert.equal(sha(await store.get('retried')), sha(Buffer.concat(parts)))
-    assert.deepEqual([seen.get('p2'), seen.get('p3')], [2, 2], 'each faulty request was sent again')
-    const uploads = proxy.requests.slice(first).filter((r) => r.url.includes('/upload/') && r.fault === 'pass')
-    assert.equal(uploads.length, 40)
-    for (const r of uploads) {
-      assert.ok(Number(r.contentLength) > 0, `Content-Length on ${r.url}`)
-      assert.equal(r.transferEncoding, undefined)
-    }
+    // The compose that assembles the parts fails once too.
+    await transientFaultsRetried(target, 40, (req) => req.url?.includes('/compose') === true, (r) => r.url.includes('/upload/'))
   })
 
   test('a failed compose leaves the upload open; abort removes parts and intermediates', async () => {
@@ -113,22 +81,7 @@ describe('gcs faults: errors surface clearly and abort still cleans up', () => {
   })
 
   test('a stalled server: timeout → retryable error; an aborted signal rejects at once', async () => {
-    const { store, raw } = await proxied(NO_RETRY, 300)
-    await store.put('obj', randomBytes(1000))
-    proxy.plan = (req) => (req.method === 'GET' || isUploadOf(req, '/00001') ? 'stall' : 'pass')
-    const up = store.startUpload('stalled')
-    await within(60_000, assert.rejects(up.uploadPart(1, randomBytes(100)), retryableStorageError(/timeout/i)))
-    const seen = proxy.requests.length
-    const ac = new AbortController()
-    const p = store.getRange('obj', 0, 10, ac.signal)
-    // Abort once the request has reached the (stalled) server. Only the abort (an AbortError) or the
-    // 300 ms request timeout (a retryable StorageError) can end it, so the error's kind says which did.
-    await waitFor('the GET to reach the proxy', async () => proxy.requests.slice(seen).some((r) => r.method === 'GET'), 5000)
-    ac.abort()
-    await within(60_000, assert.rejects(p, { name: 'AbortError' }))
-    proxy.plan = () => 'pass'
-    await up.abort()
-    assert.deepEqual(await raw(), ['obj'])
+    await stalledServer(target)
   })
 })
 
@@ -188,20 +141,7 @@ describe('gcs faults: the server dies mid-upload', () => {
     const victim = await startFakeGcs('victim')
     try {
       const store = await openStore(victim.url, { gcsEndpoint: victim.endpoint, retry: FAST_RETRY, timeoutMs: 2000 })
-      const up = store.startUpload('b/memfile.zstd')
-      await up.uploadPart(1, randomBytes(64 * 1024))
-      const inflight = [2, 3, 4].map((n) => up.uploadPart(n, randomBytes(1024 * 1024)))
-      // Let some requests reach the socket: a part may die mid-body (ECONNRESET) or never connect.
-      await new Promise((resolve) => setTimeout(resolve, 5))
-      await victim.kill()
-      for (const r of await within(60_000, Promise.allSettled(inflight))) {
-        if (r.status === 'rejected') retryableStorageError(/ECONNRESET|ECONNREFUSED|socket hang up/i)(r.reason)
-      }
-      const dead = retryableStorageError(/ECONNREFUSED/)
-      await within(60_000, assert.rejects(up.uploadPart(5, randomBytes(10)), dead))
-      await within(60_000, assert.rejects(up.complete(), dead))
-      await within(60_000, assert.rejects(up.abort(), dead))
-      await within(60_000, assert.rejects(store.get('anything'), dead))
+      await killedServer(store, () => victim.kill(), /ECONNREFUSED/)
     } finally {
       await victim.kill()
     }

@@ -15,9 +15,9 @@ import { openStoredBuildFile } from '../../src/read/open.ts'
 import type { ObjectStore } from '../../src/storage/store.ts'
 import { openStore } from '../../src/storage/url.ts'
 import { uploadBuild } from '../../src/upload/build-upload.ts'
-import { waitFor } from '../../bench/lib/procs.ts'
 import { type S3Server, startS3Server } from '../../bench/lib/s3-server.ts'
 import { makeParts, sha, uploadShuffled } from './backend-suite.ts'
+import { FAST_RETRY, type FaultTarget, killedServer, NO_RETRY, partFaultThenAbort, stalledServer, storageError, transientFaultsRetried } from './fault-cases.ts'
 import { type FaultProxy, startFaultProxy, within } from './fault-proxy.ts'
 
 let s3: S3Server
@@ -34,9 +34,6 @@ after(async () => {
   await s3?.stop()
 })
 
-const NO_RETRY = { maxRetries: 0, maxDelayMs: 10, totalTimeoutMs: 5000 }
-const FAST_RETRY = { maxRetries: 2, maxDelayMs: 20, totalTimeoutMs: 5000 }
-
 /** A store on a fresh bucket, reached through the fault proxy (plan reset to pass-through). */
 async function proxied(retry = NO_RETRY, timeoutMs = 5000) {
   const bucket = await s3.createBucket(`faults-${++buckets}`)
@@ -52,59 +49,28 @@ const isPart = (req: IncomingMessage, n: number) => req.method === 'PUT' && quer
 /** CompleteMultipartUpload of any upload. */
 const isComplete = (req: IncomingMessage) => req.method === 'POST' && query(req).has('uploadId')
 
-type StoreErr = Error & { code?: string; retryable?: boolean; status?: number }
-const storageError = (retryable: boolean, re: RegExp) => (e: unknown) => {
-  const err = e as StoreErr
-  assert.equal(err.code, 'ERR_STORAGE', String(err))
-  assert.equal(err.retryable, retryable, err.message)
-  assert.match(err.message, re)
-  return true
+/** The shared fault cases' view of this backend. */
+const target: FaultTarget = {
+  get proxy() {
+    return proxy
+  },
+  proxied,
+  isPart,
 }
 
 describe('s3 faults: errors surface clearly and abort still cleans up', () => {
   for (const fault of ['fail500', 'drop'] as const) {
     test(`${fault} on the 2nd part upload → retryable StorageError; abort leaves no upload`, async () => {
-      const { store, raw } = await proxied()
-      const up = store.startUpload('b/memfile.zstd')
-      const parts = makeParts(3, 8192)
-      proxy.plan = (req) => (isPart(req, 2) ? fault : 'pass')
-      await up.uploadPart(1, parts[0])
       const expected = fault === 'fail500' ? /upload part 2 s3:\/\/.*b\/memfile\.zstd: HTTP 500/ : /upload part 2 .*ECONNRESET/i
-      await assert.rejects(up.uploadPart(2, parts[1]), storageError(true, expected))
-      await up.uploadPart(3, parts[2])
-      assert.equal((await raw()).length, 3, 'an upload with two parts on the server')
-      await up.abort()
-      assert.deepEqual(await raw(), [])
+      await partFaultThenAbort(target, fault, expected, (raw) => assert.equal(raw.length, 3, 'an upload with two parts on the server'))
     })
   }
 
   test('transient faults are retried by the client; parts carry Content-Length', async () => {
-    const { store } = await proxied(FAST_RETRY)
-    const parts = makeParts(12, 2048)
-    const seen = new Map<string, number>()
-    const once = (key: string, fault: 'fail500' | 'drop') => {
-      seen.set(key, (seen.get(key) ?? 0) + 1)
-      return seen.get(key) === 1 ? fault : 'pass'
-    }
-    proxy.plan = (req) => {
-      if (isPart(req, 2)) return once('p2', 'fail500')
-      if (isPart(req, 3)) return once('p3', 'drop')
-      if (isComplete(req)) return once('complete', 'fail500')
-      return 'pass'
-    }
-    const first = proxy.requests.length
-    const up = store.startUpload('retried', { metadata: { 'uncompressed-size': '1' } })
-    await uploadShuffled(up, parts)
-    await up.complete()
-    assert.equal(sha(await store.get('retried')), sha(Buffer.concat(parts)))
+    // The CompleteMultipartUpload fails once too.
+    const { store, seen } = await transientFaultsRetried(target, 12, isComplete, (r) => r.method === 'PUT' && r.url.includes('partNumber='))
     assert.deepEqual(await store.stat('retried'), { size: 12 * 2048 - 1024, metadata: { 'uncompressed-size': '1' } })
-    assert.deepEqual([seen.get('p2'), seen.get('p3'), seen.get('complete')], [2, 2, 2], 'each faulty request was sent again')
-    const uploads = proxy.requests.slice(first).filter((r) => r.method === 'PUT' && r.url.includes('partNumber=') && r.fault === 'pass')
-    assert.equal(uploads.length, 12)
-    for (const r of uploads) {
-      assert.ok(Number(r.contentLength) > 0, `Content-Length on ${r.url}`)
-      assert.equal(r.transferEncoding, undefined)
-    }
+    assert.deepEqual([seen.get('p2'), seen.get('p3'), seen.get('final')], [2, 2, 2], 'each faulty request was sent again')
   })
 
   test('a failed complete leaves the upload open; abort removes it with its parts', async () => {
@@ -120,20 +86,7 @@ describe('s3 faults: errors surface clearly and abort still cleans up', () => {
   })
 
   test('a stalled server: timeout → retryable error; an aborted signal rejects at once', async () => {
-    const { store, raw } = await proxied(NO_RETRY, 300)
-    await store.put('obj', randomBytes(1000))
-    proxy.plan = (req) => (req.method === 'GET' || isPart(req, 1) ? 'stall' : 'pass')
-    const up = store.startUpload('stalled')
-    await within(60_000, assert.rejects(up.uploadPart(1, randomBytes(100)), storageError(true, /timeout/i)))
-    const ac = new AbortController()
-    const p = store.getRange('obj', 0, 10, ac.signal)
-    // Abort once the request has reached the (stalled) server.
-    await waitFor('the GET to reach the proxy', async () => proxy.requests.some((r) => r.method === 'GET'), 5000)
-    ac.abort()
-    await within(60_000, assert.rejects(p, { name: 'AbortError' }))
-    proxy.plan = () => 'pass'
-    await up.abort()
-    assert.deepEqual(await raw(), ['obj'])
+    await stalledServer(target)
   })
 })
 
@@ -229,18 +182,7 @@ describe('s3 faults: the server dies mid-upload', () => {
       await victim.createBucket('victim')
       const store = await openStore('s3://victim', { retry: FAST_RETRY, timeoutMs: 2000, s3: victim.storeOptions })
       stores.push(store)
-      const up = store.startUpload('b/memfile.zstd')
-      await up.uploadPart(1, randomBytes(64 * 1024))
-      const inflight = [2, 3, 4].map((n) => up.uploadPart(n, randomBytes(1024 * 1024)))
-      await victim.kill()
-      for (const r of await within(60_000, Promise.allSettled(inflight))) {
-        if (r.status === 'rejected') storageError(true, /ECONNRESET|ECONNREFUSED|socket hang up/i)(r.reason)
-      }
-      const dead = storageError(true, /endpoint unreachable: ECONNREFUSED/)
-      await within(60_000, assert.rejects(up.uploadPart(5, randomBytes(10)), dead))
-      await within(60_000, assert.rejects(up.complete(), dead))
-      await within(60_000, assert.rejects(up.abort(), dead))
-      await within(60_000, assert.rejects(store.get('anything'), dead))
+      await killedServer(store, () => victim.kill(), /endpoint unreachable: ECONNREFUSED/)
     } finally {
       await victim.kill()
     }
