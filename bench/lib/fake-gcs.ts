@@ -1,17 +1,15 @@
 /**
  * Starts fake-gcs-server (in-memory backend) on a free 127.0.0.1 port for a test file and guarantees
- * the process dies with the test run: stop()/kill() in `after`, plus a synchronous kill on process exit
- * for runs that end abruptly (`--test-force-exit`, a failed assertion in a hook).
+ * the process dies with the test run (server-proc.ts: stop()/kill() in `after`, plus a synchronous kill
+ * on process exit for runs that end abruptly).
  *
  * The binary: $FAKE_GCS_SERVER, else $HOME/.cache/snapswarm-bin/fake-gcs-server (where `.ci/run` installs
  * it), else `fake-gcs-server` on the PATH.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { statSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { startServerProc } from './server-proc.ts'
 
 export const FAKE_GCS_VERSION = 'v1.55.1'
 const BIN_NAME = 'fake-gcs-server'
@@ -37,11 +35,6 @@ export interface FakeGcs {
   /** SIGKILL at once (fault tests: the server dies mid-operation). Idempotent. */
   kill(): Promise<void>
 }
-
-const running = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL')
-})
 
 /** Where the emulator is looked for, in order; an explicit $FAKE_GCS_SERVER is the only candidate. */
 export function fakeGcsCandidates(env: NodeJS.ProcessEnv = process.env, home = env.HOME || homedir()): string[] {
@@ -73,33 +66,23 @@ function isExecutableFile(path: string): boolean {
 
 export async function startFakeGcs(bucket = 'snapswarm-test'): Promise<FakeGcs> {
   const bin = fakeGcsBinary()
-  const port = await freePort()
-  const args = ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory']
-  const child = spawn(bin, [...args, '-log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  running.add(child)
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000)
+  const server = await startServerProc({
+    name: 'fake-gcs-server',
+    command: bin,
+    args: (port) => ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory', '-log-level', 'error'],
+    readyPath: '/storage/v1/b',
+    readyTimeoutMs: READY_TIMEOUT_MS,
   })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  exited.then(() => running.delete(child))
-  const endpoint = `http://127.0.0.1:${port}`
-  const end = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-    const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
-    await exited
-    clearTimeout(timer)
-  }
+  const { endpoint } = server
   try {
-    await waitReady(endpoint, child, () => stderr)
     const createBucket = (name: string) => createBucketAt(endpoint, name)
     await createBucket(bucket)
     return {
       endpoint,
-      port,
+      port: server.port,
       bucket,
       url: `gs://${bucket}`,
-      pid: child.pid!,
+      pid: server.pid,
       createBucket,
       objects: (b) => listObjects(endpoint, b),
       deleteObject: async (b, name) => {
@@ -107,38 +90,13 @@ export async function startFakeGcs(bucket = 'snapswarm-test'): Promise<FakeGcs> 
         await res.arrayBuffer()
         if (!res.ok) throw new Error(`deleting ${b}/${name}: HTTP ${res.status}`)
       },
-      stop: () => end('SIGTERM'),
-      kill: () => end('SIGKILL'),
+      stop: () => server.end('SIGTERM'),
+      kill: () => server.end('SIGKILL'),
     }
   } catch (err) {
-    await end('SIGKILL')
+    await server.end('SIGKILL')
     throw err
   }
-}
-
-export async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as { port: number }
-  await new Promise((resolve) => srv.close(resolve))
-  return port
-}
-
-/** Polls the bucket list until the server answers; bounded, and fails fast if the process exits. */
-async function waitReady(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`fake-gcs-server exited (code ${child.exitCode}): ${stderr()}`)
-    try {
-      const res = await fetch(`${endpoint}/storage/v1/b`, { signal: AbortSignal.timeout(1000) })
-      await res.arrayBuffer()
-      if (res.ok) return
-    } catch {
-      // not listening yet
-    }
-    await sleep(50)
-  }
-  throw new Error(`fake-gcs-server did not answer on ${endpoint} within ${READY_TIMEOUT_MS} ms: ${stderr()}`)
 }
 
 async function createBucketAt(endpoint: string, name: string): Promise<string> {

@@ -12,15 +12,13 @@
  * multipart uploads in progress with each of their parts (`{key}#upload/{part}`), so "no orphan parts"
  * is checked on the server itself.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, S3Client } from '@aws-sdk/client-s3'
-import { freePort } from './fake-gcs.ts'
+import { startServerProc } from './server-proc.ts'
 
 export const MOTO_VERSION = '5.2.5'
 const READY_TIMEOUT_MS = 20_000
@@ -48,14 +46,6 @@ export interface S3Server {
   kill(): Promise<void>
 }
 
-const running = new Map<ChildProcess, string>()
-process.once('exit', () => {
-  for (const [child, dir] of running) {
-    child.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
-  }
-})
-
 export function s3ServerBinary(): string {
   const bin = process.env.SNAPSWARM_S3_SERVER ?? join(homedir(), '.cache', 'snapswarm-bin', `moto-${MOTO_VERSION}`, 'bin', 'moto_server')
   if (!existsSync(bin)) {
@@ -75,78 +65,46 @@ export function s3ServerBinary(): string {
  */
 export async function startS3Server(opts: { minPartSize?: number; checkCredentials?: boolean } = {}): Promise<S3Server> {
   const bin = s3ServerBinary()
-  const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'snapswarm-s3-'))
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, MOTO_ALLOW_NONEXISTENT_REGION: 'true' }
   if (opts.minPartSize !== undefined) env.S3_UPLOAD_PART_MIN_SIZE = String(opts.minPartSize)
   if (opts.checkCredentials) env.INITIAL_NO_AUTH_ACTION_COUNT = '0'
   // moto's server through a launcher that makes create-only writes atomic (see moto-s3-server.py).
-  const python = join(dirname(bin), 'python')
-  const child = spawn(python, [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-  running.set(child, dir)
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000)
+  const server = await startServerProc({
+    name: 'moto_server',
+    command: join(dirname(bin), 'python'),
+    args: (port) => [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)],
+    env,
+    readyPath: '/moto-api/',
+    readyTimeoutMs: READY_TIMEOUT_MS,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
   })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  exited.then(() => running.delete(child))
-  const endpoint = `http://127.0.0.1:${port}`
-  const end = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-    const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
-    await exited
-    clearTimeout(timer)
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const { endpoint } = server
   const storeOptions = { endpoint, region: 'us-east-1', credentials: CREDENTIALS }
   const sdk = new S3Client({ ...storeOptions, forcePathStyle: true, maxAttempts: 1 })
-  try {
-    await waitReady(endpoint, child, () => stderr)
-    return {
-      endpoint,
-      port,
-      pid: child.pid!,
-      env: {
-        AWS_ENDPOINT_URL_S3: endpoint,
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
-      },
-      storeOptions,
-      createBucket: async (name) => {
-        await sdk.send(new CreateBucketCommand({ Bucket: name }))
-        return name
-      },
-      raw: (bucket) => rawListing(sdk, bucket),
-      uploads: async (bucket) => (await listUploads(sdk, bucket)).map((u) => u.key).sort(),
-      stop: async () => {
-        sdk.destroy()
-        await end('SIGTERM')
-      },
-      kill: () => end('SIGKILL'),
-    }
-  } catch (err) {
-    sdk.destroy()
-    await end('SIGKILL')
-    throw err
+  return {
+    endpoint,
+    port: server.port,
+    pid: server.pid,
+    env: {
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+    },
+    storeOptions,
+    createBucket: async (name) => {
+      await sdk.send(new CreateBucketCommand({ Bucket: name }))
+      return name
+    },
+    raw: (bucket) => rawListing(sdk, bucket),
+    uploads: async (bucket) => (await listUploads(sdk, bucket)).map((u) => u.key).sort(),
+    stop: async () => {
+      sdk.destroy()
+      await server.end('SIGTERM')
+    },
+    kill: () => server.end('SIGKILL'),
   }
-}
-
-/** Polls the server until it answers; bounded, and fails fast if the process exits. */
-async function waitReady(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`moto_server exited (code ${child.exitCode}): ${stderr()}`)
-    try {
-      const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) })
-      await res.arrayBuffer()
-      if (res.ok) return
-    } catch {
-      // not listening yet
-    }
-    await sleep(50)
-  }
-  throw new Error(`moto_server did not answer on ${endpoint} within ${READY_TIMEOUT_MS} ms: ${stderr()}`)
 }
 
 async function listUploads(sdk: S3Client, bucket: string): Promise<{ key: string; uploadId: string }[]> {
