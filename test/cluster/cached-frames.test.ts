@@ -38,11 +38,12 @@ const BASE_CONFIG = {
   cache: { frames: { maxBytes: 64 * 1024 * KiB, announceMax: 16 } },
 }
 
-async function start(name: string, storage: string, extra: { bootstrap?: string[]; frameStoreBytes?: number } = {}): Promise<SnapswarmNode> {
-  const node = await env.startTestNode(name, {
-    storage: pathToFileURL(storage).href,
-    config: { node: { bootstrap: extra.bootstrap ?? [] }, ...(extra.frameStoreBytes === undefined ? {} : { cache: { frames: { maxBytes: extra.frameStoreBytes } } }) },
-  })
+async function start(name: string, storage: string, extra: { bootstrap?: string[]; frameStoreBytes?: number; sharedDir?: string } = {}): Promise<SnapswarmNode> {
+  const cache = {
+    ...(extra.frameStoreBytes === undefined ? {} : { frames: { maxBytes: extra.frameStoreBytes } }),
+    ...(extra.sharedDir === undefined ? {} : { sharedDir: extra.sharedDir }),
+  }
+  const node = await env.startTestNode(name, { storage: pathToFileURL(storage).href, config: { node: { bootstrap: extra.bootstrap ?? [] }, cache } })
   const ids = (extra.bootstrap ?? []).map((a) => a.split('/p2p/')[1])
   await waitFor(`${name} connected`, async () => ids.every((id) => node.peer.node.connectedPeers().includes(id)))
   return node
@@ -241,4 +242,24 @@ test('eviction under the size bound withdraws the announcement; shutdown withdra
     await f.stop()
   }
   await waitFor('B to forget F’s announcements', async () => announcedState(f, b, w.id) === undefined)
+})
+
+test('a node on a shared frame directory tracks the entries it wrote there and serves them to a peer, announced cached', async () => {
+  const shared = join(dir, 'shared-frames')
+  const s = await start('s', bucket, { sharedDir: shared })
+  const h = await start('h', headersOnly, { bootstrap: [s.addrs()[0]] })
+  try {
+    const { id, data } = await upload()
+    const all = [...Array(FRAMES).keys()]
+    await readFrames(s, id, data, all)
+    // The shared cache's own names (`{startC}-{sizeC}.frm`), not the node frame store's.
+    await waitFor('every frame in the shared directory', async () => (await readdir(join(shared, id, 'memfile')).catch(() => [])).filter((n) => /^[0-9a-f]{16}-[0-9a-f]+\.frm$/.test(n)).length === FRAMES || undefined)
+    await waitFor('H to see S announce the build cached', async () => announcedState(s, h, id) === 'cached')
+    await readFrames(h, id, data, all)
+    assert.equal(await metric(h, 'snapswarm_read_hits_total', { source: 'peer' }), FRAMES, 'every frame from S (H has no data objects)')
+    assert.equal(await metric(s, 'snapswarm_frame_store_served_frames_total'), FRAMES)
+  } finally {
+    await h.stop()
+    await s.stop()
+  }
 })
