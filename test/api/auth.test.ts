@@ -10,11 +10,9 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { ConfigError, validateConfig } from '../../src/config/load.ts'
+import { ConfigError } from '../../src/config/load.ts'
 import { BearerCheck, checkApiToken, isLoopbackHost, resolveApiToken } from '../../src/api/auth.ts'
-import { SnapswarmNode } from '../../src/node/daemon.ts'
-import { silentLogger } from '../../src/obs/log.ts'
+import type { SnapswarmNode } from '../../src/node/daemon.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../../bench/lib/cli.ts'
 import { type TestNodes, testNodes } from '../helpers/node.ts'
@@ -170,8 +168,7 @@ test('the node refuses to serve its token file (or cluster key) through a pause'
 test('a non-loopback node.api without a token refuses to start before opening anything', async () => {
   // 192.0.2.1 (TEST-NET-1) is no local address: even a broken check could not bind it.
   const dataDir = join(dir, 'exposed')
-  const config = validateConfig({ storage: pathToFileURL(join(dir, 'bucket')).href, node: { api: '192.0.2.1:0' } })
-  await assert.rejects(SnapswarmNode.start({ config, dataDir, logger: silentLogger }), (err: Error) => {
+  await assert.rejects(env.startTestNode('exposed', { config: { node: { api: '192.0.2.1:0' } } }), (err: Error) => {
     assert.ok(err instanceof ConfigError)
     assert.match(err.message, /^node\.api 192\.0\.2\.1:0 is not a loopback address .* node\.apiTokenFile is not set/)
     return true
