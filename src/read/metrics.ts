@@ -89,7 +89,7 @@ export class FrameStoreMetrics {
   readonly writes: Counter<'result'>
 
   constructor(reg: Registry) {
-    this.bytes = gauge(reg, 'snapswarm_frame_store_bytes', 'Compressed frame bytes in the node frame store (shared mode: entries tracked)')
+    this.bytes = gauge(reg, 'snapswarm_frame_store_bytes', 'Compressed frame bytes in the node frame store (a shared frame directory: the entries this node tracks there)')
     this.builds = gauge(reg, 'snapswarm_frame_store_builds', 'Builds with frames in the node frame store')
     this.evictions = counter(reg, 'snapswarm_frame_store_evictions_total', 'Builds evicted from the node frame store (size bound)')
     this.corrupt = counter(reg, 'snapswarm_frame_store_corrupt_total', 'Frame store entries that failed verification when read for a peer; removed')

@@ -1,5 +1,5 @@
 /**
- * The layout of the node's own frame store (owned mode, frame-store.ts). An entry's name carries the
+ * The layout of the node's own frame store (frame-store.ts). An entry's name carries the
  * whole frame reference — `{codec}-{startC:016x}-{sizeC:x}-{startU:x}-{sizeU:x}[-{content}].frm` under
  * `{buildId}/{memfile|rootfs.ext4}/` — so a restarted node rebuilds its index from a directory listing
  * and can verify an entry (decoding needs the codec and the uncompressed size) without any other
