@@ -18,8 +18,8 @@ function corrupting(inner: PeerContentProvider): PeerContentProvider {
   return {
     getHeader: (id, kind, signal) => inner.getHeader(id, kind, signal),
     getBlob: (id, name, signal) => inner.getBlob(id, name, signal),
-    async getFrames(id, kind, codec, ranges, signal): Promise<FramesAnswer> {
-      const ans = await inner.getFrames(id, kind, codec, ranges, signal)
+    async getFrames(id, kind, codec, ranges, signal, opts): Promise<FramesAnswer> {
+      const ans = await inner.getFrames(id, kind, codec, ranges, signal, opts)
       if (ans.status !== 'OK') return ans
       const batch = ans.batch
       return {

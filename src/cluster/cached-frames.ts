@@ -36,14 +36,14 @@ export interface CachedFramesDeps {
 }
 
 /**
- * Serves a relay request's frames that are not in the store yet (src/node wires it over the swarm's
- * availability and the node's fetcher): a frame this node is fetching is answered when it arrives; a
- * frame of a file this node reads that nobody fetches yet is fetched now, once, for every reader
- * that asks (this node is its owner in the swarm).
+ * Serves frames that are not in the store yet (src/node wires it over the swarm's availability and the
+ * node's fetcher): one that just arrived (still being written) from memory; on a relay request
+ * (`wait`), a frame this node is fetching when it arrives, and a frame of a file this node reads that
+ * nobody fetches yet is fetched now, once, for every reader that asks (this node owns it in the swarm).
  */
 export interface FrameRelay {
   /** Verified stored bytes of the frame once here; null = not this node's to serve (the peer moves on). */
-  frame(buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal): Promise<Uint8Array | null>
+  frame(buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal, wait: boolean): Promise<Uint8Array | null>
 }
 
 /** Frames one relay request may ask for: they are gathered in memory before the answer. */
@@ -86,7 +86,9 @@ export class CachedFrameServer {
     const refs: FrameRef[] = []
     for (const r of ranges) {
       const ref = store.index.lookup(buildId, kind, codec, r.startC, r.sizeC)
-      if (!ref) return opts?.relay ? this.relayed(buildId, kind, codec, ranges, signal) : this.answer('missing', NOT_AVAILABLE)
+      // Not (yet) on disk: a relay request may wait for it; any request gets a frame that just arrived
+      // (announced held, still being written).
+      if (!ref) return this.deps.relay ? this.relayed(buildId, kind, codec, ranges, signal, opts?.relay === true) : this.answer('missing', NOT_AVAILABLE)
       refs.push(ref)
     }
     const unpin = store.index.pin(buildId) // taken before any await: no eviction between lookup and read
@@ -120,14 +122,14 @@ export class CachedFrameServer {
    * not come is a NOT_AVAILABLE, never a broken stream. Every byte was verified by this node's fetcher
    * or is re-verified from the store: nothing unverified is served on.
    */
-  private async relayed(buildId: BuildId, kind: FileKind, codec: CodecName, ranges: readonly FrameRange[], signal: AbortSignal | undefined): Promise<FramesAnswer> {
+  private async relayed(buildId: BuildId, kind: FileKind, codec: CodecName, ranges: readonly FrameRange[], signal: AbortSignal | undefined, wait: boolean): Promise<FramesAnswer> {
     const { relay, store } = this.deps
     if (!relay || ranges.length > MAX_RELAY_FRAMES) return this.answer('missing', NOT_AVAILABLE)
     const sig = signal ?? AbortSignal.timeout(30_000)
     const frames: Uint8Array[] = []
     for (const r of ranges) {
       const ref = store.index.lookup(buildId, kind, codec, r.startC, r.sizeC)
-      const bytes = (ref && (await store.readVerified(ref))) || (await relay.frame(buildId, kind, codec, r, sig))
+      const bytes = (ref && (await store.readVerified(ref))) || (await relay.frame(buildId, kind, codec, r, sig, wait))
       if (!bytes || bytes.byteLength !== r.sizeC) return this.answer('missing', NOT_AVAILABLE)
       frames.push(bytes)
     }

@@ -39,12 +39,13 @@ export class SwarmRelay implements FrameRelay {
     ]) as Counter<'result'>
   }
 
-  async frame(buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal): Promise<Uint8Array | null> {
+  async frame(buildId: BuildId, kind: FileKind, codec: CodecName, range: FrameRange, signal: AbortSignal, wait: boolean): Promise<Uint8Array | null> {
     const { swarm } = this.deps
     const at = swarm.locate({ buildId, kind, codec, startC: range.startC, sizeC: range.sizeC })
     if (!at) return this.counted('unknown', null)
     const recent = swarm.recentBytes(at)
     if (recent) return this.counted('recent', recent)
+    if (!wait) return this.counted('missing', null)
     if (swarm.holds(at)) return this.counted('gone', null) // held once, no longer readable here
     const arrival = swarm.whenArrived(at, SWARM_WAIT_MS, signal)
     let result = 'arrived'

@@ -313,7 +313,7 @@ async function wireReadPath(
 }
 
 /** Frames that arrived lately kept in memory for peers that ask before they are in the frame store. */
-const SWARM_RECENT_FRAMES = 8
+const SWARM_RECENT_FRAMES = 16
 
 /** The swarm: frame availability exchanged with peers (have protocol) and relayed frames served from it. */
 interface SwarmParts {

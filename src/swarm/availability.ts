@@ -48,6 +48,8 @@ interface LocalFile {
   readonly held: FrameBitfield
   /** Frame index → when this node started fetching it. */
   readonly fetching: Map<number, number>
+  /** When the file was registered (opened). */
+  readonly since: number
 }
 
 interface RemoteFile {
@@ -75,6 +77,7 @@ export class SwarmAvailability {
   private readonly peers = new Map<string, Map<string, RemoteFile>>()
   private readonly outgoing = new Map<string, Outgoing>()
   private readonly waiters = new Map<string, Set<Waiter>>()
+  private readonly fileWaiters = new Map<string, Set<(ok: boolean) => void>>()
   private readonly listeners = new Set<() => void>()
   /** The last few verified arrivals (frame key → stored bytes), for a peer that asks before they are on disk. */
   private readonly recent = new Map<string, Uint8Array>()
@@ -106,7 +109,7 @@ export class SwarmAvailability {
     const byStartC = new Map<number, number>()
     for (const [i, f] of table.frames.entries()) byStartC.set(f.startC, i)
     this.local.delete(key)
-    this.local.set(key, { file, table, content, byStartC, held: new FrameBitfield(file.frameCount), fetching: new Map() })
+    this.local.set(key, { file, table, content, byStartC, held: new FrameBitfield(file.frameCount), fetching: new Map(), since: this.now() })
     if (this.local.size > MAX_LOCAL_FILES) this.local.delete(this.local.keys().next().value!)
     this.queue(key).full = true
     this.notify()
@@ -128,6 +131,36 @@ export class SwarmAvailability {
     if (!l || l.file.tableId !== at.file.tableId) return undefined
     const f = l.table.frames[at.index]
     return { buildId: at.file.buildId, kind: at.file.kind, codec: l.table.codec, startU: f.startU, sizeU: f.sizeU, startC: f.startC, sizeC: f.sizeC, content: l.content }
+  }
+
+  /** How long ago the frame's file was registered (ms); Infinity if it is not. */
+  age(at: Located): number {
+    const l = this.localOf(at)
+    return l ? this.now() - l.since : Number.POSITIVE_INFINITY
+  }
+
+  /**
+   * Resolves true when a peer says anything about the frame's file (it reads it too), false after `ms`
+   * or on abort.
+   */
+  whenPeerIndexes(at: Located, ms: number, signal?: AbortSignal): Promise<boolean> {
+    const key = remoteKey(at.file)
+    return new Promise((resolve) => {
+      const ws = this.fileWaiters.get(key) ?? new Set<(ok: boolean) => void>()
+      this.fileWaiters.set(key, ws)
+      const done = (ok: boolean) => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        ws.delete(done)
+        if (ws.size === 0 && this.fileWaiters.get(key) === ws) this.fileWaiters.delete(key)
+        resolve(ok)
+      }
+      const onAbort = () => done(false)
+      const timer = setTimeout(() => done(false), ms)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      ws.add(done)
+      if (signal?.aborted) done(false)
+    })
   }
 
   /** This node holds the frame (a verified copy arrived). */
@@ -267,6 +300,7 @@ export class SwarmAvailability {
     files.delete(key)
     files.set(key, r)
     if (files.size > MAX_FILES_PER_PEER) files.delete(files.keys().next().value!)
+    for (const w of [...(this.fileWaiters.get(key) ?? [])]) w(true)
   }
 
   /** A peer left: forget everything it said. */

@@ -11,7 +11,8 @@
  * 2. `fetching`: peers fetching the frame right now (they answer when it arrives: a bounded wait),
  *    least penalised and least loaded first; at most MAX_FOLLOW of them.
  * 3. `owner`: for a frame nobody holds or fetches yet, the one member responsible for it (rendezvous
- *    hashing of the frame over the members reading the file): it fetches the frame once and the
+ *    hashing of the frame over the members reading the file, less any penalised MAX_OWNER_PENALTY or
+ *    more): it fetches the frame once and the
  *    others follow it, so a cold frame wanted by many readers at once leaves the origin or storage
  *    about once. Not when this node is the owner, nor for a frame fetched on a peer's behalf
  *    (`relayed`: the owner chain stops after one hop, so two nodes never wait on each other).
@@ -58,6 +59,11 @@ export type SourceStep =
 export const DEFAULT_PEER_CAP = 8
 /** Peers fetching a frame asked at most, one after the other, before moving on. */
 export const MAX_FOLLOW = 2
+/**
+ * A member with at least this penalty owns no frames for this node (a corrupt frame costs 10, an
+ * error 1): its cold frames go to the owner among the others, until its penalty decays.
+ */
+export const MAX_OWNER_PENALTY = 5
 
 /** The frame's name in the swarm: the same string on every node that indexes the same table. */
 export function frameKey(buildId: string, kind: string, tableId: string, index: number): string {
@@ -73,7 +79,9 @@ export function planFrameSources(input: SelectionInput): SourceStep[] {
   const following = spread(others.filter((c) => !c.holds && c.fetching && c.load < cap), input.rng).slice(0, MAX_FOLLOW)
   for (const c of following) steps.push({ kind: 'fetching', peer: c.peer })
   if (holders.length === 0 && following.length === 0 && !input.relayed) {
-    const owner = rendezvousOwner(input.frameKey, input.members.includes(input.self) ? input.members : [...input.members, input.self])
+    const penalised = new Set(others.filter((c) => c.penalty >= MAX_OWNER_PENALTY).map((c) => c.peer))
+    const members = input.members.filter((m) => !penalised.has(m))
+    const owner = rendezvousOwner(input.frameKey, members.includes(input.self) ? members : [...members, input.self])
     const load = others.find((c) => c.peer === owner)?.load ?? 0
     if (owner !== undefined && owner !== input.self && load < cap) steps.push({ kind: 'owner', peer: owner })
   }

@@ -91,3 +91,20 @@ describe('frame source selection', () => {
     assert.deepEqual(planFrameSources({ ...base, frameKey: key, members, maxInFlightPerPeer: 2, candidates: [c('A', { load: 2 })] }), [{ kind: 'self' }])
   })
 })
+
+describe('penalties and ownership', () => {
+  it('a member penalised for a corrupt frame owns nothing: its cold frames go to the owner among the others', () => {
+    const members = ['S', 'A', 'B']
+    let moved = 0
+    for (let i = 0; i < 200; i++) {
+      const key = frameKey('b', 'memfile', 't', i)
+      const plan = planFrameSources({ ...base, frameKey: key, members, candidates: [c('A', { penalty: 10 }), c('B')] })
+      assert.equal(plan.some((s) => s.kind === 'owner' && s.peer === 'A'), false)
+      if (rendezvousOwner(key, members) === 'A') {
+        moved++
+        assert.deepEqual(plan[0], rendezvousOwner(key, ['S', 'B']) === 'B' ? { kind: 'owner', peer: 'B' } : { kind: 'self' })
+      }
+    }
+    assert.ok(moved > 20, `${moved} frames of A's moved`)
+  })
+})

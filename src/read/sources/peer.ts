@@ -87,7 +87,13 @@ export class PeerFrameSource implements FrameSource {
     this.board = board
     this.local = local
     this.onUploadState = opts.onUploadState
-    const ctx = { penalty: (p: string) => this.penalties.of(p), batcher: this.batcher, client, onError: (p: string, err: unknown) => this.chargeError(p, err) }
+    const ctx = {
+      penalty: (p: string) => this.penalties.of(p),
+      batcher: this.batcher,
+      client,
+      onError: (p: string, err: unknown) => this.chargeError(p, err),
+      servers: (id: string) => directory.peersFor(id).flatMap((e) => (e.state === 'cached' ? [] : [e.peer])),
+    }
     this.swarm = opts.swarm ? new SwarmSteps({ ...opts.swarm, timeoutMs: opts.timeoutMs, stallMs: opts.stallMs }, ctx) : undefined
   }
 

@@ -18,7 +18,15 @@ import type { FrameRef } from '../source.ts'
 import type { FrameAnswer, FrameBatcher } from './frame-batcher.ts'
 
 /** How long this node waits for a frame it (or a peer it relays to) is fetching already. */
-export const SWARM_WAIT_MS = 5_000
+export const SWARM_WAIT_MS = 8_000
+/**
+ * Readers that open a build at the same moment each know no other reader for a few milliseconds (their
+ * have messages cross): for this long after a file is opened, a node that knows no other reader of it
+ * yet, but is connected to peers other than the build's origin, waits for one to speak up before it
+ * fetches a frame itself, so the owners of cold frames are agreed on instead of every reader fetching
+ * the first frames it reads. A lone reader (only the origin connected) never waits.
+ */
+export const SETTLE_MS = 100
 /** Frames fetched on a peer's behalf, remembered until their fetch starts (bounded). */
 const MAX_RELAYING = 1024
 
@@ -38,6 +46,8 @@ export interface StepContext {
   readonly penalty: (peer: string) => number
   /** A request to `peer` failed (error, stall): the peer source charges it. */
   readonly onError: (peer: string, err: unknown) => void
+  /** Peers serving the build as its origin (announcing it pending or uploaded): never readers of it. */
+  readonly servers: (buildId: string) => readonly string[]
   readonly batcher: FrameBatcher
   readonly client: PeerClient
 }
@@ -54,6 +64,7 @@ export class SwarmSteps {
   private readonly relaying = new Set<string>()
   private readonly frames: Counter<'step'>
   private readonly bytes: Counter<'step'>
+  private readonly selfFetches: Counter<'reason'>
 
   constructor(opts: SwarmStepsOptions, ctx: StepContext) {
     this.swarm = opts.swarm
@@ -64,6 +75,9 @@ export class SwarmSteps {
     this.bytes = counter(reg, 'snapswarm_swarm_fetched_bytes_total', 'Compressed bytes got from peers for swarm-indexed files, by the role of the peer that sent them', [
       'step',
     ]) as Counter<'step'>
+    this.selfFetches = counter(reg, 'snapswarm_swarm_self_fetches_total', 'Frames of swarm-indexed files this node fetched itself (origin, storage), by why', [
+      'reason',
+    ]) as Counter<'reason'>
   }
 
   /** The next fetch of `ref` is on a peer's behalf (cluster/cached-frames.ts relays it). */
@@ -94,7 +108,9 @@ export class SwarmSteps {
       const bytes = await swarm.whenArrived(at, SWARM_WAIT_MS, signal)
       if (bytes) return { bytes, peer: undefined }
     }
-    for (const step of this.plan(at, exclude, relayed)) {
+    let { steps, members } = this.plan(at, exclude, relayed)
+    if (members === 1 && !relayed && (await this.settle(at, signal))) ({ steps, members } = this.plan(at, exclude, relayed))
+    for (const step of steps) {
       signal.throwIfAborted()
       if (step.kind === 'self') break
       const answer = await this.ask(step, ref, signal)
@@ -104,17 +120,34 @@ export class SwarmSteps {
         return { bytes: answer.bytes, peer: step.peer }
       }
     }
-    if (swarm.startFetching(at)) return { selfFetch: true }
+    // Why this node fetches the frame itself: it owns it, it fetches it for a peer, it knows no other
+    // reader of the file (yet), or every peer asked failed.
+    const why = relayed ? 'relayed' : members === 1 ? 'alone' : steps.length === 1 ? 'owner' : 'fallback'
+    if (swarm.startFetching(at)) {
+      this.selfFetches.inc({ reason: why })
+      return { selfFetch: true }
+    }
     // Started by another fetch on this node meanwhile: follow it rather than fetch the frame twice.
     const bytes = await swarm.whenArrived(at, SWARM_WAIT_MS, signal)
+    this.selfFetches.inc({ reason: bytes ? 'joined' : 'timeout' })
     return bytes ? { bytes, peer: undefined } : { selfFetch: true }
   }
 
-  private plan(at: Located, exclude: ReadonlySet<string> | undefined, relayed: boolean): SourceStep[] {
+  /** Within SETTLE_MS of opening the file, wait for another reader to speak up (see SETTLE_MS); true if one did. */
+  private async settle(at: Located, signal: AbortSignal): Promise<boolean> {
+    const left = SETTLE_MS - this.swarm.age(at)
+    if (!(left > 0)) return false
+    const servers = new Set(this.ctx.servers(at.file.buildId))
+    if (!this.opts.connected().some((p) => !servers.has(p))) return false
+    return this.swarm.whenPeerIndexes(at, left, signal)
+  }
+
+  private plan(at: Located, exclude: ReadonlySet<string> | undefined, relayed: boolean): { steps: SourceStep[]; members: number } {
     const connected = this.opts.connected().filter((p) => !exclude?.has(p))
     const candidates = this.swarm.candidates(at, connected).map((c) => ({ ...c, load: this.load.get(c.peer) ?? 0, penalty: this.ctx.penalty(c.peer) }))
     const members = this.swarm.members(at, connected)
-    return planFrameSources({ frameKey: at.key, self: this.swarm.self, members, candidates, relayed, rng: this.opts.rng ?? Math.random })
+    const steps = planFrameSources({ frameKey: at.key, self: this.swarm.self, members, candidates, relayed, rng: this.opts.rng ?? Math.random })
+    return { steps, members: members.length }
   }
 
   /** One step's request; undefined when it failed (the peer's problem: the caller moves on). */
