@@ -129,8 +129,9 @@ export class SnapswarmNode {
     let apiUrl: string
     let cachedAnnouncer: CachedAnnouncer | undefined
     try {
-      await peer.start()
+      // Listening for peers' availability before any connection exists: their first full state is not lost.
       await swarm?.have.start()
+      await peer.start()
       apiUrl = await api.listen(config.node.api)
       // Builds a previous run left: finished ones are dropped, unfinished ones resumed once their
       // sources check out (or failed), damaged records never resumed.

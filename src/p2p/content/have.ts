@@ -3,7 +3,8 @@
  * of the build files it reads it holds and is fetching (src/swarm/have-message.ts), so readers of
  * the same build fetch frames from each other (src/swarm/select.ts). Push only, one message per
  * stream, no answer: a full message to a peer that just connected and for a file just opened, then
- * deltas shortly after each change (coalesced for `debounceMs`).
+ * deltas shortly after each change (coalesced for `debounceMs`), and the full state to every peer
+ * every `refreshMs`, so a lost message is made good.
  *
  * Bounded both ways: a received message is length-checked (MAX_HAVE_BYTES) before it is read and
  * fully validated before it is applied (a bad one is dropped and logged, rate-limited); pushes to one
@@ -22,6 +23,8 @@ import { type RawStream, WireStream } from '../wire/stream.ts'
 export const PROTOCOL_HAVE = '/snapswarm/have/1.0.0'
 /** Messages waiting for one peer before they are replaced by the full state. */
 export const MAX_QUEUED = 64
+/** Default full-state refresh interval (HaveOptions.refreshMs). */
+export const REFRESH_MS = 10_000
 
 /** What the protocol moves: SwarmAvailability (src/swarm/availability.ts) is one. */
 export interface HaveBook {
@@ -37,6 +40,11 @@ export interface HaveOptions {
   debounceMs?: number
   /** Deadline of one push or receipt. */
   timeoutMs?: number
+  /**
+   * The full state is pushed to every connected peer this often: a message lost (a peer that was not
+   * listening yet, a failed push) is made good within this bound. Default REFRESH_MS.
+   */
+  refreshMs?: number
   registry?: Registry
   logger?: Logger
 }
@@ -55,6 +63,8 @@ export class HaveService {
   private readonly messages: Counter<'direction' | 'result'>
   private readonly unsubscribe: (() => void)[] = []
   private debounce: NodeJS.Timeout | undefined
+  private refresh: NodeJS.Timeout | undefined
+  private readonly refreshMs: number
   private started = false
 
   constructor(host: PeerHost, book: HaveBook, opts: HaveOptions = {}) {
@@ -62,6 +72,7 @@ export class HaveService {
     this.book = book
     this.debounceMs = opts.debounceMs ?? 5
     this.timeoutMs = opts.timeoutMs ?? 5_000
+    this.refreshMs = opts.refreshMs ?? REFRESH_MS
     this.log = (opts.logger ?? silentLogger).child({ component: 'p2p-have' })
     this.messages = counter(opts.registry ?? createRegistry(), 'snapswarm_have_messages_total', 'Frame availability messages, by direction and result', [
       'direction',
@@ -82,13 +93,21 @@ export class HaveService {
       this.book.onChange(() => this.changed()),
     )
     this.started = true
-    for (const peer of this.host.connectedPeers()) this.enqueue(peer, this.book.fullState(), true)
+    this.refreshAll()
+    this.refresh = setInterval(() => this.refreshAll(), this.refreshMs)
+    this.refresh.unref()
+  }
+
+  private refreshAll(): void {
+    const full = this.book.fullState()
+    for (const peer of this.host.connectedPeers()) this.enqueue(peer, full, true)
   }
 
   async stop(): Promise<void> {
     if (!this.started) return
     this.started = false
     clearTimeout(this.debounce)
+    clearInterval(this.refresh)
     for (const u of this.unsubscribe.splice(0)) u()
     this.queues.clear()
     await this.host.unhandle(PROTOCOL_HAVE)
