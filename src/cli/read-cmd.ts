@@ -4,6 +4,7 @@
  * and SIGINT/SIGTERM stop it; either way the temporary chunk cache is removed before it exits.
  */
 import { headerObjectName } from '../format/layout.ts'
+import { tuneGcForBulkTransfer } from '../p2p/index.ts'
 import { openStoredBuildFile, type StoredBuildFile } from '../read/open.ts'
 import { NotFoundError, type ObjectStore } from '../storage/store.ts'
 import type { BuildId, FileKind } from '../format/types.ts'
@@ -18,6 +19,8 @@ export async function readCommand({ values, positionals }: CommandInput): Promis
   const buildId = buildIdArg(positionals[0], '<build-id>')
   const kind = kindArg(positionals[1])
   const offset = intFlag(values, 'offset', 0)
+  // A bulk read decodes a fresh frame buffer per frame: the node's GC setting for such transfers.
+  tuneGcForBulkTransfer()
   const stop = onSignals()
   try {
     const store = await storeFrom(values, { readOnly: true })
@@ -27,8 +30,11 @@ export async function readCommand({ values, positionals }: CommandInput): Promis
         stop.signal.throwIfAborted()
         const length = intFlag(values, 'length', Math.max(0, file.size - offset))
         if (offset + length > file.size) throw new UsageError(`--offset ${offset} --length ${length}: expected a range within the file's ${file.size} bytes`)
+        // One buffer for every step: each is written out (awaited) before the next read fills it.
+        const buf = Buffer.allocUnsafe(Math.min(STEP, length))
         for (let pos = offset; pos < offset + length; pos += STEP) {
-          const bytes = await file.read(pos, Math.min(STEP, offset + length - pos), stop.signal)
+          const bytes = buf.subarray(0, Math.min(STEP, offset + length - pos))
+          await file.readInto(bytes, pos, stop.signal)
           await writeStdout(bytes, stop.signal)
         }
       } finally {
