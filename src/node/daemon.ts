@@ -334,6 +334,8 @@ function wireSwarm(w: Wiring, peer: SnapswarmPeer, cluster: ClusterParts, deps: 
     registry: w.registry,
     log: w.log.child({ component: 'swarm' }),
   })
+  // A build the frame store dropped is no longer held here: peers stop asking for its frames.
+  w.frames?.index.subscribe((c) => c.present || availability.dropHeld(c.buildId))
   const have = new HaveService(peer.node, availability, { registry: w.registry, logger: w.logger })
   return { availability, have }
 }

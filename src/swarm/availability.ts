@@ -67,6 +67,29 @@ interface Outgoing {
 
 type Waiter = (bytes: Uint8Array | null) => void
 
+/**
+ * Wait in `table` under `key` until a caller of one of its waiters settles it, or `ms` pass, or
+ * `signal` aborts (then `none`). A settled or timed-out waiter leaves the table; an empty set goes.
+ */
+function waitIn<T>(table: Map<string, Set<(v: T) => void>>, key: string, none: T, ms: number, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise((resolve) => {
+    const ws = table.get(key) ?? new Set<(v: T) => void>()
+    table.set(key, ws)
+    const done = (v: T) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      ws.delete(done)
+      if (ws.size === 0 && table.get(key) === ws) table.delete(key)
+      resolve(v)
+    }
+    const onAbort = () => done(none)
+    const timer = setTimeout(() => done(none), ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    ws.add(done)
+    if (signal?.aborted) done(none)
+  })
+}
+
 const localKey = (buildId: BuildId, kind: FileKind) => `${buildId}/${kind}`
 const remoteKey = (f: Pick<HaveFile, 'buildId' | 'kind' | 'tableId'>) => `${f.buildId}/${f.kind}/${f.tableId}`
 
@@ -144,23 +167,7 @@ export class SwarmAvailability {
    * or on abort.
    */
   whenPeerIndexes(at: Located, ms: number, signal?: AbortSignal): Promise<boolean> {
-    const key = remoteKey(at.file)
-    return new Promise((resolve) => {
-      const ws = this.fileWaiters.get(key) ?? new Set<(ok: boolean) => void>()
-      this.fileWaiters.set(key, ws)
-      const done = (ok: boolean) => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        ws.delete(done)
-        if (ws.size === 0 && this.fileWaiters.get(key) === ws) this.fileWaiters.delete(key)
-        resolve(ok)
-      }
-      const onAbort = () => done(false)
-      const timer = setTimeout(() => done(false), ms)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      ws.add(done)
-      if (signal?.aborted) done(false)
-    })
+    return waitIn(this.fileWaiters, remoteKey(at.file), false, ms, signal)
   }
 
   /** This node holds the frame (a verified copy arrived). */
@@ -227,12 +234,20 @@ export class SwarmAvailability {
     if (newly || wasFetching) this.notify()
   }
 
-  /** This node no longer holds the frame (evicted or found corrupt): held bits are only ever set by full messages. */
-  lost(at: Located): void {
-    const l = this.localOf(at)
-    if (!l?.held.clear(at.index)) return
-    this.queue(localKey(at.file.buildId, at.file.kind)).full = true
-    this.notify()
+  /**
+   * This node no longer holds any frame of the build (its frame store dropped it): peers get a full
+   * message (a delta only ever adds held frames).
+   */
+  dropHeld(buildId: BuildId): void {
+    let changed = false
+    for (const [key, l] of this.local) {
+      if (l.file.buildId !== buildId || l.held.count === 0) continue
+      for (const i of [...l.held.indices()]) l.held.clear(i)
+      for (const k of [...this.recent.keys()]) if (k.startsWith(`${buildId}/`)) this.recent.delete(k)
+      this.queue(key).full = true
+      changed = true
+    }
+    if (changed) this.notify()
   }
 
   /**
@@ -240,22 +255,7 @@ export class SwarmAvailability {
    * Registered before the caller starts a fetch, so an arrival in between is never missed.
    */
   whenArrived(at: Located, ms: number, signal?: AbortSignal): Promise<Uint8Array | null> {
-    return new Promise((resolve) => {
-      const ws = this.waiters.get(at.key) ?? new Set<Waiter>()
-      this.waiters.set(at.key, ws)
-      const done = (bytes: Uint8Array | null) => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        ws.delete(done)
-        if (ws.size === 0 && this.waiters.get(at.key) === ws) this.waiters.delete(at.key)
-        resolve(bytes)
-      }
-      const onAbort = () => done(null)
-      const timer = setTimeout(() => done(null), ms)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      ws.add(done)
-      if (signal?.aborted) done(null)
-    })
+    return waitIn(this.waiters, at.key, null, ms, signal)
   }
 
   /** Peers that index the frame's file, with what they hold and fetch of it (load and penalty 0: the caller's). */

@@ -152,6 +152,23 @@ describe('swarm availability', () => {
     assert.deepEqual(b.candidates(at, ['A']), [])
   })
 
+  it('a build the frame store dropped is no longer held: peers get a full message without it', () => {
+    const a = new SwarmAvailability('A')
+    const b = new SwarmAvailability('B')
+    a.register(BUILD, 'memfile', t)
+    b.register(BUILD, 'memfile', t)
+    a.arrived(ref(0), new Uint8Array(1))
+    a.arrived(ref(4), new Uint8Array(1))
+    for (const m of a.takeOutgoing()) b.apply('A', m)
+    assert.equal(b.candidates(b.locate(ref(4))!, ['A'])[0].holds, true)
+    a.dropHeld(BUILD)
+    const out = a.takeOutgoing()
+    assert.equal(out[0].shape, 'full')
+    for (const m of out) b.apply('A', m)
+    assert.equal(b.candidates(b.locate(ref(4))!, ['A'])[0].holds, false)
+    assert.equal(a.holds(a.locate(ref(0))!), false)
+  })
+
   it('a fetching mark expires (a peer that died mid-fetch is not waited on forever); a wait times out with null', async () => {
     let now = 0
     const a = new SwarmAvailability('A', () => now)

@@ -6,19 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { rng as seeded } from '../../bench/lib/rng.ts'
 import { frameKey, planFrameSources, rendezvousOwner, type SourceCandidate } from '../../src/swarm/select.ts'
-
-/** A small seeded generator (mulberry32): the tests are deterministic. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const c = (peer: string, over: Partial<SourceCandidate> = {}): SourceCandidate => ({ peer, holds: false, fetching: false, load: 0, penalty: 0, ...over })
 const base = { frameKey: 'b/memfile/t/0', self: 'S', members: ['S'], rng: seeded(1) }
