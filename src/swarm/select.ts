@@ -5,8 +5,8 @@
  * simulation of thousands of nodes drive the very same code.
  *
  * The order, for one frame:
- * 1. `holder`: peers that hold the frame, under the per-peer cap of requests in flight from this
- *    node, least penalised first, then least loaded, ties broken at random (so readers spread over
+ * 1. `holder`: peers that hold the frame and are not penalised MAX_OWNER_PENALTY or more, under the
+ *    per-peer cap of requests in flight from this node, least penalised first, then least loaded, ties broken at random (so readers spread over
  *    the copies instead of all asking the first one).
  * 2. `fetching`: peers fetching the frame right now (they answer when it arrives: a bounded wait),
  *    least penalised and least loaded first; at most MAX_FOLLOW of them.
@@ -16,7 +16,8 @@
  *    others follow it, so a cold frame wanted by many readers at once leaves the origin or storage
  *    about once. Not when this node is the owner, nor for a frame fetched on a peer's behalf
  *    (`relayed`: the owner chain stops after one hop, so two nodes never wait on each other).
- * 4. holders at their cap, least loaded first (a busy copy still beats the origin);
+ * 4. holders at their cap, least loaded first (a busy copy still beats the origin); then holders
+ *    penalised MAX_OWNER_PENALTY or more (a copy that was bad lately), least penalised first;
  * 5. `self`: this node fetches it (origin, shared cache, storage: the rest of its source chain).
  */
 
@@ -74,18 +75,22 @@ export function frameKey(buildId: string, kind: string, tableId: string, index: 
 export function planFrameSources(input: SelectionInput): SourceStep[] {
   const cap = input.maxInFlightPerPeer ?? DEFAULT_PEER_CAP
   const others = input.candidates.filter((c) => c.peer !== input.self)
+  const trusted = (c: SourceCandidate) => c.penalty < MAX_OWNER_PENALTY
   const holders = spread(others.filter((c) => c.holds), input.rng)
-  const steps: SourceStep[] = holders.filter((c) => c.load < cap).map((c) => ({ kind: 'holder', peer: c.peer }))
-  const following = spread(others.filter((c) => !c.holds && c.fetching && c.load < cap), input.rng).slice(0, MAX_FOLLOW)
+  const good = holders.filter(trusted)
+  const steps: SourceStep[] = good.filter((c) => c.load < cap).map((c) => ({ kind: 'holder', peer: c.peer }))
+  const following = spread(others.filter((c) => !c.holds && c.fetching && c.load < cap && trusted(c)), input.rng).slice(0, MAX_FOLLOW)
   for (const c of following) steps.push({ kind: 'fetching', peer: c.peer })
-  if (holders.length === 0 && following.length === 0 && !input.relayed) {
-    const penalised = new Set(others.filter((c) => c.penalty >= MAX_OWNER_PENALTY).map((c) => c.peer))
+  if (good.length === 0 && following.length === 0 && !input.relayed) {
+    const penalised = new Set(others.filter((c) => !trusted(c)).map((c) => c.peer))
     const members = input.members.filter((m) => !penalised.has(m))
     const owner = rendezvousOwner(input.frameKey, members.includes(input.self) ? members : [...members, input.self])
     const load = others.find((c) => c.peer === owner)?.load ?? 0
     if (owner !== undefined && owner !== input.self && load < cap) steps.push({ kind: 'owner', peer: owner })
   }
-  for (const c of [...holders].filter((h) => h.load >= cap).sort((a, b) => a.load - b.load)) steps.push({ kind: 'holder', peer: c.peer })
+  for (const c of good.filter((h) => h.load >= cap).sort((a, b) => a.load - b.load)) steps.push({ kind: 'holder', peer: c.peer })
+  // Penalised holders last (least penalised first): a copy that was bad once is asked only before the origin.
+  for (const c of holders.filter((h) => !trusted(h))) steps.push({ kind: 'holder', peer: c.peer })
   steps.push({ kind: 'self' })
   return steps
 }

@@ -73,9 +73,11 @@ describe('faults among 4 readers', () => {
     const failures = r.readers.reduce((s, x) => s + (x.counters.verifyFailures.peer ?? 0), 0)
     t.diagnostic(`verification failures of peer frames: ${failures}`)
     assert.ok(failures > 0, 'the corrupt reader owned or held frames the others asked it for')
-    // Penalised: after its first bad frame a reader no longer makes it the owner of cold frames, so
-    // the bad frames each reader saw stay few (not one per frame it owns).
-    for (const x of r.readers) if (x.index !== 1) assert.ok((x.counters.verifyFailures.peer ?? 0) <= 4, `reader ${x.index}: ${x.counters.verifyFailures.peer} bad frames`)
+    // A peer that sent a bad copy of a frame is never asked for that frame again (and, penalised, owns
+    // no cold frames and is asked last): no reader sees more bad frames than the build has frames.
+    // (A batch asked before the first bad answer arrived can still bring several at once.)
+    const frames = Math.ceil(build.data.byteLength / (2 * 1024 * 1024))
+    for (const x of r.readers) if (x.index !== 1) assert.ok((x.counters.verifyFailures.peer ?? 0) <= frames, `reader ${x.index}: ${x.counters.verifyFailures.peer} bad frames`)
   })
 
   test('a reader killed (-9) mid-swarm: every other reader completes byte-exact', async (t) => {

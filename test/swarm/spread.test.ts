@@ -25,7 +25,7 @@ describe('frame source selection', () => {
     for (const p of ['A', 'B', 'C', 'D']) assert.ok((firsts.get(p) ?? 0) > 800, `${p} first ${firsts.get(p)} times of 4000`)
   })
 
-  it('least penalised, then least loaded first; a holder at its cap comes after the others and after followers', () => {
+  it('least penalised, then least loaded first; a holder at its cap after followers; a penalised holder last', () => {
     const plan = planFrameSources({
       ...base,
       maxInFlightPerPeer: 4,
@@ -34,11 +34,16 @@ describe('frame source selection', () => {
     assert.deepEqual(plan, [
       { kind: 'holder', peer: 'idle' },
       { kind: 'holder', peer: 'loaded' },
-      { kind: 'holder', peer: 'bad' },
       { kind: 'fetching', peer: 'f' },
       { kind: 'holder', peer: 'busy' },
+      { kind: 'holder', peer: 'bad' },
       { kind: 'self' },
     ])
+  })
+
+  it('a holder with a small penalty (errors) is asked after clean ones, still before followers', () => {
+    const plan = planFrameSources({ ...base, candidates: [c('flaky', { holds: true, penalty: 2 }), c('clean', { holds: true, load: 3 }), c('f', { fetching: true })] })
+    assert.deepEqual(plan, [{ kind: 'holder', peer: 'clean' }, { kind: 'holder', peer: 'flaky' }, { kind: 'fetching', peer: 'f' }, { kind: 'self' }])
   })
 
   it('a frame being fetched is followed (at most two followers), and no owner is asked then', () => {
