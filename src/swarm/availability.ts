@@ -276,6 +276,11 @@ export class SwarmAvailability {
     return [this.self, ...connected.filter((p) => p !== this.self && this.peers.get(p)?.has(key))]
   }
 
+  /** Whether `peer` said anything about `file` (it reads it too): deltas go only to such peers. */
+  peerIndexes(peer: string, file: Pick<HaveFile, 'buildId' | 'kind' | 'tableId'>): boolean {
+    return this.peers.get(peer)?.has(remoteKey(file)) ?? false
+  }
+
   /** Take a peer's message (decoded and checked: have-message.ts). */
   apply(peer: string, m: HaveMessage): void {
     if (peer === this.self) return

@@ -95,6 +95,30 @@ describe('have protocol', () => {
     assert.deepEqual(a.swarm.candidates(a.swarm.locate(ref(5))!, [c.peer.peerId]), [])
   })
 
+  it('deltas go only to peers that read the file; a new reader gets the full state of it at once', async () => {
+    const d = await side(a.peer.addrs())
+    try {
+      await waitFor(() => a.peer.node.connectedPeers().includes(d.peer.peerId), 5000, 'D to connect')
+      const atB = b.swarm.locate(ref(9))!
+      const shapes: string[] = []
+      const apply = d.swarm.apply.bind(d.swarm)
+      d.swarm.apply = (peer, m) => {
+        shapes.push(m.shape)
+        apply(peer, m)
+      }
+      a.swarm.startFetching(a.swarm.locate(ref(9))!)
+      await waitFor(() => b.swarm.candidates(atB, [a.peer.peerId])[0]?.fetching === true, 5000, 'B to see A fetching frame 9')
+      assert.equal(shapes.includes('delta'), false, 'D, which does not read the file, got no delta (full refreshes only)')
+      // D opens the file: A and B send it their state of the file (at once, or at the latest at the next refresh).
+      d.swarm.register(BUILD, 'memfile', table)
+      const atD = d.swarm.locate(ref(9))!
+      await waitFor(() => d.swarm.candidates(atD, [a.peer.peerId])[0]?.fetching === true, 5000, 'D to learn A fetches frame 9')
+    } finally {
+      await d.have.stop()
+      await stopPeers(d.peer)
+    }
+  })
+
   it('hostile messages are dropped and counted, never applied', async () => {
     const atB = b.swarm.locate(ref(7))!
     const before = await counted(b.registry, 'bad')

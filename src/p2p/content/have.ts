@@ -33,6 +33,8 @@ export interface HaveBook {
   takeOutgoing(): HaveMessage[]
   fullState(): HaveMessage[]
   onChange(listener: () => void): () => void
+  /** Whether `peer` reads `file` too (it sent a message about it). */
+  peerIndexes(peer: string, file: HaveMessage): boolean
 }
 
 export interface HaveOptions {
@@ -120,7 +122,9 @@ export class HaveService {
       this.debounce = undefined
       const out = this.book.takeOutgoing()
       if (out.length === 0) return
-      for (const peer of this.host.connectedPeers()) this.enqueue(peer, out, false)
+      // A full message (a file opened) goes to every peer, so readers find each other; a delta only to
+      // the peers that read the file too: in a large cluster most peers never read this build.
+      for (const peer of this.host.connectedPeers()) this.enqueue(peer, out.filter((m) => m.shape === 'full' || this.book.peerIndexes(peer, m)), false)
     }, this.debounceMs)
     this.debounce.unref()
   }
@@ -174,8 +178,11 @@ export class HaveService {
       const m = await wire.readMessage(decodeHave, MAX_HAVE_BYTES, 'Have')
       await wire.closeWrite()
       wire.finish()
+      const known = this.book.peerIndexes(peer, m)
       this.book.apply(peer, m)
       this.messages.inc({ direction: 'received', result: 'ok' })
+      // A peer that just started reading a file we read: our state of it now (deltas before went to others only).
+      if (!known) this.enqueue(peer, this.book.fullState().filter((f) => f.buildId === m.buildId && f.kind === m.kind && f.tableId === m.tableId), false)
     } catch (err) {
       wire.fail(err)
       this.messages.inc({ direction: 'received', result: 'bad' })
