@@ -21,7 +21,12 @@ export async function swarmBench(): Promise<void> {
   const failed: string[] = []
   for (const readers of counts) {
     for (const topology of ['star', 'chain'] as const) {
-      const swarm = await startSwarm({ readers, topology, prefix: 'bench-swarm' })
+      const swarm = await startSwarm({ readers, topology, prefix: 'bench-swarm' }).catch((err: Error) => {
+        failed.push(`swarm_${topology}_${readers}_readers: start: ${err.message.split('\n')[0]}`)
+        console.error(`# ${topology} of ${readers} readers did not start: ${err.message.split('\n')[0]}`)
+        return null
+      })
+      if (!swarm) continue
       try {
         for (const mode of ['pending', 'uploaded'] as const) {
           const name = `swarm_${topology}_${readers}_readers_${mode}`

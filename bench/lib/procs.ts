@@ -20,7 +20,8 @@ process.once('exit', () => {
   for (const p of running) p.kill('SIGKILL')
 })
 
-export async function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProc> {
+/** `readyMs`: how long the node may take to print its ready line (a loaded machine starting many nodes needs more). */
+export async function startNode(args: string[], env: NodeJS.ProcessEnv = {}, readyMs = 20_000): Promise<NodeProc> {
   const proc = spawn(process.execPath, [CLI, 'node', '--log-level', 'info', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(proc)
   proc.once('exit', () => running.delete(proc))
@@ -30,7 +31,10 @@ export async function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Pr
   })
   let out = ''
   const ready = await new Promise<{ peerId: string; addrs: string[]; api: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not get ready in 20 s: ${err}`)), 20_000)
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`node did not get ready in ${readyMs / 1000} s: ${err}`))
+    }, readyMs)
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString()
       const nl = out.indexOf('\n')

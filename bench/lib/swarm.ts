@@ -114,7 +114,7 @@ export async function startSwarm(opts: SwarmOptions): Promise<Swarm> {
   try {
     await writeFile(config, JSON.stringify(swarmConfig(opts.config ?? {})))
     const spawn = async (name: string, extra: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProc> => {
-      const n = await startNode(['--storage', bucket, '--data-dir', join(dir, name), '--config', config, ...extra], env)
+      const n = await startNode(['--storage', bucket, '--data-dir', join(dir, name), '--config', config, ...extra], env, 60_000)
       nodes.push(n)
       return n
     }
@@ -270,14 +270,24 @@ async function readWhole(api: string, build: SwarmBuild, opts: ReadOptions, seed
   const worker = async (): Promise<void> => {
     for (let s = starts.pop(); s !== undefined; s = starts.pop()) {
       const end = Math.min(size, s + step) - 1
-      const res = await fetch(`${api}/v1/builds/${build.id}/memfile`, { headers: { range: `bytes=${s}-${end}` }, signal })
-      const got = Buffer.from(await res.arrayBuffer())
+      const { res, got } = await getRange(api, build.id, s, end, signal)
       if (res.status !== 206) throw new Error(`GET bytes=${s}-${end}: ${res.status} ${got.toString().slice(0, 2000)}`)
       if (!got.equals(build.data.subarray(s, end + 1))) throw new WrongBytesError(`build ${build.id}: bytes ${s}-${end} differ from the source (${got.byteLength} bytes received)`)
       onBytes(got.byteLength)
     }
   }
   await Promise.all(Array.from({ length: opts.concurrency ?? 2 }, worker))
+}
+
+/** One range through a node's API; a failed or cut answer names the range and the cause. */
+async function getRange(api: string, id: string, start: number, end: number, signal: AbortSignal): Promise<{ res: Response; got: Buffer }> {
+  try {
+    const res = await fetch(`${api}/v1/builds/${id}/memfile`, { headers: { range: `bytes=${start}-${end}` }, signal })
+    return { res, got: Buffer.from(await res.arrayBuffer()) }
+  } catch (err) {
+    const cause = (err as Error & { cause?: Error }).cause
+    throw new Error(`GET bytes=${start}-${end}: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`)
+  }
 }
 
 /** A reader answered 206 with bytes that are not the source's: never tolerated, even from a reader later killed. */
