@@ -101,3 +101,30 @@ describe('warm frames streams', () => {
     }
   })
 })
+
+describe('warm frames streams and the serving limit', () => {
+  it('regression: a warm stream that arrived while the serving limit was reached is served once a slot is free, not answered BUSY', async () => {
+    const a = await startPeer({ server: { maxServing: 1 } })
+    const b = await startPeer({ bootstrap: a.addrs() })
+    try {
+      const { buildId, ranges, data } = a.provider.addBuild('memfile', 2, 64 * KiB)
+      let release = (): void => {}
+      a.provider.hold = new Promise((r) => {
+        release = r
+      })
+      const held = b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', [ranges[0]])
+      await waitFor(() => a.provider.calls === 1, 5000, 'the held request to take the only slot')
+      b.client.warmFrames(a.peerId) // arrives while the slot is taken
+      await waitFor(() => connOf(b).some((conn) => conn.streams.length >= 2), 5000, 'the warm stream to open')
+      release()
+      a.provider.hold = undefined
+      assert.equal((await held).status, 'OK')
+      const res = await b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', [ranges[1]])
+      assert.equal(b.client.warmStats.taken, 1)
+      assert.equal(res.status, 'OK')
+      if (res.status === 'OK') assert.ok(equalBytes(res.frames[0], data.subarray(ranges[1].startC, ranges[1].startC + ranges[1].sizeC)))
+    } finally {
+      await stopPeers(a, b)
+    }
+  })
+})

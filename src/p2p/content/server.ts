@@ -28,7 +28,11 @@ export interface ContentServerOptions {
   logger?: Logger
 }
 
-type Handler = (wire: WireStream, signal: AbortSignal, busy: boolean) => Promise<PeerStatus>
+/**
+ * `admit()` is called once the request is read: false = answer BUSY. A stream that arrived while
+ * every slot was taken (e.g. one a client opened ahead of its request) is admitted if one is free by then.
+ */
+type Handler = (wire: WireStream, signal: AbortSignal, admit: () => boolean) => Promise<PeerStatus>
 
 export class ContentServer {
   private readonly host: PeerHost
@@ -81,10 +85,17 @@ export class ContentServer {
     const budget = C.MAX_REQUEST_BYTES + C.MAX_VARINT_BYTES
     const wire = new WireStream(raw, { budget, signal, stallMs: this.stallMs, stallTimer: this.stallTimer })
     // Counted before the request is read, so a burst cannot slip past the limit while parsing.
-    const busy = this.active >= this.maxServing
-    if (!busy) this.serving.set(++this.active)
+    let held = this.active < this.maxServing
+    if (held) this.serving.set(++this.active)
+    const admit = (): boolean => {
+      if (!held && this.active < this.maxServing) {
+        held = true
+        this.serving.set(++this.active)
+      }
+      return held
+    }
     try {
-      const status = await handler(wire, signal, busy)
+      const status = await handler(wire, signal, admit)
       await wire.closeWrite()
       wire.finish()
       this.served.inc({ protocol: name, status })
@@ -96,7 +107,7 @@ export class ContentServer {
       this.served.inc({ protocol: name, status: unused ? 'unused' : 'error' })
       if (!unused) this.log.debug({ peer, protocol: name, err: (err as Error).message }, 'peer request failed')
     } finally {
-      if (!busy) this.serving.set(--this.active)
+      if (held) this.serving.set(--this.active)
     }
   }
 
@@ -110,11 +121,11 @@ export class ContentServer {
     }
   }
 
-  private async serveHeader(wire: WireStream, signal: AbortSignal, busy: boolean): Promise<PeerStatus> {
+  private async serveHeader(wire: WireStream, signal: AbortSignal, admit: () => boolean): Promise<PeerStatus> {
     const req = await wire.readMessage(M.GetHeader.decode, C.MAX_REQUEST_BYTES, 'GetHeader')
     const buildId = M.buildIdFromWire(req.buildId)
     const kind = M.kindFromWire(req.kind)
-    let ans = busy ? { status: 'BUSY' as const } : await this.ask('header', () => this.provider.getHeader(buildId, kind, signal))
+    let ans = !admit() ? { status: 'BUSY' as const } : await this.ask('header', () => this.provider.getHeader(buildId, kind, signal))
     if (ans.status === 'OK' && ans.header.byteLength > C.MAX_HEADER_BYTES) {
       this.log.error({ buildId, kind, size: ans.header.byteLength }, 'header larger than peers accept; not served')
       ans = { status: 'NOT_AVAILABLE' }
@@ -125,7 +136,7 @@ export class ContentServer {
     return ans.status
   }
 
-  private async serveFrames(wire: WireStream, signal: AbortSignal, busy: boolean, relay = false): Promise<PeerStatus> {
+  private async serveFrames(wire: WireStream, signal: AbortSignal, admit: () => boolean, relay = false): Promise<PeerStatus> {
     const req = await wire.readMessage(M.decodeGetFrames, C.MAX_REQUEST_BYTES, 'GetFrames')
     const buildId = M.buildIdFromWire(req.buildId)
     const kind = M.kindFromWire(req.kind)
@@ -133,7 +144,7 @@ export class ContentServer {
     const ranges: FrameRange[] = req.frames.map((f) => ({ startC: f.startC, sizeC: f.sizeC }))
     const problem = M.batchProblem(ranges, C.MAX_BATCH_BYTES)
     if (problem) throw new PeerProtocolError(`GetFrames: ${problem}`)
-    const ans = busy ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, codec, ranges, signal, relay ? { relay } : undefined))
+    const ans = !admit() ? { status: 'BUSY' as const } : await this.ask('frames', () => this.provider.getFrames(buildId, kind, codec, ranges, signal, relay ? { relay } : undefined))
     if (ans.status !== 'OK') {
       await wire.writeMessage(M.FramesResponse.encode({ status: M.statusToWire(ans.status), lengths: [] }))
       return ans.status
@@ -165,11 +176,11 @@ export class ContentServer {
     return 'OK'
   }
 
-  private async serveBlob(wire: WireStream, signal: AbortSignal, busy: boolean): Promise<PeerStatus> {
+  private async serveBlob(wire: WireStream, signal: AbortSignal, admit: () => boolean): Promise<PeerStatus> {
     const req = await wire.readMessage(M.GetBlob.decode, C.MAX_REQUEST_BYTES, 'GetBlob')
     const buildId = M.buildIdFromWire(req.buildId)
     const known = C.BLOB_NAMES.includes(req.name)
-    let ans = busy ? { status: 'BUSY' as const } : !known ? { status: 'NOT_AVAILABLE' as const } : await this.ask('blob', () => this.provider.getBlob(buildId, req.name, signal))
+    let ans = !admit() ? { status: 'BUSY' as const } : !known ? { status: 'NOT_AVAILABLE' as const } : await this.ask('blob', () => this.provider.getBlob(buildId, req.name, signal))
     if (ans.status === 'OK' && ans.bytes.byteLength > C.MAX_BLOB_BYTES) {
       this.log.error({ buildId, name: req.name, size: ans.bytes.byteLength }, 'blob larger than peers accept; not served')
       ans = { status: 'NOT_AVAILABLE' }
