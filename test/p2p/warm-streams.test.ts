@@ -127,4 +127,19 @@ describe('warm frames streams and the serving limit', () => {
       await stopPeers(a, b)
     }
   })
+  it('an idle warm stream holds no serving slot: with a limit of 1, another reader is served meanwhile', async () => {
+    const a = await startPeer({ server: { maxServing: 1 } })
+    const b = await startPeer({ bootstrap: a.addrs() })
+    const c = await startPeer({ bootstrap: a.addrs() })
+    try {
+      const { buildId, ranges } = a.provider.addBuild('memfile', 1, 64 * KiB)
+      b.client.warmFrames(a.peerId)
+      await waitFor(() => connOf(b).some((conn) => conn.streams.length > 0), 5000, 'the warm stream to open')
+      assert.equal((await c.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges)).status, 'OK')
+      assert.equal((await b.client.getFrames(a.peerId, buildId, 'memfile', 'zstd', ranges)).status, 'OK')
+      assert.equal(b.client.warmStats.taken, 1)
+    } finally {
+      await stopPeers(a, b, c)
+    }
+  })
 })

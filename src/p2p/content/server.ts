@@ -29,8 +29,10 @@ export interface ContentServerOptions {
 }
 
 /**
- * `admit()` is called once the request is read: false = answer BUSY. A stream that arrived while
- * every slot was taken (e.g. one a client opened ahead of its request) is admitted if one is free by then.
+ * `admit()` is called once the request is read (synchronously with its parsing): it takes a serving
+ * slot, or returns false = answer BUSY. A stream still waiting for its request holds no slot, so one a
+ * client opened ahead of its request never crowds out requests; while waiting it costs a stream object
+ * and at most a request's bytes, and the stall watchdog ends it.
  */
 type Handler = (wire: WireStream, signal: AbortSignal, admit: () => boolean) => Promise<PeerStatus>
 
@@ -84,9 +86,7 @@ export class ContentServer {
     const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.timeoutMs)])
     const budget = C.MAX_REQUEST_BYTES + C.MAX_VARINT_BYTES
     const wire = new WireStream(raw, { budget, signal, stallMs: this.stallMs, stallTimer: this.stallTimer })
-    // Counted before the request is read, so a burst cannot slip past the limit while parsing.
-    let held = this.active < this.maxServing
-    if (held) this.serving.set(++this.active)
+    let held = false
     const admit = (): boolean => {
       if (!held && this.active < this.maxServing) {
         held = true
