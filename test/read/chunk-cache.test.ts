@@ -291,7 +291,8 @@ test('early release: waiters get the verified bytes before the write; pages are 
       const a = Buffer.alloc(4096)
       await lease.file.readInto(a, frame.startU, s.plan) // resolves although the write is held
       assert.deepEqual(a, slice(s.framed.plain, frame.startU, 4096))
-      assert.equal(held, 1, 'the frame write is in progress')
+      // The write starts after the waiting readers have their bytes (its page checksums come first).
+      await until(() => held === 1, 'the frame write to start')
       assert.equal(lease.file.bytes, 0, 'not marked present before its write completes')
       // A second reader of another page of the same frame must not go through the (still empty) file:
       // it joins the fetch still in flight and copies its verified buffer.
