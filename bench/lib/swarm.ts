@@ -142,11 +142,11 @@ export async function startSwarm(opts: SwarmOptions): Promise<Swarm> {
   }
 }
 
-/** Announcements and peer timeouts short enough for a test, over the caller's config. */
+/** Announcements often enough for a test (peer timeouts stay the product's), over the caller's config. */
 function swarmConfig(extra: Record<string, unknown>): Record<string, unknown> {
   const base: Record<string, unknown> = {
     logLevel: 'warn',
-    peers: { announceIntervalMs: 300, announceTtlMs: 3000, requestTimeoutMs: 5000, stallTimeoutMs: 2500 },
+    peers: { announceIntervalMs: 300, announceTtlMs: 3000 },
     node: { pendingGraceMs: 600_000 },
   }
   for (const [k, v] of Object.entries(extra)) {
