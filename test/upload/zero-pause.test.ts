@@ -7,46 +7,36 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
 import type { Header } from '../../src/format/header.ts'
 import { checkE2bAlignment } from '../../src/format/header-validate.ts'
 import { resolve } from '../../src/format/mapping.ts'
 import { type FileKind, NIL_BUILD_ID } from '../../src/format/types.ts'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { loadStoredHeader } from '../../src/storage/stored-header.ts'
 import { FsStore } from '../../src/storage/fs-store.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
-import { getJson, type NodeProc, pause, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, type NodeProc, pause, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
+let env: TestNodes
 let dir: string
 let bucket: string
-let key: string
-let config: string
-const procs: NodeProc[] = []
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-zero-pause-'))
-  bucket = join(dir, 'bucket')
-  key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
-  config = join(dir, 'config.json')
-  await writeFile(config, JSON.stringify({ peers: { announceIntervalMs: 300, announceTtlMs: 3000 }, node: { pendingGraceMs: 600_000 } }))
+  env = await testNodes({ prefix: 'zero-pause', clusterKey: true, config: { peers: { announceIntervalMs: 300, announceTtlMs: 3000 }, node: { pendingGraceMs: 600_000 } } })
+  dir = env.dir
+  bucket = env.bucket
 })
 
 after(async () => {
-  await Promise.allSettled(procs.map((n) => n.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
-async function node(name: string, extra: string[] = []): Promise<NodeProc> {
-  const n = await startNode(['--storage', pathToFileURL(bucket).href, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
-  procs.push(n)
-  return n
+function node(name: string, extra: string[] = []): Promise<NodeProc> {
+  return env.startTestNode(name, { process: true, args: extra })
 }
 
 async function stateOn(n: NodeProc, id: string): Promise<string | undefined> {
