@@ -5,43 +5,32 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { pathToFileURL } from 'node:url'
 import { decodeHeader } from '../../src/format/header.ts'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
-import { getJson, type NodeProc, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { getJson, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 import { vmLike } from './helpers.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 6 * MiB + 4096 * 3 + 77
 
+let env: TestNodes
 let dir: string
-const nodes: NodeProc[] = []
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-v5-pause-'))
+  env = await testNodes({ prefix: 'v5-pause', clusterKey: true, config: { format: { headerVersion: 5 }, peers: { announceIntervalMs: 300, announceTtlMs: 3000 } } })
+  dir = env.dir
 })
 after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.kill()))
-  await rm(dir, { recursive: true, force: true })
+  await env?.close()
 })
 
 test('a node writing V5 serves its pending V5 header to peers and stores V5; peers and a cold node read every byte', async () => {
-  const key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
   const data = vmLike(SIZE, 61)
   await writeFile(join(dir, 'memfile'), data)
-  const config = join(dir, 'v5.json')
-  await writeFile(config, JSON.stringify({ format: { headerVersion: 5 }, peers: { announceIntervalMs: 300, announceTtlMs: 3000 } }))
-  const storage = pathToFileURL(join(dir, 'bucket')).href
-  const start = async (name: string, extra: string[] = []) => {
-    const n = await startNode(['--storage', storage, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
-    nodes.push(n)
-    return n
-  }
+  const start = (name: string, extra: string[] = []) => env.startTestNode(name, { process: true, args: extra })
   const origin = await start('origin', ['--upload-rate', '300000'])
   const peer = await start('peer', ['--bootstrap', origin.addrs[0]])
   const id = randomUUID()
@@ -66,5 +55,5 @@ test('a node writing V5 serves its pending V5 header to peers and stores V5; pee
   const coldRead = await readRange(cold.api, id, 'memfile', 0, SIZE - 1)
   assert.equal(coldRead.status, 206, coldRead.text)
   assert.ok(coldRead.bytes.equals(data), 'a cold node, from storage')
-  await Promise.all(nodes.map((n) => n.stop()))
+  await Promise.all([origin, peer, cold].map((n) => n.stop()))
 })
