@@ -7,7 +7,8 @@
  * a reader that serves corrupt frames costs nobody a wrong byte.
  *
  * The egress of each read (origin, bucket, the busiest reader, as ratios to the compressed size) is
- * printed as a test diagnostic; the bars on them are asserted where the swarm spreads load.
+ * printed as a test diagnostic and held to a bound (assertSpread): the origin (pending) or the bucket
+ * (uploaded) sends each frame about once, no reader more than 3x the compressed size.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -22,6 +23,22 @@ function report(t: { diagnostic(msg: string): void }, name: string, r: SwarmRead
   t.diagnostic(
     `${name}: compressed ${r.build.compressedBytes} B; origin ${e.origin.toFixed(2)}x, storage ${e.storage.toFixed(2)}x, busiest reader ${e.maxReader.toFixed(2)}x; completion ms ${ms.join(' ')}`,
   )
+}
+
+/**
+ * Load spreads: the origin (pending) or the bucket (uploaded) sends each frame about once, and no
+ * reader more than 3x the build. The target is 1.5x (BENCH=swarm reports it); runs on this loaded
+ * machine measured 1.06-1.69x, so the test holds the line at 2.5x: far below the 6-8x of readers that
+ * each fetch every frame themselves, without failing a CI run whose timing crowds the first fetches.
+ */
+const UPSTREAM_MAX = 2.5
+
+function assertSpread(r: SwarmReadResult): void {
+  const e = egressRatios(r)
+  const upstream = r.build.mode === 'pending' ? e.origin : e.storage
+  const who = r.build.mode === 'pending' ? 'origin' : 'bucket'
+  assert.ok(upstream <= UPSTREAM_MAX, `${who} sent ${upstream.toFixed(2)}x the compressed size, expected <= ${UPSTREAM_MAX}x`)
+  assert.ok(e.maxReader <= 3, `the busiest reader sent ${e.maxReader.toFixed(2)}x the compressed size, expected <= 3x`)
 }
 
 function assertAllComplete(r: SwarmReadResult, killed: readonly number[] = []): void {
@@ -42,18 +59,20 @@ for (const topology of ['star', 'chain'] as const) {
       await swarm?.close()
     })
 
-    test(`${topology}: a build pending on the origin is read byte-exactly by every reader at once`, async (t) => {
+    test(`${topology}: a build pending on the origin is read byte-exactly by every reader at once; the origin sends each frame about once`, async (t) => {
       const build = await swarm.build(MIB, 'pending', 31)
       const r = await swarm.readAll(build)
       report(t, `${topology} pending`, r)
       assertAllComplete(r)
+      assertSpread(r)
     })
 
-    test(`${topology}: an uploaded build is read byte-exactly by every cold reader at once`, async (t) => {
+    test(`${topology}: an uploaded build is read byte-exactly by every cold reader at once; the bucket sends each frame about once`, async (t) => {
       const build = await swarm.build(MIB, 'uploaded', 32)
       const r = await swarm.readAll(build)
       report(t, `${topology} uploaded`, r)
       assertAllComplete(r)
+      assertSpread(r)
     })
   })
 }
