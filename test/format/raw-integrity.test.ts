@@ -8,42 +8,38 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { FrameTable } from '../../src/format/frame-table.ts'
 import { encodeHeader } from '../../src/format/header.ts'
 import { singleLayerHeader } from '../../src/format/mapping.ts'
-import { writeClusterKey } from '../../src/p2p/admission.ts'
 import { VmDataGenerator } from '../../src/util/vmdata.ts'
 import { runCli } from '../../bench/lib/cli.ts'
 import { type FakeGcs, startFakeGcs } from '../../bench/lib/fake-gcs.ts'
-import { type NodeProc, getJson, pause, readRange, startNode, waitFor } from '../../bench/lib/procs.ts'
+import { type NodeProc, getJson, pause, readRange, waitFor } from '../../bench/lib/procs.ts'
+import { type TestNodes, testNodes } from '../helpers/node.ts'
 
 const MiB = 1024 * 1024
 const SIZE = 9 * MiB + 1234
 /** Inside chunk 2 of the default 2 MiB frames. */
 const FLIP_AT = 5 * MiB + 100
 
+let env: TestNodes
 let dir: string
-let key: string
 let gcs: FakeGcs
 let data: Buffer
-const nodes: NodeProc[] = []
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'snapswarm-raw-integrity-'))
-  key = join(dir, 'cluster.key')
-  await writeClusterKey(key)
+  env = await testNodes({ prefix: 'raw-integrity', clusterKey: true })
+  dir = env.dir
   data = new VmDataGenerator(44).next(SIZE)
   await writeFile(join(dir, 'memfile'), data)
   gcs = await startFakeGcs()
 })
 after(async () => {
-  await Promise.allSettled(nodes.map((n) => n.kill()))
+  await env?.close()
   await gcs.stop()
-  await rm(dir, { recursive: true, force: true })
 })
 
 interface Backend {
@@ -94,9 +90,7 @@ function gcsBackend(): Backend {
 
 /** A cold node on the bucket: nothing cached, no peers, so storage is its only source. */
 async function coldNode(b: Backend, name: string): Promise<NodeProc> {
-  const n = await startNode(['--storage', b.storage, '--data-dir', join(dir, name), '--cluster-key', key, ...b.args], b.env)
-  nodes.push(n)
-  return n
+  return env.startTestNode(name, { process: true, storage: b.storage, args: b.args, env: b.env })
 }
 
 /** GET a range; `ok` only for a complete 206 body (a cut body is an error: fetch rejects). */
@@ -155,13 +149,8 @@ describe('raw builds are verified chunk by chunk', () => {
 
   test('regression: raw builds have no integrity at all (item 4): a node pausing with compression none stores chunk digests; peers read the pending raw copy verified', async () => {
     const b = fileBackend()
-    const config = join(dir, 'raw-config.json')
-    await writeFile(config, JSON.stringify({ compression: { default: { codec: 'none' } }, peers: { announceIntervalMs: 300, announceTtlMs: 3000 } }))
-    const start = async (name: string, extra: string[] = []) => {
-      const n = await startNode(['--storage', b.storage, '--data-dir', join(dir, name), '--cluster-key', key, '--config', config, ...extra])
-      nodes.push(n)
-      return n
-    }
+    const config = { compression: { default: { codec: 'none' } }, peers: { announceIntervalMs: 300, announceTtlMs: 3000 } }
+    const start = (name: string, extra: string[] = []) => env.startTestNode(name, { process: true, storage: b.storage, config, args: extra })
     const origin = await start('pause-origin', ['--upload-rate', '2000000'])
     const peer = await start('pause-peer', ['--bootstrap', origin.addrs[0]])
     const id = randomUUID()
