@@ -19,6 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomUUID } from 'node:crypto'
 import { writeVmData } from '../../src/util/vmdata.ts'
 import { runCli } from './cli.ts'
+import { rng } from './rng.ts'
 import { type NodeProc, getJson, pause, startNode, waitFor } from './procs.ts'
 
 const MiB = 1024 * 1024
@@ -294,13 +295,9 @@ async function getRange(api: string, id: string, start: number, end: number, sig
 export class WrongBytesError extends Error {}
 
 function shuffle<T>(xs: T[], seed: number): T[] {
-  let s = (seed * 2654435761) >>> 0 || 1
+  const random = rng(seed)
   for (let i = xs.length - 1; i > 0; i--) {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    s >>>= 0
-    const j = s % (i + 1)
+    const j = Math.floor(random() * (i + 1))
     ;[xs[i], xs[j]] = [xs[j], xs[i]]
   }
   return xs

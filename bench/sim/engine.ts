@@ -19,6 +19,7 @@
  * Time is in milliseconds. Every reservation is made at the event that causes it, so the clock only
  * moves forward.
  */
+import { rng } from '../lib/rng.ts'
 import { EventQueue } from './heap.ts'
 
 export interface NetModel {
@@ -156,7 +157,7 @@ class Sim {
   constructor(s: SimScenario, policy: SimPolicy) {
     this.s = s
     this.policy = policy
-    this.random = mulberry32(s.seed)
+    this.random = rng(s.seed)
     const cells = s.nodes * s.frames
     this.heldAt = new Float64Array(cells).fill(NEVER)
     this.fetchAt = new Float64Array(cells).fill(NEVER)
@@ -372,17 +373,5 @@ class Sim {
       o[j] = t
     }
     return o
-  }
-}
-
-/** A small seeded PRNG (mulberry32): runs are reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
