@@ -7,7 +7,9 @@
  * - origin egress (pending) and bucket egress (uploaded), as ratios to the build's compressed size
  *   (target ≤ 1.5: each frame leaves the origin or the bucket about once);
  * - the busiest reader's egress to peers, the same ratio (target ≤ 3);
- * - p50 / p99 of the readers' completion times (from the common start to the last verified byte).
+ * - p50 / p99 of the readers' completion times (from the common start to the last verified byte);
+ * - pending: p50 / p99 of the announcement's propagation (the origin's API saying `pending` to each
+ *   reader's saying so; 20 ms polls; announcements every 300 ms in this config).
  * BENCH_SWARM_READERS (default "8,16") and BENCH_SWARM_MIB (default 32) scale it. A case that fails
  * (a reader never sees the build, a wrong byte) is reported and fails the suite at the end.
  */
@@ -54,6 +56,10 @@ function emitRead(name: string, mode: BuildMode, topology: Topology, r: SwarmRea
   // Informative in the other mode: the origin serves an uploaded build too, the bucket a pending one never.
   if (mode === 'uploaded') emit(`${name}_origin_egress`, r.originServed, 'bytes', c)
   emit(`${name}_busiest_reader_egress`, e.maxReader * c, 'bytes', c, '<= 3')
+  if (r.build.announceMs) {
+    emit(`${name}_announce_p50`, quantile(r.build.announceMs, 0.5), 'ms', null)
+    emit(`${name}_announce_p99`, quantile(r.build.announceMs, 0.99), 'ms', null)
+  }
   const ms = r.readers.flatMap((x) => (x.ms === null ? [] : [x.ms]))
   emit(`${name}_completion_p50`, quantile(ms, 0.5), 'ms', null)
   emit(`${name}_completion_p99`, quantile(ms, 0.99), 'ms', null)

@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto'
 import { writeVmData } from '../../src/util/vmdata.ts'
 import { runCli } from './cli.ts'
 import { rng } from './rng.ts'
-import { type NodeProc, getJson, pause, startNode, waitFor } from './procs.ts'
+import { type NodeProc, getJson, pause, startNode } from './procs.ts'
 
 const MiB = 1024 * 1024
 const CORRUPT_PRELOAD = fileURLToPath(new URL('./corrupt-serve.ts', import.meta.url))
@@ -45,6 +45,11 @@ export interface SwarmBuild {
   readonly mode: BuildMode
   /** Bytes of the stored (compressed) data object: what the egress ratios are against. */
   readonly compressedBytes: number
+  /**
+   * Pending builds: ms from the origin saying `pending` to each reader saying so (its announcement
+   * reaching the reader, as seen by polling both APIs every 20 ms).
+   */
+  readonly announceMs?: number[]
 }
 
 /** One node's counters (cumulative). */
@@ -172,15 +177,16 @@ async function makeBuild(swarm: Swarm, where: { dir: string; bucket: string }, m
   await writeVmData(path, mib * MiB, seed)
   const data = readFileSync(path)
   let object: string
+  let announceMs: number[] | undefined
   if (mode === 'pending') {
     const res = await pause(swarm.origin.api, id, { parent: null, useCase: 'pause', files: { memfile: path } })
     if (res.status !== 202) throw new Error(`pause of ${id} refused: ${res.status} ${JSON.stringify(res.body)}`)
-    await waitFor(`${id} pending on the origin`, async () => (await getJson(`${swarm.origin.api}/v1/builds/${id}`)).body.state === 'pending', 60_000)
+    const pendingOn = (n: NodeProc) => async () => (await getJson(`${n.api}/v1/builds/${id}`)).body.state === 'pending'
+    const pendingAt = await pollUntil(`${id} pending on the origin`, pendingOn(swarm.origin), 60_000)
     object = join(where.dir, 'origin', 'builds', id, 'memfile.zstd')
     // Every reader must know the build is pending somewhere before the read starts (all at once).
-    for (const r of swarm.readers) {
-      await waitFor(`reader ${r.api} to see ${id} pending`, async () => (await getJson(`${r.api}/v1/builds/${id}`)).body.state === 'pending', 30_000)
-    }
+    const seenAt = await Promise.all(swarm.readers.map((r) => pollUntil(`reader ${r.api} to see ${id} pending`, pendingOn(r), 30_000)))
+    announceMs = seenAt.map((t) => Math.max(0, t - pendingAt))
   } else {
     const pushed = await runCli(['push', '--storage', where.bucket, '--build-id', id, '--memfile', path], { timeoutMs: 120_000 })
     if (pushed.code !== 0) throw new Error(`push of ${id} failed (${pushed.code}): ${pushed.stderr}`)
@@ -188,7 +194,17 @@ async function makeBuild(swarm: Swarm, where: { dir: string; bucket: string }, m
   }
   const compressedBytes = (await stat(object)).size
   await rm(path, { force: true })
-  return { id, data, mode, compressedBytes }
+  return { id, data, mode, compressedBytes, announceMs }
+}
+
+/** Poll every 20 ms until `fn` holds; the time (performance.now()) it was first seen to hold. */
+async function pollUntil(what: string, fn: () => Promise<boolean>, ms: number): Promise<number> {
+  const deadline = performance.now() + ms
+  for (;;) {
+    if (await fn()) return performance.now()
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
 
 /** Scrape a node's counters from its /metrics. */
