@@ -376,6 +376,7 @@ function wireSwitchover(
   const { board, cache } = deps
   const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
   const resolver = new HeaderResolver({ store, builds: w.builds, board, peer: deps.peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, expectsPeers: config.node.bootstrap.length > 0, log })
+  resolver.warmOnAnnouncements() // for the node's lifetime: the directory goes with it
   const files = new OpenFiles({
     board,
     log,

@@ -85,6 +85,20 @@ export class HeaderResolver {
   }
 
   /**
+   * Open a header stream to a peer as soon as it announces a build pending that it did not announce
+   * before: a pause was just taken there, and a resume elsewhere usually follows, whose first step is
+   * that header. The stream (one per peer, closed unused after half the stall limit, holding no
+   * serving slot at the origin) saves the resume's first read a protocol negotiation round trip.
+   * Returns the unsubscribe function.
+   */
+  warmOnAnnouncements(): () => void {
+    const { peer } = this.deps
+    return peer.directory.subscribe((change) => {
+      if (change.current === 'pending' && change.previous === undefined && !this.deps.builds.get(change.buildId)) peer.client.warmHeader(change.peer)
+    })
+  }
+
+  /**
    * The header to start reading with. A build that is not visible yet (still being framed by its
    * origin, or its announcement still on the way — a resume right after a pause) is retried with
    * backoff for up to `waitMs`; a failed upload is reported at once.

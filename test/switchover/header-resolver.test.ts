@@ -284,3 +284,22 @@ test('regression: a child pause failed when its parent was momentarily known to 
   })
   assert.ok(good.provider.calls + odd.provider.calls >= before + 4, 'asked again within the wait instead of failing at once')
 })
+
+test('a peer newly announcing a pending build gets a header stream opened at once; the lookup that follows uses it', async () => {
+  const id = newId()
+  serve(good, id, encodeHeader(header(id, true)))
+  const r = resolver()
+  const stop = r.warmOnAnnouncements()
+  try {
+    const taken = reader.client.warmStats.taken
+    good.announcer.announce({ buildId: id, state: 'pending', memfileSize: 8192, rootfsSize: 0 })
+    await waitFor(() => reader.directory.peersFor(id).length === 1, 3000, 'the announcement')
+    const h = await r.initial(id, 'memfile', AbortSignal.timeout(STALL_MS / 2))
+    assert.equal(h.buildId, id)
+    // The header request took the stream opened on the announcement (the frames stream opened beside it waits for a frames request).
+    assert.equal(reader.client.warmStats.taken, taken + 1)
+  } finally {
+    stop()
+    good.announcer.withdraw(id)
+  }
+})

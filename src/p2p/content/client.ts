@@ -59,6 +59,11 @@ export class PeerClient {
     this.warmStreams.warm(peer, C.PROTOCOL_FRAMES)
   }
 
+  /** A header request to `peer` may come soon (it just announced a new pending build): open its stream now. */
+  warmHeader(peer: string): void {
+    this.warmStreams.warm(peer, C.PROTOCOL_HEADER)
+  }
+
   /** Warm streams a request took, and warm streams closed unused. */
   get warmStats(): { readonly taken: number; readonly expired: number } {
     return this.warmStreams.stats
