@@ -4,7 +4,10 @@
  * product's own selection code, see policy.ts) where each frame comes from: a peer that holds it, a
  * peer that is fetching it (the answer follows its arrival), the origin (pending case) or the bucket
  * (uploaded case). A node knows what the other members hold and fetch with one link latency of delay
- * (the "have" updates), so a decision is taken on a slightly stale view, as in the product. The
+ * (the "have" updates), so a decision is taken on a slightly stale view, as in the product. As in
+ * the product, a node announces a frame in flight only when it fetches it itself (from the origin or
+ * the bucket), not while it waits on a peer for it: so a node fetching a frame for a peer never finds
+ * that peer among those to follow, and no two nodes wait on each other. The
  * policy sees a random sample of the holders and of the fetchers (`sample` each): the batching that
  * keeps 1,000 nodes tractable.
  *
@@ -125,6 +128,8 @@ class Sim {
   /** Per node × frame: when it was verified there / when its fetch started (Infinity: not). */
   private readonly heldAt: Float64Array
   private readonly fetchAt: Float64Array
+  /** Per node × frame: when it started fetching the frame itself, from the origin or the bucket (what it announces in flight). */
+  private readonly selfAt: Float64Array
   /** Per frame: the nodes holding it, in the order they got it (so by time), and those fetching it now. */
   private readonly holders: number[][]
   private readonly fetchers: number[][]
@@ -161,6 +166,7 @@ class Sim {
     const cells = s.nodes * s.frames
     this.heldAt = new Float64Array(cells).fill(NEVER)
     this.fetchAt = new Float64Array(cells).fill(NEVER)
+    this.selfAt = new Float64Array(cells).fill(NEVER)
     this.holders = Array.from({ length: s.frames }, () => [])
     this.fetchers = Array.from({ length: s.frames }, () => [])
     this.upFree = new Float64Array(s.nodes)
@@ -224,7 +230,6 @@ class Sim {
   /** Node starts fetching frame f: it walks its plan; a busy peer costs one round trip. */
   private fetch(node: number, f: number, now: number, relayed: boolean): void {
     this.fetchAt[node * this.s.frames + f] = now
-    this.fetchers[f].push(node)
     const steps = this.policy.plan({ me: node, frame: f, candidates: this.candidates(node, f, now), relayed, random: this.random })
     let at = now
     for (const step of steps) {
@@ -260,7 +265,10 @@ class Sim {
     else this.waiters.set(pk, [node])
   }
 
+  /** The node fetches the frame itself; from now on it tells the others it has the frame in flight. */
   private upstream(node: number, f: number, at: number): void {
+    this.selfAt[node * this.s.frames + f] = at
+    this.fetchers[f].push(node)
     if (this.s.mode === 'pending') this.fromOrigin(node, f, at)
     else this.fromStorage(node, f, at)
   }
@@ -282,7 +290,7 @@ class Sim {
     for (const n of this.sampleOf(hs, visible)) {
       if (n !== me) out.push({ node: n, holds: true, fetching: false, load: this.loads[me].get(n) ?? 0 })
     }
-    const fetching = this.fetchers[f].filter((n) => n !== me && this.fetchAt[n * this.s.frames + f] <= seen)
+    const fetching = this.fetchers[f].filter((n) => n !== me && this.selfAt[n * this.s.frames + f] <= seen)
     for (const n of this.sampleOf(fetching, fetching.length)) out.push({ node: n, holds: false, fetching: true, load: this.loads[me].get(n) ?? 0 })
     return out
   }
@@ -346,7 +354,8 @@ class Sim {
     this.heldAt[k] = now
     this.holders[f].push(node)
     const fs = this.fetchers[f]
-    fs.splice(fs.indexOf(node), 1)
+    const at = fs.indexOf(node)
+    if (at >= 0) fs.splice(at, 1)
     const w = this.waiters.get(k)
     if (w) {
       this.waiters.delete(k)

@@ -2,9 +2,7 @@
  * The policies the simulation runs. `swarm` is the product's own frame source selection
  * (src/swarm/select.ts `planFrameSources`), called exactly as the read path calls it: node ids and
  * frame keys as strings, every member of the cluster as a rendezvous candidate, this node's requests
- * in flight per peer as the load, no penalties (no peer misbehaves here). One rule is added on top:
- * a fetch made on a peer's behalf (`relayed`) skips the "fetching" steps, since the asker itself is
- * fetching that frame (it waits on this node): without it two nodes wait on each other for ever. `direct` is the behaviour
+ * in flight per peer as the load, no penalties (no peer misbehaves here). `direct` is the behaviour
  * before the swarm: every reader fetches every frame itself from the origin or the bucket.
  */
 import { planFrameSources } from '../../src/swarm/select.ts'
@@ -29,10 +27,7 @@ export function swarmPolicy(nodes: number): SimPolicy {
         rng: input.random,
         relayed: input.relayed,
       })
-      // A fetch made for a peer must not follow peers fetching the frame: one of them may be the
-      // peer waiting on this very fetch (the two would wait on each other for ever).
-      const usable = input.relayed ? planned.filter((s) => s.kind !== 'fetching') : planned
-      return usable.map((s) => (s.kind === 'self' ? s : { kind: s.kind, node: byId.get(s.peer)! }))
+      return planned.map((s) => (s.kind === 'self' ? s : { kind: s.kind, node: byId.get(s.peer)! }))
     },
   }
 }

@@ -64,8 +64,8 @@ test('swarm, uploaded, 20 nodes at the same moment in their own orders: the buck
   assert.ok(r.maxReaderServed <= 3 * 64 * 1000, `busiest reader sent ${r.maxReaderServed}`)
 })
 
-test('regression: a fetch made for a peer followed the asker (both fetching the frame) and the two waited on each other for ever', () => {
-  // Node 0 asks frame 1's owner (node 1, not started) to fetch it; node 1 sees node 0 fetching frame 1.
+test('regression: a node waiting on a peer for a frame was shown as fetching it, so the owner asked to fetch it followed the asker and both waited for ever', () => {
+  // Node 0 asks frame 1's owner (node 1, not started) to fetch it; node 1 must not see node 0 as fetching frame 1.
   const r = simulate(tiny(), swarmPolicy(3))
   assert.ok(r.completionMs.every((ms) => Number.isFinite(ms)))
 })
