@@ -57,6 +57,11 @@ export interface SimScenario {
   readonly sample: number
   /** Node start times are spread uniformly over [0, startSpreadMs). */
   readonly startSpreadMs: number
+  /**
+   * What-if, not the product: when every peer of a plan answered BUSY, plan again after `backoffMs`
+   * (at most `times` times) instead of going to the origin or the bucket at once.
+   */
+  readonly busyRetry?: { readonly times: number; readonly backoffMs: number }
   /** Explicit start time of each node (ms), instead of the spread. */
   readonly startTimes?: readonly number[]
   /** Frame order of each node: its own shuffle, or the file order for all. */
@@ -108,7 +113,7 @@ export interface SimResult {
   readonly events: number
 }
 
-type Ev = { t: 'start'; node: number } | { t: 'verified'; node: number; frame: number; from: number }
+type Ev = { t: 'start'; node: number } | { t: 'verified'; node: number; frame: number; from: number } | { t: 'retry'; node: number; frame: number; relayed: boolean; tries: number }
 
 const ORIGIN = -1
 const STORAGE = -2
@@ -191,6 +196,7 @@ class Sim {
       this.events++
       last = e.time
       if (e.item.t === 'start') this.start(e.item.node, e.time)
+      else if (e.item.t === 'retry') this.fetch(e.item.node, e.item.frame, e.time, e.item.relayed, e.item.tries)
       else this.verified(e.item.node, e.item.frame, e.item.from, e.time)
     }
     const unfinished = this.completion.filter((c) => Number.isNaN(c)).length
@@ -227,18 +233,29 @@ class Sim {
     }
   }
 
-  /** Node starts fetching frame f: it walks its plan; a busy peer costs one round trip. */
-  private fetch(node: number, f: number, now: number, relayed: boolean): void {
+  /**
+   * Node starts fetching frame f: it walks its plan; a busy peer costs one round trip. With
+   * `busyRetry`, a plan whose every peer was busy is made again after a back-off (up to that many
+   * times) before the node goes upstream.
+   */
+  private fetch(node: number, f: number, now: number, relayed: boolean, tries = 0): void {
     this.fetchAt[node * this.s.frames + f] = now
     const steps = this.policy.plan({ me: node, frame: f, candidates: this.candidates(node, f, now), relayed, random: this.random })
     let at = now
+    let busy = 0
     for (const step of steps) {
       if (step.kind === 'self') {
+        const retry = this.s.busyRetry
+        if (busy > 0 && retry && tries < retry.times) {
+          this.q.push(at + retry.backoffMs, { t: 'retry', node, frame: f, relayed, tries: tries + 1 })
+          return
+        }
         this.upstream(node, f, at)
         return
       }
       if (this.serving[step.node] >= this.s.serveCap) {
         this.busy++
+        busy++
         at += 2 * this.s.net.latencyMs
         continue
       }

@@ -69,3 +69,15 @@ test('regression: a node waiting on a peer for a frame was shown as fetching it,
   const r = simulate(tiny(), swarmPolicy(3))
   assert.ok(r.completionMs.every((ms) => Number.isFinite(ms)))
 })
+
+test('what-if busyRetry: when every peer answers BUSY the plan is made again after the back-off, then the node goes upstream', () => {
+  const plain = simulate(tiny({ serveCap: 0 }), swarmPolicy(3))
+  const retried = simulate(tiny({ serveCap: 0, busyRetry: { times: 2, backoffMs: 10 } }), swarmPolicy(3))
+  for (const r of [plain, retried]) {
+    assert.equal(r.originBytes, 12_000, 'no peer serves anything: every frame of every node comes from the origin')
+    assert.equal(r.peerBytes, 0)
+  }
+  assert.ok(plain.busy > 0, 'peers were asked and answered BUSY')
+  assert.equal(retried.busy, 3 * plain.busy, 'each plan with a BUSY answer was made twice more')
+  assert.ok(Math.max(...retried.completionMs) > Math.max(...plain.completionMs), 'the back-offs cost time')
+})
