@@ -10,7 +10,7 @@ import type { FileKind } from '../../src/format/types.ts'
 import { LocalBuilds } from '../../src/origin/local-builds.ts'
 import type { FrameRef } from '../../src/read/source.ts'
 import { heldFramesFirst } from '../../src/read/sources/held-frames.ts'
-import { MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/read/sources/peer.ts'
+import { BUSY_ROUNDS, MAX_PENALIZED_PEERS, PeerFrameSource, PeerPenalties } from '../../src/read/sources/peer.ts'
 import { equalBytes, startPeer, stopPeers, type TestPeer, waitFor } from '../p2p/helpers.ts'
 
 test('penalties: accumulate, halve every half-life, drop to 0 below the floor', () => {
@@ -170,6 +170,44 @@ test('partial cached copies: one cached peer asked per fetch; the copies take tu
     assert.deepEqual([first.provider.calls, second.provider.calls], [1, 1], 'the copy that just lacked a frame goes last: the other one is asked')
     assert.equal(await source.fetch(ref(2), AbortSignal.timeout(5000)), null)
     assert.deepEqual([first.provider.calls, second.provider.calls], [2, 1], 'then back to the one that missed longest ago')
+  } finally {
+    await stopPeers(...peers)
+  }
+})
+
+test('regression: an origin at its serving limit (BUSY) failed a pending read: its BUSY is asked again after a back-off, a bounded number of rounds', async () => {
+  const peers: TestPeer[] = []
+  try {
+    const origin = await startPeer()
+    peers.push(origin)
+    const reader = await startPeer({ bootstrap: origin.addrs() })
+    peers.push(reader)
+    const kind: FileKind = 'memfile'
+    const { buildId, ranges, data } = origin.provider.addBuild(kind, 2, 4096)
+    origin.announcer.announce({ buildId, state: 'pending', memfileSize: 2 * 4096, rootfsSize: 0 })
+    await waitFor(() => reader.directory.peersFor(buildId).some((e) => e.state === 'pending'), 10_000, 'the pending announcement')
+    // The origin's serving slots are full for its first `busyFor` frame requests, then it serves.
+    let busyFor = 3
+    const serve = origin.provider.getFrames.bind(origin.provider)
+    origin.provider.getFrames = async (...args) => {
+      if (busyFor > 0) {
+        busyFor--
+        origin.provider.calls++
+        return { status: 'BUSY' }
+      }
+      return serve(...args)
+    }
+    const source = new PeerFrameSource(reader.client, reader.directory, new BuildStatusBoard(), new LocalBuilds(reader.dataDir), { timeoutMs: 5000, stallMs: 2000 })
+    const ref = (i: number): FrameRef => ({ buildId, kind, codec: 'zstd', startU: i * 4096, sizeU: 4096, ...ranges[i] })
+    const bytes = await source.fetch(ref(0), AbortSignal.timeout(30_000))
+    assert.ok(bytes && equalBytes(bytes, data.subarray(0, 4096)), 'the frame, byte for byte, once the origin had a free slot')
+    assert.equal(origin.provider.calls, 4, 'three BUSY answers, then served')
+
+    // An origin that stays BUSY: the fetch ends (not found here) after BUSY_ROUNDS rounds, never hangs.
+    busyFor = Number.POSITIVE_INFINITY
+    const before = origin.provider.calls
+    assert.equal(await source.fetch(ref(1), AbortSignal.timeout(30_000)), null)
+    assert.equal(origin.provider.calls - before, BUSY_ROUNDS)
   } finally {
     await stopPeers(...peers)
   }

@@ -12,6 +12,7 @@ import { open } from 'node:fs/promises'
 import { InvalidArgumentError } from '../../errors.ts'
 import type { BuildId, CodecName, FileKind, OriginBuildState, UploadState } from '../../format/types.ts'
 import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
+import { sleep } from '../../util/abort.ts'
 import type { FrameRef, FrameSource } from '../source.ts'
 import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
 import { SWARM_WAIT_MS, SwarmSteps, type SwarmStepsOptions } from './swarm-steps.ts'
@@ -55,6 +56,16 @@ export const MAX_PENALIZED_PEERS = 1024
 
 /** For this long after a `cached` peer lacked a frame of a file, other cached peers are asked first for it. */
 export const CACHED_MISS_MS = 5_000
+
+/**
+ * A round of announcers in which one answered BUSY (its serving slots full) and none served is asked
+ * again after a back-off, at most this many times: BUSY means "ask again", and for a pending build the
+ * origin is the only place the frame is, so giving up would fail the read.
+ */
+export const BUSY_ROUNDS = 8
+/** First back-off after a BUSY round, doubled per round up to BUSY_BACKOFF_MAX_MS, with ±50% jitter. */
+const BUSY_BACKOFF_MS = 25
+const BUSY_BACKOFF_MAX_MS = 1_000
 
 const refKey = (r: FrameRef) => `${r.buildId}/${r.kind}/${r.codec}/${r.startC}/${r.sizeC}`
 
@@ -124,10 +135,24 @@ export class PeerFrameSource implements FrameSource {
   /**
    * The peers announcing the build: its origin (pending), then `cached` copies (one per fetch). For a
    * frame the swarm indexes, the cached copies were asked already (`swarmAsked`): the origin only.
+   * A round in which the origin of a pending build answered BUSY and none served is asked again after a back-off
+   * (BUSY_ROUNDS), so an origin at its serving limit slows a read down instead of failing it.
    */
   private async fromAnnouncers(ref: FrameRef, key: string, bad: Set<string> | undefined, swarmAsked: boolean, signal: AbortSignal): Promise<Uint8Array | null> {
+    for (let round = 0; ; round++) {
+      const got = await this.askAnnouncers(ref, key, bad, swarmAsked, signal)
+      if (got !== 'busy') return got
+      if (round + 1 >= BUSY_ROUNDS) return null
+      const backoff = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** round)
+      await sleep(backoff * (0.5 + Math.random()), signal)
+    }
+  }
+
+  /** One round of fromAnnouncers: the bytes, null (nobody has them), or 'busy' (someone may, ask again). */
+  private async askAnnouncers(ref: FrameRef, key: string, bad: Set<string> | undefined, swarmAsked: boolean, signal: AbortSignal): Promise<Uint8Array | null | 'busy'> {
     const entries = this.directory.peersFor(ref.buildId).filter((e) => !swarmAsked || e.state !== 'cached')
     const cachedOnly = new Set(entries.filter((e) => e.state === 'cached').map((e) => e.peer))
+    const pendingAt = new Set(entries.filter((e) => e.state === 'pending').map((e) => e.peer))
     const now = performance.now()
     // When a cached copy last lacked a frame of this file (0: not recently): such copies are asked last.
     const missedAt = (peer: string) => {
@@ -138,6 +163,7 @@ export class PeerFrameSource implements FrameSource {
       .filter((p) => !bad?.has(p))
       .sort((a, b) => this.penalties.of(a) - this.penalties.of(b) || missedAt(a) - missedAt(b))
     let cachedTried = false
+    let busy = false
     for (const peer of peers) {
       signal.throwIfAborted()
       // A cached copy holds what its node happened to read (a resumed VM touches part of its memory):
@@ -168,9 +194,11 @@ export class PeerFrameSource implements FrameSource {
         this.onUploadState?.(ref.buildId, 'failed')
         return null
       }
+      // Only an origin's BUSY is worth waiting for: a copy elsewhere (cached, a holder) has a fallback.
+      if (answer.status === 'BUSY' && pendingAt.has(peer)) busy = true
       if (answer.status === 'NOT_AVAILABLE' && cachedOnly.has(peer)) remember(this.cachedMisses, `${peer}/${ref.buildId}/${ref.kind}`, now)
     }
-    return null
+    return busy ? 'busy' : null
   }
 
   /** One failed batch rejects each of its waiters with the same error: it costs the peer one point, not one per frame. */
