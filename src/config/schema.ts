@@ -14,6 +14,17 @@ const FRAME_STORE_BYTES = 5 * 1024 * MiB
  * The peer layer's defaults: the one definition, used by this schema and by the p2p client, server
  * and announcer when a caller (a test, a tool) passes no value of its own.
  */
+/**
+ * Cluster membership defaults (src/p2p/membership.ts, src/p2p/rate-limited-log.ts): the one definition
+ * the schema and the p2p code both use. `maxPeers` is also the protocol's bound on a member list.
+ */
+export const CLUSTER_DEFAULTS = {
+  maxPeers: 1024,
+  memberIntervalMs: 5_000,
+  memberTtlMs: 60_000,
+  warnIntervalMs: 60_000,
+}
+
 export const PEER_DEFAULTS = {
   /** Whole-request deadline of a peer request (client) and of serving one (server). */
   requestTimeoutMs: 10_000,
@@ -99,16 +110,16 @@ export const configSchema = z
     cluster: z
       .object({
         /** Connected peers at most; members beyond it are known but not dialled. */
-        maxPeers: z.number().int().min(1).max(1024).default(1024),
+        maxPeers: z.number().int().min(1).max(CLUSTER_DEFAULTS.maxPeers).default(CLUSTER_DEFAULTS.maxPeers),
         /** A node pushes its member list to a few random peers this often (and to every new peer at once). */
-        memberIntervalMs: z.number().int().positive().default(5_000),
+        memberIntervalMs: z.number().int().positive().default(CLUSTER_DEFAULTS.memberIntervalMs),
         /** A member not connected and named by no list for this long has left and is forgotten. */
-        memberTtlMs: z.number().int().positive().default(60_000),
+        memberTtlMs: z.number().int().positive().default(CLUSTER_DEFAULTS.memberTtlMs),
         /** Warnings about one peer or address (dial failed, handshake refused, bootstrap unreachable) at most once per this interval. */
-        warnIntervalMs: z.number().int().positive().default(60_000),
+        warnIntervalMs: z.number().int().positive().default(CLUSTER_DEFAULTS.warnIntervalMs),
       })
       .strict()
-      .default({ maxPeers: 1024, memberIntervalMs: 5_000, memberTtlMs: 60_000, warnIntervalMs: 60_000 }),
+      .default({ ...CLUSTER_DEFAULTS }),
     /** The HTTP API's read answers (src/api/response-budget.ts, src/api/range-response.ts). */
     http: z
       .object({

@@ -12,6 +12,7 @@ export const PROTOCOL_BLOB = '/snapswarm/blob/1.0.0'
 export const PROTOCOL_ANNOUNCE = '/snapswarm/announce/1.0.0'
 export const PROTOCOL_MEMBERS = '/snapswarm/members/1.0.0'
 
+import { CLUSTER_DEFAULTS } from '../config/schema.ts'
 import { MAX_WRITTEN_FRAME_SIZE } from '../config/compression.ts'
 
 const KiB = 1024
@@ -72,7 +73,7 @@ export const IDENTITY_FILE = 'peer.key'
 
 // Cluster membership (membership.ts).
 /** Members listed in one push, and connected peers at most: the mesh is designed for up to this many nodes. */
-export const MAX_MEMBERS = 1024
+export const MAX_MEMBERS = CLUSTER_DEFAULTS.maxPeers
 /** Addresses kept per member (a node listening on every interface lists a few). */
 export const MAX_MEMBER_ADDRS = 8
 /** A multiaddr string longer than this is refused (an ip6/tcp/p2p address is ~100 characters). */
@@ -85,8 +86,5 @@ export const MAX_MEMBERS_BYTES = 512 * KiB
 export const MAX_MEMBER_DIALS = 16
 /** The member with the larger peer id waits this long (±25 %) before dialling one that may be dialling it. */
 export const MEMBER_DIAL_GRACE_MS = 750
-/** Periodic member list pushes: this often, to MEMBER_FANOUT random connected peers. */
-export const MEMBER_INTERVAL_MS = 5_000
+/** Periodic member list pushes (every CLUSTER_DEFAULTS.memberIntervalMs by default) go to this many random connected peers. */
 export const MEMBER_FANOUT = 6
-/** A member not connected and named by no list for this long has left the cluster. */
-export const MEMBER_TTL_MS = 60_000

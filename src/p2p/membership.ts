@@ -21,6 +21,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { MemberList } from '../../protocols/snapswarm.js'
+import { CLUSTER_DEFAULTS } from '../config/schema.ts'
 import { type Logger, silentLogger } from '../obs/log.ts'
 import { type Counter, counter, createRegistry, Gauge, type Registry } from '../obs/metrics.ts'
 import { CoarseTimer } from '../util/coarse-timer.ts'
@@ -40,9 +41,9 @@ export interface MembershipHost extends PeerHost {
 }
 
 export interface MembershipOptions {
-  /** Periodic push to `fanout` random connected peers (default MEMBER_INTERVAL_MS). */
+  /** Periodic push to `fanout` random connected peers (default CLUSTER_DEFAULTS.memberIntervalMs). */
   intervalMs?: number
-  /** A member nobody listed for this long and not connected is forgotten (default MEMBER_TTL_MS). */
+  /** A member nobody listed for this long and not connected is forgotten (default CLUSTER_DEFAULTS.memberTtlMs). */
   ttlMs?: number
   /** Connected peers at most: no member is dialled beyond this (default MAX_MEMBERS). */
   maxPeers?: number
@@ -91,8 +92,8 @@ export class Membership {
   constructor(host: MembershipHost, opts: MembershipOptions = {}) {
     this.host = host
     this.opts = {
-      intervalMs: opts.intervalMs ?? C.MEMBER_INTERVAL_MS,
-      ttlMs: opts.ttlMs ?? C.MEMBER_TTL_MS,
+      intervalMs: opts.intervalMs ?? CLUSTER_DEFAULTS.memberIntervalMs,
+      ttlMs: opts.ttlMs ?? CLUSTER_DEFAULTS.memberTtlMs,
       maxPeers: Math.min(opts.maxPeers ?? C.MAX_MEMBERS, C.MAX_MEMBERS),
       fanout: opts.fanout ?? C.MEMBER_FANOUT,
       timeoutMs: opts.timeoutMs ?? 5_000,

@@ -5,10 +5,11 @@
  * interval says how many were suppressed meanwhile. The set of keys is bounded: past `maxKeys` the
  * oldest are forgotten (at worst one extra line for a forgotten key).
  */
+import { CLUSTER_DEFAULTS } from '../config/schema.ts'
 import type { Logger } from '../obs/log.ts'
 
 /** Default interval between two lines about the same peer or address. */
-export const WARN_INTERVAL_MS = 60_000
+export const WARN_INTERVAL_MS = CLUSTER_DEFAULTS.warnIntervalMs
 const MAX_KEYS = 4096
 
 interface Slot {
