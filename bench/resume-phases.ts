@@ -89,7 +89,7 @@ async function main(): Promise<void> {
         await until(async () => node.peer.directory.peersFor(id).length > 0)
         marks = {}
         t0 = performance.now()
-        const f = await node.openRead(id, 'memfile')
+        const f = await node.openRead(id, 'memfile', undefined, { firstReadAt: 0 })
         const got = await f.read(0, 4096)
         mark('done')
         await f.close()

@@ -22,6 +22,7 @@ export declare namespace Kind {
 export interface GetHeader {
     buildId: Uint8Array<ArrayBuffer>;
     kind: Kind;
+    firstReadAt?: number;
 }
 export declare namespace GetHeader {
     const codec: () => Codec<GetHeader>;
@@ -33,14 +34,20 @@ export declare namespace GetHeader {
         field: '$.kind';
         value: Kind;
     }
+    interface GetHeaderFirstReadAtFieldEvent {
+        field: '$.firstReadAt';
+        value: number;
+    }
     function encode(obj: Partial<GetHeader>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetHeader>): GetHeader;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetHeader>): Generator<GetHeaderBuildIdFieldEvent | GetHeaderKindFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<GetHeader>): Generator<GetHeaderBuildIdFieldEvent | GetHeaderKindFieldEvent | GetHeaderFirstReadAtFieldEvent>;
 }
 export interface HeaderResponse {
     status: Status;
     header: Uint8Array<ArrayBuffer>;
     pending: boolean;
+    frameStartC: number;
+    frameSizeC: number;
 }
 export declare namespace HeaderResponse {
     const codec: () => Codec<HeaderResponse>;
@@ -56,9 +63,17 @@ export declare namespace HeaderResponse {
         field: '$.pending';
         value: boolean;
     }
+    interface HeaderResponseFrameStartCFieldEvent {
+        field: '$.frameStartC';
+        value: number;
+    }
+    interface HeaderResponseFrameSizeCFieldEvent {
+        field: '$.frameSizeC';
+        value: number;
+    }
     function encode(obj: Partial<HeaderResponse>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HeaderResponse>): HeaderResponse;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HeaderResponse>): Generator<HeaderResponseStatusFieldEvent | HeaderResponseHeaderFieldEvent | HeaderResponsePendingFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HeaderResponse>): Generator<HeaderResponseStatusFieldEvent | HeaderResponseHeaderFieldEvent | HeaderResponsePendingFieldEvent | HeaderResponseFrameStartCFieldEvent | HeaderResponseFrameSizeCFieldEvent>;
 }
 export declare enum FrameCodec {
     CODEC_UNSPECIFIED = "CODEC_UNSPECIFIED",

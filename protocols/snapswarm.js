@@ -57,6 +57,10 @@ export var GetHeader;
                     w.uint32(16);
                     Kind.codec().encode(obj.kind, w);
                 }
+                if (obj.firstReadAt != null) {
+                    w.uint32(24);
+                    w.uint64Number(obj.firstReadAt);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -75,6 +79,10 @@ export var GetHeader;
                         }
                         case 2: {
                             obj.kind = Kind.codec().decode(reader);
+                            break;
+                        }
+                        case 3: {
+                            obj.firstReadAt = reader.uint64Number();
                             break;
                         }
                         default: {
@@ -100,6 +108,13 @@ export var GetHeader;
                             yield {
                                 field: `${prefix}.kind`,
                                 value: Kind.codec().decode(reader)
+                            };
+                            break;
+                        }
+                        case 3: {
+                            yield {
+                                field: `${prefix}.firstReadAt`,
+                                value: reader.uint64Number()
                             };
                             break;
                         }
@@ -147,6 +162,14 @@ export var HeaderResponse;
                     w.uint32(24);
                     w.bool(obj.pending);
                 }
+                if ((obj.frameStartC != null && obj.frameStartC !== 0)) {
+                    w.uint32(32);
+                    w.uint64Number(obj.frameStartC);
+                }
+                if ((obj.frameSizeC != null && obj.frameSizeC !== 0)) {
+                    w.uint32(40);
+                    w.uint32(obj.frameSizeC);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -154,7 +177,9 @@ export var HeaderResponse;
                 const obj = {
                     status: Status.STATUS_UNSPECIFIED,
                     header: uint8ArrayAlloc(0),
-                    pending: false
+                    pending: false,
+                    frameStartC: 0,
+                    frameSizeC: 0
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -170,6 +195,14 @@ export var HeaderResponse;
                         }
                         case 3: {
                             obj.pending = reader.bool();
+                            break;
+                        }
+                        case 4: {
+                            obj.frameStartC = reader.uint64Number();
+                            break;
+                        }
+                        case 5: {
+                            obj.frameSizeC = reader.uint32();
                             break;
                         }
                         default: {
@@ -202,6 +235,20 @@ export var HeaderResponse;
                             yield {
                                 field: `${prefix}.pending`,
                                 value: reader.bool()
+                            };
+                            break;
+                        }
+                        case 4: {
+                            yield {
+                                field: `${prefix}.frameStartC`,
+                                value: reader.uint64Number()
+                            };
+                            break;
+                        }
+                        case 5: {
+                            yield {
+                                field: `${prefix}.frameSizeC`,
+                                value: reader.uint32()
                             };
                             break;
                         }

@@ -16,7 +16,11 @@ function flipped(bytes: Uint8Array): Uint8Array {
 
 function corrupting(inner: PeerContentProvider): PeerContentProvider {
   return {
-    getHeader: (id, kind, signal) => inner.getHeader(id, kind, signal),
+    // A frame that goes out with a header is a frame this node sends too.
+    async getHeader(id, kind, signal, opts) {
+      const ans = await inner.getHeader(id, kind, signal, opts)
+      return ans.status === 'OK' && ans.frame ? { ...ans, frame: { ...ans.frame, bytes: flipped(ans.frame.bytes) } } : ans
+    },
     getBlob: (id, name, signal) => inner.getBlob(id, name, signal),
     async getFrames(id, kind, codec, ranges, signal, opts): Promise<FramesAnswer> {
       const ans = await inner.getFrames(id, kind, codec, ranges, signal, opts)

@@ -28,7 +28,8 @@ export interface ApiHandlers {
   peers(): unknown
   buildInfo(id: string): Promise<unknown | null>
   /** Size of the virtual file, then a reader of ranges (an OpenFiles handle). */
-  openRead(id: string, kind: FileKind, signal: AbortSignal): Promise<Pick<FileHandleLike, 'size' | 'read' | 'readInto' | 'close'>>
+  /** `opts.firstReadAt`: where the request reads first (from its Range header, before the size is known). */
+  openRead(id: string, kind: FileKind, signal: AbortSignal, opts?: { firstReadAt?: number }): Promise<Pick<FileHandleLike, 'size' | 'read' | 'readInto' | 'close'>>
   pause(id: string, body: unknown): Promise<unknown>
   /** NBD exports (src/nbd): list, start, stop. */
   exports?: {
@@ -177,7 +178,7 @@ export class HttpApi {
     const abort = new AbortController()
     // The client going away ends this request's reads and budget waits; its file is released below.
     res.on('close', () => abort.abort(new ClientGoneError()))
-    const file = await this.handlers.openRead(id, kind, abort.signal)
+    const file = await this.handlers.openRead(id, kind, abort.signal, { firstReadAt: firstReadAtOf(req.headers.range) })
     try {
       const range = parseRange(req.headers.range, file.size)
       if (range === 'unsatisfiable') {
@@ -272,4 +273,15 @@ export function parseRange(header: string | undefined, size: number): [number, n
   }
   if (start >= size || start > end) return 'unsatisfiable'
   return [start, end]
+}
+
+/**
+ * Where a GET reads first, known before the file's size: 0 without a Range header, the start of an
+ * explicit `bytes=N-` range, otherwise (a suffix range, anything else) unknown. Only a hint for the
+ * header lookup (the frame holding it may come with a pending header); the range is parsed properly later.
+ */
+function firstReadAtOf(range: string | undefined): number | undefined {
+  if (range === undefined) return 0
+  const m = /^bytes=(\d{1,15})-/.exec(range.trim())
+  return m ? Number(m[1]) : undefined
 }

@@ -37,6 +37,7 @@ import { type ApiHandlers, HttpApi, READ_CHUNK } from '../api/http-api.ts'
 import { ResponseBudget } from '../api/response-budget.ts'
 import { type LocalBuild, LocalBuilds } from '../origin/local-builds.ts'
 import { PauseManager, parsePauseRequest } from '../origin/pause.ts'
+import { EarlyFrames } from '../read/sources/early-frames.ts'
 import { PeerFrameSource } from '../read/sources/peer.ts'
 import { LocalBuildProvider } from '../origin/provider.ts'
 import { type FileHandleLike, OpenFiles } from '../switchover/open-files.ts'
@@ -120,10 +121,10 @@ export class SnapswarmNode {
     const w: Wiring = { config, dataDir, registry, metrics, store, builds, frames, log, logger: opts.logger }
     const cluster = wireCluster(w, () => peer)
     const peer = await wirePeer(w, cluster.provider)
-    const { fetcher, cache, shared, swarm } = await wireReadPath(w, peer, cluster)
+    const { fetcher, cache, shared, swarm, early } = await wireReadPath(w, peer, cluster)
     const prefetch = wirePrefetch(w, fetcher, cluster.traces)
     followAnnouncements(peer, cluster.board)
-    const { resolver, files } = wireSwitchover(w, { board: cluster.board, peer, cache, prefetch, swarm: swarm?.availability })
+    const { resolver, files } = wireSwitchover(w, { board: cluster.board, peer, cache, prefetch, swarm: swarm?.availability, early })
     const pauses = await wireOrigin(w, { board: cluster.board, peer, resolver, nbd, pendingCodec: opts.pendingCodec ?? 'upload' })
     const api = wireApi(w, { peer, resolver, files, nbd, pauses, token: apiToken })
     let apiUrl: string
@@ -156,8 +157,8 @@ export class SnapswarmNode {
    * (local cache → peers → shared cache → storage, switchover included), for a host that embeds the
    * node (e.g. the page-fault handler of a resumed VM). Close the handle when done.
    */
-  openRead(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<FileHandleLike> {
-    return this.parts.files.open(id, kind, signal)
+  openRead(id: BuildId, kind: FileKind, signal?: AbortSignal, opts?: { firstReadAt?: number }): Promise<FileHandleLike> {
+    return this.parts.files.open(id, kind, signal, opts)
   }
 
   /** The NBD server's addresses (`unix:/path`, `tcp:host:port`) and exports. */
@@ -278,12 +279,14 @@ async function wireReadPath(
   w: Wiring,
   peer: SnapswarmPeer,
   cluster: ClusterParts,
-): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: HeldFrames | SharedCacheSource | undefined; swarm: SwarmParts | undefined }> {
+): Promise<{ fetcher: FrameFetcher; cache: ChunkCache; shared: HeldFrames | SharedCacheSource | undefined; swarm: SwarmParts | undefined; early: EarlyFrames }> {
   const { config, frames, metrics, logger } = w
   const { board } = cluster
   // Frame-level availability needs the frame store: it is where this node serves its peers from.
   const availability = frames && config.peers.swarm ? new SwarmAvailability(peer.peerId, undefined, SWARM_RECENT_FRAMES) : undefined
+  const early = new EarlyFrames({ registry: w.registry }) // frames that came with a pending header (the resume's first read)
   const peerSource = new PeerFrameSource(peer.client, peer.directory, board, w.builds, {
+    early,
     timeoutMs: config.peers.requestTimeoutMs,
     stallMs: config.peers.stallTimeoutMs,
     // A peer's USE_STORAGE / UPLOAD_FAILED goes on the status board (the switchover follows it).
@@ -310,7 +313,7 @@ async function wireReadPath(
   })
   const cache = await ChunkCache.open({ dir: join(w.dataDir, 'cache'), maxBytes: config.cache.maxBytes, fetcher, metrics, logger })
   const swarm = availability && wireSwarm(w, peer, cluster, { availability, peerSource, fetcher })
-  return { fetcher, cache, shared, swarm }
+  return { fetcher, cache, shared, swarm, early }
 }
 
 /** Frames that arrived lately kept in memory for peers that ask before they are in the frame store. */
@@ -370,17 +373,17 @@ function followAnnouncements(peer: SnapswarmPeer, board: BuildStatusBoard): void
 /** Opening build files: the header lookup and the move from a pending to the final header. */
 function wireSwitchover(
   w: Wiring,
-  deps: { board: BuildStatusBoard; peer: SnapswarmPeer; cache: ChunkCache; prefetch: PrefetchService; swarm?: SwarmAvailability },
+  deps: { board: BuildStatusBoard; peer: SnapswarmPeer; cache: ChunkCache; prefetch: PrefetchService; swarm?: SwarmAvailability; early: EarlyFrames },
 ): { resolver: HeaderResolver; files: OpenFiles } {
   const { config, registry, store, metrics, log } = w
   const { board, cache } = deps
   const switchovers = counter(registry, 'snapswarm_header_switchovers_total', 'Build files moved from a pending (peer-served) header to the final header in storage')
-  const resolver = new HeaderResolver({ store, builds: w.builds, board, peer: deps.peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, expectsPeers: config.node.bootstrap.length > 0, log })
+  const resolver = new HeaderResolver({ store, builds: w.builds, board, peer: deps.peer, pollMs: config.switchover.finalHeaderPollMs, hedgeMs: config.peers.hedgeAfterMs, expectsPeers: config.node.bootstrap.length > 0, early: deps.early, log })
   resolver.warmOnAnnouncements() // for the node's lifetime: the directory goes with it
   const files = new OpenFiles({
     board,
     log,
-    initialHeader: (id, kind, signal) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS),
+    initialHeader: (id, kind, signal, firstReadAt) => resolver.initial(id, kind, signal, VISIBILITY_WAIT_MS, { firstReadAt }),
     loadFinal: (id, kind, signal) => resolver.final(id, kind, signal),
     onSwitch: () => switchovers.inc(),
     onUploadFailed: config.switchover.onUploadFailed,
@@ -470,7 +473,7 @@ function wireApi(
       members: peer.membership.members().map((m) => ({ peer: m.peer, connected: m.connected })),
     }),
     buildInfo: (id) => deps.resolver.describe(id),
-    openRead: (id, kind, signal) => deps.files.open(id, kind, signal),
+    openRead: (id, kind, signal, opts) => deps.files.open(id, kind, signal, opts),
     exports: {
       list: () => nbd.list(),
       start: (body) => nbd.start(body),

@@ -19,9 +19,9 @@ import type { FrameTable } from '../format/frame-table.ts'
 import { encodeHeader } from '../format/header.ts'
 import { blobKindOf, traceKindOf } from '../format/layout.ts'
 import type { BuildId, CodecName, FileKind } from '../format/types.ts'
-import type { BlobAnswer, FrameRange, FramesAnswer, FramesServeOptions, HeaderAnswer, PeerContentProvider } from '../p2p/index.ts'
+import type { BlobAnswer, FrameRange, FramesAnswer, FramesServeOptions, FrameWithHeader, HeaderAnswer, HeaderOptions, PeerContentProvider } from '../p2p/index.ts'
 import { readExactly } from '../util/file-io.ts'
-import type { LocalBuild, LocalBuilds } from './local-builds.ts'
+import type { LocalBuild, LocalBuilds, LocalFile } from './local-builds.ts'
 
 type NotOkStatus = 'NOT_AVAILABLE' | 'USE_STORAGE' | 'UPLOAD_FAILED'
 
@@ -59,7 +59,7 @@ export class LocalBuildProvider implements PeerContentProvider {
     this.recovering = false
   }
 
-  async getHeader(buildId: BuildId, kind: FileKind): Promise<HeaderAnswer> {
+  async getHeader(buildId: BuildId, kind: FileKind, _signal?: AbortSignal, opts?: HeaderOptions): Promise<HeaderAnswer> {
     const b = this.builds.get(buildId)
     if (!b && this.recovering) return { status: 'BUSY' }
     // Still framing: no header yet, but soon; BUSY keeps a reader waiting where NOT_AVAILABLE is a "no".
@@ -71,7 +71,8 @@ export class LocalBuildProvider implements PeerContentProvider {
     const key = `${buildId}/${kind}`
     const bytes = this.encoded.get(key) ?? encodeHeader(file.header)
     this.encoded.set(key, bytes)
-    return { status: 'OK', header: bytes, pending: true }
+    const frame = opts?.firstReadAt === undefined ? undefined : await firstFrame(file, opts.firstReadAt).catch(() => undefined)
+    return frame ? { status: 'OK', header: bytes, pending: true, frame } : { status: 'OK', header: bytes, pending: true }
   }
 
   async getFrames(buildId: BuildId, kind: FileKind, codec: CodecName | undefined, ranges: readonly FrameRange[], signal?: AbortSignal, opts?: FramesServeOptions): Promise<FramesAnswer> {
@@ -131,6 +132,29 @@ export class LocalBuildProvider implements PeerContentProvider {
   /** Forget cached encodings of a build (after eviction). */
   forget(buildId: BuildId): void {
     for (const k of this.encoded.keys()) if (k.startsWith(buildId)) this.encoded.delete(k)
+  }
+}
+
+/**
+ * The stored frame of a pending file's own data file that serves file offset `at` (sent with its
+ * header: the resume's first read), or undefined when that offset is another layer's, a hole, past the
+ * end, or the copy is raw (its reads are chunks, not frames).
+ */
+async function firstFrame(file: LocalFile, at: number): Promise<FrameWithHeader | undefined> {
+  const table = file.info.frames
+  if (table.codec === 'none') return undefined
+  const m = file.header.mappings.find((x) => at >= x.offset && at < x.offset + x.length)
+  if (!m || m.buildId !== file.header.buildId) return undefined
+  const i = table.indexOf(m.buildStorageOffset + (at - m.offset))
+  if (i < 0) return undefined
+  const f = table.frames[i]
+  const fh = await open(file.dataPath, 'r')
+  try {
+    const bytes = Buffer.allocUnsafe(f.sizeC)
+    await readExactly(fh, bytes, f.startC, (done) => new Error(`local data file ended at ${f.startC + done}`))
+    return { startC: f.startC, sizeC: f.sizeC, bytes }
+  } finally {
+    await fh.close()
   }
 }
 

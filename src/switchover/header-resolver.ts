@@ -28,6 +28,7 @@ import { loadStoredHeader } from '../storage/stored-header.ts'
 import { sleep } from '../util/abort.ts'
 import { CoarseTimer } from '../util/coarse-timer.ts'
 import { hedgedRace } from '../util/hedge.ts'
+import type { EarlyFrames } from '../read/sources/early-frames.ts'
 import { BuildUnavailableError, UploadFailedError } from './resumed-file.ts'
 
 export interface HeaderResolverDeps {
@@ -44,7 +45,16 @@ export interface HeaderResolverDeps {
    * "no peer has the build" is not an answer yet, so an unknown build is waited for, not refused.
    */
   readonly expectsPeers?: boolean
+  /** Where a frame that came with a pending header is held for the read that asked for it. */
+  readonly early?: EarlyFrames
   readonly log: Logger
+}
+
+/** How a lookup may go: `firstReadAt`, the file offset the caller reads first (its frame may come with the header). */
+export interface InitialOptions {
+  /** The caller knows the build exists (a pause names it as its parent). */
+  readonly mustExist?: boolean
+  readonly firstReadAt?: number
 }
 
 type Settled<T> = { value: T | null } | { value?: undefined; error: unknown }
@@ -103,12 +113,12 @@ export class HeaderResolver {
    * origin, or its announcement still on the way — a resume right after a pause) is retried with
    * backoff for up to `waitMs`; a failed upload is reported at once.
    */
-  async initial(id: BuildId, kind: FileKind, signal?: AbortSignal, waitMs = 0, opts: { mustExist?: boolean } = {}): Promise<Header> {
+  async initial(id: BuildId, kind: FileKind, signal?: AbortSignal, waitMs = 0, opts: InitialOptions = {}): Promise<Header> {
     const deadline = Date.now() + waitMs
     let delay = 20
     for (;;) {
       try {
-        return await this.initialOnce(id, kind, signal)
+        return await this.initialOnce(id, kind, signal, opts.firstReadAt)
       } catch (err) {
         // `mustExist`: the caller knows the build exists (a pause names it as the parent), so "nobody
         // knows it" means its origin is restarting or its announcement is on the way: wait for it.
@@ -120,7 +130,7 @@ export class HeaderResolver {
     }
   }
 
-  private async initialOnce(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
+  private async initialOnce(id: BuildId, kind: FileKind, signal?: AbortSignal, firstReadAt?: number): Promise<Header> {
     const local = this.deps.builds.get(id)
     if (local?.state === 'framing') throw new BuildUnavailableError(`build ${id} is still being framed on this node; retry shortly`)
     if (local?.state === 'pending') {
@@ -129,11 +139,11 @@ export class HeaderResolver {
       return f.header
     }
     const failed = local?.state === 'failed' || this.deps.board.get(id) === 'failed'
-    if (!failed && this.announcedPending(id)) return this.storageBesidePeers(id, kind, signal)
+    if (!failed && this.announcedPending(id)) return this.storageBesidePeers(id, kind, signal, firstReadAt)
     const stored = await this.tryStorage(id, kind)
     if (stored) return stored
     if (failed) throw new UploadFailedError(id)
-    return this.fromPeers(id, kind, signal)
+    return this.fromPeers(id, kind, signal, firstReadAt)
   }
 
   /** Some peer announces `id` as pending (not merely cached frames of it). */
@@ -148,11 +158,11 @@ export class HeaderResolver {
    * peers had none; a pending header the origin served first is used at once (were the upload
    * finishing meanwhile, the switchover moves the file to the final header as usual).
    */
-  private async storageBesidePeers(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
+  private async storageBesidePeers(id: BuildId, kind: FileKind, signal?: AbortSignal, firstReadAt?: number): Promise<Header> {
     const losers = new AbortController()
     const peerSignal = signal ? AbortSignal.any([signal, losers.signal]) : losers.signal
     const stored = settle(this.tryStorage(id, kind))
-    const peers = settle(this.fromPeers(id, kind, peerSignal))
+    const peers = settle(this.fromPeers(id, kind, peerSignal, firstReadAt))
     const first = await Promise.race([stored.then((r) => ({ from: 'storage', r })), peers.then((r) => ({ from: 'peers', r }))])
     if (first.from === 'peers' && first.r.value) return first.r.value // storage's late answer is ignored
     const s = await stored
@@ -189,7 +199,7 @@ export class HeaderResolver {
     }
   }
 
-  private async fromPeers(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<Header> {
+  private async fromPeers(id: BuildId, kind: FileKind, signal?: AbortSignal, firstReadAt?: number): Promise<Header> {
     const { peer, board } = this.deps
     // A `cached` announcer holds frames, never a pending header: it is only asked as a connected peer, last.
     const announced = peer.directory
@@ -203,7 +213,7 @@ export class HeaderResolver {
       // A peer that announces the build pending is where the first frames come from next: its frames
       // stream opens while the header is on its way, not after.
       if (announced.includes(p)) peer.client.warmFrames(p)
-      return this.askPeer(p, id, kind, s)
+      return this.askPeer(p, id, kind, s, firstReadAt)
     }
     const won = await this.race(candidates, ask, tried, signal, misses)
     signal?.throwIfAborted()
@@ -280,10 +290,11 @@ export class HeaderResolver {
   }
 
   /** One peer's answer, validated: a peer's header is only ever a pending one for the build asked. */
-  private async askPeer(p: string, id: BuildId, kind: FileKind, signal: AbortSignal): Promise<PeerVerdict> {
+  private async askPeer(p: string, id: BuildId, kind: FileKind, signal: AbortSignal, firstReadAt?: number): Promise<PeerVerdict> {
     let answer: Awaited<ReturnType<SnapswarmPeer['client']['getHeader']>>
     try {
-      answer = await this.deps.peer.client.getHeader(p, id, kind, { signal })
+      // The first read's frame only where it can be kept for the read.
+      answer = await this.deps.peer.client.getHeader(p, id, kind, { signal, firstReadAt: this.deps.early ? firstReadAt : undefined })
     } catch (err) {
       return { status: 'MISS', why: (err as Error).message }
     }
@@ -296,7 +307,24 @@ export class HeaderResolver {
       return { status: 'MISS', why: `served an undecodable header (${(err as Error).message})` }
     }
     if (h.buildId !== id || !h.incomplete) return { status: 'MISS', why: 'served a header for another build or without the pending flag' }
+    if (answer.frame) this.keepFrame(p, h, kind, answer.frame)
     return { status: 'OK', peer: p, header: h }
+  }
+
+  /**
+   * A frame sent with the header is held for the read only when the header's own frame table names it
+   * (same range): it is then fetched like any frame of the build, and verified by the fetcher.
+   */
+  private keepFrame(p: string, h: Header, kind: FileKind, frame: { startC: number; sizeC: number; bytes: Uint8Array }): void {
+    const table = h.builds.get(h.buildId)?.frames
+    const i = table ? table.indexOfCompressed(frame.startC) : -1
+    const f = i >= 0 ? table!.frames[i] : undefined
+    if (!f || f.startC !== frame.startC || f.sizeC !== frame.sizeC) {
+      this.deps.log.debug({ peer: p, buildId: h.buildId, startC: frame.startC }, 'a frame sent with a header is not in its frame table; dropped')
+      return
+    }
+    const ref = { buildId: h.buildId, kind, codec: table!.codec, startU: f.startU, sizeU: f.sizeU, startC: f.startC, sizeC: f.sizeC }
+    this.deps.early?.put(ref, frame.bytes, p)
   }
 
   /** `GET /v1/builds/{id}`: what this node knows of a build. */

@@ -15,7 +15,8 @@ import { ResumedFile } from './resumed-file.ts'
 export interface OpenFilesDeps {
   readonly board: BuildStatusBoard
   readonly log: Logger
-  readonly initialHeader: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
+  /** `firstReadAt`: the offset the opener reads first (a pending build's origin may send its frame with the header). */
+  readonly initialHeader: (id: BuildId, kind: FileKind, signal?: AbortSignal, firstReadAt?: number) => Promise<Header>
   readonly loadFinal: (id: BuildId, kind: FileKind, signal?: AbortSignal) => Promise<Header>
   readonly openReader: (header: Header, kind: FileKind) => Promise<BuildReader>
   readonly onSwitch?: (from: Header, to: Header) => void
@@ -51,13 +52,14 @@ export class OpenFiles {
     this.deps = deps
   }
 
-  async open(id: BuildId, kind: FileKind, signal?: AbortSignal): Promise<FileHandleLike> {
+  /** `opts.firstReadAt`: where the caller reads first, if it knows (an HTTP range): only used when the file is not open yet. */
+  async open(id: BuildId, kind: FileKind, signal?: AbortSignal, opts: { firstReadAt?: number } = {}): Promise<FileHandleLike> {
     const key = `${id}/${kind}`
     let entry = this.files.get(key)
     if (!entry) {
       // Shared by every opener: it runs without any one caller's signal (a client that goes away must
       // not fail the others); each caller only stops waiting on its own signal below.
-      const file = this.deps.initialHeader(id, kind).then(async (header) => {
+      const file = this.deps.initialHeader(id, kind, undefined, opts.firstReadAt).then(async (header) => {
         const f = await ResumedFile.open(
           {
             buildId: id,

@@ -96,6 +96,26 @@ describe('a hostile server', () => {
     await assert.rejects(victim.client.getFrames(evil.peerId, buildId, 'memfile', 'zstd', [{ startC: 0, sizeC: 1000 }]), PeerProtocolError)
   })
 
+  it('a frame sent with a header that was not asked for is refused', async () => {
+    const res = HeaderResponse.encode({ status: Status.OK, header: new Uint8Array(3), pending: true, frameStartC: 0, frameSizeC: 100 })
+    await mallory(evil, PROTOCOL_HEADER, [varint(res.byteLength), res, new Uint8Array(100)])
+    await assert.rejects(victim.client.getHeader(evil.peerId, buildId, 'memfile'), PeerProtocolError)
+  })
+
+  it('a frame sent with a header that claims more than a frame may hold is refused before anything is allocated', async () => {
+    const res = HeaderResponse.encode({ status: Status.OK, header: new Uint8Array(3), pending: true, frameStartC: 0, frameSizeC: 2 ** 32 - 1 })
+    await mallory(evil, PROTOCOL_HEADER, [varint(res.byteLength), res])
+    const before = process.memoryUsage().arrayBuffers
+    await assert.rejects(victim.client.getHeader(evil.peerId, buildId, 'memfile', { firstReadAt: 0 }), PeerProtocolError)
+    assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 ** 2)
+  })
+
+  it('a truncated frame sent with a header is an error, never a short frame', async () => {
+    const res = HeaderResponse.encode({ status: Status.OK, header: new Uint8Array(3), pending: true, frameStartC: 0, frameSizeC: 1000 })
+    await mallory(evil, PROTOCOL_HEADER, [varint(res.byteLength), res, new Uint8Array(10)])
+    await assert.rejects(victim.client.getHeader(evil.peerId, buildId, 'memfile', { firstReadAt: 0 }), PeerProtocolError)
+  })
+
   it('an OK header response without a status is refused', async () => {
     const res = HeaderResponse.encode({ status: Status.STATUS_UNSPECIFIED, header: new Uint8Array(3), pending: false })
     await mallory(evil, PROTOCOL_HEADER, [varint(res.byteLength), res])

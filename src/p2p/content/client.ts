@@ -17,7 +17,10 @@ import type { PeerHost } from '../host.ts'
 import * as M from '../wire/messages.ts'
 import { type RawStream, WireStream } from '../wire/stream.ts'
 import { WarmStreams } from '../wire/warm-streams.ts'
-import { type BlobResult, type FrameRange, type FramesRequestOptions, type FramesResult, type HeaderResult, PROTOCOL_FRAMES_RELAY, type RequestOptions } from './types.ts'
+import { type BlobResult, type FrameRange, type FramesRequestOptions, type FramesResult, type FrameWithHeader, type HeaderRequestOptions, type HeaderResult, PROTOCOL_FRAMES_RELAY, type RequestOptions } from './types.ts'
+
+/** Protocols whose requests come in runs: each request warms a stream for the next one (see `stream`). */
+const REARMED = new Set([C.PROTOCOL_HEADER, C.PROTOCOL_FRAMES, PROTOCOL_FRAMES_RELAY])
 
 export interface PeerClientOptions {
   stallMs?: number
@@ -69,16 +72,30 @@ export class PeerClient {
     return this.warmStreams.stats
   }
 
-  async getHeader(peer: string, buildId: BuildId, kind: FileKind, opts: RequestOptions = {}): Promise<HeaderResult> {
-    const request = M.GetHeader.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind) })
-    const budget = C.MAX_VARINT_BYTES + C.MAX_HEADER_RESPONSE_BYTES
+  /**
+   * The header of a build file. `opts.firstReadAt`: the offset a resume reads first; the peer may send
+   * the frame that holds it with the header (`frame`, unverified), saving a frames round trip.
+   */
+  async getHeader(peer: string, buildId: BuildId, kind: FileKind, opts: HeaderRequestOptions = {}): Promise<HeaderResult> {
+    const request = M.GetHeader.encode({ buildId: M.buildIdToWire(buildId), kind: M.kindToWire(kind), firstReadAt: opts.firstReadAt })
+    const budget = C.MAX_VARINT_BYTES + C.MAX_HEADER_RESPONSE_BYTES + (opts.firstReadAt === undefined ? 0 : C.MAX_FRAME_BYTES)
     return this.exchange(peer, C.PROTOCOL_HEADER, 'header', request, budget, opts, async (wire) => {
       const res = await wire.readMessage(M.HeaderResponse.decode, C.MAX_HEADER_RESPONSE_BYTES, 'HeaderResponse')
       const status = M.statusFromWire(res.status, 'HeaderResponse')
       if (status !== 'OK') return { status }
       if (res.header.byteLength === 0) throw new PeerProtocolError('HeaderResponse: OK without a header')
-      return { status, header: res.header, pending: res.pending }
+      const frame = await this.frameWithHeader(wire, res, opts.firstReadAt !== undefined)
+      return frame ? { status, header: res.header, pending: res.pending, frame } : { status, header: res.header, pending: res.pending }
     })
+  }
+
+  /** The frame that follows a header answer, when one was asked for and announced (sizes checked before reading). */
+  private async frameWithHeader(wire: WireStream, res: { frameStartC: number; frameSizeC: number }, asked: boolean): Promise<FrameWithHeader | undefined> {
+    if (res.frameSizeC === 0) return undefined
+    if (!asked) throw new PeerProtocolError(`HeaderResponse: a frame of ${res.frameSizeC} bytes that was not asked for`)
+    const problem = M.batchProblem([{ startC: res.frameStartC, sizeC: res.frameSizeC }], C.MAX_FRAME_BYTES)
+    if (problem) throw new PeerProtocolError(`HeaderResponse: ${problem}`)
+    return { startC: res.frameStartC, sizeC: res.frameSizeC, bytes: await wire.readExact(res.frameSizeC) }
   }
 
   /**
@@ -137,9 +154,15 @@ export class PeerClient {
     this.stallTimer.stop()
   }
 
-  /** A warm stream to `peer` if one was opened ahead (see warmFrames), else a new one. */
+  /**
+   * A warm stream to `peer` if one was opened ahead (see warmFrames), else a new one. A header or
+   * frames request also opens the next one's stream now: reads come in runs (a resume's first pages,
+   * a sequential read, a VM's faults), and the next request then skips the negotiation round trip.
+   * Unused, it is closed after half the stall limit; the pool's bounds hold.
+   */
   private async stream(peer: string, protocol: string, signal: AbortSignal): Promise<RawStream> {
     const warm = this.warmStreams.take(peer, protocol)
+    if (REARMED.has(protocol)) this.warmStreams.warm(peer, protocol)
     // Abandoned while the warm stream still opens: it is closed once open, never left dangling.
     const raw = warm && (await raceAbort(warm, signal, () => void warm.then((s) => s?.abort(new Error('request abandoned')))))
     return raw ?? this.host.openStream(peer, protocol, signal)

@@ -125,14 +125,20 @@ export class ContentServer {
     const req = await wire.readMessage(M.GetHeader.decode, C.MAX_REQUEST_BYTES, 'GetHeader')
     const buildId = M.buildIdFromWire(req.buildId)
     const kind = M.kindFromWire(req.kind)
-    let ans = !admit() ? { status: 'BUSY' as const } : await this.ask('header', () => this.provider.getHeader(buildId, kind, signal))
+    const firstReadAt = req.firstReadAt !== undefined && Number.isSafeInteger(req.firstReadAt) && req.firstReadAt >= 0 ? req.firstReadAt : undefined
+    const opts = firstReadAt === undefined ? undefined : { firstReadAt }
+    let ans = !admit() ? { status: 'BUSY' as const } : await this.ask('header', () => this.provider.getHeader(buildId, kind, signal, opts))
     if (ans.status === 'OK' && ans.header.byteLength > C.MAX_HEADER_BYTES) {
       this.log.error({ buildId, kind, size: ans.header.byteLength }, 'header larger than peers accept; not served')
       ans = { status: 'NOT_AVAILABLE' }
     }
     const ok = ans.status === 'OK' ? ans : undefined
+    // A frame that is not what the provider says it is would be refused by the client: not sent.
+    const frame = ok?.frame && ok.frame.bytes.byteLength === ok.frame.sizeC && ok.frame.sizeC <= C.MAX_FRAME_BYTES ? ok.frame : undefined
     const header = (ok?.header ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>
-    await wire.writeMessage(M.HeaderResponse.encode({ status: M.statusToWire(ans.status), header, pending: ok?.pending ?? false }))
+    const message = M.HeaderResponse.encode({ status: M.statusToWire(ans.status), header, pending: ok?.pending ?? false, frameStartC: frame?.startC ?? 0, frameSizeC: frame?.sizeC ?? 0 })
+    await wire.writeMessage(message, frame?.bytes)
+    if (frame) this.bytes.inc({ protocol: 'header' }, frame.sizeC)
     return ans.status
   }
 

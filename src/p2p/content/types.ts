@@ -19,7 +19,22 @@ export interface FrameRange {
   sizeC: number
 }
 
-export type HeaderAnswer = { status: 'OK'; header: Uint8Array; pending: boolean } | { status: NotOk }
+/**
+ * A stored frame sent with a header (`HeaderOptions.firstReadAt`): its range in the build's data file,
+ * as the header's frame table names it, and its bytes (unverified, like every peer's bytes).
+ */
+export interface FrameWithHeader {
+  readonly startC: number
+  readonly sizeC: number
+  readonly bytes: Uint8Array
+}
+
+export type HeaderAnswer = { status: 'OK'; header: Uint8Array; pending: boolean; frame?: FrameWithHeader } | { status: NotOk }
+
+/** What a header request may add: the file offset of the first read, whose frame may come with the header. */
+export interface HeaderOptions {
+  readonly firstReadAt?: number
+}
 
 /**
  * A batch the provider agreed to serve. The server asks for frame i+1 while it sends frame i with
@@ -38,8 +53,12 @@ export type FramesAnswer = { status: 'OK'; batch: FrameBatch } | { status: NotOk
 export type BlobAnswer = { status: 'OK'; bytes: Uint8Array } | { status: NotOk }
 
 export interface PeerContentProvider {
-  /** `pending` = the upload still runs: the header must carry the incomplete flag (docs/FORMAT.md). */
-  getHeader(buildId: BuildId, kind: FileKind, signal: AbortSignal): Promise<HeaderAnswer>
+  /**
+   * `pending` = the upload still runs: the header must carry the incomplete flag (docs/FORMAT.md).
+   * With `opts.firstReadAt`, a provider that holds the frame of its own data file that serves that
+   * offset may add it (`frame`); it is optional, and never a frame of another build or geometry.
+   */
+  getHeader(buildId: BuildId, kind: FileKind, signal: AbortSignal, opts?: HeaderOptions): Promise<HeaderAnswer>
   /**
    * The compressed bytes of `ranges` of the `codec` copy of a data file. A range names a frame only
    * together with its codec (a raw range can coincide with a zstd frame of another geometry): answer
@@ -79,6 +98,8 @@ export interface FramesRequestOptions extends RequestOptions {
   /** Ask on the relay protocol (FramesServeOptions): the peer may wait for the frame or fetch it for us. */
   relay?: boolean
 }
+
+export interface HeaderRequestOptions extends RequestOptions, HeaderOptions {}
 
 export type HeaderResult = HeaderAnswer
 export type FramesResult = { status: 'OK'; frames: Uint8Array[] } | { status: NotOk }

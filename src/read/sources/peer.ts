@@ -14,6 +14,7 @@ import type { BuildId, CodecName, FileKind, OriginBuildState, UploadState } from
 import type { PeerClient, PeerDirectory } from '../../p2p/index.ts'
 import { sleep } from '../../util/abort.ts'
 import type { FrameRef, FrameSource } from '../source.ts'
+import type { EarlyFrames } from './early-frames.ts'
 import { type FrameAnswer, FrameBatcher } from './frame-batcher.ts'
 import { SWARM_WAIT_MS, SwarmSteps, type SwarmStepsOptions } from './swarm-steps.ts'
 
@@ -29,6 +30,8 @@ export interface PeerSourceOptions {
    * that hold or fetch them, or of their owner, before the origin (swarm-steps.ts).
    */
   readonly swarm?: Omit<SwarmStepsOptions, 'timeoutMs' | 'stallMs'>
+  /** Frames that came with a header (a resume's first read): taken before any peer is asked. */
+  readonly early?: EarlyFrames
 }
 
 /** What the node knows of builds across the cluster (the status board, read only here). */
@@ -86,10 +89,17 @@ export class PeerFrameSource implements FrameSource {
   private readonly cachedMisses = new Map<string, number>()
   /** Who served the last answer for a frame, so a verification failure can be pinned on them. */
   private readonly servedBy = new Map<string, string>()
+  /**
+   * Who sent a frame with a header (EarlyFrames). A bad one costs its sender a penalty, but the frame
+   * is asked of it once more the usual way before it is distrusted for it: for a pending build the
+   * origin is the only place the frame is.
+   */
+  private readonly earlyFrom = new Map<string, string>()
   /** Penalties for errors and corrupt frames, decaying over time: they order peers (fewest first). */
   readonly penalties: PeerPenalties
   /** The swarm steps, when the node keeps frame-level availability. */
   readonly swarm: SwarmSteps | undefined
+  private readonly early: EarlyFrames | undefined
 
   constructor(client: PeerClient, directory: PeerDirectory, board: ClusterBuilds, local: OwnBuilds, opts: PeerSourceOptions) {
     this.batcher = new FrameBatcher(client, opts)
@@ -98,6 +108,7 @@ export class PeerFrameSource implements FrameSource {
     this.board = board
     this.local = local
     this.onUploadState = opts.onUploadState
+    this.early = opts.early
     const ctx = {
       penalty: (p: string) => this.penalties.of(p),
       batcher: this.batcher,
@@ -112,6 +123,12 @@ export class PeerFrameSource implements FrameSource {
     const own = await this.fromLocal(ref)
     if (own) return own
     const key = refKey(ref)
+    const early = this.early?.take(ref)
+    if (early && !this.distrusted.get(key)?.has(early.peer)) {
+      remember(this.earlyFrom, key, early.peer) // verified by the fetcher; a bad one costs its sender a penalty
+      return early.bytes
+    }
+    this.earlyFrom.delete(key) // this answer, if bad, is pinned on whoever sends it now
     const bad = this.distrusted.get(key)
     const at = this.swarm?.swarm.locate(ref)
     if (at) {
@@ -225,6 +242,12 @@ export class PeerFrameSource implements FrameSource {
   /** Called by the fetcher when bytes this source returned failed verification. */
   penalize(ref: FrameRef): void {
     const key = refKey(ref)
+    const early = this.earlyFrom.get(key)
+    if (early) {
+      this.earlyFrom.delete(key)
+      this.penalties.add(early, 10)
+      return
+    }
     const peer = this.servedBy.get(key)
     if (!peer) return
     this.servedBy.delete(key)
