@@ -296,3 +296,21 @@ test('owned: frames carry the content key they were read under; another content 
     assert.deepEqual(again.index.lookup(b.id, 'memfile', 'zstd', b.refs[1].startC, b.refs[1].sizeC), under(b.refs[1], kb))
   })
 })
+
+test('owned: one write per entry however often it is offered at once; a held entry is not written again; a build directory deleted under the store is made again', async () => {
+  await withTmp(async (dir) => {
+    const store = await FrameStore.open({ dir, maxBytes: 1 << 30 })
+    const b = await build(2, 7)
+    const ref = b.refs[0]
+    const results = await Promise.all(Array.from({ length: 5 }, () => store.store(ref, bytesOf(b, ref))))
+    assert.deepEqual(results.sort(), ['exists', 'exists', 'exists', 'exists', 'written'])
+    assert.equal(await store.store(ref, bytesOf(b, ref)), 'exists')
+    const kindDir = dirname(store.entryPath(ref))
+    assert.deepEqual(await readdir(kindDir), [basename(store.entryPath(ref))], 'one entry, no temp file left')
+    assert.deepEqual(await readFile(store.entryPath(ref)), Buffer.from(bytesOf(b, ref)))
+    // The directory vanishes (an operator, a disk cleaner): the next write makes it again.
+    await rm(join(dir, b.id), { recursive: true })
+    assert.equal(await store.store(b.refs[1], bytesOf(b, b.refs[1])), 'written')
+    assert.deepEqual(await store.readVerified(b.refs[1]), Buffer.from(bytesOf(b, b.refs[1])))
+  })
+})

@@ -5,8 +5,8 @@
  * source of the fetcher: written behind reads with bytes the fetcher has verified, asked before
  * storage, an entry found corrupt removed.
  *
- * Entries are published with the shared cache's lock / temp / hard-link protocol (entry-files.ts)
- * under names that carry the whole frame reference (frame-store-layout.ts), so a restart rebuilds the
+ * Entries are published with a temp file and a rename (entry-files.ts; only this node writes here,
+ * and one write per entry runs at a time) under names that carry the whole frame reference (frame-store-layout.ts), so a restart rebuilds the
  * index (frame-index.ts) from names alone. Bounded by `maxBytes`: above it whole builds are deleted,
  * least recently used first, never one pinned (frames being served or written).
  *
@@ -18,10 +18,10 @@ import type { BuildId } from '../../format/types.ts'
 import { storageName } from '../../format/types.ts'
 import { type Logger, silentLogger } from '../../obs/log.ts'
 import { createRegistry, type Registry } from '../../obs/metrics.ts'
-import { SHARED_LOCK_STALE_MS, SHARED_MAX_PENDING_WRITES } from '../constants.ts'
+import { SHARED_MAX_PENDING_WRITES } from '../constants.ts'
 import { FrameStoreMetrics } from '../metrics.ts'
 import type { FrameRef } from '../source.ts'
-import { BackgroundWrites, publishEntry, readEntry, type SharedWriteResult } from './entry-files.ts'
+import { BackgroundWrites, publishOwnEntry, readEntry, type SharedWriteResult } from './entry-files.ts'
 import { type DropReason, FrameIndex } from './frame-index.ts'
 import { entryName, scanEntries } from './frame-store-layout.ts'
 import { type HeldFrames, presentEntries, readVerifiedEntry } from './held-frames.ts'
@@ -32,7 +32,6 @@ export interface FrameStoreOptions {
   readonly maxBytes: number
   readonly registry?: Registry
   readonly logger?: Logger
-  readonly staleLockMs?: number
   readonly maxPendingWrites?: number
   /** Frames of a build for which this says false are not stored (the origin's own builds). */
   readonly accept?: (buildId: BuildId) => boolean
@@ -45,8 +44,9 @@ export class FrameStore implements HeldFrames {
   readonly metrics: FrameStoreMetrics
   readonly log: Logger
   private readonly accept: ((buildId: BuildId) => boolean) | undefined
-  private readonly staleLockMs: number
   private readonly writes: BackgroundWrites
+  /** Writes running, by entry path: a second offer of the same frame waits for the first. */
+  private readonly storing = new Map<string, Promise<SharedWriteResult>>()
   private readonly deleting = new Map<BuildId, Promise<void>>()
   /** Deletions of frames replaced by another content of their build. */
   private readonly removing = new Set<Promise<void>>()
@@ -56,7 +56,6 @@ export class FrameStore implements HeldFrames {
     this.log = (opts.logger ?? silentLogger).child({ component: 'frame-store' })
     this.metrics = new FrameStoreMetrics(opts.registry ?? createRegistry())
     this.accept = opts.accept
-    this.staleLockMs = opts.staleLockMs ?? SHARED_LOCK_STALE_MS
     this.writes = new BackgroundWrites(opts.maxPendingWrites ?? SHARED_MAX_PENDING_WRITES, (r) => this.metrics.writes.inc({ result: r }), this.log)
     this.index = new FrameIndex({ maxBytes: opts.maxBytes, metrics: this.metrics, log: this.log, onDrop: (id, frames, why) => this.deleteFiles(id, frames, why) })
   }
@@ -93,16 +92,26 @@ export class FrameStore implements HeldFrames {
     this.writes.run({ buildId: ref.buildId, startC: ref.startC }, () => this.store(ref, verified))
   }
 
-  /** Write one entry now (call only with verified bytes) and index it. */
-  async store(ref: FrameRef, verified: Uint8Array): Promise<SharedWriteResult> {
+  /** Write one entry now (call only with verified bytes) and index it; 'exists' when it already is. */
+  store(ref: FrameRef, verified: Uint8Array): Promise<SharedWriteResult> {
+    if (this.index.has(ref)) return Promise.resolve('exists')
+    const path = this.entryPath(ref)
+    const running = this.storing.get(path)
+    if (running) return running.then(() => 'exists')
+    const write = this.write(ref, path, verified).finally(() => this.storing.delete(path))
+    this.storing.set(path, write)
+    return write
+  }
+
+  private async write(ref: FrameRef, path: string, verified: Uint8Array): Promise<SharedWriteResult> {
     const unpin = this.index.pin(ref.buildId)
     try {
       await this.deleting.get(ref.buildId) // an eviction of this build finishes before it is written again
       // No fsync per frame: every entry is verified again before it is served (readVerified) or read
       // back by the fetcher, so a crash leaves at worst a short or corrupt entry, which that check removes.
-      const result = await publishEntry(this.entryPath(ref), verified, { staleLockMs: this.staleLockMs, fsync: false, log: this.log })
-      if (result !== 'locked') this.indexFile(ref)
-      return result
+      await publishOwnEntry(path, verified)
+      this.indexFile(ref)
+      return 'written'
     } finally {
       unpin()
     }
