@@ -4,9 +4,14 @@
  * for that frame. They are unverified peer bytes like any other: the fetcher verifies them and a bad
  * one is pinned on the peer that sent it. Bounded: a few frames, a byte cap, and a short life (a
  * frame nobody asks for soon is dropped; the read then fetches it as usual).
+ *
+ * A held frame starts decoding at once (`verifyAhead`), on a pool thread while the reader opens the
+ * build, and the fetcher's verification of these bytes takes that result: the resume's first read
+ * does not wait for a decode it could have overlapped. Its decoded size counts against the byte cap.
  */
 import { type Counter, counter, type Registry } from '../../obs/metrics.ts'
 import type { FrameRef } from '../source.ts'
+import { verifyAhead } from '../verify.ts'
 
 export interface EarlyFramesOptions {
   /** Frames held at once (oldest dropped first). */
@@ -22,6 +27,8 @@ export interface EarlyFramesOptions {
 
 interface Held {
   readonly bytes: Uint8Array
+  /** What it holds: the stored bytes and, decoding ahead, the frame's decoded size. */
+  readonly cost: number
   readonly peer: string
   readonly at: number
 }
@@ -49,15 +56,20 @@ export class EarlyFrames {
     this.outcomes = opts.registry && counter(opts.registry, 'snapswarm_frames_with_header_total', 'Frames that came with a pending header (a resume\'s first read), by outcome: taken by the read, or dropped unused', ['outcome'])
   }
 
-  /** Hold `bytes`, which `peer` sent as the stored bytes of `ref`. A frame larger than the byte cap is not held. */
-  put(ref: Pick<FrameRef, 'buildId' | 'kind' | 'codec' | 'startC' | 'sizeC'>, bytes: Uint8Array, peer: string): void {
-    if (bytes.byteLength !== ref.sizeC || bytes.byteLength > this.maxBytes) return
+  /**
+   * Hold `bytes`, which `peer` sent as the stored bytes of `ref`, and start verifying them. A frame
+   * larger than the byte cap (stored plus decoded) is not held.
+   */
+  put(ref: FrameRef, bytes: Uint8Array, peer: string): void {
+    const cost = bytes.byteLength + ref.sizeU
+    if (bytes.byteLength !== ref.sizeC || cost > this.maxBytes) return
     const key = keyOf(ref)
     this.drop(key)
     this.expire()
-    while (this.held.size >= this.maxFrames || this.bytes + bytes.byteLength > this.maxBytes) this.drop(this.held.keys().next().value as string)
-    this.held.set(key, { bytes, peer, at: this.now() })
-    this.bytes += bytes.byteLength
+    while (this.held.size >= this.maxFrames || this.bytes + cost > this.maxBytes) this.drop(this.held.keys().next().value as string)
+    this.held.set(key, { bytes, cost, peer, at: this.now() })
+    this.bytes += cost
+    verifyAhead(ref, bytes)
   }
 
   /** The held bytes of `ref` and who sent them, removed (each frame is taken once), or undefined. */
@@ -68,7 +80,7 @@ export class EarlyFrames {
     const h = this.held.get(key)
     if (!h) return undefined
     this.held.delete(key)
-    this.bytes -= h.bytes.byteLength
+    this.bytes -= h.cost
     this.stats.taken++
     this.outcomes?.inc({ outcome: 'taken' })
     return { bytes: h.bytes, peer: h.peer }
@@ -90,7 +102,7 @@ export class EarlyFrames {
     const h = this.held.get(key)
     if (!h) return
     this.held.delete(key)
-    this.bytes -= h.bytes.byteLength
+    this.bytes -= h.cost
     this.stats.dropped++
     this.outcomes?.inc({ outcome: 'dropped' })
   }
