@@ -5,6 +5,7 @@
  * serves until killed.
  */
 import { createCipheriv, createSecretKey, randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -33,8 +34,14 @@ const provider = {
   }),
 }
 
+const dataDir = await mkdtemp(join(tmpdir(), 'snapswarm-bench-child-'))
+// The bench ends this process with SIGTERM: its peer identity directory goes with it.
+process.once('SIGTERM', () => {
+  rmSync(dataDir, { recursive: true, force: true })
+  process.exit(0)
+})
 const peer = await createSnapswarmPeer({
-  dataDir: await mkdtemp(join(tmpdir(), 'snapswarm-bench-child-')),
+  dataDir,
   provider,
   noiseCrypto: cfg.noiseCrypto,
   clusterKey: cfg.clusterKey ? Buffer.from(cfg.clusterKey) : undefined,
