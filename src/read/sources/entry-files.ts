@@ -3,11 +3,13 @@
  * (frame-store.ts): reading one, publishing one so readers only ever see complete files, and the
  * bounded set of background writes both run behind reads.
  *
- * Publishing is the lock / temp / hard-link protocol: exclusive-create `{final}.lock` (stale after
+ * The shared cache (several nodes write one directory) publishes with the lock / temp / hard-link
+ * protocol: exclusive-create `{final}.lock` (stale after
  * `staleLockMs`), write `{final}.tmp.{random}`, link it to the final name (never replace: EEXIST means
  * another writer won, which is success), unlink the temp, drop the lock. The lock only saves duplicate
  * work; correctness comes from link() being atomic and never replacing, so even two writers that both
- * broke a stale lock publish one complete file.
+ * broke a stale lock publish one complete file. The frame store, which only its node writes,
+ * publishes with a temp file and a rename (`publishOwnEntry`).
  */
 import { randomBytes } from 'node:crypto'
 import { link, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
@@ -22,8 +24,6 @@ export type WriteOutcome = SharedWriteResult | 'failed' | 'dropped'
 
 export interface PublishOptions {
   readonly staleLockMs: number
-  /** fsync the temp file before it gets its final name. */
-  readonly fsync: boolean
   readonly log: Logger
 }
 
@@ -42,7 +42,7 @@ export async function readEntry(path: string, size: number): Promise<Uint8Array 
   }
 }
 
-/** Publish VERIFIED bytes at `final` with the lock / temp / hard-link protocol. */
+/** Publish VERIFIED bytes at `final` with the lock / temp / hard-link protocol (the temp file fsynced first). */
 export async function publishEntry(final: string, verified: Uint8Array, opts: PublishOptions): Promise<SharedWriteResult> {
   if (await exists(final)) return 'exists'
   await mkdir(dirname(final), { recursive: true })
@@ -51,7 +51,7 @@ export async function publishEntry(final: string, verified: Uint8Array, opts: Pu
   if (!(await takeLock(lock, token, opts))) return 'locked'
   const tmp = `${final}.tmp.${token}`
   try {
-    await writeSynced(tmp, verified, opts.fsync)
+    await writeSynced(tmp, verified)
     await link(tmp, final)
     return 'written'
   } catch (err) {
@@ -154,11 +154,11 @@ async function exists(path: string): Promise<boolean> {
   )
 }
 
-async function writeSynced(path: string, data: Uint8Array, fsync: boolean): Promise<void> {
+async function writeSynced(path: string, data: Uint8Array): Promise<void> {
   const fh = await open(path, 'wx')
   try {
     await fh.writeFile(data)
-    if (fsync) await fh.sync() // the final name must never point at bytes a crash can still lose
+    await fh.sync() // the final name must never point at bytes a crash can still lose
   } finally {
     await fh.close()
   }

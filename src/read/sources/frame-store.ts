@@ -6,8 +6,8 @@
  * storage, an entry found corrupt removed.
  *
  * Entries are published with a temp file and a rename (entry-files.ts; only this node writes here,
- * and one write per entry runs at a time) under names that carry the whole frame reference (frame-store-layout.ts), so a restart rebuilds the
- * index (frame-index.ts) from names alone. Bounded by `maxBytes`: above it whole builds are deleted,
+ * and one write per entry runs at a time) under names that carry the whole frame reference
+ * (frame-store-layout.ts), so a restart rebuilds the index (frame-index.ts) from names alone. Bounded by `maxBytes`: above it whole builds are deleted,
  * least recently used first, never one pinned (frames being served or written).
  *
  * A cluster that shares a frame directory uses the tracked shared cache (shared-cache.ts) instead.

@@ -102,7 +102,7 @@ export class SharedCacheSource implements FrameSource {
 
   /** The lock / temp / hard-link protocol (lock, write a temp file, link it into place). Call only with verified bytes. */
   async store(ref: FrameRef, verified: Uint8Array): Promise<SharedWriteResult> {
-    return publishEntry(this.entryPath(ref), verified, { staleLockMs: this.staleLockMs, fsync: true, log: this.log })
+    return publishEntry(this.entryPath(ref), verified, { staleLockMs: this.staleLockMs, log: this.log })
   }
 
   private countWrite(result: WriteOutcome): void {
